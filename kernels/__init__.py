@@ -1,0 +1,1 @@
+"""Kernel sources shipped with minicnn (see kernels/README)."""

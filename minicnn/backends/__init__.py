@@ -1,0 +1,136 @@
+"""Backends: one small interface, several implementations.
+
+A backend is an object with the primitives of ``NumpyBackend`` (conv2d,
+conv2d_grad, max_pool2d, max_pool2d_grad, avg_pool2d, avg_pool2d_grad).
+``minicnn.functional`` validates arguments and then calls the chosen one.
+
+* ``"numpy"``  the reference (readable NumPy, the test oracle);
+* ``"cython"`` compiled CPU kernels from ``kernels/cpu`` (OpenMP);
+* ``"cupy"``   CUDA kernels from ``kernels/gpu`` (only where a GPU works).
+
+The current backend is kept in a ``contextvars.ContextVar``, so
+``use_backend`` in one thread does not change what another thread uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+
+__all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "backend_for_array", "BACKEND_NAMES"]
+
+BACKEND_NAMES = ("numpy", "cython", "cupy")
+
+_MODULES = {
+    "numpy": ("minicnn.backends.numpy_backend", "NumpyBackend"),
+    "cython": ("minicnn.backends.cython_backend", "CythonBackend"),
+    "cupy": ("minicnn.backends.cupy_backend", "CupyBackend"),
+}
+
+_instances: dict = {}
+_load_errors: dict = {}
+_current: contextvars.ContextVar = contextvars.ContextVar("minicnn_backend", default=None)
+_default_name = None
+
+
+def _load(name):
+    """Instantiate backend ``name`` once; remember why it failed if it cannot load."""
+    if name in _instances:
+        return _instances[name]
+    if name in _load_errors:
+        return None
+    module_name, class_name = _MODULES[name]
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        backend = cls()
+        check = getattr(backend, "check_available", None)
+        if check is not None:
+            check()
+    except Exception as exc:  # any failure means "not available here"; the reason is kept
+        _load_errors[name] = f"{type(exc).__name__}: {exc}"
+        return None
+    _instances[name] = backend
+    return backend
+
+
+def available_backends():
+    """Names of the backends that work on this machine, e.g. ``["numpy", "cython"]``.
+
+    ``"cupy"`` is listed only when CuPy imports *and* a GPU runs a kernel.
+    """
+    return [name for name in BACKEND_NAMES if _load(name) is not None]
+
+
+def unavailable_reason(name):
+    """Why backend ``name`` could not load (``None`` if it loads)."""
+    _check_name(name)
+    _load(name)
+    return _load_errors.get(name)
+
+
+def _check_name(name):
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a str, one of {list(BACKEND_NAMES)}; got {type(name).__name__} {name!r}")
+    if name not in _MODULES:
+        raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKEND_NAMES)}")
+
+
+def get_backend(name=None):
+    """The backend object called ``name``, or the current one when ``name`` is None.
+
+    The default current backend is "cython" when it is built, else "numpy".
+    """
+    if name is None:
+        name = _current.get() or _default()
+    _check_name(name)
+    backend = _load(name)
+    if backend is None:
+        raise RuntimeError(
+            f"backend {name!r} is not available here ({_load_errors[name]}); "
+            f"available: {available_backends()}"
+        )
+    return backend
+
+
+def _default():
+    global _default_name
+    if _default_name is None:
+        _default_name = "cython" if _load("cython") is not None else "numpy"
+    return _default_name
+
+
+def current_backend_name():
+    """Name of the backend used for NumPy arrays when no ``backend=`` is given."""
+    return _current.get() or _default()
+
+
+def set_backend(name):
+    """Make ``name`` the current backend (in this thread/context) until changed."""
+    get_backend(name)  # raises if unknown or unavailable
+    _current.set(name)
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager: run the block with backend ``name``, then restore the previous one.
+
+    >>> import minicnn as mc
+    >>> with mc.use_backend("numpy"):
+    ...     pass
+    """
+    get_backend(name)
+    token = _current.set(name)
+    try:
+        yield get_backend(name)
+    finally:
+        _current.reset(token)
+
+
+def backend_for_array(x, name=None):
+    """Pick the backend for array ``x``: CuPy arrays go to "cupy", NumPy arrays to the current one."""
+    if name is not None:
+        return get_backend(name)
+    if type(x).__module__.startswith("cupy"):
+        return get_backend("cupy")
+    return get_backend(None)

@@ -1,0 +1,206 @@
+"""The reference backend: the slide formulas written as NumPy code.
+
+This is the textbook and the test oracle. Each primitive loops over the few
+kernel offsets ``(p, q)`` and lets NumPy do the rest with strided slices and
+``einsum``, so one line of code is one term of the slide's sum. It is written
+against ``self.xp`` (NumPy here) so that the CuPy backend can inherit every
+primitive it does not override, following thinc's ``Ops`` pattern.
+
+Every method takes arguments that ``minicnn.functional`` has already checked:
+C-contiguous float32/float64 arrays of matching shapes, and ``(h, w)`` tuples
+of ints for kernel, stride, padding and dilation. The methods never validate.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+
+class NumpyBackend:
+    """Reference implementation of the backend primitives (the "numpy" backend)."""
+
+    name = "numpy"
+    xp = numpy
+
+    # ------------------------------------------------------------------ helpers
+    def _pad(self, x, padding, value=0.0):
+        """Surround the two spatial axes of an NCHW array with ``padding`` rows/columns of ``value``."""
+        ph, pw = padding
+        if ph == 0 and pw == 0:
+            return x
+        return self.xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=value)
+
+    @staticmethod
+    def _window(p, q, out_hw, stride, dilation=(1, 1)):
+        """Slices picking, for kernel tap ``(p, q)``, the input pixel under that tap of every output.
+
+        Output ``(i, j)`` reads padded input ``(i*S_h + p*D_h, j*S_w + q*D_w)``.
+        """
+        (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
+        rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+        cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+        return rows, cols
+
+    # -------------------------------------------------------------- convolution
+    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+        """Cross-correlation of an NCHW batch with OIHW filters.
+
+        ``Y[n, o, i, j] = b[o] + sum_{c, p, q} X[n, c, i*S + p*D - P, j*S + q*D - P] W[o, c, p, q]``
+
+        Deck 003_7c437a475fa69432.txt, slide "PESOS COMPARTIDOS": the
+        "Correlación cruzada" ``S(i, j) = sum_m sum_n I(i + m, j + n) K(m, n)``,
+        computed for every filter ``o`` and summed over the input channels ``c``
+        of its group. True convolution flips the kernel first (``rot90(W, 2)``,
+        deck 002_35ce60e4ae78ad9e.txt, "Convolución"); see
+        ``minicnn.functional.true_conv2d``.
+        """
+        xp = self.xp
+        n, c, _, _ = x.shape
+        o, cg, kh, kw = w.shape
+        g, og = groups, o // groups
+        x_pad = self._pad(x, padding)
+        oh = (x_pad.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (x_pad.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        xg = x_pad.reshape(n, g, cg, *x_pad.shape[2:])
+        wg = w.reshape(g, og, cg, kh, kw)
+        y = xp.zeros((n, g, og, oh, ow), dtype=x.dtype)
+        for p in range(kh):
+            for q in range(kw):
+                rows, cols = self._window(p, q, (oh, ow), stride, dilation)
+                y += xp.einsum("ngchw,goc->ngohw", xg[..., rows, cols], wg[..., p, q], optimize=True)
+        y = y.reshape(n, o, oh, ow)
+        if b is not None:
+            y += b.reshape(1, o, 1, 1)
+        return y
+
+    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups):
+        """Gradients ``(dX, dW, db)`` of ``conv2d`` given ``dY = dLoss/dY``.
+
+        Deck 002_35ce60e4ae78ad9e.txt, slides "Aprendizaje: Backpropagation":
+
+        * ``dW_k = sum_i a_i * rot90(delta_k, 2)``: the true convolution of the
+          input with the rotated error is the cross-correlation of the input
+          with the error, i.e. ``dW[o, c, p, q] = sum_{n,i,j} dY[n,o,i,j] X[n, c, i*S + p*D, j*S + q*D]``;
+        * ``db_k = sum_{a,b} delta_k``;
+        * ``delta^(l) = upsample(W^T delta^(l+1))``: each output's error flows
+          back to the inputs under the filter, weighted by the filter
+          (a "full" convolution with the flipped kernel), written here as the
+          scatter of every tap.
+
+        Deck 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN EN CAPAS
+        CONVOLUCIONALES": each position contributes its own gradient and the
+        shared weight's gradient is their sum.
+        """
+        xp = self.xp
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        g, og = groups, o // groups
+        _, _, oh, ow = dy.shape
+        ph, pw = padding
+        x_pad = self._pad(x, padding)
+        xg = x_pad.reshape(n, g, cg, *x_pad.shape[2:])
+        wg = w.reshape(g, og, cg, kh, kw)
+        dyg = dy.reshape(n, g, og, oh, ow)
+        dx_pad = xp.zeros_like(xg)
+        dw = xp.zeros_like(wg)
+        for p in range(kh):
+            for q in range(kw):
+                rows, cols = self._window(p, q, (oh, ow), stride, dilation)
+                dw[..., p, q] = xp.einsum("ngohw,ngchw->goc", dyg, xg[..., rows, cols], optimize=True)
+                dx_pad[..., rows, cols] += xp.einsum("ngohw,goc->ngchw", dyg, wg[..., p, q], optimize=True)
+        dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
+        db = dy.sum(axis=(0, 2, 3))
+        return xp.ascontiguousarray(dx), dw.reshape(w.shape), db
+
+    # ------------------------------------------------------------------ pooling
+    def _pool_geometry(self, shape, kernel, stride, padding):
+        _, _, h, w = shape
+        oh = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1
+        ow = (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
+        return oh, ow
+
+    def max_pool2d(self, x, kernel, stride, padding):
+        """Max pooling; returns ``(Y, argmax)``.
+
+        Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN":
+        each output is the largest activation of its ``F_H x F_W`` window.
+        Padding counts as -inf, so it never wins. ``argmax`` holds, for every
+        output, the flat index ``h*W + w`` of the winner in its input plane
+        (ties go to the first maximum in row-major order; a NaN wins, as in
+        PyTorch). Backward routes the gradient through it.
+        """
+        xp = self.xp
+        n, c, h, w = x.shape
+        oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
+        x_pad = self._pad(x, padding, value=-xp.inf)
+        # Start from -inf at the first real pixel of each window: a window of
+        # only -inf then reports that pixel, as PyTorch does.
+        first_row = xp.maximum(xp.arange(oh) * stride[0] - padding[0], 0)
+        first_col = xp.maximum(xp.arange(ow) * stride[1] - padding[1], 0)
+        best = xp.full((n, c, oh, ow), -xp.inf, dtype=x.dtype)
+        argmax = xp.broadcast_to(first_row[:, None] * w + first_col[None, :], best.shape).astype(xp.int64)
+        for p in range(kernel[0]):
+            for q in range(kernel[1]):
+                rows, cols = self._window(p, q, (oh, ow), stride)
+                candidate = x_pad[..., rows, cols]
+                wins = (candidate > best) | xp.isnan(candidate)
+                best = xp.where(wins, candidate, best)
+                row = xp.arange(oh) * stride[0] + p - padding[0]
+                col = xp.arange(ow) * stride[1] + q - padding[1]
+                argmax = xp.where(wins, (row[:, None] * w + col[None, :]), argmax)
+        return best, argmax
+
+    def max_pool2d_grad(self, x_shape, dy, argmax, kernel, stride, padding):
+        """Gradient of max pooling: only the winner of each window gets the error.
+
+        Deck 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN": "En la decimación se
+        actualiza sólo la neurona ganadora (max-pooling)". Overlapping windows
+        that share a winner add their errors.
+        """
+        xp = self.xp
+        n, c, h, w = x_shape
+        dx = xp.zeros((n * c, h * w), dtype=dy.dtype)
+        planes = xp.arange(n * c)[:, None]
+        self._scatter_add(dx, (planes, argmax.reshape(n * c, -1)), dy.reshape(n * c, -1))
+        return dx.reshape(x_shape)
+
+    def _scatter_add(self, target, index, values):
+        """``target[index] += values``, adding repeated indices (``numpy.add.at``)."""
+        numpy.add.at(target, index, values)
+
+    def avg_pool2d(self, x, kernel, stride, padding):
+        """Average pooling; padded zeros count in the average (divisor ``F_H*F_W``).
+
+        Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN". It is
+        a convolution with the kernel ``ones(F)/F^2`` applied to each channel
+        (deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de la Red : POOL:S2").
+        """
+        xp = self.xp
+        oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
+        x_pad = self._pad(x, padding)
+        total = xp.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        for p in range(kernel[0]):
+            for q in range(kernel[1]):
+                rows, cols = self._window(p, q, (oh, ow), stride)
+                total += x_pad[..., rows, cols]
+        return total / x.dtype.type(kernel[0] * kernel[1])
+
+    def avg_pool2d_grad(self, x_shape, dy, kernel, stride, padding):
+        """Gradient of average pooling: ``kron(delta, ones(F)) / F^2``.
+
+        Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation" (tips for
+        the upsampling): every input of a window receives the window's error
+        divided by the pool area. For non-overlapping windows this is exactly
+        ``np.kron``; overlapping windows add their shares.
+        """
+        xp = self.xp
+        n, c, h, w = x_shape
+        ph, pw = padding
+        _, _, oh, ow = dy.shape
+        dx_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
+        share = dy / dy.dtype.type(kernel[0] * kernel[1])
+        for p in range(kernel[0]):
+            for q in range(kernel[1]):
+                rows, cols = self._window(p, q, (oh, ow), stride)
+                dx_pad[..., rows, cols] += share
+        return xp.ascontiguousarray(dx_pad[:, :, ph : ph + h, pw : pw + w])
