@@ -1,0 +1,113 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Max and average pooling on the CPU, forward and backward.
+
+Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN": each output
+is the maximum (or the mean) of an F_H x F_W window moved with stride S over
+the padded map. Each (image, channel) plane is independent, so the N*C planes
+are split across OpenMP threads and no two threads touch the same memory.
+
+Padding is never materialised: windows are clipped to the real image. For max
+pooling a padded pixel is -inf and can never win, so clipping changes nothing;
+for average pooling a padded pixel is 0 and only the divisor F_H*F_W remembers
+it (padded zeros count, as in PyTorch's default).
+
+Max pooling forward records the winner's flat index ``h*W + w`` (ties go to
+the first maximum in row-major order; a NaN wins, as in PyTorch), so backward
+sends each window's error to that one pixel ("se actualiza sólo la neurona
+ganadora", deck 003, "RETRO-PROPAGACIÓN").
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+
+def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] argmax,
+                       int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """Max over each window of each plane; ``x`` is (N*C, H, W), ``y``/``argmax`` (N*C, H_out, W_out)."""
+    cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
+    cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
+    cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
+    cdef floating best, value
+    cdef int64_t best_index
+    for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+        for i in range(oh):
+            r0 = i * sh - ph
+            r1 = min(r0 + kh, height)
+            r0 = max(r0, 0)
+            for j in range(ow):
+                c0 = j * sw - pw
+                c1 = min(c0 + kw, width)
+                c0 = max(c0, 0)
+                best = -INFINITY
+                best_index = r0 * width + c0
+                for r in range(r0, r1):
+                    for c in range(c0, c1):
+                        value = x[plane, r, c]
+                        if value > best or value != value:
+                            best = value
+                            best_index = r * width + c
+                y[plane, i, j] = best
+                argmax[plane, i, j] = best_index
+
+
+def max_pool2d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] argmax,
+                        floating[:, ::1] dx, int num_threads):
+    """Route each window's error to its winner: ``dx[plane, argmax] += dy``; ``dx`` is (N*C, H*W)."""
+    cdef Py_ssize_t planes = dy.shape[0], oh = dy.shape[1], ow = dy.shape[2], plane_size = dx.shape[1]
+    cdef Py_ssize_t plane, i, j
+    for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+        memset(&dx[plane, 0], 0, plane_size * sizeof(floating))
+        for i in range(oh):
+            for j in range(ow):
+                dx[plane, argmax[plane, i, j]] += dy[plane, i, j]
+
+
+def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
+                       int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """Mean over each window (padded zeros count: divisor F_H*F_W)."""
+    cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
+    cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
+    cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
+    cdef floating total
+    cdef floating area = kh * kw
+    for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+        for i in range(oh):
+            r0 = i * sh - ph
+            r1 = min(r0 + kh, height)
+            r0 = max(r0, 0)
+            for j in range(ow):
+                c0 = j * sw - pw
+                c1 = min(c0 + kw, width)
+                c0 = max(c0, 0)
+                total = 0
+                for r in range(r0, r1):
+                    for c in range(c0, c1):
+                        total = total + x[plane, r, c]
+                y[plane, i, j] = total / area
+
+
+def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
+                        int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
+    """Share each window's error equally among its F_H*F_W pixels (``kron(dy, ones)/F^2`` when windows tile)."""
+    cdef Py_ssize_t planes = dy.shape[0], oh = dy.shape[1], ow = dy.shape[2]
+    cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
+    cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
+    cdef floating share
+    cdef floating area = kh * kw
+    for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+        memset(&dx[plane, 0, 0], 0, height * width * sizeof(floating))
+        for i in range(oh):
+            r0 = i * sh - ph
+            r1 = min(r0 + kh, height)
+            r0 = max(r0, 0)
+            for j in range(ow):
+                c0 = j * sw - pw
+                c1 = min(c0 + kw, width)
+                c0 = max(c0, 0)
+                share = dy[plane, i, j] / area
+                for r in range(r0, r1):
+                    for c in range(c0, c1):
+                        dx[plane, r, c] += share

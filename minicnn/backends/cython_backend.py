@@ -1,0 +1,168 @@
+"""The "cython" backend: compiled CPU kernels from ``kernels/cpu`` (OpenMP over the batch).
+
+It subclasses the reference backend and overrides the six primitives with
+calls into the extension modules ``minicnn.kernels.cpu.conv2d`` and
+``minicnn.kernels.cpu.pool2d``. This module owns the memory the kernels
+write (outputs and per-thread workspaces); the kernels only compute.
+
+Threads: ``num_threads`` (default: the CPUs this process may use, or the
+environment variable ``MINICNN_NUM_THREADS``) OpenMP threads split the batch;
+BLAS is kept to one thread inside our calls so the two thread pools do not
+fight over the cores. The kernels release the GIL, so several Python
+threads may call them at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from .numpy_backend import NumpyBackend
+
+
+def _default_threads():
+    env = os.environ.get("MINICNN_NUM_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"MINICNN_NUM_THREADS must be a positive int, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"MINICNN_NUM_THREADS must be >= 1, got {value}")
+        return value
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+class _SingleThreadedBlas:
+    """Context manager: BLAS on one thread while our OpenMP threads run (threadpoolctl).
+
+    Entering and leaving costs a few microseconds, so it is done once per
+    kernel call. Re-entrant across Python threads via a counter: the limit is
+    set by the first thread in and lifted by the last one out.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limiter = None
+        self._controller = None
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            controller = ThreadpoolController()
+            self._controller = controller.select(user_api="blas")
+        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS as it is
+            self._controller = None
+
+    def __enter__(self):
+        if self._controller is None:
+            return self
+        with self._lock:
+            if self._depth == 0:
+                self._limiter = self._controller.limit(limits=1)
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        if self._controller is None:
+            return False
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+        return False
+
+
+class CythonBackend(NumpyBackend):
+    """Compiled CPU kernels: im2col + BLAS GEMM for convolution, direct loops for pooling."""
+
+    name = "cython"
+
+    def __init__(self, num_threads=None):
+        from minicnn.kernels.cpu import conv2d as conv_kernels
+        from minicnn.kernels.cpu import pool2d as pool_kernels
+
+        self._conv = conv_kernels
+        self._pool = pool_kernels
+        self.num_threads = _default_threads() if num_threads is None else int(num_threads)
+        self._blas_one_thread = _SingleThreadedBlas()
+
+    @property
+    def openmp(self):
+        """True when the kernels were compiled with OpenMP."""
+        return self._conv.openmp_enabled()
+
+    def _threads(self, work_items):
+        return max(1, min(self.num_threads, work_items))
+
+    # -------------------------------------------------------------- convolution
+    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        threads = self._threads(n)
+        y = np.empty((n, o, oh, ow), dtype=x.dtype)
+        col = np.empty((threads, c * kh * kw * oh * ow), dtype=x.dtype)
+        with self._blas_one_thread:
+            self._conv.conv2d_forward(x, w, b, y, col, *stride, *padding, *dilation, groups, threads)
+        return y
+
+    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        _, _, oh, ow = dy.shape
+        threads = self._threads(n)
+        dx = np.empty_like(x)
+        dw_per_thread = np.zeros((threads, o, cg * kh * kw), dtype=x.dtype)
+        col = np.empty((threads, c * kh * kw * oh * ow), dtype=x.dtype)
+        with self._blas_one_thread:
+            self._conv.conv2d_backward(x, w, dy, dx, dw_per_thread, col, *stride, *padding, *dilation, groups, threads)
+        dw = dw_per_thread.sum(axis=0).reshape(w.shape)
+        db = dy.sum(axis=(0, 2, 3))
+        return dx, dw, db
+
+    # ------------------------------------------------------------------ pooling
+    def max_pool2d(self, x, kernel, stride, padding):
+        n, c, h, w = x.shape
+        oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
+        y = np.empty((n, c, oh, ow), dtype=x.dtype)
+        argmax = np.empty((n, c, oh, ow), dtype=np.int64)
+        self._pool.max_pool2d_forward(
+            x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow),
+            *kernel, *stride, *padding, self._threads(n * c),
+        )
+        return y, argmax
+
+    def max_pool2d_grad(self, x_shape, dy, argmax, kernel, stride, padding):
+        n, c, h, w = x_shape
+        _, _, oh, ow = dy.shape
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        self._pool.max_pool2d_backward(
+            dy.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow), dx.reshape(n * c, h * w), self._threads(n * c)
+        )
+        return dx
+
+    def avg_pool2d(self, x, kernel, stride, padding):
+        n, c, h, w = x.shape
+        oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
+        y = np.empty((n, c, oh, ow), dtype=x.dtype)
+        self._pool.avg_pool2d_forward(
+            x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), *kernel, *stride, *padding, self._threads(n * c)
+        )
+        return y
+
+    def avg_pool2d_grad(self, x_shape, dy, kernel, stride, padding):
+        n, c, h, w = x_shape
+        _, _, oh, ow = dy.shape
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        self._pool.avg_pool2d_backward(
+            dy.reshape(n * c, oh, ow), dx.reshape(n * c, h, w), *kernel, *stride, *padding, self._threads(n * c)
+        )
+        return dx
