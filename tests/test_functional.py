@@ -1,0 +1,455 @@
+"""minicnn.functional: every backend against the reference and PyTorch, and every bad argument rejected.
+
+Tolerances: rtol 2e-3 in float32, 1e-8 in float64 (forward and all gradients).
+"""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minicnn as mc
+import minicnn.functional as F
+from conftest import to_numpy
+
+TOL = {np.float32: dict(rtol=2e-3, atol=2e-4), np.float64: dict(rtol=1e-8, atol=1e-10)}
+
+
+def as_backend(a, backend_name):
+    if backend_name == "cupy":
+        import cupy
+
+        return cupy.asarray(a)
+    return a
+
+
+# ------------------------------------------------------------------ configurations
+@st.composite
+def conv_configs(draw):
+    """A valid conv2d call: shapes, hyper-parameters, dtype, layout (contiguous or not), bias or not."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h = max(1, dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, 6))
+    w = max(1, dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, 6))
+    return dict(
+        n=draw(st.integers(1, 3)), c_in=c_in, c_out=c_out, h=h, w=w, kernel=(kh, kw),
+        stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups,
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        layout=draw(st.sampled_from(["c", "fortran", "strided"])),
+        bias=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@st.composite
+def pool_configs(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h = max(1, kh - 2 * ph) + draw(st.integers(0, 6))
+    w = max(1, kw - 2 * pw) + draw(st.integers(0, 6))
+    return dict(
+        n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), h=h, w=w, kernel=(kh, kw), stride=stride,
+        padding=(ph, pw), dtype=draw(st.sampled_from([np.float32, np.float64])),
+        layout=draw(st.sampled_from(["c", "fortran", "strided"])), ties=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def make_array(rng, shape, dtype, layout="c", ties=False):
+    """Random values in the requested memory layout (non-contiguous layouts hold the same values)."""
+    values = rng.standard_normal(shape)
+    if ties:
+        values = np.round(values * 2) / 2  # many equal values: exercises the first-maximum rule
+    values = values.astype(dtype)
+    if layout == "fortran":
+        return np.asfortranarray(values)
+    if layout == "strided":
+        big = np.zeros(shape[:-1] + (2 * shape[-1],), dtype=dtype)
+        big[..., ::2] = values
+        return big[..., ::2]
+    return values
+
+
+def conv_inputs(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = make_array(rng, (cfg["n"], cfg["c_in"], cfg["h"], cfg["w"]), cfg["dtype"], cfg["layout"])
+    w = make_array(rng, (cfg["c_out"], cfg["c_in"] // cfg["groups"], *cfg["kernel"]), cfg["dtype"], cfg["layout"])
+    b = rng.standard_normal(cfg["c_out"]).astype(cfg["dtype"]) if cfg["bias"] else None
+    hyper = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=cfg["groups"])
+    return rng, x, w, b, hyper
+
+
+# --------------------------------------------------------------- backend agreement
+@given(cfg=conv_configs())
+def test_conv2d_matches_reference(fast_backend_name, cfg):
+    rng, x, w, b, hyper = conv_inputs(cfg)
+    tol = TOL[cfg["dtype"]]
+    expected = F.conv2d(x, w, b, **hyper, backend="numpy")
+    got = F.conv2d(as_backend(x, fast_backend_name), as_backend(w, fast_backend_name),
+                   None if b is None else as_backend(b, fast_backend_name), **hyper, backend=fast_backend_name)
+    assert got.dtype == cfg["dtype"] and got.shape == expected.shape
+    np.testing.assert_allclose(to_numpy(got), expected, **tol)
+
+    dy = make_array(rng, expected.shape, cfg["dtype"], cfg["layout"])
+    for got_grad, want_grad in zip(
+        F.conv2d_grad(as_backend(x, fast_backend_name), as_backend(w, fast_backend_name),
+                      as_backend(dy, fast_backend_name), **hyper, backend=fast_backend_name),
+        F.conv2d_grad(x, w, dy, **hyper, backend="numpy"),
+    ):
+        assert got_grad.dtype == cfg["dtype"]
+        np.testing.assert_allclose(to_numpy(got_grad), want_grad, **tol)
+
+
+@given(cfg=pool_configs())
+def test_pooling_matches_reference(fast_backend_name, cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = make_array(rng, (cfg["n"], cfg["c"], cfg["h"], cfg["w"]), cfg["dtype"], cfg["layout"], cfg["ties"])
+    args = dict(stride=cfg["stride"], padding=cfg["padding"])
+    tol = TOL[cfg["dtype"]]
+    xb = as_backend(x, fast_backend_name)
+    for forward, backward in ((F.max_pool2d, F.max_pool2d_grad), (F.avg_pool2d, F.avg_pool2d_grad)):
+        expected = forward(x, cfg["kernel"], **args, backend="numpy")
+        got = forward(xb, cfg["kernel"], **args, backend=fast_backend_name)
+        np.testing.assert_allclose(to_numpy(got), expected, **tol)
+        dy = rng.standard_normal(expected.shape).astype(cfg["dtype"])
+        want_dx = backward(x, dy, cfg["kernel"], **args, backend="numpy")
+        got_dx = backward(xb, as_backend(dy, fast_backend_name), cfg["kernel"], **args, backend=fast_backend_name)
+        assert got_dx.dtype == cfg["dtype"]
+        np.testing.assert_allclose(to_numpy(got_dx), want_dx, **tol)
+    _, want_idx = F.max_pool2d_with_indices(x, cfg["kernel"], **args, backend="numpy")
+    _, got_idx = F.max_pool2d_with_indices(xb, cfg["kernel"], **args, backend=fast_backend_name)
+    np.testing.assert_array_equal(to_numpy(got_idx), want_idx)
+
+
+EDGE_CASES = {
+    "batch1-1x1": dict(x=(1, 3, 5, 5), w=(4, 3, 1, 1)),
+    "kernel-equals-input": dict(x=(2, 2, 5, 4), w=(3, 2, 5, 4)),
+    "non-square-asymmetric-stride": dict(x=(2, 2, 9, 7), w=(3, 2, 3, 2), stride=(2, 3), padding=(1, 0)),
+    "dilated": dict(x=(1, 2, 11, 9), w=(2, 2, 3, 3), dilation=(2, 3), padding=2),
+    "depthwise": dict(x=(2, 4, 6, 6), w=(4, 1, 3, 3), groups=4, padding=1),
+    "grouped-stride": dict(x=(2, 6, 8, 8), w=(9, 2, 3, 3), groups=3, stride=2),
+    "lenet-c1": dict(x=(4, 1, 32, 32), w=(6, 1, 5, 5)),
+    "lenet-c3": dict(x=(4, 6, 14, 14), w=(16, 6, 5, 5)),
+    "padding-larger-than-kernel": dict(x=(1, 1, 3, 3), w=(1, 1, 2, 2), padding=3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_edge_cases_match_torch(backend_name, case, dtype):
+    torch = pytest.importorskip("torch")
+    spec = dict(EDGE_CASES[case])
+    x_shape, w_shape = spec.pop("x"), spec.pop("w")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, **spec)
+    y = F.conv2d(as_backend(x, backend_name), as_backend(w, backend_name), as_backend(b, backend_name),
+                 **spec, backend=backend_name)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(to_numpy(y), yt.detach().numpy(), **tol)
+    dy = rng.standard_normal(yt.shape).astype(dtype)
+    yt.backward(torch.tensor(dy))
+    dx, dw, db = F.conv2d_grad(as_backend(x, backend_name), as_backend(w, backend_name), as_backend(dy, backend_name),
+                               **spec, backend=backend_name)
+    np.testing.assert_allclose(to_numpy(dx), xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(to_numpy(dw), wt.grad.numpy(), **tol)
+    np.testing.assert_allclose(to_numpy(db), bt.grad.numpy(), **tol)
+
+
+@given(cfg=conv_configs())
+def test_conv2d_matches_torch(backend_name, cfg):
+    torch = pytest.importorskip("torch")
+    rng, x, w, b, hyper = conv_inputs(cfg)
+    xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    wt = torch.tensor(np.ascontiguousarray(w), requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, None if b is None else torch.tensor(b), **hyper)
+    y = F.conv2d(as_backend(x, backend_name), as_backend(w, backend_name),
+                 None if b is None else as_backend(b, backend_name), **hyper, backend=backend_name)
+    tol = TOL[cfg["dtype"]]
+    np.testing.assert_allclose(to_numpy(y), yt.detach().numpy(), **tol)
+    dy = rng.standard_normal(yt.shape).astype(cfg["dtype"])
+    yt.backward(torch.tensor(dy))
+    dx, dw, _ = F.conv2d_grad(as_backend(x, backend_name), as_backend(w, backend_name), as_backend(dy, backend_name),
+                              **hyper, backend=backend_name)
+    np.testing.assert_allclose(to_numpy(dx), xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(to_numpy(dw), wt.grad.numpy(), **tol)
+
+
+@given(cfg=pool_configs())
+def test_pooling_matches_torch(backend_name, cfg):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(cfg["seed"])
+    x = make_array(rng, (cfg["n"], cfg["c"], cfg["h"], cfg["w"]), cfg["dtype"], cfg["layout"], cfg["ties"])
+    tol = TOL[cfg["dtype"]]
+    for kind in ("max", "avg"):
+        xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+        yt = getattr(torch.nn.functional, f"{kind}_pool2d")(xt, cfg["kernel"], cfg["stride"], cfg["padding"])
+        y = getattr(F, f"{kind}_pool2d")(as_backend(x, backend_name), cfg["kernel"], stride=cfg["stride"],
+                                         padding=cfg["padding"], backend=backend_name)
+        np.testing.assert_allclose(to_numpy(y), yt.detach().numpy(), **tol)
+        dy = rng.standard_normal(yt.shape).astype(cfg["dtype"])
+        yt.backward(torch.tensor(dy))
+        dx = getattr(F, f"{kind}_pool2d_grad")(as_backend(x, backend_name), as_backend(dy, backend_name),
+                                              cfg["kernel"], stride=cfg["stride"], padding=cfg["padding"],
+                                              backend=backend_name)
+        np.testing.assert_allclose(to_numpy(dx), xt.grad.numpy(), **tol)
+
+
+def test_max_pool_nan_and_minus_inf_follow_torch(backend_name):
+    torch = pytest.importorskip("torch")
+    x = np.full((1, 1, 4, 4), -np.inf)
+    x[0, 0, 1, 2] = np.nan
+    x[0, 0, 3, 3] = 1.0
+    for padding in (0, 1):
+        y, idx = F.max_pool2d_with_indices(as_backend(x, backend_name), 2, padding=padding, backend=backend_name)
+        yt, it = torch.nn.functional.max_pool2d(torch.tensor(x), 2, padding=padding, return_indices=True)
+        np.testing.assert_array_equal(to_numpy(y), yt.numpy())
+        np.testing.assert_array_equal(to_numpy(idx), it.numpy())
+
+
+# ------------------------------------------------------------------ finite differences
+def numeric_grad(f, a, eps=1e-6):
+    grad = np.zeros_like(a)
+    flat, gflat = a.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        up = f()
+        flat[i] = old - eps
+        down = f()
+        flat[i] = old
+        gflat[i] = (up - down) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize(
+    "hyper",
+    [dict(), dict(stride=2, padding=1), dict(dilation=2, padding=(2, 1)), dict(groups=2, stride=(1, 2))],
+    ids=["plain", "stride-pad", "dilated", "grouped"],
+)
+def test_conv2d_grad_equals_finite_differences(backend_name, hyper):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 6, 5))
+    w = rng.standard_normal((2, 4 // hyper.get("groups", 1), 3, 2))
+    b = rng.standard_normal(2)
+    r = rng.standard_normal(F.conv2d(x, w, b, **hyper, backend="numpy").shape)
+
+    def loss():
+        return float(np.sum(to_numpy(F.conv2d(as_backend(x, backend_name), as_backend(w, backend_name),
+                                               as_backend(b, backend_name), **hyper, backend=backend_name)) * r))
+
+    dx, dw, db = (to_numpy(g) for g in F.conv2d_grad(as_backend(x, backend_name), as_backend(w, backend_name),
+                                                       as_backend(r, backend_name), **hyper, backend=backend_name))
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dw, numeric_grad(loss, w), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("hyper", [dict(), dict(stride=1, padding=1), dict(stride=(1, 2))])
+def test_pool_grad_equals_finite_differences(backend_name, kind, hyper):
+    rng = np.random.default_rng(5)
+    x = rng.permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) / 10.0  # distinct values: max is differentiable
+    forward = getattr(F, f"{kind}_pool2d")
+    backward = getattr(F, f"{kind}_pool2d_grad")
+    r = rng.standard_normal(forward(x, 3, **hyper, backend="numpy").shape)
+
+    def loss():
+        return float(np.sum(to_numpy(forward(as_backend(x, backend_name), 3, **hyper, backend=backend_name)) * r))
+
+    dx = to_numpy(backward(as_backend(x, backend_name), as_backend(r, backend_name), 3, **hyper, backend=backend_name))
+    np.testing.assert_allclose(dx, numeric_grad(loss, x, eps=1e-4), rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------- bad arguments
+X = np.zeros((2, 4, 8, 8), np.float32)
+W = np.zeros((6, 4, 3, 3), np.float32)
+
+BAD_CONV = [
+    ("x ndim", dict(x=np.zeros((4, 8, 8), np.float32)), ValueError, r"x must be 4-D .* got 3-D"),
+    ("w ndim", dict(w=np.zeros((6, 4, 3), np.float32)), ValueError, r"w must be 4-D"),
+    ("int dtype", dict(x=X.astype(np.int32)), TypeError, r"x must have dtype float32 or float64, got int32"),
+    ("float16", dict(w=W.astype(np.float16)), TypeError, r"w must have dtype float32 or float64, got float16"),
+    ("mixed dtypes", dict(w=W.astype(np.float64)), TypeError, r"w has dtype float64 but x has dtype float32"),
+    ("list input", dict(x=X.tolist()), TypeError, r"x must be a numpy.ndarray"),
+    ("channel mismatch", dict(w=np.zeros((6, 3, 3, 3), np.float32)), ValueError,
+     r"w.shape\[1\]=3 must equal C_in/groups = 4/1 = 4"),
+    ("groups divide C_in", dict(groups=3, w=np.zeros((6, 1, 3, 3), np.float32)), ValueError,
+     r"C_in=4 are not divisible by groups=3"),
+    ("groups divide C_out", dict(groups=4, w=np.zeros((6, 1, 3, 3), np.float32)), ValueError,
+     r"C_out=6 .* not divisible by groups=4"),
+    ("groups zero", dict(groups=0), ValueError, r"groups must be >= 1, got 0"),
+    ("groups float", dict(groups=1.0), TypeError, r"groups must be an int"),
+    ("kernel too big", dict(w=np.zeros((6, 4, 11, 3), np.float32)), ValueError,
+     r"output height \(8 \+ 2\*0 - 1\*\(11-1\) - 1\)//1 \+ 1 = -2 < 1"),
+    ("dilated kernel too big", dict(dilation=4), ValueError, r"output height \(8 \+ 2\*0 - 4\*\(3-1\) - 1\)//1 \+ 1 = 0 < 1"),
+    ("stride zero", dict(stride=0), ValueError, r"stride must be >= 1 along both axes, got stride=0"),
+    ("stride negative pair", dict(stride=(1, -1)), ValueError, r"stride must be >= 1"),
+    ("dilation zero", dict(dilation=(0, 1)), ValueError, r"dilation must be >= 1"),
+    ("negative padding", dict(padding=-1), ValueError, r"padding must be >= 0 along both axes, got padding=-1"),
+    ("padding triple", dict(padding=(1, 1, 1)), TypeError, r"padding must be an int or a pair \(h, w\) of ints"),
+    ("stride float", dict(stride=1.5), TypeError, r"stride must be an int or a pair"),
+    ("bias shape", dict(b=np.zeros(5, np.float32)), ValueError, r"b must have shape \(C_out,\) = \(6,\), got \(5,\)"),
+    ("bias dtype", dict(b=np.zeros(6, np.float64)), TypeError, r"b has dtype float64 but x has dtype float32"),
+    ("empty channels", dict(x=np.zeros((2, 0, 8, 8), np.float32), w=np.zeros((6, 0, 3, 3), np.float32)), ValueError,
+     r"x must have C_in, H, W >= 1"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_CONV, ids=[c[0] for c in BAD_CONV])
+def test_conv2d_rejects_bad_arguments(backend_name, case):
+    _, changes, error, message = case
+    args = dict(x=X, w=W, b=None, stride=1, padding=0, dilation=1, groups=1)
+    args.update(changes)
+    with pytest.raises(error, match=message):
+        F.conv2d(args.pop("x"), args.pop("w"), args.pop("b"), **args, backend=backend_name if backend_name != "cupy" else "numpy")
+
+
+def test_conv2d_grad_rejects_bad_dy():
+    with pytest.raises(ValueError, match=r"dy must have the output's shape \(2, 6, 6, 6\), got \(2, 6, 5, 5\)"):
+        F.conv2d_grad(X, W, np.zeros((2, 6, 5, 5), np.float32))
+    with pytest.raises(TypeError, match=r"dy has dtype float64 but x has dtype float32"):
+        F.conv2d_grad(X, W, np.zeros((2, 6, 6, 6)))
+    with pytest.raises(TypeError, match=r"dy must be a numpy.ndarray"):
+        F.conv2d_grad(X, W, None)
+
+
+BAD_POOL = [
+    ("ndim", dict(x=np.zeros((4, 8, 8), np.float32)), ValueError, r"x must be 4-D"),
+    ("int dtype", dict(x=X.astype(np.int64)), TypeError, r"x must have dtype float32 or float64, got int64"),
+    ("kernel zero", dict(kernel_size=0), ValueError, r"kernel_size must be >= 1"),
+    ("stride zero", dict(stride=(0, 2)), ValueError, r"stride must be >= 1"),
+    ("negative padding", dict(padding=-1), ValueError, r"padding must be >= 0"),
+    ("padding over half", dict(kernel_size=3, padding=2), ValueError,
+     r"padding <= kernel_size//2 = 3//2 = 1, got padding=2"),
+    ("window too big", dict(kernel_size=(9, 2)), ValueError, r"output height \(8 \+ 2\*0 - 9\)//9 \+ 1 = 0 < 1"),
+    ("kernel float", dict(kernel_size=2.0), TypeError, r"kernel_size must be an int or a pair"),
+]
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("case", BAD_POOL, ids=[c[0] for c in BAD_POOL])
+def test_pooling_rejects_bad_arguments(kind, case):
+    _, changes, error, message = case
+    args = dict(x=X, kernel_size=2, stride=None, padding=0)
+    args.update(changes)
+    x = args.pop("x")
+    with pytest.raises(error, match=message):
+        getattr(F, f"{kind}_pool2d")(x, **args)
+    dy = np.zeros((2, 4, 4, 4), np.float32)
+    with pytest.raises(error, match=message):
+        getattr(F, f"{kind}_pool2d_grad")(x, dy, **args)
+
+
+def test_pool_grad_rejects_bad_dy_and_indices():
+    with pytest.raises(ValueError, match=r"dy must have the output's shape \(2, 4, 4, 4\), got \(2, 4, 3, 3\)"):
+        F.avg_pool2d_grad(X, np.zeros((2, 4, 3, 3), np.float32), 2)
+    dy = np.zeros((2, 4, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\) = \[0, 64\), got values in \[0, 64\]"):
+        F.max_pool2d_grad(X, dy, 2, indices=np.full((2, 4, 4, 4), 64, np.int64) * np.arange(2).reshape(2, 1, 1, 1))
+    with pytest.raises(TypeError, match=r"indices must be an integer array"):
+        F.max_pool2d_grad(X, dy, 2, indices=np.zeros((2, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"indices must have the output's shape"):
+        F.max_pool2d_grad(X, dy, 2, indices=np.zeros((2, 4, 2, 2), np.int64))
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match=r"unknown backend 'fortran'; choose one of"):
+        F.conv2d(X, W, backend="fortran")
+    with pytest.raises(TypeError, match=r"backend must be a str"):
+        mc.set_backend(3)
+
+
+# ---------------------------------------------------------------- semantics details
+def test_same_dtype_out_and_empty_batch(backend_name):
+    for dtype in (np.float32, np.float64):
+        x = as_backend(np.ones((0, 2, 5, 5), dtype), backend_name)
+        w = as_backend(np.ones((3, 2, 3, 3), dtype), backend_name)
+        y = F.conv2d(x, w, backend=backend_name)
+        assert y.shape == (0, 3, 3, 3) and y.dtype == dtype
+        assert F.max_pool2d(x, 2, backend=backend_name).shape == (0, 2, 2, 2)
+
+
+def test_non_native_byte_order_and_read_only_inputs(backend_name):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(">f4")
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    w.setflags(write=False)
+    y = F.conv2d(as_backend(x, backend_name), as_backend(w, backend_name), backend=backend_name)
+    expected = F.conv2d(x.astype(np.float32), w.copy(), backend="numpy")
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(to_numpy(y), expected, rtol=2e-3, atol=1e-5)
+
+
+def test_true_conv2d_is_correlation_with_rot90():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 1, 6, 6))
+    w = rng.standard_normal((1, 1, 3, 3))
+    flipped = np.rot90(w, 2, axes=(2, 3))
+    np.testing.assert_allclose(F.true_conv2d(x, w), F.conv2d(x, flipped.copy()))
+
+
+def test_use_backend_restores_and_is_per_thread():
+    before = mc.current_backend_name()
+    with mc.use_backend("numpy"):
+        assert mc.current_backend_name() == "numpy"
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(mc.current_backend_name()))
+        thread.start()
+        thread.join()
+        assert seen == [before]  # another thread keeps the default
+    assert mc.current_backend_name() == before
+
+
+def test_cython_backend_is_built():
+    # The README's install builds the extensions; if this fails, the reason says why they did not load.
+    from minicnn.backends import unavailable_reason
+
+    assert "cython" in mc.available_backends(), unavailable_reason("cython")
+    assert mc.current_backend_name() == "cython"
+
+
+def test_cython_kernels_agree_across_thread_counts_and_python_threads():
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    dy = rng.standard_normal((8, 16, 10, 10)).astype(np.float32)
+    args = ((1, 1), (0, 0), (1, 1), 1)
+    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
+    np.testing.assert_allclose(one.conv2d(x, w, None, *args), two.conv2d(x, w, None, *args), rtol=1e-6, atol=1e-5)
+    for a, b in zip(one.conv2d_grad(x, w, dy, *args), two.conv2d_grad(x, w, dy, *args)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+    expected = F.conv2d(x, w, backend="numpy")
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(20):
+                results[k] = F.conv2d(x, w, backend="cython")
+                F.max_pool2d(x, 2, backend="cython")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for y in results.values():
+        np.testing.assert_allclose(y, expected, rtol=2e-3, atol=1e-4)
