@@ -1,0 +1,446 @@
+"""``minicnn bench``: time minicnn's kernels against PyTorch, CPU and GPU, in one process.
+
+Method (so the ratios are fair): every implementation of a case runs in the
+same process on the same arrays; the implementations take turns (one run of
+each, then again, ``repeats`` times) so that a slow moment of the machine
+hits them alike; each gets warm-up runs first (the GPU compiles its kernels
+then, so compile time is excluded); GPU timers stop only after the device
+has synchronised. The figure reported is the median. A ratio is
+``PyTorch time / minicnn time`` on the same device: above 1, minicnn is faster.
+
+Cases:
+
+* conv2d forward + all gradients (dx, dw, db) for LeNet-5's C1 and C3 and a
+  mid-network 3x3 layer;
+* max and average pooling 2x2, forward + backward;
+* LeNet-5 (ReLU, max pooling) SGD-with-momentum training steps, images/s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import minicnn as mc
+import minicnn.functional as F
+
+__all__ = ["CASES", "run_benchmarks", "add_parser", "run", "machine_info"]
+
+
+@dataclass
+class Case:
+    name: str
+    kind: str  # "conv", "pool", "train"
+    description: str
+    params: dict = field(default_factory=dict)
+    flops: float = 0.0  # floating-point operations per run (2 per multiply-add), for GFLOP/s
+    images: int = 0  # images per run (training cases)
+
+
+def _conv_flops(x_shape, w_shape, padding):
+    from . import shapes
+
+    n, c, h, w = x_shape
+    o, cg, kh, kw = w_shape
+    oh = shapes.conv_output_size(h, kh, 1, padding)
+    ow = shapes.conv_output_size(w, kw, 1, padding)
+    # forward, input gradient and weight gradient are one multiply-add each per MAC
+    return 3 * 2 * n * shapes.conv2d_macs(c, o, (kh, kw), (oh, ow))
+
+
+CASES = [
+    Case("conv_c1", "conv", "conv2d fwd+bwd, LeNet C1: x 64x1x32x32, w 6x1x5x5",
+         dict(x=(64, 1, 32, 32), w=(6, 1, 5, 5), padding=0)),
+    Case("conv_c3", "conv", "conv2d fwd+bwd, LeNet C3: x 64x6x14x14, w 16x6x5x5",
+         dict(x=(64, 6, 14, 14), w=(16, 6, 5, 5), padding=0)),
+    Case("conv_mid", "conv", "conv2d fwd+bwd, mid 3x3: x 32x64x56x56, w 64x64x3x3, pad 1",
+         dict(x=(32, 64, 56, 56), w=(64, 64, 3, 3), padding=1)),
+    Case("maxpool", "pool", "max pool 2x2 fwd+bwd, x 64x6x28x28", dict(x=(64, 6, 28, 28), kind="max")),
+    Case("avgpool", "pool", "avg pool 2x2 fwd+bwd, x 64x6x28x28", dict(x=(64, 6, 28, 28), kind="avg")),
+    Case("train_b64", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 64", dict(batch=64)),
+    Case("train_b256", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 256", dict(batch=256)),
+    Case("train_b1024", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 1024", dict(batch=1024)),
+]
+for _case in CASES:
+    if _case.kind == "conv":
+        _case.flops = _conv_flops(_case.params["x"], _case.params["w"], _case.params["padding"])
+    if _case.kind == "train":
+        _case.images = _case.params["batch"]
+
+
+# ----------------------------------------------------------------- implementations
+def _sync_for(impl):
+    if impl == "cupy":
+        import cupy
+
+        return cupy.cuda.Device().synchronize
+    if impl == "torch-cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def _to_device(a, impl):
+    if impl == "cupy":
+        import cupy
+
+        return cupy.asarray(a)
+    return a
+
+
+def _torch_device(impl):
+    return "cuda" if impl == "torch-cuda" else "cpu"
+
+
+def _make_conv(impl, params, rng):
+    x = rng.standard_normal(params["x"]).astype(np.float32)
+    w = (rng.standard_normal(params["w"]) * 0.1).astype(np.float32)
+    b = np.zeros(params["w"][0], np.float32)
+    pad = params["padding"]
+    if impl.startswith("torch"):
+        import torch
+
+        dev = _torch_device(impl)
+        xt = torch.tensor(x, device=dev, requires_grad=True)
+        wt = torch.tensor(w, device=dev, requires_grad=True)
+        bt = torch.tensor(b, device=dev, requires_grad=True)
+        dyt = torch.ones(torch.nn.functional.conv2d(xt, wt, bt, padding=pad).shape, device=dev)
+
+        def step():
+            xt.grad = wt.grad = bt.grad = None
+            torch.nn.functional.conv2d(xt, wt, bt, padding=pad).backward(dyt)
+
+        return step
+    xd, wd, bd = (_to_device(a, impl) for a in (x, w, b))
+    dy = _to_device(np.ones(mc.shapes.conv2d_output_shape(x.shape, w.shape, padding=pad), np.float32), impl)
+
+    def step():
+        F.conv2d(xd, wd, bd, padding=pad, backend=impl)
+        F.conv2d_grad(xd, wd, dy, padding=pad, backend=impl)
+
+    return step
+
+
+def _make_pool(impl, params, rng):
+    x = rng.standard_normal(params["x"]).astype(np.float32)
+    kind = params["kind"]
+    if impl.startswith("torch"):
+        import torch
+
+        dev = _torch_device(impl)
+        xt = torch.tensor(x, device=dev, requires_grad=True)
+        pool = getattr(torch.nn.functional, f"{kind}_pool2d")
+        dyt = torch.ones(pool(xt, 2).shape, device=dev)
+
+        def step():
+            xt.grad = None
+            pool(xt, 2).backward(dyt)
+
+        return step
+    xd = _to_device(x, impl)
+    dy = _to_device(np.ones(mc.shapes.pool2d_output_shape(x.shape, 2), np.float32), impl)
+    if kind == "max":
+
+        def step():
+            _, idx = F.max_pool2d_with_indices(xd, 2, backend=impl)
+            F.max_pool2d_grad(xd, dy, 2, indices=idx, backend=impl)
+
+    else:
+
+        def step():
+            F.avg_pool2d(xd, 2, backend=impl)
+            F.avg_pool2d_grad(xd, dy, 2, backend=impl)
+
+    return step
+
+
+def _torch_lenet5(device):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    ).to(device)
+
+
+def _make_train(impl, params, rng):
+    batch = params["batch"]
+    x = rng.standard_normal((batch, 1, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, batch)
+    if impl.startswith("torch"):
+        import torch
+
+        dev = _torch_device(impl)
+        net = _torch_lenet5(dev)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt = torch.tensor(x, device=dev)
+        yt = torch.tensor(labels, device=dev)
+
+        def step():
+            opt.zero_grad()
+            loss_fn(net(xt), yt).backward()
+            opt.step()
+
+        return step
+    net = mc.models.lenet5(activation="relu", pool="max", seed=0)
+    if impl == "cupy":
+        net.to("gpu")
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
+    opt = mc.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    xd, yd = _to_device(x, impl), _to_device(labels, impl)
+
+    def step():
+        with mc.use_backend(impl):
+            loss_fn(net(xd), yd)
+            net.backward(loss_fn.backward())
+            opt.step()
+            opt.zero_grad()
+
+    return step
+
+
+_FACTORIES = {"conv": _make_conv, "pool": _make_pool, "train": _make_train}
+
+
+def implementations(include_reference=False):
+    """The implementations present here: minicnn backends, then PyTorch CPU/CUDA when installed."""
+    impls = [b for b in mc.available_backends() if b != "numpy" or include_reference]
+    try:
+        import torch
+
+        impls.append("torch")
+        if torch.cuda.is_available():
+            impls.append("torch-cuda")
+    except ImportError:
+        pass
+    return impls
+
+
+def _device_of(impl):
+    return "gpu" if impl in ("cupy", "torch-cuda") else "cpu"
+
+
+def time_case(case, impls, repeats, warmup=3, seed=0):
+    """Median seconds per run of each implementation, taking turns run by run."""
+    rng = np.random.default_rng(seed)
+    steps = {impl: _FACTORIES[case.kind](impl, case.params, rng) for impl in impls}
+    syncs = {impl: _sync_for(impl) for impl in impls}
+    for impl in impls:
+        for _ in range(warmup):
+            steps[impl]()
+        syncs[impl]()
+    times = {impl: [] for impl in impls}
+    for _ in range(repeats):
+        for impl in impls:
+            syncs[impl]()
+            start = time.perf_counter()
+            steps[impl]()
+            syncs[impl]()
+            times[impl].append(time.perf_counter() - start)
+    return {impl: statistics.median(ts) for impl, ts in times.items()}, times
+
+
+def machine_info():
+    """What the numbers were measured on."""
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "minicnn": mc.__version__,
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "backends": mc.available_backends(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    if "cupy" in info["backends"]:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        info["cupy"] = cupy.__version__
+    if "cython" in info["backends"]:
+        backend = mc.get_backend("cython")
+        info["cython_threads"] = backend.num_threads
+        info["openmp"] = backend.openmp
+    return info
+
+
+def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=False, log=print):
+    """Run the chosen cases; return a JSON-ready dict with medians, raw times and ratios."""
+    impls = impls or implementations(include_reference)
+    chosen = [c for c in CASES if case_names is None or c.name in case_names]
+    results = []
+    for case in chosen:
+        case_impls = list(impls)
+        if case.name == "train_b1024":
+            # batch 1024 is a GPU size; CPU implementations are timed at 64 and 256.
+            case_impls = [i for i in case_impls if _device_of(i) == "gpu"]
+        if case.name == "conv_mid" and "numpy" in case_impls:
+            case_impls.remove("numpy")
+        if not case_impls:
+            continue
+        n = max(3, repeats // 3) if case.name == "conv_mid" else repeats
+        medians, raw = time_case(case, case_impls, n)
+        row = {"case": case.name, "description": case.description, "repeats": n, "median_s": medians, "raw_s": raw}
+        if case.flops:
+            row["gflops"] = {i: case.flops / t / 1e9 for i, t in medians.items()}
+        if case.images:
+            row["images_per_s"] = {i: case.images / t for i, t in medians.items()}
+        row["ratio_torch_over_minicnn"] = _ratios(medians)
+        results.append(row)
+        log(_format_row(row))
+    return {"machine": machine_info(), "method": __doc__.split("Cases:")[0].strip(), "results": results}
+
+
+def _ratios(medians):
+    ratios = {}
+    for impl, t in medians.items():
+        if impl.startswith("torch"):
+            continue
+        peer = "torch-cuda" if _device_of(impl) == "gpu" else "torch"
+        if peer in medians:
+            ratios[impl] = medians[peer] / t
+    return ratios
+
+
+def _format_row(row):
+    parts = [f"{row['case']:<12}"]
+    for impl, t in row["median_s"].items():
+        extra = ""
+        if "images_per_s" in row:
+            extra = f" ({row['images_per_s'][impl]:,.0f} img/s)"
+        elif "gflops" in row:
+            extra = f" ({row['gflops'][impl]:.1f} GFLOP/s)"
+        parts.append(f"{impl}: {t * 1e3:9.3f} ms{extra}")
+    for impl, r in row["ratio_torch_over_minicnn"].items():
+        parts.append(f"torch/{impl} = {r:.2f}")
+    return " | ".join(parts)
+
+
+def format_table(report):
+    """A Markdown table of medians and ratios."""
+    impls = []
+    for row in report["results"]:
+        for impl in row["median_s"]:
+            if impl not in impls:
+                impls.append(impl)
+    ratio_cols = [i for i in impls if not i.startswith("torch")]
+    header = "| case | " + " | ".join(f"{i} (ms)" for i in impls) + " | " + " | ".join(
+        f"torch/{i}" for i in ratio_cols) + " |"
+    lines = [header, "|" + " --- |" * (1 + len(impls) + len(ratio_cols))]
+    for row in report["results"]:
+        cells = [row["case"]]
+        for impl in impls:
+            t = row["median_s"].get(impl)
+            if t is None:
+                cells.append("")
+            elif "images_per_s" in row:
+                cells.append(f"{t * 1e3:.2f} ({row['images_per_s'][impl]:,.0f} img/s)")
+            else:
+                cells.append(f"{t * 1e3:.3f}")
+        for impl in ratio_cols:
+            r = row["ratio_torch_over_minicnn"].get(impl)
+            cells.append("" if r is None else f"{r:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(report, path):
+    """Bar chart of median times per case (log scale), one bar per implementation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["results"]
+    impls = []
+    for row in rows:
+        for impl in row["median_s"]:
+            if impl not in impls:
+                impls.append(impl)
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
+    width = 0.8 / len(impls)
+    for k, impl in enumerate(impls):
+        xs = [i + k * width for i, row in enumerate(rows) if impl in row["median_s"]]
+        ys = [row["median_s"][impl] * 1e3 for row in rows if impl in row["median_s"]]
+        ax.bar(xs, ys, width, label=impl)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
+    ax.set_xticklabels([row["case"] for row in rows], rotation=20)
+    ax.set_yscale("log")
+    ax.set_ylabel("median time per run (ms, log scale)")
+    ax.set_title("minicnn vs PyTorch (lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- command line
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "bench",
+        help="time the kernels and LeNet-5 training against PyTorch",
+        description=(
+            "Time conv2d (LeNet C1, C3, a mid 3x3 layer), pooling and LeNet-5 training steps for every "
+            "available backend and for PyTorch (CPU, and CUDA where present), taking turns in one process; "
+            "print a table of medians and ratios (PyTorch time / minicnn time), write JSON and a bar chart.\n\n"
+            "example: minicnn bench --cases conv_c1 conv_c3 --repeats 30 --out benchmarks/results/cpu-run"
+        ),
+    )
+    p.add_argument("--cases", nargs="+", choices=[c.name for c in CASES], help="cases to run (default: all)")
+    p.add_argument("--impls", nargs="+", help="implementations (default: every backend but numpy, plus torch)")
+    p.add_argument("--repeats", type=int, default=15, help="timed runs per implementation (median reported)")
+    p.add_argument("--reference", action="store_true", help="also time the slow NumPy reference backend")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write OUT.json and OUT.png (default: benchmarks/results/<device>-<time>)")
+    return p
+
+
+def run(args):
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    known = implementations(include_reference=True) + ["numpy"]
+    for impl in args.impls or []:
+        if impl not in known:
+            raise ValueError(f"--impls: {impl!r} is not available here; choose from {sorted(set(known))}")
+    report = run_benchmarks(args.cases, args.impls, args.repeats, args.reference)
+    print()
+    print(format_table(report))
+    out = args.out
+    if out is None:
+        device = "gpu" if any(_device_of(i) == "gpu" for r in report["results"] for i in r["median_s"]) else "cpu"
+        out = Path("benchmarks/results") / f"{device}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    plot(report, out.with_suffix(".png"))
+    print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
+    return 0
