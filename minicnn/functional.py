@@ -202,23 +202,29 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, backend=N
     return impl.conv2d(x, w, b, stride, padding, dilation, groups)
 
 
-def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, backend=None):
+def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_grad=True, backend=None):
     """Gradients ``(dx, dw, db)`` of ``y = conv2d(x, w, b)`` given ``dy = dLoss/dy``.
 
     ``dx`` has x's shape, ``dw`` w's shape and ``db`` shape (C_out,) (the bias
     gradient, whether or not the forward pass used a bias). Deck
     002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation".
+
+    ``input_grad=False`` skips ``dx`` (returned as None): the first layer of a
+    network sees data, whose gradient nobody needs, and ``dx`` costs as much
+    as the forward pass.
     """
     fn = "conv2d_grad"
     x = _as_array(fn, "x", x)
     w = _as_array(fn, "w", w)
     stride, padding, dilation, groups, out_shape = _check_conv_args(fn, x, w, stride, padding, dilation, groups)
     dy = _check_dy(fn, dy, out_shape, x)
+    if not isinstance(input_grad, (bool, np.bool_)):
+        raise TypeError(f"{fn}: input_grad must be a bool, got {type(input_grad).__name__} {input_grad!r}")
     impl = _pick_backend(fn, x, backend)
     if x.shape[0] == 0:
         xp = impl.xp
-        return xp.zeros_like(x), xp.zeros_like(w), xp.zeros(w.shape[0], dtype=x.dtype)
-    return impl.conv2d_grad(x, w, dy, stride, padding, dilation, groups)
+        return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(w.shape[0], dtype=x.dtype)
+    return impl.conv2d_grad(x, w, dy, stride, padding, dilation, groups, bool(input_grad))
 
 
 def true_conv2d(x, w, b=None, **kwargs):

@@ -176,10 +176,13 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                     const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
                     floating[:, :, ::1] dw_workspace, floating[:, ::1] col_workspace,
-                    int sh, int sw, int ph, int pw, int dh, int dw, int groups, int num_threads):
+                    int sh, int sw, int ph, int pw, int dh, int dw, int groups, int num_threads,
+                    bint input_grad=True):
     """Fill ``dx`` and the per-thread weight gradients ``dw_workspace[t]`` (C_out, K).
 
     The caller sums ``dw_workspace`` over threads; it must be zeroed first.
+    With ``input_grad=False`` (the first layer of a network, whose input is
+    data) ``dx`` is left untouched and its two costly steps are skipped.
     """
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
@@ -203,8 +206,10 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
             gemm_rowmajor(c'N', c'T', out_per_group, k, positions, <floating>1.0,
                           dy_group, positions, col + g * k * positions, positions,
                           <floating>1.0, dw_thread + g * out_per_group * k, k)
-            # dcol_g = W_g^T @ dY_g, written over col_g (its rows were used above and are not needed again)
-            gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
-                          &w[g * out_per_group, 0, 0, 0], k, dy_group, positions,
-                          <floating>0.0, col + g * k * positions, positions)
-        col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            if input_grad:
+                # dcol_g = W_g^T @ dY_g, written over col_g (its rows were used above and are not needed again)
+                gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
+                              &w[g * out_per_group, 0, 0, 0], k, dy_group, positions,
+                              <floating>0.0, col + g * k * positions, positions)
+        if input_grad:
+            col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)

@@ -92,6 +92,25 @@ class CythonBackend(NumpyBackend):
         self._pool = pool_kernels
         self.num_threads = _default_threads() if num_threads is None else int(num_threads)
         self._blas_one_thread = _SingleThreadedBlas()
+        self._local = threading.local()
+
+    def _workspace(self, name, shape, dtype, zero=False):
+        """A scratch array kept between calls (one set per Python thread, so concurrent calls never share).
+
+        Large fresh allocations are page-faulted in on every call; reusing
+        them keeps the hot path free of allocation costs.
+        """
+        cache = self._local.__dict__.setdefault("workspaces", {})
+        size = int(np.prod(shape))
+        key = (name, np.dtype(dtype).char)
+        buf = cache.get(key)
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype=dtype)
+            cache[key] = buf
+        view = buf[:size].reshape(shape)
+        if zero:
+            view.fill(0)
+        return view
 
     @property
     def openmp(self):
@@ -102,28 +121,40 @@ class CythonBackend(NumpyBackend):
         return max(1, min(self.num_threads, work_items))
 
     # -------------------------------------------------------------- convolution
+    @staticmethod
+    def _fits_blas_ints(c, kh, kw, oh, ow, o):
+        """BLAS takes 32-bit ints: one image's column matrix and its products must stay below 2**31 entries."""
+        limit = 2**31 - 1
+        return c * kh * kw * oh * ow <= limit and o * oh * ow <= limit and o * c * kh * kw <= limit
+
     def conv2d(self, x, w, b, stride, padding, dilation, groups):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        if not self._fits_blas_ints(c, kh, kw, oh, ow, o):
+            return super().conv2d(x, w, b, stride, padding, dilation, groups)
         threads = self._threads(n)
         y = np.empty((n, o, oh, ow), dtype=x.dtype)
-        col = np.empty((threads, c * kh * kw * oh * ow), dtype=x.dtype)
+        col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
         with self._blas_one_thread:
             self._conv.conv2d_forward(x, w, b, y, col, *stride, *padding, *dilation, groups, threads)
         return y
 
-    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups):
+    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups, input_grad=True):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         _, _, oh, ow = dy.shape
+        if not self._fits_blas_ints(c, kh, kw, oh, ow, o):
+            return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
         threads = self._threads(n)
-        dx = np.empty_like(x)
-        dw_per_thread = np.zeros((threads, o, cg * kh * kw), dtype=x.dtype)
-        col = np.empty((threads, c * kh * kw * oh * ow), dtype=x.dtype)
+        dx = np.empty_like(x) if input_grad else None
+        dw_per_thread = self._workspace("dw", (threads, o, cg * kh * kw), x.dtype, zero=True)
+        col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
         with self._blas_one_thread:
-            self._conv.conv2d_backward(x, w, dy, dx, dw_per_thread, col, *stride, *padding, *dilation, groups, threads)
+            self._conv.conv2d_backward(
+                x, w, dy, dx, dw_per_thread, col, *stride, *padding, *dilation, groups, threads, input_grad
+            )
         dw = dw_per_thread.sum(axis=0).reshape(w.shape)
         db = dy.sum(axis=(0, 2, 3))
         return dx, dw, db

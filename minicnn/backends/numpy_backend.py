@@ -73,8 +73,8 @@ class NumpyBackend:
             y += b.reshape(1, o, 1, 1)
         return y
 
-    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups):
-        """Gradients ``(dX, dW, db)`` of ``conv2d`` given ``dY = dLoss/dY``.
+    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups, input_grad=True):
+        """Gradients ``(dX, dW, db)`` of ``conv2d`` given ``dY = dLoss/dY`` (``dX`` is None when not ``input_grad``).
 
         Deck 002_35ce60e4ae78ad9e.txt, slides "Aprendizaje: Backpropagation":
 
@@ -107,9 +107,12 @@ class NumpyBackend:
             for q in range(kw):
                 rows, cols = self._window(p, q, (oh, ow), stride, dilation)
                 dw[..., p, q] = xp.einsum("ngohw,ngchw->goc", dyg, xg[..., rows, cols], optimize=True)
-                dx_pad[..., rows, cols] += xp.einsum("ngohw,goc->ngchw", dyg, wg[..., p, q], optimize=True)
-        dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
+                if input_grad:
+                    dx_pad[..., rows, cols] += xp.einsum("ngohw,goc->ngchw", dyg, wg[..., p, q], optimize=True)
         db = dy.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None, dw.reshape(w.shape), db
+        dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
         return xp.ascontiguousarray(dx), dw.reshape(w.shape), db
 
     # ------------------------------------------------------------------ pooling
