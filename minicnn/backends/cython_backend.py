@@ -14,6 +14,7 @@ threads may call them at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -117,8 +118,17 @@ class CythonBackend(NumpyBackend):
         """True when the kernels were compiled with OpenMP."""
         return self._conv.openmp_enabled()
 
-    def _threads(self, work_items):
-        return max(1, min(self.num_threads, work_items))
+    def _blas_limit(self, threads):
+        """One BLAS thread inside each of our OpenMP threads; a lone call may let BLAS use its own threads."""
+        return self._blas_one_thread if threads > 1 else contextlib.nullcontext()
+
+    # Below this many multiply-adds per thread, waking a second thread costs more than it saves
+    # (and on a busy machine a parallel region waits for every thread to be scheduled).
+    MIN_WORK_PER_THREAD = 250_000
+
+    def _threads(self, work_items, work):
+        """Threads for a call with ``work_items`` independent items and ``work`` multiply-adds in all."""
+        return max(1, min(self.num_threads, work_items, work // self.MIN_WORK_PER_THREAD))
 
     # -------------------------------------------------------------- convolution
     @staticmethod
@@ -134,10 +144,10 @@ class CythonBackend(NumpyBackend):
         ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         if not self._fits_blas_ints(c, kh, kw, oh, ow, o):
             return super().conv2d(x, w, b, stride, padding, dilation, groups)
-        threads = self._threads(n)
+        threads = self._threads(n, n * o * oh * ow * cg * kh * kw)
         y = np.empty((n, o, oh, ow), dtype=x.dtype)
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
-        with self._blas_one_thread:
+        with self._blas_limit(threads):
             self._conv.conv2d_forward(x, w, b, y, col, *stride, *padding, *dilation, groups, threads)
         return y
 
@@ -147,11 +157,11 @@ class CythonBackend(NumpyBackend):
         _, _, oh, ow = dy.shape
         if not self._fits_blas_ints(c, kh, kw, oh, ow, o):
             return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
-        threads = self._threads(n)
+        threads = self._threads(n, 2 * n * o * oh * ow * cg * kh * kw)
         dx = np.empty_like(x) if input_grad else None
         dw_per_thread = self._workspace("dw", (threads, o, cg * kh * kw), x.dtype, zero=True)
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
-        with self._blas_one_thread:
+        with self._blas_limit(threads):
             self._conv.conv2d_backward(
                 x, w, dy, dx, dw_per_thread, col, *stride, *padding, *dilation, groups, threads, input_grad
             )
@@ -167,7 +177,7 @@ class CythonBackend(NumpyBackend):
         argmax = np.empty((n, c, oh, ow), dtype=np.int64)
         self._pool.max_pool2d_forward(
             x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow),
-            *kernel, *stride, *padding, self._threads(n * c),
+            *kernel, *stride, *padding, self._threads(n * c, y.size * kernel[0] * kernel[1]),
         )
         return y, argmax
 
@@ -176,7 +186,7 @@ class CythonBackend(NumpyBackend):
         _, _, oh, ow = dy.shape
         dx = np.empty(x_shape, dtype=dy.dtype)
         self._pool.max_pool2d_backward(
-            dy.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow), dx.reshape(n * c, h * w), self._threads(n * c)
+            dy.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow), dx.reshape(n * c, h * w), self._threads(n * c, dy.size)
         )
         return dx
 
@@ -185,7 +195,8 @@ class CythonBackend(NumpyBackend):
         oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
         y = np.empty((n, c, oh, ow), dtype=x.dtype)
         self._pool.avg_pool2d_forward(
-            x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), *kernel, *stride, *padding, self._threads(n * c)
+            x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), *kernel, *stride, *padding,
+            self._threads(n * c, y.size * kernel[0] * kernel[1]),
         )
         return y
 
@@ -194,6 +205,7 @@ class CythonBackend(NumpyBackend):
         _, _, oh, ow = dy.shape
         dx = np.empty(x_shape, dtype=dy.dtype)
         self._pool.avg_pool2d_backward(
-            dy.reshape(n * c, oh, ow), dx.reshape(n * c, h, w), *kernel, *stride, *padding, self._threads(n * c)
+            dy.reshape(n * c, oh, ow), dx.reshape(n * c, h, w), *kernel, *stride, *padding,
+            self._threads(n * c, dy.size * kernel[0] * kernel[1]),
         )
         return dx
