@@ -1,0 +1,412 @@
+"""The "cupy" backend: CUDA kernels from ``kernels/gpu`` plus cuBLAS, on CuPy arrays.
+
+It subclasses the reference backend (every primitive it does not override
+runs the NumPy-style reference code on ``cupy`` arrays) and overrides the six
+primitives with the kernels of ``kernels/gpu/conv2d.cu`` and
+``kernels/gpu/pool2d.cu``, compiled once per process by NVRTC through
+``cupy.RawModule`` on first use.
+
+Convolution has two algorithms, chosen by the attribute ``conv_algorithm``:
+
+* ``"im2col"`` (default, fast): an ``im2col`` kernel lays every receptive field
+  out as a column, so each group's convolution is one matrix product that
+  cuBLAS computes (``cupy.matmul``, batched over the groups). The input
+  gradient multiplies by the transposed weights and folds the columns back
+  with a gather kernel (``col2im``: each input pixel sums its own terms, no
+  atomics); the weight gradient is ``dY . columns^T``; the bias gradient a
+  reduction of ``dY``.
+* ``"direct"`` (readable): one thread per output value, looping over the
+  filter taps exactly as the slide's formula reads.
+
+Every kernel sums in a fixed order without atomics, so repeated calls give
+bit-identical results. The functional layer validates arguments; the cheap
+checks here (dtype, contiguity, shapes) only guard direct calls, since a
+kernel trusts its pointers and sizes.
+
+This module is imported only when the registry loads the "cupy" backend;
+without CuPy or without a working GPU, ``check_available`` says which of the
+two is missing and ``minicnn.available_backends()`` leaves "cupy" out.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import threading
+from pathlib import Path
+
+import numpy
+
+from .numpy_backend import NumpyBackend
+
+try:
+    import cupy
+    import cupyx
+except Exception as exc:  # ImportError, or a CUDA library that CuPy could not load
+    cupy = None
+    cupyx = None
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+__all__ = ["CupyBackend", "kernel_source"]
+
+THREADS_PER_BLOCK = 256
+# Grid-stride loops cover any size, so the grid need not grow past this.
+MAX_BLOCKS = 1 << 16
+_INT32_MAX = 2**31 - 1
+_SUFFIX = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
+CONV_ALGORITHMS = ("im2col", "direct")
+
+
+# ------------------------------------------------------------------------ kernel loading
+def kernel_source(filename):
+    """Text of ``kernels/gpu/<filename>``, shipped as the package data ``minicnn.kernels.gpu``.
+
+    From a source checkout that was not installed, the folder ``kernels/gpu``
+    beside the package is read instead.
+    """
+    try:
+        folder = importlib.resources.files("minicnn.kernels.gpu")
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parents[2] / "kernels" / "gpu"
+    return folder.joinpath(filename).read_text(encoding="utf-8")
+
+
+_compile_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _module(filename):
+    """``cupy.RawModule`` of one .cu file, compiled once per process (NVRTC, cached on disk by CuPy)."""
+    # Only comments hold non-ASCII text (the slides' accented titles). CuPy may
+    # write the source to a file in the locale's encoding, so it gets ASCII.
+    code = kernel_source(filename).encode("ascii", "backslashreplace").decode("ascii")
+    return cupy.RawModule(code=code, options=("--std=c++14",))
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(filename, name, dtype):
+    """The ``extern "C"`` instantiation ``<name>_f32`` or ``<name>_f64`` of ``filename``."""
+    with _compile_lock:
+        return _module(filename).get_function(f"{name}_{_SUFFIX[dtype]}")
+
+
+# --------------------------------------------------------------------------- guards
+def _guard_float_array(fn, name, a):
+    """``a`` must be a C-contiguous float32/float64 CuPy array; return its dtype."""
+    if not isinstance(a, cupy.ndarray):
+        raise ValueError(f"{fn}: {name} must be a cupy.ndarray (GPU array), got {type(a).__module__}.{type(a).__name__}")
+    if a.dtype not in _SUFFIX:
+        raise ValueError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{fn}: {name} must be C-contiguous (use cupy.ascontiguousarray)")
+    return a.dtype
+
+
+def _guard_like(fn, name, a, dtype, shape):
+    """``a`` must be a C-contiguous CuPy array of ``dtype`` and ``shape``."""
+    if not isinstance(a, cupy.ndarray):
+        raise ValueError(f"{fn}: {name} must be a cupy.ndarray (GPU array), got {type(a).__module__}.{type(a).__name__}")
+    if a.dtype != dtype:
+        raise ValueError(f"{fn}: {name} must have dtype {numpy.dtype(dtype)}, got {a.dtype}")
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{fn}: {name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{fn}: {name} must be C-contiguous (use cupy.ascontiguousarray)")
+
+
+def _guard_ndim(fn, name, shape, ndim):
+    if len(shape) != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {tuple(shape)}")
+
+
+def _guard_pair(fn, name, value, minimum):
+    ok = (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool) for v in value)
+    )
+    if not ok or min(value) < minimum:
+        raise ValueError(f"{fn}: {name} must be an (h, w) tuple of ints >= {minimum}, got {value!r}")
+
+
+def _guard_output(fn, axis, out, formula):
+    if out < 1:
+        raise ValueError(f"{fn}: output {axis} {formula} = {out} < 1")
+
+
+def _guard_int32(fn, sizes):
+    """The kernels index rows and columns with 32-bit ints."""
+    for name, value in sizes.items():
+        if value > _INT32_MAX:
+            raise ValueError(f"{fn}: {name} = {value} exceeds the 32-bit range the kernels index with")
+
+
+class CupyBackend(NumpyBackend):
+    """CUDA kernels (``kernels/gpu``) and cuBLAS on CuPy arrays; the "cupy" backend."""
+
+    name = "cupy"
+    xp = cupy
+    #: "im2col" (im2col + cuBLAS, the default) or "direct" (one thread per output value).
+    conv_algorithm = "im2col"
+    #: Largest column matrix (bytes) built at once; bigger batches are processed in slices.
+    column_bytes_limit = 1 << 29
+
+    # ----------------------------------------------------------------- availability
+    def check_available(self):
+        """Raise unless CuPy imports and a GPU runs a tiny kernel (two separate facts, two messages)."""
+        if cupy is None:
+            raise RuntimeError(
+                f"CuPy does not import ({type(_IMPORT_ERROR).__name__}: {_IMPORT_ERROR}); "
+                "install the CuPy build for your CUDA version, e.g. pip install 'minicnn[gpu]'"
+            )
+        try:
+            total = float((cupy.arange(4, dtype=cupy.float32) * 2).sum())
+        except Exception as exc:
+            raise RuntimeError(f"CuPy imports but no GPU runs a kernel ({type(exc).__name__}: {exc})") from exc
+        if total != 12.0:
+            raise RuntimeError(f"CuPy imports but the GPU computed sum(2*arange(4)) = {total}, expected 12")
+
+    # ----------------------------------------------------------------------- launch
+    def _launch(self, filename, name, dtype, total, arrays, sizes):
+        """Run ``<name>_<f32|f64>`` with one thread per item (``total`` items) over ``arrays`` then ``sizes``."""
+        kernel = _kernel(filename, name, numpy.dtype(dtype))
+        blocks = max(1, min(-(-total // THREADS_PER_BLOCK), MAX_BLOCKS))
+        args = tuple(arrays) + tuple(numpy.int32(s) for s in sizes)
+        kernel((blocks,), (THREADS_PER_BLOCK,), args)
+
+    # -------------------------------------------------------------- convolution
+    def _conv_geometry(self, fn, x, w, stride, padding, dilation, groups):
+        """Check a convolution's arrays and hyper-parameters; return its sizes.
+
+        Output size per axis, deck 003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL:
+        HIPERPARÁMETROS" (with dilation): ``(H + 2P - D*(F - 1) - 1)//S + 1``.
+        """
+        dtype = _guard_float_array(fn, "x", x)
+        _guard_ndim(fn, "x", x.shape, 4)
+        _guard_ndim(fn, "w", w.shape, 4)
+        _guard_like(fn, "w", w, dtype, w.shape)
+        for name, value, minimum in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
+            _guard_pair(fn, name, value, minimum)
+        if isinstance(groups, bool) or not isinstance(groups, (int, numpy.integer)) or groups < 1:
+            raise ValueError(f"{fn}: groups must be an int >= 1, got {groups!r}")
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        if c % groups or o % groups or cg * groups != c:
+            raise ValueError(
+                f"{fn}: channels do not match groups={groups}: x has C_in={c}, w has shape {tuple(w.shape)} "
+                f"(need C_in % groups == 0, C_out % groups == 0 and w.shape[1]*groups == C_in)"
+            )
+        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        _guard_output(fn, "height", oh, f"({h} + 2*{padding[0]} - {dilation[0]}*({kh}-1) - 1)//{stride[0]} + 1")
+        _guard_output(fn, "width", ow, f"({wd} + 2*{padding[1]} - {dilation[1]}*({kw}-1) - 1)//{stride[1]} + 1")
+        _guard_int32(
+            fn, {"N*C": n * c, "C*H*W": c * h * wd, "C_out*H_out*W_out": o * oh * ow, "C*F_H*F_W": c * kh * kw}
+        )
+        return dtype, (n, c, h, wd, o, kh, kw, oh, ow, groups)
+
+    @staticmethod
+    def _conv_sizes(dims, stride, padding, dilation):
+        """The int arguments of the conv2d.cu kernels, in their order."""
+        n, c, h, wd, o, kh, kw, oh, ow, groups = dims
+        return (n, c, h, wd, o, kh, kw, oh, ow, *stride, *padding, *dilation, groups)
+
+    @staticmethod
+    def _column_sizes(n, dims, stride, padding, dilation):
+        """The int arguments of ``im2col``/``col2im`` for a slice of ``n`` samples."""
+        _, c, h, wd, _, kh, kw, oh, ow, _ = dims
+        return (n, c, h, wd, kh, kw, oh, ow, *stride, *padding, *dilation)
+
+    def _algorithm(self, fn):
+        if self.conv_algorithm not in CONV_ALGORITHMS:
+            raise ValueError(
+                f"{fn}: conv_algorithm must be one of {list(CONV_ALGORITHMS)}, got {self.conv_algorithm!r}"
+            )
+        return self.conv_algorithm
+
+    def _batch_slices(self, dims, itemsize):
+        """Split the batch so that one slice's column matrix fits in ``column_bytes_limit``."""
+        n, c, _, _, _, kh, kw, oh, ow, _ = dims
+        per_sample = c * kh * kw * oh * ow * itemsize
+        step = max(1, min(n, self.column_bytes_limit // max(per_sample, 1)))
+        return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+    def _columns(self, x_slice, dims, stride, padding, dilation):
+        """im2col of a slice of the batch: shape ``(groups, C_g*F_H*F_W, n*H_out*W_out)``.
+
+        Row ``(c*F_H + p)*F_W + q`` is tap ``(p, q)`` of channel ``c``; column
+        ``s*H_out*W_out + i*W_out + j`` is output ``(i, j)`` of sample ``s``.
+        """
+        n = x_slice.shape[0]
+        _, c, _, _, _, kh, kw, oh, ow, groups = dims
+        _guard_int32("im2col", {"columns per row (n*H_out*W_out)": n * oh * ow})
+        columns = cupy.empty((c * kh * kw, n * oh * ow), dtype=x_slice.dtype)
+        self._launch(
+            "conv2d.cu", "im2col", x_slice.dtype, columns.size, (x_slice, columns),
+            self._column_sizes(n, dims, stride, padding, dilation),
+        )
+        return columns.reshape(groups, c // groups * kh * kw, n * oh * ow)
+
+    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+        """Cross-correlation ``Y = X (*) W + b`` (see ``NumpyBackend.conv2d``) on the GPU.
+
+        im2col: for every group ``g``, ``Y_g = W_g . columns_g`` with ``W_g`` of
+        shape ``(C_out/G, C_in/G*F_H*F_W)`` -- the slide's sum of products as
+        one matrix product (cuBLAS).
+        """
+        fn = "conv2d"
+        dtype, dims = self._conv_geometry(fn, x, w, stride, padding, dilation, groups)
+        n, c, h, wd, o, kh, kw, oh, ow, g = dims
+        if b is not None:
+            _guard_like(fn, "b", b, dtype, (o,))
+        if self._algorithm(fn) == "direct":
+            y = cupy.empty((n, o, oh, ow), dtype=dtype)
+            bias = b if b is not None else y  # any valid pointer; has_bias=0 keeps it unread
+            sizes = self._conv_sizes(dims, stride, padding, dilation) + (int(b is not None),)
+            self._launch("conv2d.cu", "conv2d_forward_direct", dtype, y.size, (x, w, bias, y), sizes)
+            return y
+        weights = w.reshape(g, o // g, c // g * kh * kw)
+        y = cupy.empty((n, o, oh, ow), dtype=dtype)
+        for start, stop in self._batch_slices(dims, x.itemsize):
+            columns = self._columns(x[start:stop], dims, stride, padding, dilation)
+            products = cupy.matmul(weights, columns)  # (G, C_out/G, n*H_out*W_out)
+            y[start:stop] = products.reshape(o, stop - start, oh, ow).transpose(1, 0, 2, 3)
+        if b is not None:
+            y += b.reshape(1, o, 1, 1)
+        return y
+
+    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups, input_grad=True):
+        """Gradients ``(dX, dW, db)`` of ``conv2d`` (see ``NumpyBackend.conv2d_grad``) on the GPU.
+
+        im2col, per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
+        Backpropagation"): ``dW_g = dY_g . columns_g^T`` sums every position's
+        contribution to the shared weights; ``dcolumns_g = W_g^T . dY_g`` is
+        the error each tap sends back, and ``col2im`` adds, for every input
+        pixel, the taps that read it (the "upsample(W^T delta)" of the slide);
+        ``db`` sums ``dY`` over the batch and positions. With
+        ``input_grad=False`` nothing of ``dX`` is computed and it is None.
+        """
+        fn = "conv2d_grad"
+        dtype, dims = self._conv_geometry(fn, x, w, stride, padding, dilation, groups)
+        n, c, h, wd, o, kh, kw, oh, ow, g = dims
+        _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
+        dx = cupy.empty_like(x) if input_grad else None
+        if self._algorithm(fn) == "direct":
+            dw = cupy.empty_like(w)
+            db = cupy.empty((o,), dtype=dtype)
+            sizes = self._conv_sizes(dims, stride, padding, dilation)
+            if input_grad:
+                self._launch("conv2d.cu", "conv2d_backward_input_direct", dtype, dx.size, (dy, w, dx), sizes)
+            self._launch("conv2d.cu", "conv2d_backward_weight_direct", dtype, dw.size, (x, dy, dw), sizes)
+            self._launch("conv2d.cu", "conv2d_backward_bias_direct", dtype, o, (dy, db), (n, o, oh, ow))
+            return dx, dw, db
+        weights_t = w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)  # (G, C_g*F_H*F_W, C_out/G)
+        dw = None
+        for start, stop in self._batch_slices(dims, x.itemsize):
+            count = stop - start
+            columns = self._columns(x[start:stop], dims, stride, padding, dilation)
+            # dY of the slice as (G, C_out/G, n*H_out*W_out), the column order of `columns`.
+            errors = cupy.ascontiguousarray(dy[start:stop].reshape(count, o, oh * ow).transpose(1, 0, 2))
+            errors = errors.reshape(g, o // g, count * oh * ow)
+            part = cupy.matmul(errors, columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
+            dw = part if dw is None else dw + part
+            if input_grad:
+                dcolumns = cupy.ascontiguousarray(cupy.matmul(weights_t, errors))  # (G, C_g*F_H*F_W, n*H_out*W_out)
+                self._launch(
+                    "conv2d.cu", "col2im", dtype, count * c * h * wd, (dcolumns, dx[start:stop]),
+                    self._column_sizes(count, dims, stride, padding, dilation),
+                )
+        db = dy.sum(axis=(0, 2, 3))
+        return dx, cupy.ascontiguousarray(dw.reshape(w.shape)), db
+
+    # ------------------------------------------------------------------ pooling
+    def _pool_dims(self, fn, x_shape, kernel, stride, padding):
+        """Check pooling hyper-parameters; return ``(N, C, H, W, H_out, W_out)``.
+
+        Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN":
+        ``H_out = (H + 2P - F_H)//S + 1``.
+        """
+        _guard_ndim(fn, "x", x_shape, 4)
+        _guard_pair(fn, "kernel_size", kernel, 1)
+        _guard_pair(fn, "stride", stride, 1)
+        _guard_pair(fn, "padding", padding, 0)
+        for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
+            if p > k // 2:
+                raise ValueError(
+                    f"{fn}: padding along {axis} must be <= kernel_size//2 = {k}//2 = {k // 2}, got {p}"
+                )
+        n, c, h, w = (int(s) for s in x_shape)
+        oh, ow = self._pool_geometry(x_shape, kernel, stride, padding)
+        _guard_output(fn, "height", oh, f"({h} + 2*{padding[0]} - {kernel[0]})//{stride[0]} + 1")
+        _guard_output(fn, "width", ow, f"({w} + 2*{padding[1]} - {kernel[1]})//{stride[1]} + 1")
+        _guard_int32(fn, {"H*W": h * w, "H_out*W_out": oh * ow})
+        return n, c, h, w, oh, ow
+
+    def max_pool2d(self, x, kernel, stride, padding):
+        """Max pooling on the GPU; returns ``(Y, argmax)`` as ``NumpyBackend.max_pool2d``."""
+        fn = "max_pool2d"
+        dtype = _guard_float_array(fn, "x", x)
+        n, c, h, w, oh, ow = self._pool_dims(fn, x.shape, kernel, stride, padding)
+        y = cupy.empty((n, c, oh, ow), dtype=dtype)
+        argmax = cupy.empty((n, c, oh, ow), dtype=cupy.int64)
+        self._launch(
+            "pool2d.cu", "max_pool2d_forward", dtype, y.size, (x, y, argmax),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+        )
+        return y, argmax
+
+    def max_pool2d_grad(self, x_shape, dy, argmax, kernel, stride, padding):
+        """Gradient of max pooling: each input pixel gathers the errors of the windows it won.
+
+        ``argmax`` must come from ``max_pool2d`` (every index inside its own window).
+        """
+        fn = "max_pool2d_grad"
+        dtype = _guard_float_array(fn, "dy", dy)
+        n, c, h, w, oh, ow = self._pool_dims(fn, x_shape, kernel, stride, padding)
+        _guard_like(fn, "dy", dy, dtype, (n, c, oh, ow))
+        _guard_like(fn, "argmax", argmax, cupy.int64, (n, c, oh, ow))
+        dx = cupy.empty((n, c, h, w), dtype=dtype)
+        self._launch(
+            "pool2d.cu", "max_pool2d_backward", dtype, dx.size, (dy, argmax, dx),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+        )
+        return dx
+
+    def avg_pool2d(self, x, kernel, stride, padding):
+        """Average pooling on the GPU (padded zeros count; divisor ``F_H*F_W``)."""
+        fn = "avg_pool2d"
+        dtype = _guard_float_array(fn, "x", x)
+        n, c, h, w, oh, ow = self._pool_dims(fn, x.shape, kernel, stride, padding)
+        y = cupy.empty((n, c, oh, ow), dtype=dtype)
+        self._launch(
+            "pool2d.cu", "avg_pool2d_forward", dtype, y.size, (x, y),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+        )
+        return y
+
+    def avg_pool2d_grad(self, x_shape, dy, kernel, stride, padding):
+        """Gradient of average pooling: ``kron(dY, ones(F))/F^2`` with overlaps added, as a gather."""
+        fn = "avg_pool2d_grad"
+        dtype = _guard_float_array(fn, "dy", dy)
+        n, c, h, w, oh, ow = self._pool_dims(fn, x_shape, kernel, stride, padding)
+        _guard_like(fn, "dy", dy, dtype, (n, c, oh, ow))
+        dx = cupy.empty((n, c, h, w), dtype=dtype)
+        self._launch(
+            "pool2d.cu", "avg_pool2d_backward", dtype, dx.size, (dy, dx),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+        )
+        return dx
+
+    # --------------------------------------------------- inherited reference paths
+    def _scatter_add(self, target, index, values):
+        """``target[index] += values`` with repeated indices added, as ``numpy.add.at``.
+
+        ``cupy.add.at`` where CuPy has it (13 and later), else ``cupyx.scatter_add``.
+        """
+        add_at = getattr(cupy.add, "at", None)
+        if add_at is not None:
+            add_at(target, index, values)
+        else:
+            cupyx.scatter_add(target, index, values)

@@ -1,0 +1,1 @@
+"""Tests that need a working GPU and CuPy (the "cupy" backend)."""
