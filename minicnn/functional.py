@@ -283,21 +283,34 @@ def max_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, indices=None,
     if indices is None:
         _, indices = impl.max_pool2d(x, kernel, stride, padding)
     else:
-        indices = _check_indices(fn, indices, out_shape, x, xp)
+        indices = _check_indices(fn, indices, out_shape, x, xp, kernel, stride, padding)
     return impl.max_pool2d_grad(x.shape, dy, indices, kernel, stride, padding)
 
 
-def _check_indices(fn, indices, out_shape, x, xp):
+def _check_indices(fn, indices, out_shape, x, xp, kernel, stride, padding):
     if type(indices) is not type(x):
         raise TypeError(f"{fn}: indices must be a {type(x).__name__} like x, got {type(indices).__name__}")
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{fn}: indices must be an integer array, got dtype {indices.dtype}")
     if tuple(indices.shape) != tuple(out_shape):
         raise ValueError(f"{fn}: indices must have the output's shape {tuple(out_shape)}, got {tuple(indices.shape)}")
-    plane = x.shape[2] * x.shape[3]
+    height, width = x.shape[2], x.shape[3]
+    plane = height * width
     lo, hi = int(indices.min()), int(indices.max())
     if lo < 0 or hi >= plane:
         raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {plane}), got values in [{lo}, {hi}]")
+    # Each index must name a pixel of its own window: rows i*S - P ... i*S - P + F - 1, clipped to the image.
+    row, col = indices // width, indices % width
+    top = xp.arange(out_shape[2]) * stride[0] - padding[0]
+    left = xp.arange(out_shape[3]) * stride[1] - padding[1]
+    outside = (row < top[:, None]) | (row >= top[:, None] + kernel[0]) | (col < left[None, :]) | (col >= left[None, :] + kernel[1])
+    if bool(outside.any()):
+        bad = int(outside.sum())
+        raise ValueError(
+            f"{fn}: {bad} of the indices point outside their own {kernel[0]}x{kernel[1]} window (window (i, j) "
+            f"covers rows i*{stride[0]} - {padding[0]} + [0, {kernel[0]}) and columns j*{stride[1]} - {padding[1]} + "
+            f"[0, {kernel[1]})); pass the indices returned by max_pool2d_with_indices for the same arguments"
+        )
     return xp.ascontiguousarray(indices, dtype=xp.int64)
 
 

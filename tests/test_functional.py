@@ -359,6 +359,8 @@ def test_pool_grad_rejects_bad_dy_and_indices():
         F.max_pool2d_grad(X, dy, 2, indices=np.full((2, 4, 4, 4), 64, np.int64) * np.arange(2).reshape(2, 1, 1, 1))
     with pytest.raises(TypeError, match=r"indices must be an integer array"):
         F.max_pool2d_grad(X, dy, 2, indices=np.zeros((2, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"120 of the indices point outside their own 2x2 window"):
+        F.max_pool2d_grad(X, dy, 2, indices=np.full((2, 4, 4, 4), 63, np.int64))
     with pytest.raises(ValueError, match=r"indices must have the output's shape"):
         F.max_pool2d_grad(X, dy, 2, indices=np.zeros((2, 4, 2, 2), np.int64))
 
