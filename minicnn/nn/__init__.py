@@ -1,1 +1,51 @@
+"""Layers, losses and initialisers: ``forward(x)`` keeps a cache, ``backward(dy)`` returns ``dx`` and fills ``.grad``.
 
+>>> import numpy as np, minicnn as mc
+>>> layer = mc.nn.Linear(4, 3, rng=0)
+>>> layer(np.ones((2, 4), dtype=np.float32)).shape
+(2, 3)
+"""
+
+from . import init
+from .layers import (
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2d,
+    Identity,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from .merge import Add, Concat
+from .loss import SoftmaxCrossEntropy, log_softmax, softmax
+from .module import Module, NoForwardError, Parameter, array_module
+
+__all__ = [
+    "init",
+    "Parameter",
+    "Module",
+    "NoForwardError",
+    "array_module",
+    "Conv2d",
+    "Linear",
+    "MaxPool2d",
+    "AvgPool2d",
+    "GlobalAvgPool2d",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+    "Flatten",
+    "Dropout",
+    "BatchNorm2d",
+    "Add",
+    "Concat",
+    "SoftmaxCrossEntropy",
+    "softmax",
+    "log_softmax",
+]

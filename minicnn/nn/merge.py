@@ -1,0 +1,122 @@
+"""Modules with several inputs: the joins of a network graph (``minicnn.graph.Graph``).
+
+``Add`` is the skip connection of ResNet and ``Concat`` the channel
+concatenation of DenseNet and Inception (deck 002_35ce60e4ae78ad9e.txt,
+"Arquitecturas de redes convolucionales"):
+
+* ResNet: ``x_ℓ = H_ℓ(x_{ℓ-1}) + x_{ℓ-1}``;
+* DenseNet: ``x_ℓ = H_ℓ([x_0, x_1, ..., x_{ℓ-1}])``, ``[...]`` a concatenation.
+
+Their ``backward(dy)`` returns one gradient per input, as a tuple.
+"""
+
+from __future__ import annotations
+
+from .module import Module, array_module
+
+__all__ = ["Add", "Concat"]
+
+
+def _check_inputs(name, xs, minimum=1):
+    if len(xs) < minimum:
+        raise TypeError(f"{name}: needs at least {minimum} inputs, got {len(xs)}")
+    for i, x in enumerate(xs):
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise TypeError(f"{name}: input {i} must be an array, got {type(x).__name__}")
+        if x.dtype != xs[0].dtype:
+            raise TypeError(f"{name}: input {i} has dtype {x.dtype} but input 0 has {xs[0].dtype}")
+
+
+class Add(Module):
+    """Elementwise sum of inputs of equal shape: the ResNet skip connection ``H(x) + x``.
+
+    Deck 002_35ce60e4ae78ad9e.txt, "Arquitecturas de redes convolucionales",
+    ResNet ("skip connection ... se suma al resultado del bloque
+    convolucional"). The gradient of a sum reaches every term unchanged, so
+    ``backward(dy)`` returns ``dy`` once per input (the same array; consumers
+    must not modify it in place).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._count = None
+
+    def forward(self, *xs):
+        _check_inputs("Add", xs)
+        self.output_shape(*(x.shape for x in xs))
+        y = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
+        for x in xs[2:]:
+            y += x
+        self._count = len(xs)
+        return y
+
+    def backward(self, dy):
+        if self._count is None:
+            raise self._no_forward()
+        count, self._count = self._count, None
+        return (dy,) * count
+
+    def _clear_cache(self):
+        self._count = None
+
+    def output_shape(self, *input_shapes):
+        first = tuple(int(s) for s in input_shapes[0])
+        for i, shape in enumerate(input_shapes[1:], start=1):
+            if tuple(int(s) for s in shape) != first:
+                raise ValueError(f"Add: inputs must have equal shapes, input 0 is {first} but input {i} is {tuple(shape)}")
+        return first
+
+
+class Concat(Module):
+    """Concatenation along ``axis`` (channels, axis 1, by default): DenseNet's ``[x_0, x_1, ..., x_{ℓ-1}]``.
+
+    Deck 002_35ce60e4ae78ad9e.txt, "Arquitecturas de redes convolucionales",
+    DenseNet ("concatenación con todas las salidas de capas anteriores") and
+    the parallel branches of Inception. All other axes must agree;
+    ``backward(dy)`` splits ``dy`` back into one slice per input.
+    """
+
+    def __init__(self, axis=1):
+        super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis < 1:
+            raise ValueError(f"Concat: axis must be an int >= 1 (axis 0 is the batch), got {axis!r}")
+        self.axis = axis
+        self._sizes = None
+
+    def forward(self, *xs):
+        _check_inputs("Concat", xs)
+        self.output_shape(*(x.shape for x in xs))
+        self._sizes = [x.shape[self.axis] for x in xs]
+        return array_module(xs[0]).concatenate(xs, axis=self.axis)
+
+    def backward(self, dy):
+        if self._sizes is None:
+            raise self._no_forward()
+        sizes, self._sizes = self._sizes, None
+        if dy.shape[self.axis] != sum(sizes):
+            raise ValueError(f"Concat.backward: dy has {dy.shape[self.axis]} entries along axis {self.axis}, expected {sum(sizes)}")
+        cuts, start = [], 0
+        for size in sizes[:-1]:
+            start += size
+            cuts.append(start)
+        return tuple(array_module(dy).split(dy, cuts, axis=self.axis))
+
+    def _clear_cache(self):
+        self._sizes = None
+
+    def output_shape(self, *input_shapes):
+        shapes_ = [tuple(int(s) for s in shape) for shape in input_shapes]
+        first = shapes_[0]
+        if len(first) <= self.axis:
+            raise ValueError(f"Concat: axis {self.axis} does not exist in an input of shape {first}")
+        for i, shape in enumerate(shapes_[1:], start=1):
+            if len(shape) != len(first) or shape[: self.axis] + shape[self.axis + 1 :] != first[: self.axis] + first[self.axis + 1 :]:
+                raise ValueError(
+                    f"Concat: inputs must agree on every axis except {self.axis}; input 0 has shape {first}, "
+                    f"input {i} has shape {shape}"
+                )
+        total = sum(shape[self.axis] for shape in shapes_)
+        return first[: self.axis] + (total,) + first[self.axis + 1 :]
+
+    def extra_repr(self):
+        return f"axis={self.axis}"

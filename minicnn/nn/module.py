@@ -1,0 +1,346 @@
+"""Parameters and the ``Module`` base class: the state half of "layers own state, kernels own arithmetic".
+
+A module computes ``y = forward(x)``, keeps what its backward pass needs, and
+``backward(dy)`` returns ``dx = dLoss/dx`` while adding ``dLoss/dθ`` into the
+``.grad`` of each of its parameters. This is the error propagation of deck
+002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation": ``δ^(l)`` is computed
+from ``δ^(l+1)`` layer by layer, from the output back to the input.
+
+Gradients *accumulate* (``grad += ...``), so one tensor used by two consumers
+and a batch split into several backward passes both add up correctly; call
+``zero_grad()`` (or the optimizer's) before each step.
+
+Arrays are NumPy or CuPy; a module works on whichever its input is
+(``array_module``), and ``to("gpu")`` moves its parameters and buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Parameter", "Module", "array_module", "NoForwardError"]
+
+_DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
+
+
+class NoForwardError(RuntimeError, ValueError):
+    """``backward`` was called without a ``forward`` whose cache it could use."""
+
+
+def _is_cupy(a):
+    return type(a).__module__.startswith("cupy")
+
+
+def array_module(a):
+    """``numpy`` or ``cupy``: the module that owns array ``a`` (``cupy.get_array_module`` without importing CuPy for NumPy input)."""
+    if _is_cupy(a):
+        import cupy
+
+        return cupy.get_array_module(a)
+    return np
+
+
+def _import_cupy(what):
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a CUDA runtime that fails to load
+        raise RuntimeError(
+            f"{what} needs CuPy and a CUDA GPU, but CuPy could not be imported ({type(exc).__name__}: {exc}); "
+            "install it with `pip install minicnn[gpu]` (cupy-cuda12x) on a machine with a GPU"
+        ) from exc
+    return cupy
+
+
+def _move(a, device, dtype=None):
+    """Return array ``a`` on ``device`` ("cpu"/"gpu"), cast to ``dtype`` if given; no copy when nothing changes."""
+    if device == "gpu":
+        cupy = _import_cupy("to('gpu')")
+        a = cupy.asarray(a)
+        xp = cupy
+    elif device == "cpu":
+        a = a.get() if _is_cupy(a) else a
+        xp = np
+    else:
+        xp = array_module(a)
+    if dtype is not None and a.dtype != dtype:
+        a = a.astype(dtype)
+    return xp.ascontiguousarray(a)
+
+
+class Parameter:
+    """A learnable array ``θ``: ``.data`` (the values), ``.grad`` (``dJ/dθ``, same shape, starts at zero) and ``.name``."""
+
+    __slots__ = ("data", "grad", "name")
+
+    def __init__(self, data, name=None):
+        module = type(data).__module__
+        if not (isinstance(data, np.ndarray) or module.startswith("cupy")):
+            raise TypeError(f"Parameter: data must be a numpy.ndarray (or cupy.ndarray), got {type(data).__name__}")
+        if data.dtype.kind != "f":
+            raise TypeError(f"Parameter: data must be a floating-point array, got dtype {data.dtype}")
+        self.data = data
+        self.grad = array_module(data).zeros_like(data)
+        self.name = name
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def zero_grad(self):
+        self.grad.fill(0)
+
+    def __repr__(self):
+        return f"Parameter(name={self.name!r}, shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer and container.
+
+    Subclasses define ``forward(*inputs)`` and ``backward(dy)``. Assigning a
+    ``Parameter`` or a ``Module`` to an attribute registers it (so
+    ``parameters()``, ``state_dict()``, ``train()``, ``to()`` find it);
+    ``register_buffer(name, array)`` registers state that is saved but not
+    learned (e.g. running statistics).
+    """
+
+    training: bool
+    # Modules whose backward takes ``input_grad=False`` to skip computing dx
+    # (the first layer of a network sees data, whose gradient nobody needs).
+    accepts_input_grad = False
+
+    def __init__(self):
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_param_names", {})
+        object.__setattr__(self, "_buffer_names", {})
+        object.__setattr__(self, "_child_names", {})
+
+    # ------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        registry = self.__dict__.get("_param_names")
+        if registry is None:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting attributes")
+        if isinstance(value, Parameter):
+            if value.name is None:
+                value.name = name
+            self._param_names[name] = None
+            self._child_names.pop(name, None)
+        elif isinstance(value, Module):
+            self._child_names[name] = None
+            self._param_names.pop(name, None)
+        elif name in self._param_names:
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.{name} is a Parameter; assign a Parameter (or None), or set "
+                    f"{name}.data, instead of a {type(value).__name__}"
+                )
+            del self._param_names[name]
+        elif name in self._child_names:
+            del self._child_names[name]
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, array):
+        """Keep ``array`` as ``self.<name>``: part of ``state_dict()`` and moved by ``to()``, but not learned."""
+        self._buffer_names[name] = None
+        object.__setattr__(self, name, array)
+
+    def named_children(self):
+        for name in self._child_names:
+            yield name, self.__dict__[name]
+
+    def children(self):
+        for _, child in self.named_children():
+            yield child
+
+    def modules(self):
+        """This module and every module inside it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix=""):
+        """``(dotted name, Parameter)`` for every parameter, each shared one once."""
+        seen = set()
+        for name, param in self._named_parameters(prefix):
+            if id(param) not in seen:
+                seen.add(id(param))
+                yield name, param
+
+    def _named_parameters(self, prefix):
+        for name in self._param_names:
+            yield prefix + name, self.__dict__[name]
+        for name, child in self.named_children():
+            yield from child._named_parameters(f"{prefix}{name}.")
+
+    def parameters(self):
+        """Every learnable ``Parameter`` (a generator)."""
+        for _, param in self.named_parameters():
+            yield param
+
+    def named_buffers(self, prefix=""):
+        for name in self._buffer_names:
+            yield prefix + name, self.__dict__[name]
+        for name, child in self.named_children():
+            yield from child.named_buffers(f"{prefix}{name}.")
+
+    def num_parameters(self):
+        """Number of learnable scalars."""
+        return sum(int(p.data.size) for p in self.parameters())
+
+    # ----------------------------------------------------------- computation
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} must define backward()")
+
+    def __call__(self, *inputs):
+        return self.forward(*inputs)
+
+    def _no_forward(self):
+        return NoForwardError(
+            f"{type(self).__name__}.backward() called before forward(): run forward(x) first "
+            "(each backward uses the cache of one forward)"
+        )
+
+    # ------------------------------------------------------------ shape rules
+    def output_shape(self, *input_shapes):
+        """Shape of the output for inputs of these shapes (batch axis included), without computing anything."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define output_shape(); define it to use it in summary()"
+        )
+
+    def macs(self, *input_shapes):
+        """Multiply-accumulates of one forward pass on inputs of these shapes (0 for layers without weights)."""
+        return 0
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode=True):
+        """Training mode (Dropout drops, BatchNorm uses batch statistics), recursively; returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode, recursively; returns self."""
+        return self.train(False)
+
+    def zero_grad(self):
+        """Set every parameter's ``.grad`` to zero, in place."""
+        for param in self.parameters():
+            param.grad.fill(0)
+
+    # ----------------------------------------------------------- state_dict
+    def state_dict(self):
+        """``{dotted name: numpy array}`` of parameters and buffers: host copies, safe to keep while training goes on."""
+        state = {}
+        for name, param in self.named_parameters():
+            state[name] = _to_host_copy(param.data)
+        for name, buf in self.named_buffers():
+            state[name] = _to_host_copy(buf)
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays from ``state`` into the parameters and buffers (keeping their device and dtype).
+
+        Names and shapes must match exactly (``strict=False`` ignores missing
+        and unexpected names, never a shape mismatch).
+        """
+        if not hasattr(state, "keys"):
+            raise TypeError(f"load_state_dict: state must be a mapping name -> array, got {type(state).__name__}")
+        params = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = set(params) | set(buffers)
+        given = set(state.keys())
+        if strict and expected != given:
+            missing = sorted(expected - given)
+            unexpected = sorted(given - expected)
+            raise ValueError(
+                f"load_state_dict: names do not match {type(self).__name__}'s: missing {missing}, unexpected {unexpected}"
+            )
+        for name in sorted(expected & given):
+            value = state[name]
+            current = params[name].data if name in params else buffers[name]
+            value_shape = tuple(np.shape(value))
+            if value_shape != tuple(current.shape):
+                raise ValueError(
+                    f"load_state_dict: {name!r} has shape {value_shape} in the state but {tuple(current.shape)} in the model"
+                )
+        for name in sorted(expected & given):
+            value = state[name]
+            if name in params:
+                data = params[name].data
+                data[...] = _move(_as_array(value), _device_of(data), data.dtype)
+            else:
+                owner, attr = self._owner_of(name)
+                current = getattr(owner, attr)
+                object.__setattr__(owner, attr, _move(_as_array(value), _device_of(current), current.dtype).copy())
+        return self
+
+    def _owner_of(self, dotted):
+        *path, attr = dotted.split(".")
+        owner = self
+        for part in path:
+            owner = owner.__dict__[part]
+        return owner, attr
+
+    # ---------------------------------------------------------------- device
+    def to(self, device=None, *, dtype=None):
+        """Move parameters and buffers to ``device`` ("cpu" or "gpu") and/or cast them to ``dtype``; returns self.
+
+        "gpu" needs CuPy. Gradients move with their parameters; caches of an
+        earlier forward pass are dropped, so run forward again before backward.
+        """
+        if device is not None:
+            if not isinstance(device, str) or device.lower() not in _DEVICES:
+                raise ValueError(f"to: device must be 'cpu' or 'gpu', got {device!r}")
+            device = _DEVICES[device.lower()]
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"to: dtype must be a floating-point type such as float32, got {dtype}")
+        for module in self.modules():
+            for name in module._param_names:
+                param = module.__dict__[name]
+                param.data = _move(param.data, device, dtype)
+                param.grad = _move(param.grad, device, dtype)
+            for name in module._buffer_names:
+                buf = module.__dict__[name]
+                if buf is not None:
+                    object.__setattr__(module, name, _move(buf, device, dtype if buf.dtype.kind == "f" else None))
+            module._clear_cache()
+        return self
+
+    def _clear_cache(self):
+        """Drop what forward kept for backward (subclasses with caches override)."""
+
+    # ---------------------------------------------------------------- display
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        children = list(self.named_children())
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        lines = [head]
+        for name, child in children:
+            lines.append("  (" + name + "): " + repr(child).replace("\n", "\n  "))
+        return "\n".join(lines) + "\n)"
+
+
+def _device_of(a):
+    return "gpu" if _is_cupy(a) else "cpu"
+
+
+def _as_array(value):
+    if isinstance(value, np.ndarray) or _is_cupy(value):
+        return value
+    return np.asarray(value)
+
+
+def _to_host_copy(a):
+    return a.get() if _is_cupy(a) else np.array(a, copy=True)
