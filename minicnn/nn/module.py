@@ -79,7 +79,8 @@ class Parameter:
         if data.dtype.kind != "f":
             raise TypeError(f"Parameter: data must be a floating-point array, got dtype {data.dtype}")
         self.data = data
-        self.grad = array_module(data).zeros_like(data)
+        # zeros, not zeros_like: a fresh zeroed array is mapped lazily, so a shape-only (lazy) model costs no memory
+        self.grad = array_module(data).zeros(data.shape, dtype=data.dtype)
         self.name = name
 
     @property
