@@ -1,0 +1,996 @@
+"""The slides as tests: one test per entry of ``spec/*.toml``.
+
+Every entry names a checker (its ``check`` field); the checker reads the
+entry's values, computes the claim with ``minicnn.shapes``,
+``minicnn.functional`` (on every backend, for checkers that run kernels),
+``minicnn.optim`` or plain NumPy, and asserts the slide's number. Tests are
+parametrized by entry id, so adding an entry to a spec file adds a test.
+
+An erratum (``erratum = true``) is checked twice: its corrected values must
+pass, and the same checker fed the slide's version (``slide_variant``) must
+fail. Entries with ``status = "model-zoo"`` (claims about whole networks) are
+only checked for form here; their values are tested with the model zoo.
+
+Run only these tests with ``python -m pytest tests/test_spec.py -q``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn import shapes
+from spec_loader import DECKS, MODEL_ZOO, SPEC_DIR, SpecError, is_numeric, load_spec, values
+
+ENTRIES = load_spec()
+
+#: checker name -> (function, runs kernels?)
+CHECKERS = {}
+
+
+def checker(name, *, kernels=False):
+    """Register a checker under ``name``; ``kernels=True`` ones run kernels and take ``backend_name``."""
+
+    def register(fn):
+        CHECKERS[name] = (fn, kernels)
+        return fn
+
+    return register
+
+
+# ------------------------------------------------------------------------ helpers
+def arr(value):
+    return np.asarray(value, dtype=np.float64)
+
+
+def nchw(value):
+    """A 2-D image, a (C, H, W) volume or an NCHW batch, as a float64 NCHW array."""
+    a = arr(value)
+    return a.reshape((1,) * (4 - a.ndim) + a.shape)
+
+
+def kernel4(value):
+    """A 2-D mask as a (1, 1, F_H, F_W) weight."""
+    return nchw(value)
+
+
+def host(a):
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+
+
+class Kernels:
+    """``minicnn.functional`` on one backend, NumPy arrays in and out.
+
+    ``Kernels("cupy").conv2d(x, w)`` copies the NumPy arguments to the
+    backend's device, calls ``F.conv2d(..., backend="cupy")`` and brings the
+    result back, so a checker reads the same on every backend.
+    """
+
+    def __init__(self, backend_name):
+        self.name = backend_name
+        self.xp = mc.get_backend(backend_name).xp
+
+    def _to_device(self, a):
+        return self.xp.asarray(a) if isinstance(a, np.ndarray) else a
+
+    def __getattr__(self, function):
+        fn = getattr(F, function)
+
+        def call(*args, **kwargs):
+            args = [self._to_device(a) for a in args]
+            kwargs = {key: self._to_device(value) for key, value in kwargs.items()}
+            out = fn(*args, backend=self.name, **kwargs)
+            return tuple(host(o) for o in out) if isinstance(out, tuple) else host(out)
+
+        return call
+
+
+def assert_array(actual, expected, what, atol=1e-9):
+    actual, expected = np.asarray(actual), arr(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, slide says {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=atol, err_msg=what)
+
+
+def tolerance(entry, quantity):
+    """``(rel, abs)`` tolerance for ``quantity``: entry fields ``rel_tol``/``abs_tol``, a number or a table."""
+    out = []
+    for field in ("rel_tol", "abs_tol"):
+        tol = entry.get(field, 0.0)
+        out.append(float(tol.get(quantity, 0.0)) if isinstance(tol, dict) else float(tol))
+    return tuple(out)
+
+
+def assert_number(entry, quantity, computed, stated):
+    """``computed`` equals the slide's ``stated`` number, within the entry's tolerance for ``quantity``."""
+    rel, absolute = tolerance(entry, quantity)
+    allowed = max(rel * abs(stated), absolute)
+    assert abs(computed - stated) <= allowed, (
+        f"{entry['id']}: {quantity} computed {computed:,} but the slide states {stated:,} "
+        f"(|difference| {abs(computed - stated):,.6g} > allowed {allowed:,.6g})"
+    )
+
+
+def rng_for(entry):
+    """A generator seeded by the entry id, so random inputs are the same on every run."""
+    return np.random.default_rng(sum(entry["id"].encode()))
+
+
+def with_variant(entry, variant):
+    """A copy of ``entry`` with the fields of ``variant`` replaced.
+
+    A key ``"layers.conv4.out"`` sets field ``out`` of the element named
+    ``conv4`` in the list ``layers``; a plain key replaces a top-level field.
+    """
+    changed = copy.deepcopy(entry)
+    for key, value in variant.items():
+        if "." in key:
+            list_name, element, field = key.split(".")
+            matches = [item for item in changed[list_name] if item.get("name") == element]
+            assert len(matches) == 1, f"{entry['id']}: slide_variant key {key!r} matches {len(matches)} elements"
+            matches[0][field] = value
+        else:
+            assert key in changed, f"{entry['id']}: slide_variant sets {key!r}, which the entry does not have"
+            changed[key] = value
+    return changed
+
+
+# ============================================================ shapes and counts
+@checker("output_size", kernels=True)
+def check_output_size(entry, backend_name):
+    """Conv output volume ``N_filters x H_out x W_out``, ``H_out = (H + 2P - F)/S + 1`` (deck 003)."""
+    run = Kernels(backend_name)
+    c, h, w = entry["input"]
+    k = entry["kernel"]
+    s, p, d = entry.get("stride", 1), entry.get("padding", 0), entry.get("dilation", 1)
+    _, *out = shapes.conv2d_output_shape((1, c, h, w), (entry["filters"], c, k, k), s, p, d)
+    assert out == entry["expected"], f"{entry['id']}: shapes.conv2d_output_shape gives {out}"
+    assert shapes.conv_output_size(h, k, s, p, d) == entry["expected"][1]
+    # The spatial size does not depend on the channels: run one channel, one filter.
+    y = run.conv2d(np.ones((1, 1, h, w)), np.ones((1, 1, k, k)), stride=s, padding=p, dilation=d)
+    assert tuple(y.shape[2:]) == tuple(entry["expected"][1:]), f"conv2d on {backend_name} gives {y.shape}"
+
+
+@checker("pool_output_size", kernels=True)
+def check_pool_output_size(entry, backend_name):
+    """Pooling output ``H_out = (H + 2P - F)/S + 1`` (deck 003), depth unchanged."""
+    run = Kernels(backend_name)
+    c, h, w = entry["input"]
+    k, s, p = entry["kernel"], entry.get("stride"), entry.get("padding", 0)
+    out = list(shapes.pool2d_output_shape((1, c, h, w), k, s, p)[1:])
+    assert out == entry["expected"], f"{entry['id']}: shapes.pool2d_output_shape gives {out}"
+    x = np.ones((1, 1, h, w))
+    for pool in ("max_pool2d", "avg_pool2d"):
+        y = getattr(run, pool)(x, k, stride=s, padding=p)
+        assert tuple(y.shape[2:]) == tuple(entry["expected"][1:]), f"{pool} on {backend_name} gives {y.shape}"
+
+
+def _walk(entry):
+    """Run the layers of a ``layer_chain`` entry through the shapes formulas."""
+    shape = list(entry["input"])
+    bias = entry.get("bias", True)
+    params = macs = weight_layers = 0
+    seen = []
+    for layer in entry["layers"]:
+        kind = layer["kind"]
+        for _ in range(layer.get("repeat", 1)):
+            if kind == "conv":
+                c, h, w = shape
+                k, s, p, g = layer["kernel"], layer.get("stride", 1), layer.get("padding", 0), layer.get("groups", 1)
+                out = layer["out"]
+                shape = [out, shapes.conv_output_size(h, k, s, p), shapes.conv_output_size(w, k, s, p)]
+                params += shapes.conv2d_params(c, out, k, groups=g, bias=bias)
+                macs += shapes.conv2d_macs(c, out, k, shape[1:], groups=g)
+                weight_layers += 1
+            elif kind in ("maxpool", "avgpool"):
+                c, h, w = shape
+                k, s, p = layer["kernel"], layer.get("stride", layer["kernel"]), layer.get("padding", 0)
+                shape = [c, shapes.pool_output_size(h, k, s, p), shapes.pool_output_size(w, k, s, p)]
+            elif kind == "global_avgpool":
+                shape = [shape[0], 1, 1]
+            elif kind == "norm":
+                pass  # a normalisation layer keeps the shape and learns nothing in this count
+            elif kind == "fc":
+                features = shapes.numel(shape)
+                params += shapes.linear_params(features, layer["out"], bias=bias)
+                macs += shapes.linear_macs(features, layer["out"])
+                shape = [layer["out"]]
+                weight_layers += 1
+            else:
+                raise AssertionError(f"{entry['id']}: unknown layer kind {kind!r}")
+        seen.append(shape)
+    return seen, params, macs, weight_layers
+
+
+@checker("layer_chain")
+def check_layer_chain(entry):
+    """Shapes after each layer, parameters, multiply-adds and weight layers of a plain chain."""
+    seen, params, macs, weight_layers = _walk(entry)
+    assert any(key in entry for key in ("expected_shapes", "expected_params", "expected_macs", "expected_layers"))
+    if "expected_shapes" in entry:
+        names = [layer.get("name", layer["kind"]) for layer in entry["layers"]]
+        for name, got, want in zip(names, seen, entry["expected_shapes"], strict=True):
+            assert got == want, f"{entry['id']}: after {name} the shape is {got}, the slide lists {want}"
+    if "expected_params" in entry:
+        assert_number(entry, "params", params, entry["expected_params"])
+    if "expected_macs" in entry:
+        assert_number(entry, "macs", macs, entry["expected_macs"])
+    if "expected_layers" in entry:
+        assert weight_layers == entry["expected_layers"], f"{entry['id']}: {weight_layers} weight layers"
+
+
+@checker("spatial_chain")
+def check_spatial_chain(entry):
+    """Output side after each conv/pool step, by the output-size formula (decks 001, 004)."""
+    size = entry["input_size"]
+    for step, want in zip(entry["steps"], entry["expected"], strict=True):
+        k, s, p = step["kernel"], step.get("stride", 1), step.get("padding", 0)
+        if step["kind"] == "conv":
+            size = shapes.conv_output_size(size, k, s, p)
+        else:
+            size = shapes.pool_output_size(size, k, s, p)
+        assert size == want, f"{entry['id']}: after {step.get('name', step['kind'])} the side is {size}, not {want}"
+
+
+_PARAM_FORMULAS = {
+    "conv2d": shapes.conv2d_params,
+    "linear": shapes.linear_params,
+    "depthwise_separable": shapes.depthwise_separable_params,
+}
+
+
+def _sum_params(terms):
+    return sum(_PARAM_FORMULAS[term["layer"]](**{k: v for k, v in term.items() if k != "layer"}) for term in terms)
+
+
+@checker("param_count")
+def check_param_count(entry):
+    """Learnable parameters of a layer (or a sum of layers) by the shapes formulas."""
+    total = _sum_params(entry["terms"])
+    assert_number(entry, "params", total, entry["expected"])
+    if "baseline_terms" in entry:
+        baseline = _sum_params(entry["baseline_terms"])
+        assert baseline == entry["baseline_expected"], f"{entry['id']}: baseline has {baseline} parameters"
+        assert total < baseline, f"{entry['id']}: {total} parameters is not fewer than the baseline's {baseline}"
+
+
+@checker("flatten_size")
+def check_flatten_size(entry):
+    """Neurons of a flattened volume: ``C * H * W``."""
+    assert shapes.numel(entry["volume"]) == entry["expected"]
+
+
+@checker("inception_row")
+def check_inception_row(entry):
+    """A row of the GoogLeNet table: params (K = 1024), ops (multiply-adds, M = 10^6), output depth."""
+    hw = entry["output_hw"]
+    if "branches" in entry:
+        c, b = entry["in_channels"], entry["branches"]
+        convs = [
+            (c, b["n1x1"], 1),
+            (c, b["n3x3_reduce"], 1),
+            (b["n3x3_reduce"], b["n3x3"], 3),
+            (c, b["n5x5_reduce"], 1),
+            (b["n5x5_reduce"], b["n5x5"], 5),
+            (c, b["pool_proj"], 1),
+        ]
+        depth = b["n1x1"] + b["n3x3"] + b["n5x5"] + b["pool_proj"]  # the branches are concatenated
+    else:
+        convs = [(conv["in"], conv["out"], conv["kernel"]) for conv in entry["convs"]]
+        depth = convs[-1][1]
+    params = sum(shapes.conv2d_params(i, o, k, bias=False) for i, o, k in convs)
+    ops = sum(shapes.conv2d_macs(i, o, k, hw) for i, o, k in convs)
+    assert any(key in entry for key in ("params_k", "ops_m", "depth"))
+    if "params_k" in entry:
+        assert_number(entry, "params", params / 1024, entry["params_k"])
+    if "ops_m" in entry:
+        assert_number(entry, "ops", ops / 1e6, entry["ops_m"])
+    if "depth" in entry:
+        assert depth == entry["depth"], f"{entry['id']}: concatenated depth {depth}"
+
+
+@checker("layer_count")
+def check_layer_count(entry):
+    """Weight layers named in a network's name: ``sum(blocks) * layers_per_block + extra``."""
+    count = sum(entry["blocks"]) * entry["layers_per_block"] + entry.get("extra", 0)
+    assert count == entry["expected"], f"{entry['id']}: the table adds up to {count} layers"
+
+
+@checker("stage_resolutions")
+def check_stage_resolutions(entry):
+    """Each stage's input side is the previous stage's output: its kernel at its stride with 'same' padding."""
+    sides, kernels, strides = entry["resolutions"], entry["kernels"], entry["strides"]
+    assert len(sides) == len(kernels) == len(strides) + 1
+    assert sides[0] == entry["input_size"]
+    for i, stride in enumerate(strides):
+        got = shapes.conv_output_size(sides[i], kernels[i], stride, kernels[i] // 2)
+        assert got == sides[i + 1], f"{entry['id']}: stage {i + 1} ({kernels[i]}x{kernels[i]}/{stride}) gives {got}"
+
+
+@checker("stage_table_rows")
+def check_stage_table_rows(entry):
+    """A per-layer table has, for each stage's width, as many rows as the stage table's #Layers."""
+    rows = entry["row_channels"]
+    for channels, layers in zip(entry["stage_channels"], entry["stage_layers"], strict=True):
+        got = rows.count(channels)
+        assert got == layers, f"{entry['id']}: {got} rows with {channels} channels, the stage has {layers} layers"
+    assert len(rows) == entry["expected_layers"], f"{entry['id']}: {len(rows)} rows"
+
+
+@checker("compound_scaling")
+def check_compound_scaling(entry):
+    """EfficientNet: ``alpha * beta^2 * gamma^2 ~ 2``, all >= 1; FLOPs grow as ``d * w^2 * r^2``."""
+    a, b, g = entry["alpha"], entry["beta"], entry["gamma"]
+    assert min(a, b, g) >= 1
+    assert_number(entry, "flops_factor", a * b**2 * g**2, entry["flops_factor"])
+    # Width multiplies both channel counts of a convolution, resolution both sides of its output.
+    c, k, side = 8, 3, 7
+    wf, rf = entry["width_factor"], entry["resolution_factor"]
+    ratio = shapes.conv2d_macs(c * wf, c * wf, k, side * rf) / shapes.conv2d_macs(c, c, k, side)
+    assert ratio == wf**2 * rf**2 == entry["macs_ratio"]
+
+
+@checker("dense_channels", kernels=True)
+def check_dense_channels(entry, backend_name):
+    """DenseNet: ``x_l = H_l([x_0, ..., x_{l-1}])`` makes a block end with ``k_0 + l*k`` channels."""
+    run = Kernels(backend_name)
+    k0, k, layers, side = entry["k0"], entry["growth_rate"], entry["layers"], entry["side"]
+    rng = rng_for(entry)
+    features = [rng.standard_normal((1, k0, side, side))]
+    for _ in range(layers):
+        joined = np.concatenate(features, axis=1)
+        w = rng.standard_normal((k, joined.shape[1], 3, 3)) * 0.1
+        features.append(run.conv2d(joined, w, padding=1))
+    out = np.concatenate(features, axis=1)
+    assert out.shape == (1, entry["expected"], side, side), f"{entry['id']}: block output {out.shape}"
+
+
+# ============================================================= masks and filters
+def _filter(image, mask, op, backend_name):
+    """``conv2d`` (cross-correlation) or ``true_conv2d`` (flipped kernel) of a 2-D image with a 2-D mask."""
+    return getattr(Kernels(backend_name), op)(nchw(image), kernel4(mask))[0, 0]
+
+
+@checker("mask_response", kernels=True)
+def check_mask_response(entry, backend_name):
+    """A mask applied to a small image gives the slide's response (zero away from the edge/line)."""
+    got = _filter(entry["image"], entry["mask"], entry["op"], backend_name)
+    assert_array(got, entry["expected"], f"{entry['id']} on {backend_name}")
+
+
+@checker("line_detector", kernels=True)
+def check_line_detector(entry, backend_name):
+    """Each line mask answers most strongly to the line it was designed for."""
+    masks, images = entry["masks"], entry["images"]
+    for image_name, image in images.items():
+        peaks = {name: _filter(image, mask, "conv2d", backend_name).max() for name, mask in masks.items()}
+        best = max(peaks, key=peaks.get)
+        assert best == image_name, f"{entry['id']}: on the {image_name} line the {best} mask wins: {peaks}"
+        assert peaks[best] == entry["peak"], f"{entry['id']}: peak {peaks[best]}"
+        assert all(v < peaks[best] for name, v in peaks.items() if name != best)
+
+
+@checker("separable_kernel", kernels=True)
+def check_separable_kernel(entry, backend_name):
+    """A rank-1 kernel is the outer product column x row and filters as two 1-D passes."""
+    run = Kernels(backend_name)
+    kernel, column, row = arr(entry["kernel"]), arr(entry["column"]), arr(entry["row"])
+    assert_array(np.outer(column, row), kernel, f"{entry['id']}: column x row")
+    image = rng_for(entry).standard_normal((1, 1, 7, 8))
+    direct = run.conv2d(image, kernel4(kernel))
+    two_pass = run.conv2d(run.conv2d(image, column.reshape(1, 1, -1, 1)), row.reshape(1, 1, 1, -1))
+    assert_array(two_pass, direct, f"{entry['id']}: two 1-D passes on {backend_name}")
+    assert list(shapes.separable_spatial_flops_per_output(len(column))) == entry["flops_per_output"]
+
+
+@checker("flip_equals_rot90", kernels=True)
+def check_flip_equals_rot90(entry, backend_name):
+    """Flipping rows and columns is ``rot90(W, 2)``; true convolution is correlation with it (deck 002)."""
+    run = Kernels(backend_name)
+    w, flipped = arr(entry["kernel"]), arr(entry["flipped"])
+    assert_array(np.rot90(w, 2), flipped, "rot90(W, 2)")
+    assert_array(w[::-1, ::-1], flipped, "W flipped up-down and left-right")
+    image = nchw(entry["image"])
+    true = run.true_conv2d(image, kernel4(w))
+    assert_array(true, run.conv2d(image, kernel4(flipped)), "true_conv2d vs conv2d(rot90)")
+
+
+def _slide_convolution(image, w):
+    """``I'[u, v] = sum_q sum_p w[q, p] I[u - q, v - p]`` over the indices where every term exists (deck 002)."""
+    a, b = w.shape[0] - 1, w.shape[1] - 1
+    out = np.zeros((image.shape[0] - a, image.shape[1] - b))
+    for u in range(a, image.shape[0]):
+        for v in range(b, image.shape[1]):
+            out[u - a, v - b] = sum(w[q, p] * image[u - q, v - p] for q in range(a + 1) for p in range(b + 1))
+    return out
+
+
+@checker("convolution_sum", kernels=True)
+def check_convolution_sum(entry, backend_name):
+    """The slide's convolution sum, ``true_conv2d`` and the slide's numbers agree."""
+    image, w = arr(entry["image"]), arr(entry["kernel"])
+    assert_array(_slide_convolution(image, w), entry["expected"], f"{entry['id']}: the slide's sum")
+    assert_array(_filter(image, w, "true_conv2d", backend_name), entry["expected"], f"true_conv2d on {backend_name}")
+
+
+@checker("cross_correlation", kernels=True)
+def check_cross_correlation(entry, backend_name):
+    """``S(i, j) = sum_m sum_n I(i + m, j + n) K(m, n)`` is what ``conv2d`` computes (deck 003)."""
+    image, k = arr(entry["image"]), arr(entry["kernel"])
+    fh, fw = k.shape
+    direct = np.zeros((image.shape[0] - fh + 1, image.shape[1] - fw + 1))
+    for i, j in np.ndindex(direct.shape):
+        direct[i, j] = sum(image[i + m, j + n] * k[m, n] for m in range(fh) for n in range(fw))
+    assert_array(direct, entry["expected"], f"{entry['id']}: the slide's sum")
+    assert_array(_filter(image, k, "conv2d", backend_name), entry["expected"], f"conv2d on {backend_name}")
+
+
+@checker("conv_commutes", kernels=True)
+def check_conv_commutes(entry, backend_name):
+    """``I * K = K * I`` for the full discrete convolution (decks 003, 004)."""
+    run = Kernels(backend_name)
+    a, b = arr(entry["a"]), arr(entry["b"])
+
+    def full(x, k):
+        pad = (k.shape[0] - 1, k.shape[1] - 1)
+        return run.true_conv2d(nchw(x), kernel4(k), padding=pad)[0, 0]
+
+    assert_array(full(a, b), entry["expected"], f"{entry['id']}: a * b on {backend_name}")
+    assert_array(full(b, a), entry["expected"], f"{entry['id']}: b * a on {backend_name}")
+
+
+@checker("conv1d", kernels=True)
+def check_conv1d(entry, backend_name):
+    """``s[i] = sum_m x[m] k[i - m]`` (valid part) as a 1-row true convolution and as ``numpy.convolve``."""
+    run = Kernels(backend_name)
+    x, k = arr(entry["signal"]), arr(entry["kernel"])
+    assert_array(np.convolve(x, k, mode="valid"), entry["expected"], "numpy.convolve")
+    got = run.true_conv2d(x.reshape(1, 1, 1, -1), k.reshape(1, 1, 1, -1))
+    assert_array(got.ravel(), entry["expected"], f"1-row true_conv2d on {backend_name}")
+
+
+@checker("translation_equivariance", kernels=True)
+def check_translation_equivariance(entry, backend_name):
+    """Shifting the input shifts the feature map by the same amount."""
+    run = Kernels(backend_name)
+    image, shift = nchw(entry["image"]), tuple(entry["shift"])
+    k = kernel4(entry["kernel"])
+    moved = np.roll(image, shift, axis=(2, 3))
+    before = run.conv2d(image, k)
+    after = run.conv2d(moved, k)
+    assert_array(after, np.roll(before, shift, axis=(2, 3)), f"{entry['id']}: conv(shift(x)) vs shift(conv(x))")
+    assert np.abs(before).sum() > 0, "the example must have a non-zero response"
+
+
+@checker("local_connectivity", kernels=True)
+def check_local_connectivity(entry, backend_name):
+    """One output of a conv layer depends only on the ``F x F`` inputs under the filter."""
+    run = Kernels(backend_name)
+    h, w = entry["input_hw"]
+    k = entry["kernel"]
+    i, j = entry["output_pixel"]
+    weight = np.ones((1, 1, k, k))
+    dy = np.zeros((1, 1, h - k + 1, w - k + 1))
+    dy[0, 0, i, j] = 1.0
+    dx, _, _ = run.conv2d_grad(np.zeros((1, 1, h, w)), weight, dy)
+    touched = np.argwhere(dx[0, 0] != 0)
+    assert len(touched) == entry["expected_inputs"], f"{entry['id']}: {len(touched)} inputs reach output {i, j}"
+    assert touched.min(axis=0).tolist() == [i, j] and touched.max(axis=0).tolist() == [i + k - 1, j + k - 1]
+    dense = shapes.linear_params(h * w, 1, bias=False)
+    assert dense == entry["dense_inputs"], f"{entry['id']}: a dense neuron sees {dense} inputs"
+
+
+# ======================================================================= pooling
+@checker("pool_values", kernels=True)
+def check_pool_values(entry, backend_name):
+    """Max pooling keeps each window's maximum, average pooling its mean."""
+    run = Kernels(backend_name)
+    x = nchw(entry["image"])
+    k, s = entry["kernel"], entry.get("stride")
+    assert_array(run.max_pool2d(x, k, stride=s)[0, 0], entry["expected_max"], "max")
+    assert_array(run.avg_pool2d(x, k, stride=s)[0, 0], entry["expected_avg"], "average")
+
+
+@checker("avg_pool_as_conv", kernels=True)
+def check_avg_pool_as_conv(entry, backend_name):
+    """Average pooling is a per-channel convolution with ``ones(F)/F^2`` at stride F (deck 002, S2)."""
+    run = Kernels(backend_name)
+    x = nchw(entry["image"])
+    f, c = entry["kernel"], x.shape[1]
+    ones = np.full((c, 1, f, f), 1.0 / (f * f))
+    by_conv = run.conv2d(x, ones, stride=f, groups=c)
+    pooled = run.avg_pool2d(x, f)
+    assert_array(pooled, by_conv, f"{entry['id']}: avg_pool2d vs conv2d with ones/F^2")
+    assert_array(pooled[0], entry["expected"], f"{entry['id']}: pooled values")
+
+
+@checker("global_avg_pool", kernels=True)
+def check_global_avg_pool(entry, backend_name):
+    """Global average pooling keeps one number per map: its mean (deck 003)."""
+    run = Kernels(backend_name)
+    x = nchw(entry["maps"])
+    pooled = run.avg_pool2d(x, x.shape[2:])
+    assert pooled.shape == (1, x.shape[1], 1, 1)
+    assert_array(pooled.ravel(), entry["expected"], f"{entry['id']}: pooled")
+    assert_array(x.mean(axis=(2, 3)).ravel(), entry["expected"], "mean of each map")
+
+
+@checker("overlapping_pool", kernels=True)
+def check_overlapping_pool(entry, backend_name):
+    """Overlapping pooling (window > stride): neighbouring windows share pixels."""
+    run = Kernels(backend_name)
+    side, k, s = entry["input_size"], entry["kernel"], entry["stride"]
+    assert shapes.pool_output_size(side, k, s) == entry["output_size"]
+    x = np.zeros((1, 1, side, side))
+    dy = np.ones((1, 1, entry["output_size"], entry["output_size"]))
+    # Average-pool backward sends 1/F^2 of each window's error to each of its pixels: times F^2 it counts windows.
+    windows = run.avg_pool2d_grad(x, dy, k, stride=s) * k * k
+    assert round(windows.max()) == entry["max_windows_per_pixel"], f"{entry['id']}: {windows.max()} windows"
+
+
+# ================================================================= backpropagation
+@checker("kron_upsample", kernels=True)
+def check_kron_upsample(entry, backend_name):
+    """``kron(delta, ones)`` upsamples the error; divided by the pool area it is the average-pool backward."""
+    run = Kernels(backend_name)
+    delta, f = arr(entry["delta"]), entry["pool"]
+    upsampled = np.kron(delta, np.ones(entry["ones_shape"]))
+    assert_array(upsampled, entry["expected"], f"{entry['id']}: kron")
+    x = np.zeros((1, 1) + upsampled.shape)
+    grad = run.avg_pool2d_grad(x, nchw(delta), f)
+    assert_array(grad[0, 0], upsampled / (f * f), f"{entry['id']}: avg_pool2d_grad on {backend_name}")
+
+
+@checker("max_pool_routing", kernels=True)
+def check_max_pool_routing(entry, backend_name):
+    """Max-pool backward: only each window's winner receives the error (deck 003)."""
+    run = Kernels(backend_name)
+    x, dy = nchw(entry["image"]), nchw(entry["delta"])
+    k, s = entry["kernel"], entry.get("stride")
+    dx = run.max_pool2d_grad(x, dy, k, stride=s)
+    assert_array(dx[0, 0], entry["expected"], f"{entry['id']}: dx on {backend_name}")
+    _, indices = run.max_pool2d_with_indices(x, k, stride=s)
+    again = run.max_pool2d_grad(x, dy, k, stride=s, indices=indices)
+    assert_array(again[0, 0], entry["expected"], f"{entry['id']}: dx through the saved indices")
+
+
+@checker("weight_grad_rot90", kernels=True)
+def check_weight_grad_rot90(entry, backend_name):
+    """``grad W = sum_i a_i * rot90(delta, 2)``: true convolution with the rotated error = conv2d_grad's dW."""
+    run = Kernels(backend_name)
+    a, delta = arr(entry["activations"]), arr(entry["delta"])  # (m, H, W) and (m, h, w)
+    m = a.shape[0]
+    by_formula = sum(run.true_conv2d(nchw(a[i]), kernel4(np.rot90(delta[i], 2)))[0, 0] for i in range(m))
+    assert_array(by_formula, entry["expected"], f"{entry['id']}: the slide's sum")
+    fh, fw = a.shape[1] - delta.shape[1] + 1, a.shape[2] - delta.shape[2] + 1
+    _, dw, _ = run.conv2d_grad(a[:, None], np.zeros((1, 1, fh, fw)), delta[:, None])
+    assert_array(dw[0, 0], entry["expected"], f"{entry['id']}: conv2d_grad dW on {backend_name}")
+
+
+@checker("bias_grad_sum", kernels=True)
+def check_bias_grad_sum(entry, backend_name):
+    """``grad b_k = sum_{a,b} delta_k``: one sum per filter over positions (and examples)."""
+    run = Kernels(backend_name)
+    delta = arr(entry["delta"])  # (m, K, h, w)
+    m, k, h, w = delta.shape
+    x = np.zeros((m, 1, h + 1, w + 1))
+    _, _, db = run.conv2d_grad(x, np.zeros((k, 1, 2, 2)), delta)
+    assert_array(db, entry["expected"], f"{entry['id']}: conv2d_grad db on {backend_name}")
+    assert_array(delta.sum(axis=(0, 2, 3)), entry["expected"], "sum of delta")
+
+
+@checker("conv_input_grad", kernels=True)
+def check_conv_input_grad(entry, backend_name):
+    """The error reaching the input is the full convolution of delta with the filter."""
+    run = Kernels(backend_name)
+    w, delta = arr(entry["kernel"]), arr(entry["delta"])
+    fh, fw = w.shape
+    full = run.true_conv2d(nchw(delta), kernel4(w), padding=(fh - 1, fw - 1))
+    assert_array(full[0, 0], entry["expected"], f"{entry['id']}: full convolution")
+    x = np.zeros((1, 1) + arr(entry["expected"]).shape)
+    dx, _, _ = run.conv2d_grad(x, kernel4(w), nchw(delta))
+    assert_array(dx[0, 0], entry["expected"], f"{entry['id']}: conv2d_grad dx on {backend_name}")
+
+
+@checker("shared_weight_grad", kernels=True)
+def check_shared_weight_grad(entry, backend_name):
+    """Each position's gradient ``delta[i, j] * patch(i, j)`` summed gives the shared weight's gradient."""
+    run = Kernels(backend_name)
+    image, delta = arr(entry["image"]), arr(entry["delta"])
+    f = entry["kernel_size"]
+    per_position = [
+        delta[i, j] * image[i : i + f, j : j + f] for i in range(delta.shape[0]) for j in range(delta.shape[1])
+    ]
+    assert_array(np.sum(per_position, axis=0), entry["expected"], f"{entry['id']}: sum of per-position gradients")
+    _, dw, _ = run.conv2d_grad(nchw(image), np.zeros((1, 1, f, f)), nchw(delta))
+    assert_array(dw[0, 0], entry["expected"], f"{entry['id']}: conv2d_grad dW on {backend_name}")
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _numeric_grad(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        old = x[index]
+        x[index] = old + eps
+        up = f()
+        x[index] = old - eps
+        down = f()
+        x[index] = old
+        grad[index] = (up - down) / (2 * eps)
+    return grad
+
+
+@checker("sigmoid")
+def check_sigmoid(entry):
+    """``C = 1 / (1 + e^{-A})`` and its derivative ``C (1 - C)``."""
+    z = arr(entry["z"])
+    c = _sigmoid(z)
+    np.testing.assert_allclose(c, entry["expected"], atol=1e-7)
+    np.testing.assert_allclose(c * (1 - c), entry["expected_derivative"], atol=1e-7)
+
+
+@checker("fc_backprop")
+def check_fc_backprop(entry):
+    """``delta_l = (W_l^T delta_{l+1}) . f'(z_l)``, ``grad W_l = delta_{l+1} a_l^T``, ``grad b_l = delta_{l+1}``."""
+    w1, b1, w2, b2 = (arr(entry[k]) for k in ("W1", "b1", "W2", "b2"))
+    x, y = arr(entry["x"]), arr(entry["y"])
+
+    def loss():
+        return 0.5 * np.sum((_sigmoid(w2 @ _sigmoid(w1 @ x + b1) + b2) - y) ** 2)
+
+    z1 = w1 @ x + b1
+    a1 = _sigmoid(z1)
+    z2 = w2 @ a1 + b2
+    a2 = _sigmoid(z2)
+    delta2 = (a2 - y) * a2 * (1 - a2)
+    delta1 = (w2.T @ delta2) * a1 * (1 - a1)
+    for name, analytic, param in (
+        ("grad W2 = delta2 a1^T", np.outer(delta2, a1), w2),
+        ("grad b2 = delta2", delta2, b2),
+        ("grad W1 = delta1 x^T", np.outer(delta1, x), w1),
+        ("grad b1 = delta1", delta1, b1),
+    ):
+        np.testing.assert_allclose(analytic, _numeric_grad(loss, param), rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+def _softmax(scores):
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+@checker("softmax")
+def check_softmax(entry):
+    """``P(y = k | z) = e^{s_k} / sum_j e^{s_j}``: probabilities summing to 1, same order as the scores."""
+    s = arr(entry["scores"])
+    p = _softmax(s)
+    np.testing.assert_allclose(p, entry["expected"], atol=1e-7)
+    assert abs(p.sum() - 1) < 1e-12 and np.argmax(p) == np.argmax(s)
+    np.testing.assert_allclose(_softmax(s + 100.0), p, rtol=1e-12)
+
+
+@checker("softmax_cross_entropy")
+def check_softmax_cross_entropy(entry):
+    """Gradient (4) of the cost (3): ``-(1/m) sum_i x_i (1{y_i = k} - P(y_i = k | x_i))``."""
+    theta, x, y = arr(entry["theta"]), arr(entry["x"]), np.asarray(entry["y"])
+    m, k = x.shape[0], theta.shape[0]
+    onehot = np.eye(k)[y]
+
+    def cost():  # equation (3)
+        return -np.sum(onehot * np.log(_softmax(x @ theta.T))) / m
+
+    error = onehot - _softmax(x @ theta.T)  # E(theta; x_i, y_i)
+    gradient = -(error.T @ x)  # equation (4) as printed
+    if entry["divide_by_m"]:
+        gradient = gradient / m
+    np.testing.assert_allclose(gradient, _numeric_grad(cost, theta), rtol=1e-5, atol=1e-8)
+
+
+@checker("momentum_update")
+def check_momentum_update(entry):
+    """``v := gamma v + eta grad``, ``theta := theta - v`` (deck 002), by hand and with ``minicnn.optim.SGD``."""
+    eta, gamma = entry["lr"], entry["momentum"]
+    grads = [arr(g) for g in entry["grads"]]
+    theta, v = arr(entry["theta0"]), np.zeros(len(entry["theta0"]))
+    for step, (g, want) in enumerate(zip(grads, entry["expected"], strict=True), 1):
+        v = gamma * v + eta * g
+        theta = theta - v
+        np.testing.assert_allclose(theta, want, atol=1e-12, err_msg=f"step {step} by the slide's equations")
+
+    param = mc.nn.Parameter(arr(entry["theta0"]))
+    optimizer = mc.optim.SGD([param], lr=eta, momentum=gamma)
+    for step, (g, want) in enumerate(zip(grads, entry["expected"]), 1):
+        param.grad = g.copy()
+        optimizer.step()
+        np.testing.assert_allclose(param.data, want, rtol=1e-6, atol=1e-9, err_msg=f"SGD step {step}")
+
+
+# ======================================================== variants of convolution
+@checker("pointwise_matmul", kernels=True)
+def check_pointwise_matmul(entry, backend_name):
+    """A 1x1 convolution multiplies every pixel's channel vector by the same matrix."""
+    run = Kernels(backend_name)
+    x, w = arr(entry["x"]), arr(entry["w"])  # (C_in, H, W), (C_out, C_in)
+    got = run.conv2d(x[None], w[:, :, None, None])[0]
+    assert_array(np.einsum("oc,chw->ohw", w, x), entry["expected"], f"{entry['id']}: per-pixel matrix product")
+    assert_array(got, entry["expected"], f"{entry['id']}: 1x1 conv2d on {backend_name}")
+
+
+@checker("depthwise_conv", kernels=True)
+def check_depthwise_conv(entry, backend_name):
+    """Depthwise: each channel filtered by its own ``F x F`` kernel (``groups = C``)."""
+    run = Kernels(backend_name)
+    c, h, w = entry["input"]
+    k = entry["kernel"]
+    rng = rng_for(entry)
+    x, weight = rng.standard_normal((1, c, h, w)), rng.standard_normal((c, 1, k, k))
+    y = run.conv2d(x, weight, groups=c)
+    for ch in range(c):
+        alone = run.conv2d(x[:, ch : ch + 1], weight[ch : ch + 1])
+        assert_array(y[:, ch : ch + 1], alone, f"{entry['id']}: channel {ch}")
+    assert list(y.shape[1:]) == entry["expected"]
+    assert shapes.conv2d_macs(c, c, k, entry["expected"][1:], groups=c) == entry["expected_macs"]
+
+
+@checker("depthwise_separable", kernels=True)
+def check_depthwise_separable(entry, backend_name):
+    """Depthwise then pointwise: fewer parameters and multiply-adds, same as a conv with kernel P[o,c] D[c]."""
+    run = Kernels(backend_name)
+    c_in, h, w = entry["input"]
+    c_out, k = entry["filters"], entry["kernel"]
+    out_hw = (shapes.conv_output_size(h, k), shapes.conv_output_size(w, k))
+    assert shapes.depthwise_separable_params(c_in, c_out, k) == entry["expected_params"]
+    assert shapes.conv2d_params(c_in, c_out, k, bias=False) == entry["standard_params"]
+    macs = shapes.conv2d_macs(c_in, c_in, k, out_hw, groups=c_in) + shapes.conv2d_macs(c_in, c_out, 1, out_hw)
+    assert macs == entry["expected_macs"], f"{entry['id']}: {macs} multiply-adds"
+    assert shapes.conv2d_macs(c_in, c_out, k, out_hw) == entry["standard_macs"]
+    rng = rng_for(entry)
+    x = rng.standard_normal((1, c_in, h, w))
+    depthwise, pointwise = rng.standard_normal((c_in, 1, k, k)), rng.standard_normal((c_out, c_in, 1, 1))
+    y = run.conv2d(run.conv2d(x, depthwise, groups=c_in), pointwise)
+    combined = pointwise[:, :, 0, 0][:, :, None, None] * depthwise[None, :, 0]
+    assert_array(y, run.conv2d(x, combined), f"{entry['id']}: composition", atol=1e-8)
+    assert list(y.shape[1:]) == [c_out, *out_hw]
+
+
+@checker("grouped_conv", kernels=True)
+def check_grouped_conv(entry, backend_name):
+    """A grouped convolution is ``groups`` independent convolutions side by side: params / groups."""
+    run = Kernels(backend_name)
+    c_in, c_out, k, g = entry["in_channels"], entry["out_channels"], entry["kernel"], entry["groups"]
+    params = shapes.conv2d_params(c_in, c_out, k, groups=g, bias=False)
+    assert params == entry["expected_params"] == shapes.conv2d_params(c_in, c_out, k, bias=False) // g
+    rng = rng_for(entry)
+    x, w = rng.standard_normal((1, c_in, 6, 6)), rng.standard_normal((c_out, c_in // g, k, k))
+    y = run.conv2d(x, w, groups=g)
+    ci, co = c_in // g, c_out // g
+    for i in range(g):
+        alone = run.conv2d(x[:, i * ci : (i + 1) * ci], w[i * co : (i + 1) * co])
+        assert_array(y[:, i * co : (i + 1) * co], alone, f"{entry['id']}: group {i}")
+
+
+@checker("inverted_residual", kernels=True)
+def check_inverted_residual(entry, backend_name):
+    """MobileNetV2 block: 1x1 expand to tk, 3x3 depthwise stride s, linear 1x1 to k' (deck 000 table)."""
+    run = Kernels(backend_name)
+    k, h, w = entry["input"]
+    t, s, k_out = entry["expansion"], entry["stride"], entry["out_channels"]
+    rng = rng_for(entry)
+    x = rng.standard_normal((1, k, h, w))
+    expand = run.conv2d(x, rng.standard_normal((t * k, k, 1, 1)))
+    depthwise = run.conv2d(expand, rng.standard_normal((t * k, 1, 3, 3)), stride=s, padding=1, groups=t * k)
+    project = run.conv2d(depthwise, rng.standard_normal((k_out, t * k, 1, 1)))
+    got = [list(a.shape[1:]) for a in (expand, depthwise, project)]
+    assert got == entry["expected"], f"{entry['id']}: block shapes {got}"
+    assert list(shapes.conv2d_output_shape((1, t * k, h, w), (t * k, 1, 3, 3), s, 1)[1:]) == entry["expected"][1]
+
+
+@checker("dilated_conv", kernels=True)
+def check_dilated_conv(entry, backend_name):
+    """A 3x3 kernel with rate 2 spans 5x5 with 9 parameters: a 5x5 kernel with every second row/column removed."""
+    run = Kernels(backend_name)
+    w = arr(entry["kernel"])
+    d, k = entry["dilation"], w.shape[0]
+    extent = shapes.dilated_extent(k, d)
+    assert extent == entry["expected_extent"], f"{entry['id']}: extent {extent}"
+    assert shapes.conv2d_params(1, 1, k, bias=False) == entry["expected_params"]
+    spread = np.zeros((extent, extent))
+    spread[::d, ::d] = w
+    image = nchw(entry["image"])
+    dilated = run.conv2d(image, kernel4(w), dilation=d)
+    assert_array(dilated, run.conv2d(image, kernel4(spread)), f"{entry['id']}: vs 5x5")
+    assert list(dilated.shape[2:]) == entry["expected_output"]
+
+
+@checker("transposed_conv", kernels=True)
+def check_transposed_conv(entry, backend_name):
+    """Transposed convolution: each input pixel scatters ``x[i, j] * K`` at stride S; size ``(H-1)S + F``."""
+    run = Kernels(backend_name)
+    x, k, s = arr(entry["input"]), arr(entry["kernel"]), entry.get("stride", 1)
+    side = shapes.conv_transpose_output_size(x.shape[0], k.shape[0], s)
+    assert [side, side] == list(arr(entry["expected"]).shape), f"{entry['id']}: size {side}"
+    # It is the adjoint of the convolution: the input gradient of conv2d with the same kernel and stride.
+    dx, _, _ = run.conv2d_grad(np.zeros((1, 1, side, side)), kernel4(k), nchw(x), stride=s)
+    assert_array(dx[0, 0], entry["expected"], f"{entry['id']}: on {backend_name}")
+
+
+@checker("frames_as_channels", kernels=True)
+def check_frames_as_channels(entry, backend_name):
+    """2-D convolution over several frames stacked as channels gives one image: time is gone."""
+    run = Kernels(backend_name)
+    frames, (h, w), k = entry["frames"], entry["hw"], entry["kernel"]
+    rng = rng_for(entry)
+    y = run.conv2d(rng.standard_normal((1, frames, h, w)), rng.standard_normal((1, frames, k, k)))
+    assert list(y.shape[1:]) == entry["expected"]
+
+
+@checker("conv3d_by_frames", kernels=True)
+def check_conv3d_by_frames(entry, backend_name):
+    """3-D convolution keeps a time axis: ``y[t] = sum_tau conv2d(x[t + tau], w[tau])``, ``L - d + 1`` frames."""
+    run = Kernels(backend_name)
+    frames, (h, w) = entry["frames"], entry["hw"]
+    d, k, _ = entry["kernel"]
+    rng = rng_for(entry)
+    x, weight = rng.standard_normal((frames, h, w)), rng.standard_normal((d, k, k))
+    out_frames = shapes.conv_output_size(frames, d)
+    y = np.stack(
+        [
+            sum(run.conv2d(nchw(x[t + tau]), kernel4(weight[tau]))[0, 0] for tau in range(d))
+            for t in range(out_frames)
+        ]
+    )
+    windows = np.lib.stride_tricks.sliding_window_view(x, (d, k, k))
+    assert_array(y, np.einsum("thwabc,abc->thw", windows, weight), f"{entry['id']}: direct 3-D sum", atol=1e-8)
+    assert list(y.shape) == entry["expected"]
+
+
+# ================================================================== architectures
+@checker("architecture")
+def check_architecture(entry):
+    """Whole-network claims are tested with the model zoo; here only their form is checked."""
+    raise AssertionError("architecture entries are not value-checked in this file")
+
+
+# ========================================================================= tests
+VALUE_ENTRIES = [e for e in ENTRIES if e.get("status") != MODEL_ZOO]
+PLAIN = [e for e in VALUE_ENTRIES if e["check"] in CHECKERS and not CHECKERS[e["check"]][1]]
+KERNEL = [e for e in VALUE_ENTRIES if e["check"] in CHECKERS and CHECKERS[e["check"]][1]]
+ERRATA = [e for e in ENTRIES if e.get("erratum")]
+MODELS = [e for e in ENTRIES if e.get("status") == MODEL_ZOO]
+
+
+def ids(entries):
+    return [e["id"] for e in entries]
+
+
+@pytest.mark.parametrize("entry", PLAIN, ids=ids(PLAIN))
+def test_claim(entry):
+    CHECKERS[entry["check"]][0](entry)
+
+
+@pytest.mark.parametrize("entry", KERNEL, ids=ids(KERNEL))
+def test_claim_on_backend(entry, backend_name):
+    CHECKERS[entry["check"]][0](entry, backend_name)
+
+
+@pytest.mark.parametrize("entry", ERRATA, ids=ids(ERRATA))
+def test_erratum_slide_version_fails(entry):
+    """The corrected entry passes (above); fed the slide's version, the same checker must fail."""
+    fn, kernels = CHECKERS[entry["check"]]
+    slide_version = with_variant(entry, entry["slide_variant"])
+    with pytest.raises(AssertionError):
+        fn(slide_version, "numpy") if kernels else fn(slide_version)
+
+
+@pytest.mark.parametrize("entry", MODELS, ids=ids(MODELS))
+def test_model_zoo_entry_is_well_formed(entry):
+    numbers = values(entry)
+    assert numbers, f"{entry['id']}: no values"
+    for key, value in numbers.items():
+        assert is_numeric(value), f"{entry['id']}: value {key!r} = {value!r} is not numeric"
+
+
+def test_every_check_has_a_checker():
+    missing = sorted({e["check"] for e in ENTRIES} - set(CHECKERS))
+    assert not missing, f"entries name checkers that do not exist: {missing}"
+
+
+def test_every_checker_is_used():
+    unused = sorted(set(CHECKERS) - {e["check"] for e in ENTRIES})
+    assert not unused, f"checkers no entry uses: {unused}"
+
+
+def test_ids_are_unique():
+    seen = ids(ENTRIES)
+    assert len(seen) == len(set(seen)), sorted({i for i in seen if seen.count(i) > 1})
+
+
+def test_enough_entries():
+    assert len(ENTRIES) >= 50, f"only {len(ENTRIES)} entries"
+
+
+def test_every_deck_is_cited():
+    cited = {e["deck"] for e in ENTRIES}
+    assert cited == set(DECKS), f"decks without entries: {sorted(set(DECKS) - cited)}"
+    assert sorted(p.name for p in SPEC_DIR.glob("*.toml")) == sorted(DECKS.values())
+
+
+def test_readme_lists_every_erratum():
+    readme = (SPEC_DIR / "README.md").read_text(encoding="utf-8")
+    errata_section = readme.split("\n## Errata\n", 1)[1].split("\n## ", 1)[0]
+    table = set(re.findall(r"^\|\s*`([a-z0-9_]+)`\s*\|", errata_section, flags=re.MULTILINE))
+    assert table == set(ids(ERRATA)), (
+        f"errata table of spec/README.md: missing {sorted(set(ids(ERRATA)) - table)}, "
+        f"extra {sorted(table - set(ids(ERRATA)))}"
+    )
+
+
+def test_readme_names_every_checker():
+    readme = (SPEC_DIR / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in CHECKERS if f"`{name}`" not in readme]
+    assert not missing, f"spec/README.md does not describe checkers {missing}"
+
+
+def test_errata_numbers_differ():
+    for entry in ERRATA:
+        slide, correct = entry["slide_value"], entry["correct_value"]
+        if isinstance(slide, (int, float)) and isinstance(correct, (int, float)):
+            assert not math.isclose(slide, correct), entry["id"]
+        else:
+            assert slide != correct, entry["id"]
+
+
+# ------------------------------------------------------------- the loader itself
+_GOOD_FILE = """deck = "003_7c437a475fa69432.txt"
+title = "Capas convolucionales"
+
+[[entry]]
+id = "one_claim"
+deck = "003_7c437a475fa69432.txt"
+slide = "CAPA CONVOLUCIONAL"
+claim = "A claim."
+check = "param_count"
+expected = 1
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('claim = "A claim."\n', "", "missing required field 'claim'"),
+        ('id = "one_claim"', 'id = "OneClaim"', "snake_case"),
+        ('expected = 1\n', 'expected = 1\nkernel = 3\n', None),  # any further value field is fine
+        ('expected = 1\n', 'expected = 1\nstatus = "model-zoo"\n', "go together"),
+        ('expected = 1\n', 'expected = 1\nerratum = true\nslide_value = 2\ncorrect_value = 1\nwhy = "w"\n', "slide_variant"),
+        ('expected = 1\n', 'expected = 1\nslide_value = 2\n', "belongs to errata only"),
+        ('deck = "003_7c437a475fa69432.txt"\nslide', 'deck = "002_35ce60e4ae78ad9e.txt"\nslide', "differs from the file's deck"),
+        ('check = "param_count"\nexpected = 1\n', 'check = "param_count"\n', "no values to check"),
+    ],
+)
+def test_loader_rejects_malformed_entries(tmp_path, old, new, message):
+    assert old in _GOOD_FILE
+    (tmp_path / "capas_convolucionales.toml").write_text(_GOOD_FILE.replace(old, new, 1), encoding="utf-8")
+    if message is None:
+        assert [e["id"] for e in load_spec(tmp_path)] == ["one_claim"]
+    else:
+        with pytest.raises(SpecError, match=re.escape(message)):
+            load_spec(tmp_path)
+
+
+def test_loader_rejects_duplicate_ids_and_misplaced_decks(tmp_path):
+    (tmp_path / "capas_convolucionales.toml").write_text(_GOOD_FILE, encoding="utf-8")
+    (tmp_path / "variantes.toml").write_text(_GOOD_FILE.replace("003_7c437a475fa69432", "000_5f24bd8423292174"), encoding="utf-8")
+    with pytest.raises(SpecError, match="already used"):
+        load_spec(tmp_path)
+    wrong_name = tmp_path / "elsewhere"
+    wrong_name.mkdir()
+    (wrong_name / "variantes.toml").write_text(_GOOD_FILE, encoding="utf-8")
+    with pytest.raises(SpecError, match="belongs in spec/capas_convolucionales.toml"):
+        load_spec(wrong_name)
