@@ -24,6 +24,23 @@ from .layers import (
 from .merge import Add, Concat
 from .loss import SoftmaxCrossEntropy, log_softmax, softmax
 from .module import Module, NoForwardError, Parameter, array_module
+from .variants import (
+    GELU,
+    ChannelShuffle,
+    Conv1d,
+    Conv3d,
+    ConvTranspose2d,
+    DepthwiseConv2d,
+    HardSwish,
+    LayerNorm2d,
+    LayerScale,
+    LocalResponseNorm,
+    PointwiseConv2d,
+    ReLU6,
+    SeparableConv2d,
+    SiLU,
+    SqueezeExcitation,
+)
 
 __all__ = [
     "init",
@@ -48,4 +65,19 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "softmax",
     "log_softmax",
+    "DepthwiseConv2d",
+    "PointwiseConv2d",
+    "SeparableConv2d",
+    "ConvTranspose2d",
+    "Conv1d",
+    "Conv3d",
+    "ChannelShuffle",
+    "ReLU6",
+    "SiLU",
+    "HardSwish",
+    "GELU",
+    "LocalResponseNorm",
+    "LayerNorm2d",
+    "LayerScale",
+    "SqueezeExcitation",
 ]
