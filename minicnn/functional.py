@@ -24,6 +24,7 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_with_indices",
     "max_pool2d_grad",
+    "max_pool2d_grad_from_forward",
     "avg_pool2d",
     "avg_pool2d_grad",
     "true_conv2d",
@@ -270,8 +271,24 @@ def max_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, indices=None,
     """Gradient of ``max_pool2d`` w.r.t. ``x``: each window's error goes to its maximum only.
 
     Pass the ``indices`` from ``max_pool2d_with_indices`` to skip searching
-    the windows again.
+    the windows again; they are checked to lie in their own windows.
     """
+    return _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices=True)
+
+
+def max_pool2d_grad_from_forward(x, dy, kernel_size, *, stride=None, padding=0, indices, backend=None):
+    """``max_pool2d_grad`` for ``indices`` that ``max_pool2d_with_indices`` returned for this ``x`` and arguments.
+
+    For layers that keep the indices of their own forward pass: the
+    arguments and ``dy`` are checked, the indices' contents are trusted
+    (checking them costs a pass over the output, on every backward pass).
+    Their dtype and shape are still checked, so a wrong array cannot make a
+    kernel write outside ``dx``.
+    """
+    return _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices=False)
+
+
+def _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices):
     fn = "max_pool2d_grad"
     x = _as_array(fn, "x", x)
     kernel, stride, padding, out_shape = _check_pool_args(fn, x, kernel_size, stride, padding)
@@ -282,8 +299,16 @@ def max_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, indices=None,
         return xp.zeros_like(x)
     if indices is None:
         _, indices = impl.max_pool2d(x, kernel, stride, padding)
-    else:
+    elif check_indices:
         indices = _check_indices(fn, indices, out_shape, x, xp, kernel, stride, padding)
+    else:
+        if type(indices) is not type(x) or indices.dtype != xp.int64 or tuple(indices.shape) != tuple(out_shape):
+            raise TypeError(
+                f"{fn}: indices must be the int64 {type(x).__name__} of shape {tuple(out_shape)} that "
+                f"max_pool2d_with_indices returned, got {type(indices).__name__} {getattr(indices, 'dtype', '')} "
+                f"{tuple(getattr(indices, 'shape', ()))}"
+            )
+        indices = xp.ascontiguousarray(indices)
     return impl.max_pool2d_grad(x.shape, dy, indices, kernel, stride, padding)
 
 

@@ -137,6 +137,9 @@ EDGE_CASES = {
     "grouped-stride": dict(x=(2, 6, 8, 8), w=(9, 2, 3, 3), groups=3, stride=2),
     "lenet-c1": dict(x=(4, 1, 32, 32), w=(6, 1, 5, 5)),
     "lenet-c3": dict(x=(4, 6, 14, 14), w=(16, 6, 5, 5)),
+    # one output position per image: the Cython backend's whole-batch GEMM path
+    "lenet-c5": dict(x=(5, 16, 5, 5), w=(120, 16, 5, 5)),
+    "few-positions-grouped-strided": dict(x=(3, 4, 9, 8), w=(6, 2, 3, 3), groups=2, stride=3, padding=1),
     "padding-larger-than-kernel": dict(x=(1, 1, 3, 3), w=(1, 1, 2, 2), padding=3),
 }
 
@@ -455,3 +458,18 @@ def test_cython_kernels_agree_across_thread_counts_and_python_threads():
     assert not errors
     for y in results.values():
         np.testing.assert_allclose(y, expected, rtol=2e-3, atol=1e-4)
+
+
+def test_max_pool2d_grad_from_forward_equals_checked_path(backend_name):
+    rng = np.random.default_rng(2)
+    x = as_backend(rng.standard_normal((2, 3, 7, 6)), backend_name)
+    dy = as_backend(rng.standard_normal((2, 3, 3, 3)), backend_name)
+    _, idx = F.max_pool2d_with_indices(x, 3, stride=2, padding=1, backend=backend_name)
+    trusted = F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx, backend=backend_name)
+    checked = F.max_pool2d_grad(x, dy, 3, stride=2, padding=1, indices=idx, backend=backend_name)
+    np.testing.assert_array_equal(to_numpy(trusted), to_numpy(checked))
+    with pytest.raises(TypeError, match=r"indices must be the int64 .* of shape \(2, 3, 3, 3\)"):
+        F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx[:, :, :2], backend=backend_name)
+    with pytest.raises(TypeError, match=r"indices must be the int64"):
+        F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx.astype(np.int32),
+                                       backend=backend_name)

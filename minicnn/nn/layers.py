@@ -338,7 +338,7 @@ class MaxPool2d(_Pool2d):
         x = self._x
         if x is None:
             raise self._no_forward()
-        dx = F.max_pool2d_grad(
+        dx = F.max_pool2d_grad_from_forward(
             x, dy, self.kernel_size, stride=self.stride, padding=self.padding, indices=self._indices
         )
         self._x = self._indices = None
