@@ -463,12 +463,12 @@ def test_cython_kernels_agree_across_thread_counts_and_python_threads():
 def test_max_pool2d_grad_from_forward_equals_checked_path(backend_name):
     rng = np.random.default_rng(2)
     x = as_backend(rng.standard_normal((2, 3, 7, 6)), backend_name)
-    dy = as_backend(rng.standard_normal((2, 3, 3, 3)), backend_name)
+    dy = as_backend(rng.standard_normal((2, 3, 4, 3)), backend_name)
     _, idx = F.max_pool2d_with_indices(x, 3, stride=2, padding=1, backend=backend_name)
     trusted = F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx, backend=backend_name)
     checked = F.max_pool2d_grad(x, dy, 3, stride=2, padding=1, indices=idx, backend=backend_name)
     np.testing.assert_array_equal(to_numpy(trusted), to_numpy(checked))
-    with pytest.raises(TypeError, match=r"indices must be the int64 .* of shape \(2, 3, 3, 3\)"):
+    with pytest.raises(TypeError, match=r"indices must be the int64 .* of shape \(2, 3, 4, 3\)"):
         F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx[:, :, :2], backend=backend_name)
     with pytest.raises(TypeError, match=r"indices must be the int64"):
         F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx.astype(np.int32),

@@ -71,14 +71,21 @@ cdef void im2col(const floating* image, floating* col,
                  Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-                 Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
-    """Lay out the receptive fields of one (C, H, W) image as columns of ``col`` (C*F_H*F_W, H_out*W_out)."""
+                 Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t ld) noexcept nogil:
+    """Lay out the receptive fields of one (C, H, W) image as columns of ``col`` (C*F_H*F_W, H_out*W_out).
+
+    ``ld`` is the distance between two rows of ``col``: H_out*W_out for one
+    image's own matrix, N*H_out*W_out when the images of a batch sit side by side.
+    """
     cdef Py_ssize_t c, p, q, i, j, row_in, col_in, j_lo, j_hi
     cdef const floating* src
-    cdef floating* dst = col
+    cdef floating* dst
+    cdef floating* row_start = col
     for c in range(channels):
         for p in range(kh):
             for q in range(kw):
+                dst = row_start
+                row_start += ld
                 # Output columns j whose tap q lands inside the image: 0 <= j*sw - pw + q*dw < width.
                 j_lo = 0
                 while j_lo < ow and j_lo * sw - pw + q * dw < 0:
@@ -109,15 +116,18 @@ cdef void col2im(const floating* col, floating* image,
                  Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-                 Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+                 Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t ld) noexcept nogil:
     """Add every column entry back onto the image pixel ``im2col`` copied it from (the adjoint of im2col)."""
     cdef Py_ssize_t c, p, q, i, j, row_in, j_lo, j_hi
     cdef floating* dst
-    cdef const floating* src = col
+    cdef const floating* src
+    cdef const floating* row_start = col
     memset(image, 0, channels * height * width * sizeof(floating))
     for c in range(channels):
         for p in range(kh):
             for q in range(kw):
+                src = row_start
+                row_start += ld
                 j_lo = 0
                 while j_lo < ow and j_lo * sw - pw + q * dw < 0:
                     j_lo += 1
@@ -160,7 +170,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
         col = &col_workspace[t, 0]
-        im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, positions)
         for g in range(groups):
             gemm_rowmajor(c'N', c'N', out_per_group, positions, k, <floating>1.0,
                           &w[g * out_per_group, 0, 0, 0], k, col + g * k * positions, positions,
@@ -199,7 +209,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
         t = threadid()
         col = &col_workspace[t, 0]
         dw_thread = &dw_workspace[t, 0, 0]
-        im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, positions)
         for g in range(groups):
             dy_group = &dy[n, g * out_per_group, 0, 0]
             # dW_g += dY_g @ col_g^T
@@ -212,4 +222,85 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                               &w[g * out_per_group, 0, 0, 0], k, dy_group, positions,
                               <floating>0.0, col + g * k * positions, positions)
         if input_grad:
-            col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+            col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-batch variant, for layers with few output positions (LeNet's C5 has one per image).
+#
+# One image's product W @ col is then a thin matrix times a vector, which BLAS cannot make
+# fast; placing the columns of all N images side by side gives one product with N*H_out*W_out
+# columns (and, for dW, a long inner dimension), where BLAS runs at full speed with its own
+# threads. The price is a transposition between (C_out, N, positions) and (N, C_out, positions).
+
+def conv2d_forward_batched(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                           const floating[::1] b, floating[:, :, :, ::1] y,
+                           floating[:, ::1] col, floating[:, ::1] y_t,
+                           int sh, int sw, int ph, int pw, int dh, int dw, int groups, int num_threads):
+    """``y = conv2d(x, w) + b`` with one GEMM per group; ``col`` is (C_in*F_H*F_W, N*P), ``y_t`` (C_out, N*P)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t oh = y.shape[2], ow = y.shape[3]
+    cdef int out_per_group = <int>(out_ch // groups)
+    cdef int k = <int>(w.shape[1] * kh * kw)
+    cdef int positions = <int>(oh * ow)
+    cdef int all_positions = <int>(n_images * oh * ow)
+    cdef bint has_bias = b is not None
+    cdef Py_ssize_t n, g, o, s
+    cdef floating bias
+    cdef floating* out
+    cdef const floating* src
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        im2col(&x[n, 0, 0, 0], &col[0, n * positions], channels, height, width,
+               kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, all_positions)
+    with nogil:
+        for g in range(groups):
+            gemm_rowmajor(c'N', c'N', out_per_group, all_positions, k, <floating>1.0,
+                          &w[g * out_per_group, 0, 0, 0], k, &col[g * k, 0], all_positions,
+                          <floating>0.0, &y_t[g * out_per_group, 0], all_positions)
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        for o in range(out_ch):
+            out = &y[n, o, 0, 0]
+            src = &y_t[o, n * positions]
+            bias = b[o] if has_bias else 0
+            for s in range(positions):
+                out[s] = src[s] + bias
+
+
+def conv2d_backward_batched(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                            const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                            floating[:, ::1] dw_flat, floating[:, ::1] col, floating[:, ::1] dy_t,
+                            int sh, int sw, int ph, int pw, int dh, int dw, int groups, int num_threads,
+                            bint input_grad=True):
+    """``dw_flat`` (C_out, K) = dY @ col^T in one GEMM per group; ``dx`` via W^T @ dY and col2im."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t oh = dy.shape[2], ow = dy.shape[3]
+    cdef int out_per_group = <int>(out_ch // groups)
+    cdef int k = <int>(w.shape[1] * kh * kw)
+    cdef int positions = <int>(oh * ow)
+    cdef int all_positions = <int>(n_images * oh * ow)
+    cdef Py_ssize_t n, g, o, s
+    cdef floating* dst
+    cdef const floating* src
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        im2col(&x[n, 0, 0, 0], &col[0, n * positions], channels, height, width,
+               kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, all_positions)
+        for o in range(out_ch):
+            src = &dy[n, o, 0, 0]
+            dst = &dy_t[o, n * positions]
+            for s in range(positions):
+                dst[s] = src[s]
+    with nogil:
+        for g in range(groups):
+            gemm_rowmajor(c'N', c'T', out_per_group, k, all_positions, <floating>1.0,
+                          &dy_t[g * out_per_group, 0], all_positions, &col[g * k, 0], all_positions,
+                          <floating>0.0, &dw_flat[g * out_per_group, 0], k)
+            if input_grad:
+                gemm_rowmajor(c'T', c'N', k, all_positions, out_per_group, <floating>1.0,
+                              &w[g * out_per_group, 0, 0, 0], k, &dy_t[g * out_per_group, 0], all_positions,
+                              <floating>0.0, &col[g * k, 0], all_positions)
+    if input_grad:
+        for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+            col2im(&col[0, n * positions], &dx[n, 0, 0, 0], channels, height, width,
+                   kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, all_positions)

@@ -29,28 +29,75 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64
     """Max over each window of each plane; ``x`` is (N*C, H, W), ``y``/``argmax`` (N*C, H_out, W_out)."""
     cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
-    cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
+    cdef Py_ssize_t plane
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
+        # LeNet's S2/S4 (and most CNNs' pooling): no clipping, four candidates, no loop.
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            max_pool_2x2(&x[plane, 0, 0], &y[plane, 0, 0], &argmax[plane, 0, 0], width, oh, ow)
+    else:
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            max_pool_plane(&x[plane, 0, 0], &y[plane, 0, 0], &argmax[plane, 0, 0],
+                           height, width, oh, ow, kh, kw, sh, sw, ph, pw)
+
+
+cdef inline bint beats(floating value, floating best) noexcept nogil:
+    """Does ``value`` replace the current maximum? Larger wins; a NaN wins (as in PyTorch); ties keep the first."""
+    return value > best or value != value
+
+
+cdef void max_pool_2x2(const floating* x, floating* y, int64_t* argmax,
+                       Py_ssize_t width, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    # Written with selects instead of branches: on real data which of the four wins is a coin
+    # toss, and a mispredicted branch costs more than computing both sides.
+    cdef Py_ssize_t i, j, top
+    cdef floating best, value
+    cdef int64_t where
+    cdef bint wins
+    for i in range(oh):
+        for j in range(ow):
+            top = 2 * i * width + 2 * j
+            best = x[top]
+            where = top
+            value = x[top + 1]
+            wins = (value > best) | (value != value)
+            best = value if wins else best
+            where = top + 1 if wins else where
+            value = x[top + width]
+            wins = (value > best) | (value != value)
+            best = value if wins else best
+            where = top + width if wins else where
+            value = x[top + width + 1]
+            wins = (value > best) | (value != value)
+            best = value if wins else best
+            where = top + width + 1 if wins else where
+            y[i * ow + j] = best
+            argmax[i * ow + j] = where
+
+
+cdef void max_pool_plane(const floating* x, floating* y, int64_t* argmax,
+                         Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh, Py_ssize_t ow,
+                         int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t i, j, r, c, r0, r1, c0, c1
     cdef floating best, value
     cdef int64_t best_index
-    for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
-        for i in range(oh):
-            r0 = i * sh - ph
-            r1 = min(r0 + kh, height)
-            r0 = max(r0, 0)
-            for j in range(ow):
-                c0 = j * sw - pw
-                c1 = min(c0 + kw, width)
-                c0 = max(c0, 0)
-                best = -INFINITY
-                best_index = r0 * width + c0
-                for r in range(r0, r1):
-                    for c in range(c0, c1):
-                        value = x[plane, r, c]
-                        if value > best or value != value:
-                            best = value
-                            best_index = r * width + c
-                y[plane, i, j] = best
-                argmax[plane, i, j] = best_index
+    for i in range(oh):
+        r0 = i * sh - ph
+        r1 = min(r0 + kh, height)
+        r0 = max(r0, 0)
+        for j in range(ow):
+            c0 = j * sw - pw
+            c1 = min(c0 + kw, width)
+            c0 = max(c0, 0)
+            best = -INFINITY
+            best_index = r0 * width + c0
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    value = x[r * width + c]
+                    if beats(value, best):
+                        best = value
+                        best_index = r * width + c
+            y[i * ow + j] = best
+            argmax[i * ow + j] = best_index
 
 
 def max_pool2d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] argmax,

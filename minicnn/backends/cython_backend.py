@@ -131,6 +131,13 @@ class CythonBackend(NumpyBackend):
         return max(1, min(self.num_threads, work_items, work // self.MIN_WORK_PER_THREAD))
 
     # -------------------------------------------------------------- convolution
+    # Layers with at most this many output positions per image use one GEMM for the whole batch.
+    BATCHED_MAX_POSITIONS = 64
+
+    def _batched(self, n, c, kh, kw, oh, ow, o):
+        positions = oh * ow
+        return positions <= self.BATCHED_MAX_POSITIONS and self._fits_blas_ints(c, kh, kw, n * oh, ow, o)
+
     @staticmethod
     def _fits_blas_ints(c, kh, kw, oh, ow, o):
         """BLAS takes 32-bit ints: one image's column matrix and its products must stay below 2**31 entries."""
@@ -146,6 +153,11 @@ class CythonBackend(NumpyBackend):
             return super().conv2d(x, w, b, stride, padding, dilation, groups)
         threads = self._threads(n, n * o * oh * ow * cg * kh * kw)
         y = np.empty((n, o, oh, ow), dtype=x.dtype)
+        if self._batched(n, c, kh, kw, oh, ow, o):
+            col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
+            y_t = self._workspace("out_t", (o, n * oh * ow), x.dtype)
+            self._conv.conv2d_forward_batched(x, w, b, y, col, y_t, *stride, *padding, *dilation, groups, threads)
+            return y
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
         with self._blas_limit(threads):
             self._conv.conv2d_forward(x, w, b, y, col, *stride, *padding, *dilation, groups, threads)
@@ -159,6 +171,14 @@ class CythonBackend(NumpyBackend):
             return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
         threads = self._threads(n, 2 * n * o * oh * ow * cg * kh * kw)
         dx = np.empty_like(x) if input_grad else None
+        if self._batched(n, c, kh, kw, oh, ow, o):
+            dw = np.empty((o, cg * kh * kw), dtype=x.dtype)
+            col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
+            dy_t = self._workspace("out_t", (o, n * oh * ow), x.dtype)
+            self._conv.conv2d_backward_batched(
+                x, w, dy, dx, dw, col, dy_t, *stride, *padding, *dilation, groups, threads, input_grad
+            )
+            return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
         dw_per_thread = self._workspace("dw", (threads, o, cg * kh * kw), x.dtype, zero=True)
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
         with self._blas_limit(threads):
