@@ -12,7 +12,14 @@ True
 import importlib
 
 from . import functional, shapes
-from .backends import available_backends, current_backend_name, get_backend, set_backend, use_backend
+from .backends import (
+    available_backends,
+    current_backend_name,
+    get_backend,
+    set_backend,
+    single_threaded_blas,
+    use_backend,
+)
 
 __version__ = "0.1.0"
 
@@ -27,6 +34,7 @@ __all__ = [
     "get_backend",
     "set_backend",
     "use_backend",
+    "single_threaded_blas",
     "__version__",
     *_LAZY_SUBMODULES,
 ]

@@ -3,7 +3,10 @@
 Method (so the ratios are fair): every implementation of a case runs in the
 same process on the same arrays; the implementations take turns (one run of
 each, then again, ``repeats`` times) so that a slow moment of the machine
-hits them alike; each gets warm-up runs first (the GPU compiles its kernels
+hits them alike; they take turns in blocks of a few runs, and the first run
+of each block is not timed, because an OpenMP runtime's idle threads keep
+spinning for milliseconds after their work and would be charged to the next
+library; each gets warm-up runs first (the GPU compiles its kernels
 then, so compile time is excluded); GPU timers stop only after the device
 has synchronised. The figure reported is the median. A ratio is
 ``PyTorch time / minicnn time`` on the same device: above 1, minicnn is faster.
@@ -30,6 +33,7 @@ import numpy as np
 
 import minicnn as mc
 import minicnn.functional as F
+from minicnn.backends import single_threaded_blas
 
 __all__ = ["CASES", "run_benchmarks", "add_parser", "run", "machine_info"]
 
@@ -203,9 +207,9 @@ def _make_train(impl, params, rng):
     xd, yd = _to_device(x, impl), _to_device(labels, impl)
 
     def step():
-        with mc.use_backend(impl):
+        with mc.use_backend(impl), single_threaded_blas():
             loss_fn(net(xd), yd)
-            net.backward(loss_fn.backward())
+            net.backward(loss_fn.backward(), input_grad=False)
             opt.step()
             opt.zero_grad()
 
@@ -233,8 +237,17 @@ def _device_of(impl):
     return "gpu" if impl in ("cupy", "torch-cuda") else "cpu"
 
 
+BLOCK = 5  # consecutive runs of one implementation before the next takes its turn
+
+
 def time_case(case, impls, repeats, warmup=3, seed=0):
-    """Median seconds per run of each implementation, taking turns run by run."""
+    """Median seconds per run of each implementation; implementations take turns in blocks of runs.
+
+    In a block, the first run after a switch is not timed: it pays for the
+    other library's threads still holding the cores (an OpenMP runtime's idle
+    workers spin for milliseconds before they sleep) and for waking its own.
+    The next ``BLOCK - 1`` runs are timed back to back, as a training loop runs.
+    """
     rng = np.random.default_rng(seed)
     steps = {impl: _FACTORIES[case.kind](impl, case.params, rng) for impl in impls}
     syncs = {impl: _sync_for(impl) for impl in impls}
@@ -243,13 +256,16 @@ def time_case(case, impls, repeats, warmup=3, seed=0):
             steps[impl]()
         syncs[impl]()
     times = {impl: [] for impl in impls}
-    for _ in range(repeats):
+    rounds = max(1, -(-repeats // (BLOCK - 1)))
+    for _ in range(rounds):
         for impl in impls:
-            syncs[impl]()
-            start = time.perf_counter()
             steps[impl]()
             syncs[impl]()
-            times[impl].append(time.perf_counter() - start)
+            for _ in range(BLOCK - 1):
+                start = time.perf_counter()
+                steps[impl]()
+                syncs[impl]()
+                times[impl].append(time.perf_counter() - start)
     return {impl: statistics.median(ts) for impl, ts in times.items()}, times
 
 

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backends import current_backend_name, use_backend
+from .backends import current_backend_name, single_threaded_blas, use_backend
 
 __all__ = [
     "TrainConfig",
@@ -511,7 +511,7 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
         )
 
     backend = config.backend or current_backend_name()
-    with use_backend(backend):
+    with use_backend(backend), single_threaded_blas():
         net = build_model(config.model, seed=config.seed, **_model_kwargs(config))
         if backend == "cupy":
             net.to("gpu")

@@ -230,8 +230,9 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
 #
 # One image's product W @ col is then a thin matrix times a vector, which BLAS cannot make
 # fast; placing the columns of all N images side by side gives one product with N*H_out*W_out
-# columns (and, for dW, a long inner dimension), where BLAS runs at full speed with its own
-# threads. The price is a transposition between (C_out, N, positions) and (N, C_out, positions).
+# columns (and, for dW, a long inner dimension), where BLAS runs at full speed. OpenMP threads
+# build the columns and scatter the results; the products are small enough for one BLAS thread.
+# The price is a transposition between (C_out, N, positions) and (N, C_out, positions).
 
 def conv2d_forward_batched(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                            const floating[::1] b, floating[:, :, :, ::1] y,

@@ -18,7 +18,15 @@ import contextlib
 import contextvars
 import importlib
 
-__all__ = ["available_backends", "get_backend", "set_backend", "use_backend", "backend_for_array", "BACKEND_NAMES"]
+__all__ = [
+    "available_backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "backend_for_array",
+    "single_threaded_blas",
+    "BACKEND_NAMES",
+]
 
 BACKEND_NAMES = ("numpy", "cython", "cupy")
 
@@ -125,6 +133,22 @@ def use_backend(name):
         yield get_backend(name)
     finally:
         _current.reset(token)
+
+
+def single_threaded_blas():
+    """Context manager: BLAS (NumPy's and SciPy's) on one thread inside the block.
+
+    minicnn's CPU kernels parallelise over the batch with OpenMP; the small
+    matrix products of a CNN's dense layers gain nothing from BLAS threads,
+    and on a machine with few cores two thread pools that spin-wait for each
+    other make a training step many times slower. ``minicnn train`` and
+    ``minicnn bench`` run inside this; wrap your own training loop in it too.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def backend_for_array(x, name=None):

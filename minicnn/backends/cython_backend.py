@@ -39,6 +39,31 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
+def _import_kernels():
+    """Import the extension modules, with the OpenMP runtime they load set to wait passively.
+
+    An OpenMP runtime reads ``OMP_WAIT_POLICY`` once, when it loads. By
+    default idle worker threads spin for a while after each parallel region;
+    on a machine with few cores that spinning steals the core another
+    library's threads (BLAS, a second OpenMP runtime such as PyTorch's) or
+    our own next region need. Passive workers sleep at once and cost a few
+    microseconds to wake, which our kernels (milliseconds each) do not
+    notice. The variable is restored afterwards, so runtimes loaded later
+    keep their own defaults; a value the user set is left alone.
+    """
+    key = "OMP_WAIT_POLICY"
+    previous = os.environ.get(key)
+    if previous is None:
+        os.environ[key] = "PASSIVE"
+    try:
+        from minicnn.kernels.cpu import conv2d as conv_kernels
+        from minicnn.kernels.cpu import pool2d as pool_kernels
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+    return conv_kernels, pool_kernels
+
+
 class _SingleThreadedBlas:
     """Context manager: BLAS on one thread while our OpenMP threads run (threadpoolctl).
 
@@ -86,8 +111,7 @@ class CythonBackend(NumpyBackend):
     name = "cython"
 
     def __init__(self, num_threads=None):
-        from minicnn.kernels.cpu import conv2d as conv_kernels
-        from minicnn.kernels.cpu import pool2d as pool_kernels
+        conv_kernels, pool_kernels = _import_kernels()
 
         self._conv = conv_kernels
         self._pool = pool_kernels
@@ -156,7 +180,8 @@ class CythonBackend(NumpyBackend):
         if self._batched(n, c, kh, kw, oh, ow, o):
             col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
             y_t = self._workspace("out_t", (o, n * oh * ow), x.dtype)
-            self._conv.conv2d_forward_batched(x, w, b, y, col, y_t, *stride, *padding, *dilation, groups, threads)
+            with self._blas_one_thread:
+                self._conv.conv2d_forward_batched(x, w, b, y, col, y_t, *stride, *padding, *dilation, groups, threads)
             return y
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
         with self._blas_limit(threads):
@@ -175,9 +200,10 @@ class CythonBackend(NumpyBackend):
             dw = np.empty((o, cg * kh * kw), dtype=x.dtype)
             col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
             dy_t = self._workspace("out_t", (o, n * oh * ow), x.dtype)
-            self._conv.conv2d_backward_batched(
-                x, w, dy, dx, dw, col, dy_t, *stride, *padding, *dilation, groups, threads, input_grad
-            )
+            with self._blas_one_thread:
+                self._conv.conv2d_backward_batched(
+                    x, w, dy, dx, dw, col, dy_t, *stride, *padding, *dilation, groups, threads, input_grad
+                )
             return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
         dw_per_thread = self._workspace("dw", (threads, o, cg * kh * kw), x.dtype, zero=True)
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
