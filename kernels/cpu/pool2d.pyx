@@ -19,7 +19,7 @@ ganadora", deck 003, "RETRO-PROPAGACIÓN").
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, fmax, fmaxf
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
@@ -45,31 +45,47 @@ cdef inline bint beats(floating value, floating best) noexcept nogil:
     return value > best or value != value
 
 
+cdef inline floating larger(floating a, floating b) noexcept nogil:
+    # fmax/fmaxf compile to one max instruction: no branch to mispredict
+    if floating is float:
+        return fmaxf(a, b)
+    else:
+        return fmax(a, b)
+
+
 cdef void max_pool_2x2(const floating* x, floating* y, int64_t* argmax,
                        Py_ssize_t width, Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
-    # Written with selects instead of branches: on real data which of the four wins is a coin
-    # toss, and a mispredicted branch costs more than computing both sides.
+    # Which of the four wins is a coin toss on real data, so the winner is found without
+    # branches: the maximum by max instructions, then its first position in row-major order
+    # by arithmetic on comparisons, k in 0..3 -> offsets 0, 1, W, W+1. Windows holding a NaN
+    # (rare) take the general rule, under which a NaN wins.
     cdef Py_ssize_t i, j, top
-    cdef floating best, value
+    cdef floating a, b, c, d, best
+    cdef int k
     cdef int64_t where
-    cdef bint wins
     for i in range(oh):
         for j in range(ow):
             top = 2 * i * width + 2 * j
-            best = x[top]
-            where = top
-            value = x[top + 1]
-            wins = (value > best) | (value != value)
-            best = value if wins else best
-            where = top + 1 if wins else where
-            value = x[top + width]
-            wins = (value > best) | (value != value)
-            best = value if wins else best
-            where = top + width if wins else where
-            value = x[top + width + 1]
-            wins = (value > best) | (value != value)
-            best = value if wins else best
-            where = top + width + 1 if wins else where
+            a = x[top]
+            b = x[top + 1]
+            c = x[top + width]
+            d = x[top + width + 1]
+            if (a != a) | (b != b) | (c != c) | (d != d):
+                best = a
+                where = top
+                if beats(b, best):
+                    best = b
+                    where = top + 1
+                if beats(c, best):
+                    best = c
+                    where = top + width
+                if beats(d, best):
+                    best = d
+                    where = top + width + 1
+            else:
+                best = larger(larger(a, b), larger(c, d))
+                k = (a != best) * (1 + (b != best) * (1 + (c != best)))
+                where = top + (k & 1) + (k >> 1) * width
             y[i * ow + j] = best
             argmax[i * ow + j] = where
 
@@ -117,9 +133,21 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     """Mean over each window (padded zeros count: divisor F_H*F_W)."""
     cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
-    cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
+    cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1, top
     cdef floating total
     cdef floating area = kh * kw
+    cdef const floating* src
+    cdef floating* dst
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            src = &x[plane, 0, 0]
+            dst = &y[plane, 0, 0]
+            for i in range(oh):
+                for j in range(ow):
+                    top = 2 * i * width + 2 * j
+                    # the same order of additions as the general loop, so both give the same bits
+                    dst[i * ow + j] = (src[top] + src[top + 1] + src[top + width] + src[top + width + 1]) / area
+        return
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         for i in range(oh):
             r0 = i * sh - ph
@@ -144,6 +172,21 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
     cdef floating share
     cdef floating area = kh * kw
+    cdef floating* dst
+    cdef Py_ssize_t top
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height % 2 == 0 and width % 2 == 0:
+        # windows tile the plane exactly: every pixel gets its one window's share, written once
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            dst = &dx[plane, 0, 0]
+            for i in range(oh):
+                for j in range(ow):
+                    share = dy[plane, i, j] / area
+                    top = 2 * i * width + 2 * j
+                    dst[top] = share
+                    dst[top + 1] = share
+                    dst[top + width] = share
+                    dst[top + width + 1] = share
+        return
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         memset(&dx[plane, 0, 0], 0, height * width * sizeof(floating))
         for i in range(oh):

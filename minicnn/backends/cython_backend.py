@@ -150,9 +150,17 @@ class CythonBackend(NumpyBackend):
     # (and on a busy machine a parallel region waits for every thread to be scheduled).
     MIN_WORK_PER_THREAD = 250_000
 
-    def _threads(self, work_items, work):
-        """Threads for a call with ``work_items`` independent items and ``work`` multiply-adds in all."""
-        return max(1, min(self.num_threads, work_items, work // self.MIN_WORK_PER_THREAD))
+    # Pooling does one comparison or addition per input pixel it reads, and is limited by memory
+    # more than by arithmetic; a second thread pays off from smaller sizes.
+    MIN_POOL_WORK_PER_THREAD = 100_000
+
+    def _threads(self, work_items, work, grain=None):
+        """Threads for a call with ``work_items`` independent items and ``work`` operations in all."""
+        grain = self.MIN_WORK_PER_THREAD if grain is None else grain
+        return max(1, min(self.num_threads, work_items, work // grain))
+
+    def _pool_threads(self, planes, work):
+        return self._threads(planes, work, self.MIN_POOL_WORK_PER_THREAD)
 
     # -------------------------------------------------------------- convolution
     # Layers with at most this many output positions per image use one GEMM for the whole batch.
@@ -223,7 +231,7 @@ class CythonBackend(NumpyBackend):
         argmax = np.empty((n, c, oh, ow), dtype=np.int64)
         self._pool.max_pool2d_forward(
             x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow),
-            *kernel, *stride, *padding, self._threads(n * c, y.size * kernel[0] * kernel[1]),
+            *kernel, *stride, *padding, self._pool_threads(n * c, y.size * kernel[0] * kernel[1]),
         )
         return y, argmax
 
@@ -232,7 +240,7 @@ class CythonBackend(NumpyBackend):
         _, _, oh, ow = dy.shape
         dx = np.empty(x_shape, dtype=dy.dtype)
         self._pool.max_pool2d_backward(
-            dy.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow), dx.reshape(n * c, h * w), self._threads(n * c, dy.size)
+            dy.reshape(n * c, oh, ow), argmax.reshape(n * c, oh, ow), dx.reshape(n * c, h * w), self._pool_threads(n * c, dy.size * kernel[0] * kernel[1])
         )
         return dx
 
@@ -242,7 +250,7 @@ class CythonBackend(NumpyBackend):
         y = np.empty((n, c, oh, ow), dtype=x.dtype)
         self._pool.avg_pool2d_forward(
             x.reshape(n * c, h, w), y.reshape(n * c, oh, ow), *kernel, *stride, *padding,
-            self._threads(n * c, y.size * kernel[0] * kernel[1]),
+            self._pool_threads(n * c, y.size * kernel[0] * kernel[1]),
         )
         return y
 
@@ -252,6 +260,6 @@ class CythonBackend(NumpyBackend):
         dx = np.empty(x_shape, dtype=dy.dtype)
         self._pool.avg_pool2d_backward(
             dy.reshape(n * c, oh, ow), dx.reshape(n * c, h, w), *kernel, *stride, *padding,
-            self._threads(n * c, dy.size * kernel[0] * kernel[1]),
+            self._pool_threads(n * c, dy.size * kernel[0] * kernel[1]),
         )
         return dx
