@@ -450,3 +450,23 @@ def test_layers_follow_the_input_array_module():
     for layer in [nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(2, 1, 3), nn.GlobalAvgPool2d()]:
         assert isinstance(to_numpy(layer(x)), np.ndarray) and isinstance(layer(x), np.ndarray)
     assert nn.array_module(x) is np
+
+
+def test_relu_inplace_matches_and_overwrites(backend_name):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 4, 4))
+    dy = rng.standard_normal(x.shape)
+    plain, inplace = mc.nn.ReLU(), mc.nn.ReLU(inplace=True)
+    with mc.use_backend(backend_name if backend_name != "cupy" else "numpy"):
+        y = plain(x.copy())
+        x_in = x.copy()
+        y_in = inplace(x_in)
+        assert y_in is x_in  # the input array now holds the output
+        np.testing.assert_array_equal(y_in, y)
+        dx = plain.backward(dy.copy())
+        dy_in = dy.copy()
+        dx_in = inplace.backward(dy_in)
+        assert dx_in is dy_in
+        np.testing.assert_array_equal(dx_in, dx)
+    with pytest.raises(TypeError, match="inplace must be a bool"):
+        mc.nn.ReLU(inplace=1)

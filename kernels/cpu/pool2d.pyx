@@ -117,10 +117,31 @@ cdef void max_pool_plane(const floating* x, floating* y, int64_t* argmax,
 
 
 def max_pool2d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] argmax,
-                        floating[:, ::1] dx, int num_threads):
-    """Route each window's error to its winner: ``dx[plane, argmax] += dy``; ``dx`` is (N*C, H*W)."""
+                        floating[:, ::1] dx, int num_threads, bint tiles_2x2=False):
+    """Route each window's error to its winner: ``dx[plane, argmax] += dy``; ``dx`` is (N*C, H*W).
+
+    ``tiles_2x2``: the windows are 2x2 with stride 2 and cover the plane exactly
+    (even H and W), so every pixel belongs to one window and ``dx`` is written
+    in one pass, without clearing it first.
+    """
     cdef Py_ssize_t planes = dy.shape[0], oh = dy.shape[1], ow = dy.shape[2], plane_size = dx.shape[1]
-    cdef Py_ssize_t plane, i, j
+    cdef Py_ssize_t plane, i, j, top, width = 2 * ow
+    cdef floating* dst
+    cdef int64_t where
+    cdef floating err
+    if tiles_2x2:
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            dst = &dx[plane, 0]
+            for i in range(oh):
+                for j in range(ow):
+                    top = 2 * i * width + 2 * j
+                    where = argmax[plane, i, j]
+                    err = dy[plane, i, j]
+                    dst[top] = err if where == top else 0
+                    dst[top + 1] = err if where == top + 1 else 0
+                    dst[top + width] = err if where == top + width else 0
+                    dst[top + width + 1] = err if where == top + width + 1 else 0
+        return
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         memset(&dx[plane, 0], 0, plane_size * sizeof(floating))
         for i in range(oh):

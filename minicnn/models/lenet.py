@@ -45,7 +45,12 @@ def lenet5(activation="relu", pool="max", num_classes=10, seed=0, *, dtype=np.fl
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
         raise ValueError(f"lenet5: num_classes must be an int >= 2, got {num_classes!r}")
     rng = np.random.default_rng(seed)
-    act, pool_layer, init = _ACTIVATIONS[activation], _POOLS[pool], _INITS[activation]
+    pool_layer, init = _POOLS[pool], _INITS[activation]
+
+    def act():
+        # each activation reads only the fresh output of the layer before it, so ReLU may work in place
+        return nn.ReLU(inplace=True) if activation == "relu" else _ACTIVATIONS[activation]()
+
     opts = {"init": init, "rng": rng, "dtype": dtype}
     return Sequential(
         {

@@ -443,14 +443,28 @@ class ReLU(_Activation):
     función de activación").
     """
 
+    def __init__(self, inplace=False):
+        super().__init__()
+        if not isinstance(inplace, bool):
+            raise TypeError(f"ReLU: inplace must be a bool, got {type(inplace).__name__} {inplace!r}")
+        self.inplace = inplace
+
     def forward(self, x):
         self._check(x)
-        self._y = y = array_module(x).maximum(x, 0)
+        xp = array_module(x)
+        # inplace: overwrite x (and, in backward, dy) instead of allocating; only for inputs
+        # nobody else reads, such as a convolution's output inside a Sequential
+        self._y = y = xp.maximum(x, 0, out=x) if self.inplace else xp.maximum(x, 0)
         return y
 
     def backward(self, dy):
         y = self._take_output(dy)
+        if self.inplace:
+            return array_module(dy).multiply(dy, y > 0, out=dy)
         return dy * (y > 0)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(_Activation):
