@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import minicnn as mc
 import minicnn.functional as F
 from conftest import to_numpy
+from gradcheck import numerical_gradient
 
 TOL = {np.float32: dict(rtol=2e-3, atol=2e-4), np.float64: dict(rtol=1e-8, atol=1e-10)}
 
@@ -221,20 +222,6 @@ def test_max_pool_nan_and_minus_inf_follow_torch(backend_name):
 
 
 # ------------------------------------------------------------------ finite differences
-def numeric_grad(f, a, eps=1e-6):
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize(
     "hyper",
     [dict(), dict(stride=2, padding=1), dict(dilation=2, padding=(2, 1)), dict(groups=2, stride=(1, 2))],
@@ -253,9 +240,9 @@ def test_conv2d_grad_equals_finite_differences(backend_name, hyper):
 
     dx, dw, db = (to_numpy(g) for g in F.conv2d_grad(as_backend(x, backend_name), as_backend(w, backend_name),
                                                        as_backend(r, backend_name), **hyper, backend=backend_name))
-    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(dw, numeric_grad(loss, w), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dw, numerical_gradient(loss, w), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(db, numerical_gradient(loss, b), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
@@ -271,7 +258,7 @@ def test_pool_grad_equals_finite_differences(backend_name, kind, hyper):
         return float(np.sum(to_numpy(forward(as_backend(x, backend_name), 3, **hyper, backend=backend_name)) * r))
 
     dx = to_numpy(backward(as_backend(x, backend_name), as_backend(r, backend_name), 3, **hyper, backend=backend_name))
-    np.testing.assert_allclose(dx, numeric_grad(loss, x, eps=1e-4), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dx, numerical_gradient(loss, x, eps=1e-4), rtol=1e-6, atol=1e-7)
 
 
 # ------------------------------------------------------------------- bad arguments

@@ -67,6 +67,18 @@ cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k, 
         dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
 
 
+cdef inline void tap_columns(Py_ssize_t q, Py_ssize_t width, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t dw,
+                             Py_ssize_t ow, Py_ssize_t* j_lo, Py_ssize_t* j_hi) noexcept nogil:
+    """The output columns j whose kernel column q lands inside the image: 0 <= j*S - P + q*D < W."""
+    cdef Py_ssize_t lo = 0, hi = ow
+    while lo < ow and lo * sw - pw + q * dw < 0:
+        lo += 1
+    while hi > lo and (hi - 1) * sw - pw + q * dw >= width:
+        hi -= 1
+    j_lo[0] = lo
+    j_hi[0] = hi
+
+
 cdef void im2col(const floating* image, floating* col,
                  Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
@@ -86,13 +98,7 @@ cdef void im2col(const floating* image, floating* col,
             for q in range(kw):
                 dst = row_start
                 row_start += ld
-                # Output columns j whose tap q lands inside the image: 0 <= j*sw - pw + q*dw < width.
-                j_lo = 0
-                while j_lo < ow and j_lo * sw - pw + q * dw < 0:
-                    j_lo += 1
-                j_hi = ow
-                while j_hi > j_lo and (j_hi - 1) * sw - pw + q * dw >= width:
-                    j_hi -= 1
+                tap_columns(q, width, sw, pw, dw, ow, &j_lo, &j_hi)
                 for i in range(oh):
                     row_in = i * sh - ph + p * dh
                     if row_in < 0 or row_in >= height:
@@ -128,12 +134,7 @@ cdef void col2im(const floating* col, floating* image,
             for q in range(kw):
                 src = row_start
                 row_start += ld
-                j_lo = 0
-                while j_lo < ow and j_lo * sw - pw + q * dw < 0:
-                    j_lo += 1
-                j_hi = ow
-                while j_hi > j_lo and (j_hi - 1) * sw - pw + q * dw >= width:
-                    j_hi -= 1
+                tap_columns(q, width, sw, pw, dw, ow, &j_lo, &j_hi)
                 for i in range(oh):
                     row_in = i * sh - ph + p * dh
                     if 0 <= row_in < height:

@@ -24,6 +24,14 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 
+cdef inline void clip_window(Py_ssize_t i, int stride, int padding, int kernel, Py_ssize_t size,
+                             Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Rows (or columns) of the image under window i: [i*S - P, i*S - P + F) clipped to [0, size)."""
+    cdef Py_ssize_t start = i * stride - padding
+    lo[0] = max(start, 0)
+    hi[0] = min(start + kernel, size)
+
+
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] argmax,
                        int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
     """Max over each window of each plane; ``x`` is (N*C, H, W), ``y``/``argmax`` (N*C, H_out, W_out)."""
@@ -97,13 +105,9 @@ cdef void max_pool_plane(const floating* x, floating* y, int64_t* argmax,
     cdef floating best, value
     cdef int64_t best_index
     for i in range(oh):
-        r0 = i * sh - ph
-        r1 = min(r0 + kh, height)
-        r0 = max(r0, 0)
+        clip_window(i, sh, ph, kh, height, &r0, &r1)
         for j in range(ow):
-            c0 = j * sw - pw
-            c1 = min(c0 + kw, width)
-            c0 = max(c0, 0)
+            clip_window(j, sw, pw, kw, width, &c0, &c1)
             best = -INFINITY
             best_index = r0 * width + c0
             for r in range(r0, r1):
@@ -171,13 +175,9 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
         return
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         for i in range(oh):
-            r0 = i * sh - ph
-            r1 = min(r0 + kh, height)
-            r0 = max(r0, 0)
+            clip_window(i, sh, ph, kh, height, &r0, &r1)
             for j in range(ow):
-                c0 = j * sw - pw
-                c1 = min(c0 + kw, width)
-                c0 = max(c0, 0)
+                clip_window(j, sw, pw, kw, width, &c0, &c1)
                 total = 0
                 for r in range(r0, r1):
                     for c in range(c0, c1):
@@ -211,13 +211,9 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         memset(&dx[plane, 0, 0], 0, height * width * sizeof(floating))
         for i in range(oh):
-            r0 = i * sh - ph
-            r1 = min(r0 + kh, height)
-            r0 = max(r0, 0)
+            clip_window(i, sh, ph, kh, height, &r0, &r1)
             for j in range(ow):
-                c0 = j * sw - pw
-                c1 = min(c0 + kw, width)
-                c0 = max(c0, 0)
+                clip_window(j, sw, pw, kw, width, &c0, &c1)
                 share = dy[plane, i, j] / area
                 for r in range(r0, r1):
                     for c in range(c0, c1):
