@@ -460,3 +460,62 @@ def test_max_pool2d_grad_from_forward_equals_checked_path(backend_name):
     with pytest.raises(TypeError, match=r"indices must be the int64"):
         F.max_pool2d_grad_from_forward(x, dy, 3, stride=2, padding=1, indices=idx.astype(np.int32),
                                        backend=backend_name)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, padding",
+    [((2, 2), (2, 2), (0, 0)), ((3, 4), (1, 2), (0, 2)), ((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (1, 0))],
+    ids=["2x2-tiled", "non-square-padded", "3x3-overlapping", "2x2-padded"],
+)
+def test_cython_pooling_with_several_threads_matches_reference(kernel, stride, padding):
+    # Inputs big enough that the kernels split the planes across threads (each thread's window
+    # bookkeeping must stay private to it).
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    backend = CythonBackend(num_threads=2)
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((48, 12, 23, 18)).astype(np.float32)
+    reference = mc.get_backend("numpy")
+    assert backend._pool_threads(48 * 12, x.size) == 2
+    for kind in ("max", "avg"):
+        forward = getattr(backend, f"{kind}_pool2d")
+        expected = getattr(reference, f"{kind}_pool2d")(x, kernel, stride, padding)
+        got = forward(x, kernel, stride, padding)
+        if kind == "max":
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_array_equal(got[1], expected[1])
+            dy = rng.standard_normal(got[0].shape).astype(np.float32)
+            np.testing.assert_allclose(
+                backend.max_pool2d_grad(x.shape, dy, got[1], kernel, stride, padding),
+                reference.max_pool2d_grad(x.shape, dy, expected[1], kernel, stride, padding), rtol=1e-6, atol=1e-6,
+            )
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+            dy = rng.standard_normal(got.shape).astype(np.float32)
+            np.testing.assert_allclose(
+                backend.avg_pool2d_grad(x.shape, dy, kernel, stride, padding),
+                reference.avg_pool2d_grad(x.shape, dy, kernel, stride, padding), rtol=1e-5, atol=1e-6,
+            )
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((16, 6, 14, 14), (16, 6, 5, 5)), ((32, 16, 5, 5), (120, 16, 5, 5))],
+                         ids=["per-image-gemm", "whole-batch-gemm"])
+def test_cython_conv_with_several_threads_matches_reference(x_shape, w_shape):
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    backend = CythonBackend(num_threads=2)
+    reference = mc.get_backend("numpy")
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    args = ((1, 1), (1, 1), (1, 1), 1)
+    y = backend.conv2d(x, w, b, *args)
+    np.testing.assert_allclose(y, reference.conv2d(x, w, b, *args), rtol=2e-3, atol=2e-3)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for got, want in zip(backend.conv2d_grad(x, w, dy, *args), reference.conv2d_grad(x, w, dy, *args)):
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-2)

@@ -24,12 +24,14 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 
-cdef inline void clip_window(Py_ssize_t i, int stride, int padding, int kernel, Py_ssize_t size,
-                             Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Rows (or columns) of the image under window i: [i*S - P, i*S - P + F) clipped to [0, size)."""
-    cdef Py_ssize_t start = i * stride - padding
-    lo[0] = max(start, 0)
-    hi[0] = min(start + kernel, size)
+cdef inline Py_ssize_t window_start(Py_ssize_t i, int stride, int padding) noexcept nogil:
+    """First image row (or column) under window i: i*S - P, clipped at 0."""
+    return max(i * stride - padding, 0)
+
+
+cdef inline Py_ssize_t window_stop(Py_ssize_t i, int stride, int padding, int kernel, Py_ssize_t size) noexcept nogil:
+    """One past the last image row (or column) under window i: i*S - P + F, clipped at the image size."""
+    return min(i * stride - padding + kernel, size)
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] argmax,
@@ -105,9 +107,11 @@ cdef void max_pool_plane(const floating* x, floating* y, int64_t* argmax,
     cdef floating best, value
     cdef int64_t best_index
     for i in range(oh):
-        clip_window(i, sh, ph, kh, height, &r0, &r1)
+        r0 = window_start(i, sh, ph)
+        r1 = window_stop(i, sh, ph, kh, height)
         for j in range(ow):
-            clip_window(j, sw, pw, kw, width, &c0, &c1)
+            c0 = window_start(j, sw, pw)
+            c1 = window_stop(j, sw, pw, kw, width)
             best = -INFINITY
             best_index = r0 * width + c0
             for r in range(r0, r1):
@@ -175,9 +179,11 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
         return
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         for i in range(oh):
-            clip_window(i, sh, ph, kh, height, &r0, &r1)
+            r0 = window_start(i, sh, ph)
+            r1 = window_stop(i, sh, ph, kh, height)
             for j in range(ow):
-                clip_window(j, sw, pw, kw, width, &c0, &c1)
+                c0 = window_start(j, sw, pw)
+                c1 = window_stop(j, sw, pw, kw, width)
                 total = 0
                 for r in range(r0, r1):
                     for c in range(c0, c1):
@@ -211,9 +217,11 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
         memset(&dx[plane, 0, 0], 0, height * width * sizeof(floating))
         for i in range(oh):
-            clip_window(i, sh, ph, kh, height, &r0, &r1)
+            r0 = window_start(i, sh, ph)
+            r1 = window_stop(i, sh, ph, kh, height)
             for j in range(ow):
-                clip_window(j, sw, pw, kw, width, &c0, &c1)
+                c0 = window_start(j, sw, pw)
+                c1 = window_stop(j, sw, pw, kw, width)
                 share = dy[plane, i, j] / area
                 for r in range(r0, r1):
                     for c in range(c0, c1):
