@@ -387,6 +387,9 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version (0) or a usage error (2, already reported by argparse)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     debug = os.environ.get("MINICNN_DEBUG", "") not in ("", "0")
+    from .backends import keep_freed_memory
+
+    keep_freed_memory()  # this process trains or times networks: reuse freed activations' memory
     try:
         code = args.handler(args)
     except KeyboardInterrupt:

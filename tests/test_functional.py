@@ -519,3 +519,14 @@ def test_cython_conv_with_several_threads_matches_reference(x_shape, w_shape):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     for got, want in zip(backend.conv2d_grad(x, w, dy, *args), reference.conv2d_grad(x, w, dy, *args)):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-2)
+
+
+def test_keep_freed_memory_reports_whether_it_applied():
+    import sys
+
+    from minicnn.backends import keep_freed_memory
+
+    applied = keep_freed_memory()
+    assert isinstance(applied, bool)
+    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
+        assert applied
