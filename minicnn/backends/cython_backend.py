@@ -213,13 +213,14 @@ class CythonBackend(NumpyBackend):
                     x, w, dy, dx, dw, col, dy_t, *stride, *padding, *dilation, groups, threads, input_grad
                 )
             return dx, dw.reshape(w.shape), dy.sum(axis=(0, 2, 3))
-        dw_per_thread = self._workspace("dw", (threads, o, cg * kh * kw), x.dtype, zero=True)
+        dw_per_thread = self._workspace("dw", (threads, groups, cg * kh * kw, o // groups), x.dtype, zero=True)
         col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
         with self._blas_limit(threads):
             self._conv.conv2d_backward(
                 x, w, dy, dx, dw_per_thread, col, *stride, *padding, *dilation, groups, threads, input_grad
             )
-        dw = dw_per_thread.sum(axis=0).reshape(w.shape)
+        # per group the kernel accumulates dW^T (K, C_out/groups); sum the threads, then transpose back
+        dw = np.ascontiguousarray(dw_per_thread.sum(axis=0).transpose(0, 2, 1)).reshape(w.shape)
         db = dy.sum(axis=(0, 2, 3))
         return dx, dw, db
 
