@@ -8,8 +8,9 @@ HIPERPARÁMETROS" of deck 003_7c437a475fa69432.txt::
 
     H_out = (H_in + 2P - F_H) / S + 1
 
-generalised to dilated kernels (deck 000_5f24bd8423292174.txt, "Convolución
-dilatada"; deck 004_d4430ea77d2b90c2.txt): a kernel of F taps with dilation D
+generalised to dilated kernels (deck 000_5f24bd8423292174.txt, "CONVOLUCIÓN
+DILATADA"; deck 004_d4430ea77d2b90c2.txt, "Convoluciones dilatadas"): a kernel
+of F taps with dilation D
 spans D*(F - 1) + 1 pixels, and a stride that does not divide evenly rounds
 down, as every framework does::
 
@@ -77,7 +78,7 @@ def dilated_extent(kernel, dilation=1):
     """Pixels spanned by a kernel of ``kernel`` taps with holes of ``dilation - 1``.
 
     ``D*(F - 1) + 1``: a 3x3 kernel with rate 2 covers 5x5 with 9 parameters
-    (deck 004_d4430ea77d2b90c2.txt, "Convolución dilatada"; deck 000, "Convolución dilatada").
+    (deck 004_d4430ea77d2b90c2.txt, "Convoluciones dilatadas"; deck 000, "CONVOLUCIÓN DILATADA").
     """
     return dilation * (kernel - 1) + 1
 
@@ -108,7 +109,7 @@ def conv_transpose_output_size(size, kernel, stride=1, padding=0, dilation=1, ou
 
     ``(H - 1)*S - 2P + D*(F - 1) + output_padding + 1``: the input length of the
     convolution whose adjoint it is (deck 000_5f24bd8423292174.txt,
-    "Convolución transpuesta"). ``output_padding`` (< stride) picks among the
+    "CONVOLUCIÓN TRANSPUESTA (1)"). ``output_padding`` (< stride) picks among the
     input lengths that the stride maps to the same output length.
     """
     return (size - 1) * stride - 2 * padding + dilated_extent(kernel, dilation) + output_padding
@@ -169,8 +170,8 @@ def separable_spatial_flops_per_output(k):
     """Multiplies per output pixel of a k x k filter done directly and as two 1-D passes.
 
     Returns ``(k*k, 2*k)``: a rank-1 kernel ``w = u v^T`` applied as a column
-    pass then a row pass (deck 000_5f24bd8423292174.txt, "Convolución separable
-    espacial": Sobel = [1,2,1]^T [-1,0,1]).
+    pass then a row pass (deck 000_5f24bd8423292174.txt, "CONVOLUCIÓN ESPACIAL
+    SEPARABLE": Sobel = [1,2,1]^T [-1,0,1]).
     """
     return (k * k, 2 * k)
 
@@ -180,7 +181,7 @@ def depthwise_separable_params(in_channels, out_channels, kernel_size, bias=Fals
 
     ``C_in*F_H*F_W + C_in*C_out`` (plus ``C_in + C_out`` biases if ``bias``),
     against ``C_in*C_out*F_H*F_W`` for a standard convolution (deck
-    000_5f24bd8423292174.txt, "Convolución separable en profundidad").
+    000_5f24bd8423292174.txt, "CONVOLUCIÓN SEPARABLE EN PROFUNDIDAD").
     """
     depthwise = conv2d_params(in_channels, in_channels, kernel_size, groups=in_channels, bias=bias)
     pointwise = conv2d_params(in_channels, out_channels, 1, bias=bias)
