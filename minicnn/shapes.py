@@ -10,9 +10,8 @@ HIPERPARÁMETROS" of deck 003_7c437a475fa69432.txt::
 
 generalised to dilated kernels (deck 000_5f24bd8423292174.txt, "CONVOLUCIÓN
 DILATADA"; deck 004_d4430ea77d2b90c2.txt, "Convoluciones dilatadas"): a kernel
-of F taps with dilation D
-spans D*(F - 1) + 1 pixels, and a stride that does not divide evenly rounds
-down, as every framework does::
+of F taps with dilation D spans D*(F - 1) + 1 pixels, and a stride that does
+not divide evenly rounds down, as every framework does::
 
     H_out = floor((H_in + 2P - D*(F - 1) - 1) / S) + 1
 
