@@ -68,7 +68,7 @@ def extensions():
             Extension(
                 f"minicnn.kernels.cpu.{stem}",
                 [pyx],
-                include_dirs=[numpy.get_include()],
+                include_dirs=[numpy.get_include(), os.path.join("kernels", "cpu")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             )
         )
@@ -98,7 +98,7 @@ setup(
     ],
     package_dir={"minicnn.kernels": "kernels"},
     package_data={
-        "minicnn.kernels.cpu": ["*.pyx", "*.pxd"],
+        "minicnn.kernels.cpu": ["*.pyx", "*.pxd", "*.h"],
         "minicnn.kernels.gpu": ["*.cu", "*.cuh"],
         "minicnn.data": ["mnist-5k/*.gz", "mnist-5k/README.md"],
     },

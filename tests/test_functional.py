@@ -530,3 +530,28 @@ def test_keep_freed_memory_reports_whether_it_applied():
     assert isinstance(applied, bool)
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert applied
+
+
+@given(
+    n=st.integers(1, 5), c=st.integers(1, 6), o=st.sampled_from([16, 32]), kh=st.integers(1, 5),
+    kw=st.integers(1, 5), extra_h=st.integers(3, 8), extra_w=st.integers(3, 12),
+    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_direct_convolution_matches_reference(n, c, o, kh, kw, extra_h, extra_w, dtype, bias, seed):
+    # Stride 1, no padding and C_out a multiple of 16: the shapes the direct kernel takes (LeNet's C3).
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    backend = mc.get_backend("cython")
+    h, w_ = kh + extra_h, kw + extra_w
+    assert backend._direct(o, (1, 1), (0, 0), (1, 1), 1, extra_h + 1, extra_w + 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    tol = TOL[dtype]
+    np.testing.assert_allclose(F.conv2d(x, w, b, backend="cython"), F.conv2d(x, w, b, backend="numpy"), **tol)
+    dy = rng.standard_normal((n, o, extra_h + 1, extra_w + 1)).astype(dtype)
+    for got, want in zip(F.conv2d_grad(x, w, dy, backend="cython"), F.conv2d_grad(x, w, dy, backend="numpy")):
+        np.testing.assert_allclose(got, want, **tol)
+    _, dw_only, _ = F.conv2d_grad(x, w, dy, input_grad=False, backend="cython")
+    np.testing.assert_allclose(dw_only, F.conv2d_grad(x, w, dy, backend="numpy")[1], **tol)

@@ -308,3 +308,88 @@ def conv2d_backward_batched(const floating[:, :, :, ::1] x, const floating[:, :,
         for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
             col2im(&col[0, n * positions], &dx[n, 0, 0, 0], channels, height, width,
                    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, all_positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Direct path for small layers (see direct_conv.h): no column matrix for the forward pass or the
+# weight gradient. Stride 1, no padding, no dilation, one group, C_out a multiple of 16.
+
+cdef extern from "direct_conv.h" nogil:
+    int MINICNN_HAVE_DIRECT
+    void minicnn_direct_forward_f32(const float* x, const float* w_t, float* y_t, Py_ssize_t C, Py_ssize_t H,
+                                    Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+    void minicnn_direct_forward_f64(const double* x, const double* w_t, double* y_t, Py_ssize_t C, Py_ssize_t H,
+                                    Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+    void minicnn_direct_weight_grad_f32(const float* x, const float* dy_t, float* dw_t, Py_ssize_t C,
+                                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+    void minicnn_direct_weight_grad_f64(const double* x, const double* dy_t, double* dw_t, Py_ssize_t C,
+                                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+
+
+def direct_available():
+    """True when the direct kernel was compiled (gcc or clang); otherwise the backend never calls it."""
+    return bool(MINICNN_HAVE_DIRECT)
+
+
+def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, const floating[::1] b,
+                          floating[:, :, :, ::1] y, floating[:, ::1] out_workspace, int num_threads):
+    """``y = conv2d(x, w) + b`` by the direct kernel; ``w_t`` is the weight as (C_in*F_H*F_W, C_out)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = y.shape[1], oh = y.shape[2], ow = y.shape[3]
+    cdef Py_ssize_t kh = height - oh + 1, kw = width - ow + 1
+    cdef Py_ssize_t positions = oh * ow
+    cdef bint has_bias = b is not None
+    cdef Py_ssize_t n, o, s
+    cdef int t
+    cdef floating* y_t
+    cdef floating* out
+    cdef floating bias
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        y_t = &out_workspace[t, 0]
+        if floating is float:
+            minicnn_direct_forward_f32(&x[n, 0, 0, 0], &w_t[0, 0], y_t, channels, height, width, out_ch, kh, kw)
+        else:
+            minicnn_direct_forward_f64(&x[n, 0, 0, 0], &w_t[0, 0], y_t, channels, height, width, out_ch, kh, kw)
+        for o in range(out_ch):
+            out = &y[n, o, 0, 0]
+            bias = b[o] if has_bias else 0
+            for s in range(positions):
+                out[s] = y_t[s * out_ch + o] + bias
+
+
+def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                           const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                           floating[:, :, :, ::1] dw_workspace, floating[:, ::1] col_workspace,
+                           floating[:, ::1] dy_workspace, int num_threads, bint input_grad=True):
+    """Weight gradient by the direct kernel into ``dw_workspace[t]`` (1, K, C_out), summed by the caller;
+    ``dx`` as in ``conv2d_backward`` (W^T @ dY, then col2im)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
+    cdef Py_ssize_t oh = dy.shape[2], ow = dy.shape[3]
+    cdef int k = <int>(w.shape[1] * kh * kw)
+    cdef int positions = <int>(oh * ow)
+    cdef int out_count = <int>out_ch
+    cdef Py_ssize_t n, o, s
+    cdef int t
+    cdef floating* dy_t
+    cdef floating* col
+    cdef const floating* src
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        dy_t = &dy_workspace[t, 0]
+        for o in range(out_ch):
+            src = &dy[n, o, 0, 0]
+            for s in range(positions):
+                dy_t[s * out_ch + o] = src[s]
+        if floating is float:
+            minicnn_direct_weight_grad_f32(&x[n, 0, 0, 0], dy_t, &dw_workspace[t, 0, 0, 0],
+                                           channels, height, width, out_ch, kh, kw)
+        else:
+            minicnn_direct_weight_grad_f64(&x[n, 0, 0, 0], dy_t, &dw_workspace[t, 0, 0, 0],
+                                           channels, height, width, out_ch, kh, kw)
+        if input_grad:
+            col = &col_workspace[t, 0]
+            gemm_rowmajor(c'T', c'N', k, positions, out_count, <floating>1.0,
+                          &w[0, 0, 0, 0], k, &dy[n, 0, 0, 0], positions, <floating>0.0, col, positions)
+            col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, positions)

@@ -125,6 +125,7 @@ class CythonBackend(NumpyBackend):
         self.num_threads = _default_threads() if num_threads is None else int(num_threads)
         self._blas_one_thread = _SingleThreadedBlas()
         self._local = threading.local()
+        self._direct_available = conv_kernels.direct_available()
 
     def _workspace(self, name, shape, dtype, zero=False):
         """A scratch array kept between calls (one set per Python thread, so concurrent calls never share).
@@ -170,6 +171,25 @@ class CythonBackend(NumpyBackend):
         return self._threads(planes, work, self.MIN_POOL_WORK_PER_THREAD)
 
     # -------------------------------------------------------------- convolution
+    # The direct kernel (kernels/cpu/direct_conv.h) handles 16 output channels per pass.
+    DIRECT_LANES = 16
+    DIRECT_MIN_POSITIONS = 16
+    DIRECT_MAX_POSITIONS = 1024
+
+    def _direct(self, o, stride, padding, dilation, groups, oh, ow):
+        """Small stride-1 layers with C_out a multiple of 16 (LeNet's C3) skip the column matrix."""
+        positions = oh * ow
+        return (
+            self._direct_available
+            and ow >= 4
+            and o % self.DIRECT_LANES == 0
+            and stride == (1, 1)
+            and padding == (0, 0)
+            and dilation == (1, 1)
+            and groups == 1
+            and self.DIRECT_MIN_POSITIONS <= positions <= self.DIRECT_MAX_POSITIONS
+        )
+
     # Layers with at most this many output positions per image use one GEMM for the whole batch.
     BATCHED_MAX_POSITIONS = 64
 
@@ -192,6 +212,11 @@ class CythonBackend(NumpyBackend):
             return super().conv2d(x, w, b, stride, padding, dilation, groups)
         threads = self._threads(n, n * o * oh * ow * cg * kh * kw)
         y = np.empty((n, o, oh, ow), dtype=x.dtype)
+        if self._direct(o, stride, padding, dilation, groups, oh, ow):
+            w_t = np.ascontiguousarray(w.reshape(o, -1).T)
+            out_t = self._workspace("out_t", (threads, oh * ow * o), x.dtype)
+            self._conv.conv2d_forward_direct(x, w_t, b, y, out_t, threads)
+            return y
         if self._batched(n, c, kh, kw, oh, ow, o):
             col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
             y_t = self._workspace("out_t", (o, n * oh * ow), x.dtype)
@@ -211,6 +236,14 @@ class CythonBackend(NumpyBackend):
             return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
         threads = self._threads(n, 2 * n * o * oh * ow * cg * kh * kw)
         dx = np.empty_like(x) if input_grad else None
+        if self._direct(o, stride, padding, dilation, groups, oh, ow):
+            dw_t = self._workspace("dw", (threads, 1, cg * kh * kw, o), x.dtype, zero=True)
+            col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
+            dy_t = self._workspace("dy_t", (threads, oh * ow * o), x.dtype)
+            with self._blas_limit(threads):
+                self._conv.conv2d_backward_direct(x, w, dy, dx, dw_t, col, dy_t, threads, input_grad)
+            dw = np.ascontiguousarray(dw_t.sum(axis=0)[0].T).reshape(w.shape)
+            return dx, dw, dy.sum(axis=(0, 2, 3))
         if self._batched(n, c, kh, kw, oh, ow, o):
             dw = np.empty((o, cg * kh * kw), dtype=x.dtype)
             col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
