@@ -1,15 +1,21 @@
 """``minicnn bench``: time minicnn's kernels against PyTorch, CPU and GPU, in one process.
 
-Method (so the ratios are fair): every implementation of a case runs in the
-same process on the same arrays; the implementations take turns (one run of
-each, then again, ``repeats`` times) so that a slow moment of the machine
-hits them alike; they take turns in blocks of a few runs, and the first run
-of each block is not timed, because an OpenMP runtime's idle threads keep
-spinning for milliseconds after their work and would be charged to the next
-library; each gets warm-up runs first (the GPU compiles its kernels
-then, so compile time is excluded); GPU timers stop only after the device
-has synchronised. The figure reported is the median. A ratio is
-``PyTorch time / minicnn time`` on the same device: above 1, minicnn is faster.
+Method (so the ratios are fair):
+
+* every implementation of a case runs in the same process on the same arrays;
+* the implementations take turns in blocks of a few runs, many times over,
+  so that a slow moment of the machine hits them alike;
+* the first run of each block is not timed: an OpenMP runtime's idle
+  threads keep spinning after their work and would be charged to the next
+  library; PyTorch's OpenMP runtime also gets the same short spin-wait as
+  minicnn's (``GOMP_SPINCOUNT``/``KMP_BLOCKTIME``, unless you set them or
+  ``OMP_WAIT_POLICY`` yourself);
+* each gets warm-up runs first (the GPU compiles its kernels then, so
+  compile time is excluded), and GPU timers stop only after the device has
+  synchronised.
+
+The figure reported is the median. A ratio is ``PyTorch time / minicnn
+time`` on the same device: above 1, minicnn is faster.
 
 Cases:
 
@@ -219,9 +225,26 @@ def _make_train(impl, params, rng):
 _FACTORIES = {"conv": _make_conv, "pool": _make_pool, "train": _make_train}
 
 
+def _same_openmp_settings_for_torch():
+    """Give PyTorch's OpenMP runtime the short spin-wait minicnn's runtime uses (unless the user chose).
+
+    Both libraries then run under the same settings, and neither one's idle
+    threads hold the cores for milliseconds while the other is being timed.
+    An OpenMP runtime reads these variables when it loads, so this must run
+    before ``import torch``; it changes nothing once torch is imported.
+    """
+    from minicnn.backends.cython_backend import _SHORT_SPIN
+
+    if "OMP_WAIT_POLICY" in os.environ:
+        return
+    for key, value in _SHORT_SPIN.items():
+        os.environ.setdefault(key, value)
+
+
 def implementations(include_reference=False):
     """The implementations present here: minicnn backends, then PyTorch CPU/CUDA when installed."""
     impls = [b for b in mc.available_backends() if b != "numpy" or include_reference]
+    _same_openmp_settings_for_torch()
     try:
         import torch
 
