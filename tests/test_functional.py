@@ -14,34 +14,25 @@ import minicnn as mc
 import minicnn.functional as F
 from conftest import to_numpy
 from gradcheck import numerical_gradient
+import strategies
 
 TOL = {np.float32: dict(rtol=2e-3, atol=2e-4), np.float64: dict(rtol=1e-8, atol=1e-10)}
 
 
 def as_backend(a, backend_name):
-    if backend_name == "cupy":
-        import cupy
-
-        return cupy.asarray(a)
-    return a
+    return strategies.as_backend_array(a, backend_name)
 
 
 # ------------------------------------------------------------------ configurations
+# The geometry comes from the shared strategies (tests/strategies.py); these add what the
+# agreement tests vary on top of it: dtype, memory layout, bias, ties and the data's seed.
 @st.composite
 def conv_configs(draw):
     """A valid conv2d call: shapes, hyper-parameters, dtype, layout (contiguous or not), bias or not."""
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    c_in = groups * draw(st.integers(1, 3))
-    c_out = groups * draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    h = max(1, dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, 6))
-    w = max(1, dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, 6))
+    g = draw(strategies.conv_configs())
     return dict(
-        n=draw(st.integers(1, 3)), c_in=c_in, c_out=c_out, h=h, w=w, kernel=(kh, kw),
-        stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups,
+        n=g.n, c_in=g.c_in, c_out=g.c_out, h=g.h, w=g.w, kernel=g.kernel, stride=g.stride,
+        padding=g.padding, dilation=g.dilation, groups=g.groups,
         dtype=draw(st.sampled_from([np.float32, np.float64])),
         layout=draw(st.sampled_from(["c", "fortran", "strided"])),
         bias=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)),
@@ -50,14 +41,10 @@ def conv_configs(draw):
 
 @st.composite
 def pool_configs(draw):
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
-    h = max(1, kh - 2 * ph) + draw(st.integers(0, 6))
-    w = max(1, kw - 2 * pw) + draw(st.integers(0, 6))
+    g = draw(strategies.pool_configs())
     return dict(
-        n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), h=h, w=w, kernel=(kh, kw), stride=stride,
-        padding=(ph, pw), dtype=draw(st.sampled_from([np.float32, np.float64])),
+        n=g.n, c=g.c, h=g.h, w=g.w, kernel=g.kernel, stride=g.stride, padding=g.padding,
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
         layout=draw(st.sampled_from(["c", "fortran", "strided"])), ties=draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)),
     )

@@ -89,7 +89,7 @@ cdef void im2col(const floating* image, floating* col,
     ``ld`` is the distance between two rows of ``col``: H_out*W_out for one
     image's own matrix, N*H_out*W_out when the images of a batch sit side by side.
     """
-    cdef Py_ssize_t c, p, q, i, j, row_in, col_in, j_lo, j_hi
+    cdef Py_ssize_t c, p, q, i, j, row_in, j_lo, j_hi
     cdef const floating* src
     cdef floating* dst
     cdef floating* row_start = col
