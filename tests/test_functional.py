@@ -542,3 +542,28 @@ def test_cython_direct_convolution_matches_reference(n, c, o, kh, kw, extra_h, e
         np.testing.assert_allclose(got, want, **tol)
     _, dw_only, _ = F.conv2d_grad(x, w, dy, input_grad=False, backend="cython")
     np.testing.assert_allclose(dw_only, F.conv2d_grad(x, w, dy, backend="numpy")[1], **tol)
+
+
+def test_single_threaded_blas_limits_and_restores_nested_and_across_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    from minicnn.backends import single_threaded_blas
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "NumPy/SciPy load a BLAS that threadpoolctl can see"
+    inside_other_thread = []
+    with single_threaded_blas():
+        assert set(blas_threads()) == {1}
+        with single_threaded_blas():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}, "leaving the inner block must not lift the outer limit"
+        worker = threading.Thread(target=lambda: inside_other_thread.append(single_threaded_blas().__enter__()))
+        worker.start()
+        worker.join()
+        single_threaded_blas().__exit__(None, None, None)  # the worker's block ends
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before

@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 
+from . import _shared_blas_limiter
 from .numpy_backend import NumpyBackend
 
 
@@ -71,47 +72,6 @@ def _import_kernels():
     return conv_kernels, pool_kernels
 
 
-class _SingleThreadedBlas:
-    """Context manager: BLAS on one thread while our OpenMP threads run (threadpoolctl).
-
-    Entering and leaving costs a few microseconds, so it is done once per
-    kernel call. Re-entrant across Python threads via a counter: the limit is
-    set by the first thread in and lifted by the last one out.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._limiter = None
-        self._controller = None
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            controller = ThreadpoolController()
-            self._controller = controller.select(user_api="blas")
-        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS as it is
-            self._controller = None
-
-    def __enter__(self):
-        if self._controller is None:
-            return self
-        with self._lock:
-            if self._depth == 0:
-                self._limiter = self._controller.limit(limits=1)
-            self._depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        if self._controller is None:
-            return False
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-        return False
-
-
 class CythonBackend(NumpyBackend):
     """Compiled CPU kernels: im2col + BLAS GEMM for convolution, direct loops for pooling."""
 
@@ -123,7 +83,7 @@ class CythonBackend(NumpyBackend):
         self._conv = conv_kernels
         self._pool = pool_kernels
         self.num_threads = _default_threads() if num_threads is None else int(num_threads)
-        self._blas_one_thread = _SingleThreadedBlas()
+        self._blas_one_thread = _shared_blas_limiter()
         self._local = threading.local()
         self._direct_available = conv_kernels.direct_available()
 
