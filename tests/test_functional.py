@@ -567,3 +567,54 @@ def test_single_threaded_blas_limits_and_restores_nested_and_across_threads():
         single_threaded_blas().__exit__(None, None, None)  # the worker's block ends
         assert set(blas_threads()) == {1}
     assert blas_threads() == before
+
+
+@given(
+    n=st.integers(1, 9), c=st.integers(1, 5), o=st.integers(1, 20), h=st.integers(1, 6), w_=st.integers(1, 6),
+    stride=st.integers(1, 3), dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(),
+    input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_dense_convolution_matches_reference(n, c, o, h, w_, stride, dtype, bias, input_grad, seed):
+    # A filter as large as its unpadded input (LeNet's C5): the backend multiplies the flattened
+    # images by the flattened filters, with no column matrix.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    backend = mc.get_backend("cython")
+    assert backend._dense(h, w_, h, w_, (0, 0), (1, 1), 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((o, c, h, w_)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    tol = TOL[dtype]
+    y = F.conv2d(x, w, b, stride=stride, backend="cython")
+    assert y.shape == (n, o, 1, 1)
+    np.testing.assert_allclose(y, F.conv2d(x, w, b, stride=stride, backend="numpy"), **tol)
+    dy = rng.standard_normal((n, o, 1, 1)).astype(dtype)
+    got = F.conv2d_grad(x, w, dy, stride=stride, input_grad=input_grad, backend="cython")
+    want = F.conv2d_grad(x, w, dy, stride=stride, backend="numpy")
+    if input_grad:
+        np.testing.assert_allclose(got[0], want[0], **tol)
+    else:
+        assert got[0] is None
+    np.testing.assert_allclose(got[1], want[1], **tol)
+    np.testing.assert_allclose(got[2], want[2], **tol)
+
+
+def test_cython_dense_convolution_is_the_same_on_one_and_two_threads():
+    # Each thread owns whole rows of the output (images forward, filters for dW): no partial sums,
+    # so the split changes nothing beyond how BLAS blocks a smaller product.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 16, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((120, 16, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(120).astype(np.float32)
+    dy = rng.standard_normal((64, 120, 1, 1)).astype(np.float32)
+    args = ((1, 1), (0, 0), (1, 1), 1)
+    assert two._threads(64, 2 * 64 * 120 * 400) == 2
+    np.testing.assert_allclose(one.conv2d(x, w, b, *args), two.conv2d(x, w, b, *args), rtol=1e-6, atol=1e-6)
+    for a, b_ in zip(one.conv2d_grad(x, w, dy, *args), two.conv2d_grad(x, w, dy, *args)):
+        np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-5)

@@ -311,6 +311,54 @@ def conv2d_backward_batched(const floating[:, :, :, ::1] x, const floating[:, :,
 
 
 # ---------------------------------------------------------------------------------------------
+# Dense case: a filter as large as its input (LeNet's C5: 120 filters of 16x5x5 on 16x5x5 maps).
+#
+# With no padding and F_H x F_W = H x W there is one output position per image, and the
+# convolution is the fully connected layer of deck 002_35ce60e4ae78ad9e.txt ("Aprendizaje:
+# Backpropagation", capa FC) on the flattened image: Y = X W^T + b, dX = dY W, dW = dY^T X,
+# with X (N, K = C*H*W) the images as rows, W (C_out, K) and Y (N, C_out) exactly as they lie in
+# memory, so no column matrix is built. Each OpenMP thread runs one BLAS call on its share:
+# rows of X (forward, dX) or rows of dW (weight gradient). No thread's result is a partial sum
+# of another's, so nothing is reduced afterwards and the result does not depend on the threads.
+
+def dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
+                  floating[:, ::1] y, int num_threads):
+    """``y = x @ w.T + b`` for ``x`` (N, K), ``w`` (C_out, K); ``b`` may be None."""
+    cdef int n_rows = <int>x.shape[0], k = <int>x.shape[1], out_ch = <int>w.shape[0]
+    cdef bint has_bias = b is not None
+    cdef int t, lo, hi, r, o
+    for t in prange(num_threads, nogil=True, schedule="static", num_threads=num_threads):
+        lo = <int>((<long long>n_rows * t) // num_threads)
+        hi = <int>((<long long>n_rows * (t + 1)) // num_threads)
+        if hi > lo:
+            gemm_rowmajor(c'N', c'T', hi - lo, out_ch, k, <floating>1.0, &x[lo, 0], k, &w[0, 0], k,
+                          <floating>0.0, &y[lo, 0], out_ch)
+            if has_bias:
+                for r in range(lo, hi):
+                    for o in range(out_ch):
+                        y[r, o] = y[r, o] + b[o]
+
+
+def dense_backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:, ::1] dy,
+                   floating[:, ::1] dx, floating[:, ::1] dw, int num_threads, bint input_grad=True):
+    """``dw = dy.T @ x`` (thread t: its share of the filters) and, with ``input_grad``, ``dx = dy @ w``."""
+    cdef int n_rows = <int>x.shape[0], k = <int>x.shape[1], out_ch = <int>w.shape[0]
+    cdef int t, lo, hi
+    for t in prange(num_threads, nogil=True, schedule="static", num_threads=num_threads):
+        lo = <int>((<long long>out_ch * t) // num_threads)
+        hi = <int>((<long long>out_ch * (t + 1)) // num_threads)
+        if hi > lo:
+            gemm_rowmajor(c'T', c'N', hi - lo, k, n_rows, <floating>1.0, &dy[0, lo], out_ch, &x[0, 0], k,
+                          <floating>0.0, &dw[lo, 0], k)
+        if input_grad:
+            lo = <int>((<long long>n_rows * t) // num_threads)
+            hi = <int>((<long long>n_rows * (t + 1)) // num_threads)
+            if hi > lo:
+                gemm_rowmajor(c'N', c'N', hi - lo, k, out_ch, <floating>1.0, &dy[lo, 0], out_ch, &w[0, 0], k,
+                              <floating>0.0, &dx[lo, 0], k)
+
+
+# ---------------------------------------------------------------------------------------------
 # Direct path for small layers (see direct_conv.h): no column matrix for the forward pass or the
 # weight gradient. Stride 1, no padding, no dilation, one group, C_out a multiple of 16.
 

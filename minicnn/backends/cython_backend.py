@@ -158,6 +158,11 @@ class CythonBackend(NumpyBackend):
         return positions <= self.BATCHED_MAX_POSITIONS and self._fits_blas_ints(c, kh, kw, n * oh, ow, o)
 
     @staticmethod
+    def _dense(h, wd, kh, kw, padding, dilation, groups):
+        """A filter as large as its unpadded input (LeNet's C5): one GEMM, no column matrix."""
+        return (kh, kw) == (h, wd) and padding == (0, 0) and dilation == (1, 1) and groups == 1
+
+    @staticmethod
     def _fits_blas_ints(c, kh, kw, oh, ow, o):
         """BLAS takes 32-bit ints: one image's column matrix and its products must stay below 2**31 entries."""
         limit = 2**31 - 1
@@ -172,6 +177,10 @@ class CythonBackend(NumpyBackend):
             return super().conv2d(x, w, b, stride, padding, dilation, groups)
         threads = self._threads(n, n * o * oh * ow * cg * kh * kw)
         y = np.empty((n, o, oh, ow), dtype=x.dtype)
+        if self._dense(h, wd, kh, kw, padding, dilation, groups):
+            with self._blas_limit(threads):
+                self._conv.dense_forward(x.reshape(n, -1), w.reshape(o, -1), b, y.reshape(n, o), threads)
+            return y
         if self._direct(o, stride, padding, dilation, groups, oh, ow):
             w_t = np.ascontiguousarray(w.reshape(o, -1).T)
             out_t = self._workspace("out_t", (threads, oh * ow * o), x.dtype)
@@ -196,6 +205,14 @@ class CythonBackend(NumpyBackend):
             return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
         threads = self._threads(n, 2 * n * o * oh * ow * cg * kh * kw)
         dx = np.empty_like(x) if input_grad else None
+        if self._dense(h, wd, kh, kw, padding, dilation, groups):
+            dw = np.empty_like(w)
+            dx_rows = dx.reshape(n, -1) if input_grad else None
+            with self._blas_limit(threads):
+                self._conv.dense_backward(
+                    x.reshape(n, -1), w.reshape(o, -1), dy.reshape(n, o), dx_rows, dw.reshape(o, -1), threads, input_grad
+                )
+            return dx, dw, dy.sum(axis=(0, 2, 3))
         if self._direct(o, stride, padding, dilation, groups, oh, ow):
             dw_t = self._workspace("dw", (threads, 1, cg * kh * kw, o), x.dtype, zero=True)
             col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
