@@ -92,17 +92,50 @@ def format_table(headers, rows, total=None):
 
 
 # --------------------------------------------------------------- Sequential
+def _relu_then_max_pool(first, second):
+    from .nn.layers import MaxPool2d, ReLU
+
+    return type(first) is ReLU and type(second) is MaxPool2d
+
+
+def _execution_order(layers):
+    """The layers in the order ``forward`` runs them: a ReLU followed by a max pooling runs after it.
+
+    ReLU is non-decreasing, so it commutes with taking a maximum:
+    ``max_window(max(0, x)) = max(0, max_window(x))``, and the gradient is the
+    same too (it reaches the window's winner when the maximum is positive,
+    nothing otherwise). Pooling first makes the ReLU work on a map 4x smaller
+    for LeNet-5's 2x2 windows, fewer passes over memory in a training step.
+    The result, forward and backward, is the same bit for bit.
+    """
+    order = list(layers)
+    i = 0
+    while i + 1 < len(order):
+        if _relu_then_max_pool(order[i], order[i + 1]):
+            order[i], order[i + 1] = order[i + 1], order[i]
+            i += 2
+        else:
+            i += 1
+    return order
+
+
 class Sequential(Module):
     """Layers applied one after the other; ``backward`` runs them in reverse.
 
     ``Sequential(layer1, layer2, ...)`` names the layers "0", "1", ...;
     ``Sequential({"C1": conv, "S2": pool, ...})`` keeps the given names (they
     prefix the ``state_dict`` keys: "C1.weight").
+
+    One reordering, with the same result: a ``ReLU`` directly followed by a
+    ``MaxPool2d`` runs after the pooling, on the smaller map (the two commute;
+    see ``_execution_order``). Calling the layers one by one, or a slice of
+    the container, still gives every intermediate map as written.
     """
 
     def __init__(self, *layers):
         super().__init__()
         object.__setattr__(self, "_layers", [])
+        object.__setattr__(self, "_order", [])
         object.__setattr__(self, "_used", set())
         if len(layers) == 1 and isinstance(layers[0], dict):
             for name, layer in layers[0].items():
@@ -118,6 +151,7 @@ class Sequential(Module):
         _check_module(self, layer, self._used)
         setattr(self, name, layer)
         self._layers.append((name, layer))
+        object.__setattr__(self, "_order", _execution_order([module for _, module in self._layers]))
         return self
 
     def __len__(self):
@@ -138,7 +172,7 @@ class Sequential(Module):
         return self._layers[key][1]
 
     def forward(self, x):
-        for _, layer in self._layers:
+        for layer in self._order:
             x = layer.forward(x)
         return x
 
@@ -151,10 +185,10 @@ class Sequential(Module):
         computing ``dx`` (a training step on data needs only the parameter
         gradients).
         """
-        layers = self._layers
-        for _, layer in reversed(layers[1:]):
+        order = self._order
+        for layer in reversed(order[1:]):
             dy = layer.backward(dy)
-        return _backward(layers[0][1], dy, input_grad) if layers else dy
+        return _backward(order[0], dy, input_grad) if order else dy
 
     # ------------------------------------------------------------ shapes
     def output_shape(self, input_shape):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_module_gradients
+from strategies import to_numpy
 
 import minicnn as mc
 from minicnn import nn
@@ -45,6 +46,41 @@ def test_sequential_forward_and_backward_compose_the_layers(rng):
     np.testing.assert_array_equal(dx, d)
     for got, param in zip(grads, net.parameters()):
         np.testing.assert_array_equal(got, param.grad)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_sequential_runs_relu_after_max_pool_with_identical_results(backend_name, inplace, rng):
+    # ReLU then MaxPool2d runs as MaxPool2d then ReLU (they commute); the outputs and every
+    # gradient must equal those of the layers run one by one in the written order, bit for bit.
+    def build():
+        return _on(backend_name, Sequential(
+            nn.Conv2d(2, 4, 3, rng=0), nn.ReLU(inplace=inplace), nn.MaxPool2d(2),
+            nn.Conv2d(4, 5, 3, padding=1, rng=1), nn.ReLU(inplace=inplace), nn.MaxPool2d(3, stride=2, padding=1),
+            nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5, 3, rng=2),
+        ))
+
+    net, reference = build(), build()
+    types = [type(layer).__name__ for layer in net._order]
+    assert types[:7] == ["Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "ReLU"]
+    assert types[7] == "AvgPool2d", "only max pooling commutes with ReLU"
+    xp = _xp(backend_name)
+    x = rng.standard_normal((3, 2, 14, 14))
+    x[0] = -np.abs(x[0])  # an image whose maps are mostly negative: windows with no positive value
+    x = xp.asarray(x)
+    with mc.use_backend(backend_name):
+        y = net(x)
+        h = x
+        for layer in reference:
+            h = layer.forward(h)
+        np.testing.assert_array_equal(to_numpy(y), to_numpy(h))
+        dy = xp.asarray(rng.standard_normal(y.shape))
+        dx = net.backward(dy.copy())
+        d = dy.copy()
+        for layer in reversed(list(reference)):
+            d = layer.backward(d)
+    np.testing.assert_array_equal(to_numpy(dx), to_numpy(d))
+    for got, want in zip(net.parameters(), reference.parameters()):
+        np.testing.assert_array_equal(to_numpy(got.grad), to_numpy(want.grad))
 
 
 def test_sequential_gradients(backend_name, rng):

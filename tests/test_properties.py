@@ -500,6 +500,36 @@ def test_max_pool_gradient_goes_only_to_window_maxima(backend_name, cfg, dtype, 
     assert_close(via_indices, dx, dtype)
 
 
+@given(cfg=pool_configs(), dtype=float_dtypes, seed=seeds, ties=st.booleans(), layout=layouts)
+def test_relu_commutes_with_max_pooling(backend_name, cfg, dtype, seed, ties, layout):
+    """``maxpool(relu(x)) = relu(maxpool(x))``, and the gradients of the two orders are equal.
+
+    ReLU (deck 004_d4430ea77d2b90c2.txt, "Función de activación") never
+    decreases, so the largest of the rectified values is the rectified largest
+    value; the gradient reaches the window's winner when that value is
+    positive and nothing otherwise, in either order. ``Sequential`` relies on
+    it to run a ReLU after the pooling that follows it, on the smaller map, so
+    both must hold bit for bit, ties and all-negative windows included.
+    """
+    rng = np.random.default_rng(seed)
+    x = (tied_array if ties else random_array)(rng, cfg.x_shape, dtype)
+    if ties:
+        x = x - np.asarray(1, dtype)  # levels -1, 0, 1: zeros, and windows with no positive value
+    dy = random_array(rng, cfg.out_shape, dtype)
+    relu_x = np.maximum(x, 0)
+    relu_then_pool = run(backend_name, F.max_pool2d, relu_x, cfg.kernel_size, layout=layout, **cfg.kwargs)
+    pooled = run(backend_name, F.max_pool2d, x, cfg.kernel_size, layout=layout, **cfg.kwargs)
+    np.testing.assert_array_equal(relu_then_pool, np.maximum(pooled, 0))
+
+    # written order: the pool's gradient at relu(x), then the ReLU's mask (relu(x) > 0)
+    dx_written = run(backend_name, F.max_pool2d_grad, relu_x, dy, cfg.kernel_size, layout=layout, **cfg.kwargs)
+    dx_written = dx_written * (relu_x > 0)
+    # swapped order: the ReLU's mask on the pooled map, then the pool's gradient at x
+    dy_masked = dy * (np.maximum(pooled, 0) > 0)
+    dx_swapped = run(backend_name, F.max_pool2d_grad, x, dy_masked, cfg.kernel_size, layout=layout, **cfg.kwargs)
+    np.testing.assert_array_equal(dx_written, dx_swapped)
+
+
 @given(cfg=pool_configs(strides=None, padded=False, spatial_multiple_of_stride=True), dtype=float_dtypes, seed=seeds,
        layout=layouts)
 def test_avg_pool_gradient_is_kron_upsampling(backend_name, cfg, dtype, seed, layout):
