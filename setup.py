@@ -70,6 +70,7 @@ def extensions():
                 [pyx],
                 include_dirs=[numpy.get_include(), os.path.join("kernels", "cpu")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                depends=sorted(glob(os.path.join("kernels", "cpu", "*.h"))),  # rebuild when a kernel header changes
             )
         )
     return cythonize(

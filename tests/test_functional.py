@@ -618,3 +618,35 @@ def test_cython_dense_convolution_is_the_same_on_one_and_two_threads():
     np.testing.assert_allclose(one.conv2d(x, w, b, *args), two.conv2d(x, w, b, *args), rtol=1e-6, atol=1e-6)
     for a, b_ in zip(one.conv2d_grad(x, w, dy, *args), two.conv2d_grad(x, w, dy, *args)):
         np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-5)
+
+
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 3), oh=st.integers(1, 4), ow=st.integers(8, 21),
+    values=st.sampled_from(["random", "ties", "nan"]), threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_2x2_max_pooling_vector_rows_match_reference_bit_for_bit(n, c, oh, ow, values, threads, seed):
+    # float32 2x2/stride-2 windows in rows of >= 8 go through the vector code of pool_2x2.h
+    # (8 windows a block, the last block shifted left); rows holding a NaN take the scalar loop.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    backend, reference = CythonBackend(num_threads=threads), mc.get_backend("numpy")
+    rng = np.random.default_rng(seed)
+    shape = (n, c, 2 * oh, 2 * ow)
+    if values == "ties":
+        x = rng.integers(-1, 2, size=shape).astype(np.float32)  # equal maxima, zeros, negative windows
+    else:
+        x = rng.standard_normal(shape).astype(np.float32)
+        if values == "nan":
+            x.flat[rng.integers(0, x.size, size=3)] = np.nan
+    args = ((2, 2), (2, 2), (0, 0))
+    y, argmax = backend.max_pool2d(x, *args)
+    y_ref, argmax_ref = reference.max_pool2d(x, *args)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        backend.max_pool2d_grad(x.shape, dy, argmax, *args), reference.max_pool2d_grad(x.shape, dy, argmax_ref, *args)
+    )

@@ -23,6 +23,19 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
+cdef extern from "pool_2x2.h" nogil:
+    int MINICNN_HAVE_POOL_2X2
+    int MINICNN_POOL_WINDOWS
+    int minicnn_max_pool_2x2_row_f32(const float* top, float* y, int64_t* argmax, Py_ssize_t W, Py_ssize_t ow,
+                                     int64_t base)
+    void minicnn_max_pool_2x2_grad_row_f32(const float* dy, const int64_t* argmax, float* dtop, Py_ssize_t W,
+                                           Py_ssize_t ow, int64_t base)
+
+
+cdef inline bint vector_rows_2x2(Py_ssize_t ow) noexcept nogil:
+    """float32 rows of at least 8 windows go to the vector code of pool_2x2.h."""
+    return MINICNN_HAVE_POOL_2X2 and ow >= MINICNN_POOL_WINDOWS
+
 
 cdef inline Py_ssize_t window_start(Py_ssize_t i, int stride, int padding) noexcept nogil:
     """First image row (or column) under window i: i*S - P, clipped at 0."""
@@ -72,6 +85,10 @@ cdef void max_pool_2x2(const floating* x, floating* y, int64_t* argmax,
     cdef int k
     cdef int64_t where
     for i in range(oh):
+        if floating is float:
+            if vector_rows_2x2(ow) and minicnn_max_pool_2x2_row_f32(x + 2 * i * width, y + i * ow, argmax + i * ow,
+                                                                     width, ow, 2 * i * width):
+                continue
         for j in range(ow):
             top = 2 * i * width + 2 * j
             a = x[top]
@@ -139,6 +156,11 @@ def max_pool2d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] a
         for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
             dst = &dx[plane, 0]
             for i in range(oh):
+                if floating is float:
+                    if vector_rows_2x2(ow):
+                        minicnn_max_pool_2x2_grad_row_f32(&dy[plane, i, 0], &argmax[plane, i, 0],
+                                                          dst + 2 * i * width, width, ow, 2 * i * width)
+                        continue
                 for j in range(ow):
                     top = 2 * i * width + 2 * j
                     where = argmax[plane, i, j]
