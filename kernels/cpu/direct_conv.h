@@ -43,23 +43,33 @@ typedef double minicnn_v16d __attribute__((vector_size(16 * sizeof(double))));
 #define MINICNN_STORE(ptr, v) __builtin_memcpy((ptr), &(v), sizeof(v))
 
 /* y_t[(i*OW + j)*O + o] = sum_{c,p,q} w_t[((c*KH + p)*KW + q)*O + o] * x[(c*H + i + p)*W + j + q]
- * for one image; w_t is the weight with the tap index first (K x O). */
+ * for one image; w_t is the weight with the tap index first (K x O).
+ *
+ * Register blocking: 2 output rows x 4 output pixels x 16 filters = 8 vector accumulators.
+ * A fused multiply-add takes 4 cycles and two can start per cycle, so 8 independent sums
+ * keep the arithmetic units busy; each weight vector loaded feeds 8 of them. An odd last
+ * row is done again with its predecessor (the same values are written twice). */
 #define MINICNN_DEFINE_DIRECT_FORWARD(NAME, T, V)                                                     \
     MINICNN_MULTIVERSION static void NAME(const T *x, const T *w_t, T *y_t, ptrdiff_t C, ptrdiff_t H, \
                                           ptrdiff_t W, ptrdiff_t O, ptrdiff_t KH, ptrdiff_t KW)         \
     {                                                                                                 \
         const ptrdiff_t OH = H - KH + 1, OW = W - KW + 1;                                             \
+        /* rows of the second accumulator set: i + 1, or i itself for a one-row output */            \
+        const ptrdiff_t next = OH > 1 ? 1 : 0;                                                        \
         for (ptrdiff_t o0 = 0; o0 < O; o0 += MINICNN_LANES)                                           \
-            for (ptrdiff_t i = 0; i < OH; ++i)                                                        \
+            for (ptrdiff_t i0 = 0; i0 < OH; i0 += 2) {                                                \
+                const ptrdiff_t i = i0 + 1 < OH ? i0 : OH - 1 - next;                                 \
                 for (ptrdiff_t j0 = 0; j0 < OW; j0 += MINICNN_PIXELS) {                               \
                     const ptrdiff_t nb = OW - j0 < MINICNN_PIXELS ? OW - j0 : MINICNN_PIXELS;         \
                     /* the last block of a row shifts left to end at the last column (needs OW >= 4); \
                        outputs it computes twice get the same value twice */                          \
                     const ptrdiff_t shift = nb < MINICNN_PIXELS ? nb - MINICNN_PIXELS : 0;            \
                     V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                         \
+                    V b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};                                         \
                     for (ptrdiff_t c = 0; c < C; ++c)                                                 \
                         for (ptrdiff_t p = 0; p < KH; ++p) {                                          \
                             const T *row = x + (c * H + i + p) * W + j0 + shift;                      \
+                            const T *row2 = row + next * W;                                           \
                             const T *wk = w_t + ((c * KH + p) * KW) * O + o0;                         \
                             for (ptrdiff_t q = 0; q < KW; ++q, wk += O) {                             \
                                 const V wv = MINICNN_LOAD(V, wk);                                     \
@@ -67,6 +77,10 @@ typedef double minicnn_v16d __attribute__((vector_size(16 * sizeof(double))));
                                 a1 += wv * row[q + 1];                                                \
                                 a2 += wv * row[q + 2];                                                \
                                 a3 += wv * row[q + 3];                                                \
+                                b0 += wv * row2[q];                                                   \
+                                b1 += wv * row2[q + 1];                                               \
+                                b2 += wv * row2[q + 2];                                               \
+                                b3 += wv * row2[q + 3];                                               \
                             }                                                                         \
                         }                                                                             \
                     T *out = y_t + (i * OW + j0 + shift) * O + o0;                                    \
@@ -74,11 +88,21 @@ typedef double minicnn_v16d __attribute__((vector_size(16 * sizeof(double))));
                     MINICNN_STORE(out + O, a1);                                                       \
                     MINICNN_STORE(out + 2 * O, a2);                                                   \
                     MINICNN_STORE(out + 3 * O, a3);                                                   \
+                    out += next * OW * O;                                                             \
+                    MINICNN_STORE(out, b0);                                                           \
+                    MINICNN_STORE(out + O, b1);                                                       \
+                    MINICNN_STORE(out + 2 * O, b2);                                                   \
+                    MINICNN_STORE(out + 3 * O, b3);                                                   \
                 }                                                                                     \
+            }                                                                                         \
     }
 
 /* dw_t[((c*KH + p)*KW + q)*O + o] += sum_{i,j} x[(c*H + i + p)*W + j + q] * dy_t[(i*OW + j)*O + o]
- * for one image; dy_t is the output gradient with the pixel index first (P x O). */
+ * for one image; dy_t is the output gradient with the pixel index first (P x O).
+ *
+ * Register blocking: 4 taps q (of one kernel row p) x 2 pixels j = 8 vector accumulators;
+ * each error vector dy_t[i, j] loaded feeds the 4 taps. Taps left over (KW not a multiple
+ * of 4) are done one at a time with 2 accumulators. */
 #define MINICNN_DEFINE_DIRECT_WEIGHT_GRAD(NAME, T, V)                                                 \
     MINICNN_MULTIVERSION static void NAME(const T *x, const T *dy_t, T *dw_t, ptrdiff_t C, ptrdiff_t H, \
                                           ptrdiff_t W, ptrdiff_t O, ptrdiff_t KH, ptrdiff_t KW)         \
@@ -86,8 +110,46 @@ typedef double minicnn_v16d __attribute__((vector_size(16 * sizeof(double))));
         const ptrdiff_t OH = H - KH + 1, OW = W - KW + 1;                                             \
         for (ptrdiff_t o0 = 0; o0 < O; o0 += MINICNN_LANES)                                           \
             for (ptrdiff_t c = 0; c < C; ++c)                                                         \
-                for (ptrdiff_t p = 0; p < KH; ++p)                                                    \
-                    for (ptrdiff_t q = 0; q < KW; ++q) {                                              \
+                for (ptrdiff_t p = 0; p < KH; ++p) {                                                  \
+                    ptrdiff_t q = 0;                                                                  \
+                    for (; q + 4 <= KW; q += 4) {                                                     \
+                        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                     \
+                        V b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};                                     \
+                        for (ptrdiff_t i = 0; i < OH; ++i) {                                          \
+                            const T *row = x + (c * H + i + p) * W + q;                               \
+                            const T *g = dy_t + (i * OW) * O + o0;                                    \
+                            ptrdiff_t j = 0;                                                          \
+                            for (; j + 1 < OW; j += 2) {                                              \
+                                const V g0 = MINICNN_LOAD(V, g + j * O);                              \
+                                const V g1 = MINICNN_LOAD(V, g + (j + 1) * O);                        \
+                                a0 += g0 * row[j];                                                    \
+                                a1 += g0 * row[j + 1];                                                \
+                                a2 += g0 * row[j + 2];                                                \
+                                a3 += g0 * row[j + 3];                                                \
+                                b0 += g1 * row[j + 1];                                                \
+                                b1 += g1 * row[j + 2];                                                \
+                                b2 += g1 * row[j + 3];                                                \
+                                b3 += g1 * row[j + 4];                                                \
+                            }                                                                         \
+                            if (j < OW) {                                                             \
+                                const V g0 = MINICNN_LOAD(V, g + j * O);                              \
+                                a0 += g0 * row[j];                                                    \
+                                a1 += g0 * row[j + 1];                                                \
+                                a2 += g0 * row[j + 2];                                                \
+                                a3 += g0 * row[j + 3];                                                \
+                            }                                                                         \
+                        }                                                                             \
+                        T *dst = dw_t + ((c * KH + p) * KW + q) * O + o0;                             \
+                        V s0 = MINICNN_LOAD(V, dst) + (a0 + b0);                                      \
+                        V s1 = MINICNN_LOAD(V, dst + O) + (a1 + b1);                                  \
+                        V s2 = MINICNN_LOAD(V, dst + 2 * O) + (a2 + b2);                              \
+                        V s3 = MINICNN_LOAD(V, dst + 3 * O) + (a3 + b3);                              \
+                        MINICNN_STORE(dst, s0);                                                       \
+                        MINICNN_STORE(dst + O, s1);                                                   \
+                        MINICNN_STORE(dst + 2 * O, s2);                                               \
+                        MINICNN_STORE(dst + 3 * O, s3);                                               \
+                    }                                                                                 \
+                    for (; q < KW; ++q) {                                                             \
                         V a0 = {0}, a1 = {0};                                                         \
                         for (ptrdiff_t i = 0; i < OH; ++i) {                                          \
                             const T *row = x + (c * H + i + p) * W + q;                               \
@@ -101,9 +163,10 @@ typedef double minicnn_v16d __attribute__((vector_size(16 * sizeof(double))));
                                 a0 += MINICNN_LOAD(V, g + j * O) * row[j];                            \
                         }                                                                             \
                         T *dst = dw_t + ((c * KH + p) * KW + q) * O + o0;                             \
-                        V sum = MINICNN_LOAD(V, dst) + a0 + a1;                                       \
+                        V sum = MINICNN_LOAD(V, dst) + (a0 + a1);                                     \
                         MINICNN_STORE(dst, sum);                                                      \
                     }                                                                                 \
+                }                                                                                     \
     }
 
 MINICNN_DEFINE_DIRECT_FORWARD(minicnn_direct_forward_f32, float, minicnn_v16f)
