@@ -652,3 +652,104 @@ def test_cython_2x2_max_pooling_vector_rows_match_reference_bit_for_bit(n, c, oh
     np.testing.assert_array_equal(
         backend.max_pool2d_grad(x.shape, dy, argmax, *args), reference.max_pool2d_grad(x.shape, dy, argmax_ref, *args)
     )
+
+
+def _cython_backend_or_fail():
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    return mc.get_backend("cython")
+
+
+def _check_conv_against_reference(x, w, b, dy, dtype):
+    tol = TOL[dtype]
+    np.testing.assert_allclose(F.conv2d(x, w, b, backend="cython"), F.conv2d(x, w, b, backend="numpy"), **tol)
+    want = F.conv2d_grad(x, w, dy, backend="numpy")
+    for got, expected in zip(F.conv2d_grad(x, w, dy, backend="cython"), want):
+        np.testing.assert_allclose(got, expected, **tol)
+    dx_none, dw_only, db_only = F.conv2d_grad(x, w, dy, input_grad=False, backend="cython")
+    assert dx_none is None
+    np.testing.assert_allclose(dw_only, want[1], **tol)
+    np.testing.assert_allclose(db_only, want[2], **tol)
+
+
+@given(
+    n=st.integers(1, 4), c=st.integers(1, 7), o=st.integers(1, 40).filter(lambda v: v % 16),
+    kh=st.integers(1, 5), kw=st.integers(1, 5), oh=st.integers(1, 9),
+    ow=st.one_of(st.integers(6, 20), st.sampled_from([27, 28, 31, 33, 47])),
+    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_row_convolution_matches_reference(n, c, o, kh, kw, oh, ow, dtype, bias, seed):
+    # Stride 1, no padding, C_out not a multiple of 16 (LeNet's C1): the forward pass of the row
+    # kernel (direct_rows.h), with row tails (widths that are not multiples of 16, narrower than
+    # 16: a padded copy) and row blocks cut short; every gradient against the reference too.
+    backend = _cython_backend_or_fail()
+    assert backend._rows(o, (1, 1), (0, 0), (1, 1), 1, oh, ow)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, oh + kh - 1, ow + kw - 1)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
+    _check_conv_against_reference(x, w, b, dy, dtype)
+
+
+@given(
+    n=st.integers(1, 4), c=st.integers(2, 7), o=st.integers(1, 16), kh=st.integers(1, 5), kw=st.integers(1, 5),
+    extra_h=st.integers(0, 9), wd=st.sampled_from([14, 15, 16, 29, 30, 31, 32, 46, 48]),
+    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_row_input_gradient_matches_reference(n, c, o, kh, kw, extra_h, wd, dtype, bias, seed):
+    # Input gradients the row kernel takes (LeNet's C3: 6 -> 16 channels on 14x14): the "full"
+    # correlation of the zero-padded dY with the rotated, channel-swapped filters.
+    backend = _cython_backend_or_fail()
+    assert backend._rows_input_grad(c, o, (1, 1), (0, 0), (1, 1), 1, wd)
+    rng = np.random.default_rng(seed)
+    h = kh + extra_h
+    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    dy = rng.standard_normal((n, o, h - kh + 1, wd - kw + 1)).astype(dtype)
+    _check_conv_against_reference(x, w, b, dy, dtype)
+
+
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 7), o=st.integers(1, 20), kh=st.integers(1, 5), kw=st.integers(1, 5),
+    extra_h=st.integers(0, 9), extra_w=st.integers(0, 36), dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_row_kernel_input_gradient_on_any_shape(n, c, o, kh, kw, extra_h, extra_w, dtype, seed):
+    # The backend routes only the shapes where the row kernel is faster; the kernel itself must
+    # be right for every plain stride-1 shape (1 input channel: the one-channel tile; narrow rows).
+    backend = _cython_backend_or_fail()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, kh + extra_h, kw + extra_w)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    dy = rng.standard_normal((n, o, extra_h + 1, extra_w + 1)).astype(dtype)
+    want = F.conv2d_grad(x, w, dy, backend="numpy")[0]
+    for threads in (1, 2):
+        np.testing.assert_allclose(backend._input_grad_rows(x, w, dy, threads), want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cython_row_kernel_is_identical_on_one_and_two_threads(dtype):
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
+    if not two.openmp:
+        pytest.skip("kernels built without OpenMP")
+    rng = np.random.default_rng(31)
+    args = ((1, 1), (0, 0), (1, 1), 1)
+    # LeNet's C1 (forward, and dX with the kernel called directly) and C3 (dX through conv2d_grad)
+    x1 = rng.standard_normal((9, 1, 32, 32)).astype(dtype)
+    w1 = rng.standard_normal((6, 1, 5, 5)).astype(dtype)
+    b1 = rng.standard_normal(6).astype(dtype)
+    dy1 = rng.standard_normal((9, 6, 28, 28)).astype(dtype)
+    x3 = rng.standard_normal((9, 6, 14, 14)).astype(dtype)
+    w3 = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
+    dy3 = rng.standard_normal((9, 16, 10, 10)).astype(dtype)
+    assert two._rows(6, *args, 28, 28) and two._rows_input_grad(6, 16, *args, 14)
+    assert two._threads(9, 9 * 6 * 28 * 28 * 25) == 2 and two._threads(9, 9 * 16 * 14 * 14 * 6 * 25) == 2
+    np.testing.assert_array_equal(one.conv2d(x1, w1, b1, *args), two.conv2d(x1, w1, b1, *args))
+    np.testing.assert_array_equal(one._input_grad_rows(x1, w1, dy1, 1), two._input_grad_rows(x1, w1, dy1, 2))
+    np.testing.assert_array_equal(one.conv2d_grad(x3, w3, dy3, *args)[0], two.conv2d_grad(x3, w3, dy3, *args)[0])

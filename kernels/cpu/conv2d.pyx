@@ -33,7 +33,7 @@ bounds checks are off.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cdef extern from *:
@@ -441,3 +441,137 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
             gemm_rowmajor(c'T', c'N', k, positions, out_count, <floating>1.0,
                           &w[0, 0, 0, 0], k, &dy[n, 0, 0, 0], positions, <floating>0.0, col, positions)
             col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row path (see direct_rows.h): a direct convolution that puts 16 pixels of one OUTPUT ROW in a
+# vector, for stride-1 layers with few output channels, where neither the 16-channel direct kernel
+# above (C_out % 16 == 0) nor im2col + GEMM (a product with a dimension of 6) is fast.
+#
+# Why along the row: LeNet's C1 has 6 filters but 28-pixel output rows. Sixteen neighbouring
+# outputs y[o, i, j0:j0+16] use the same weight w[o, c, p, q] times sixteen consecutive input
+# pixels x[c, i+p, j0+q : j0+q+16]: one broadcast weight, one unaligned load, one vector FMA.
+#
+# Why this register blocking: one loaded input vector serves OB output channels (the same pixels
+# under the same tap), and a tile of OB channels x RB rows keeps RB*OB independent sums (12 for
+# 6 x 2) in registers, enough to hide the latency of the FMA. The kernel sums over (c, p, q) with
+# the tile's outputs held in registers and writes each output once.
+#
+# Why this loop order: per image, channel blocks, then row blocks, then 16-column blocks; the
+# image (a few KB) and the weights stay in L1 throughout. Images go to OpenMP threads whole.
+#
+# Two uses, one kernel:
+#   forward  y  = b + x (*) W                  (deck 003_7c437a475fa69432.txt, "Correlación cruzada")
+#   input gradient  dx = pad(dY, KH-1, KW-1) (*) rot180(W) with C_in and C_out swapped
+#                   (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2):
+#       dx[c, y, x] = sum_{o,p,q} W[o, c, p, q] * dY[o, y - p, x - q]
+#                   = sum_{o,p,q} W[o, c, KH-1-p, KW-1-q] * dYpad[o, y + p, x + q]
+# The kernel has no padding and needs output rows of at least 16 pixels: when the image must be
+# padded (the gradient) or is narrower, each thread copies it into its own zero-padded workspace,
+# wide enough for 16 output columns, and copies the valid columns of the result out.
+
+cdef extern from "direct_rows.h" nogil:
+    int MINICNN_HAVE_ROWS
+    int MINICNN_ROW_LANES
+    void minicnn_rows_conv_f32(const float* x, Py_ssize_t ldx, Py_ssize_t xcs, const float* w_t,
+                               const float* bias, float* y, Py_ssize_t ldy, Py_ssize_t ycs, Py_ssize_t C,
+                               Py_ssize_t O, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
+                               Py_ssize_t r_lo, Py_ssize_t r_hi, Py_ssize_t c_lo, Py_ssize_t c_hi)
+    void minicnn_rows_conv_f64(const double* x, Py_ssize_t ldx, Py_ssize_t xcs, const double* w_t,
+                               const double* bias, double* y, Py_ssize_t ldy, Py_ssize_t ycs, Py_ssize_t C,
+                               Py_ssize_t O, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
+                               Py_ssize_t r_lo, Py_ssize_t r_hi, Py_ssize_t c_lo, Py_ssize_t c_hi)
+
+
+def rows_available():
+    """True when the row kernel was compiled (gcc or clang); otherwise the backend never calls it."""
+    return bool(MINICNN_HAVE_ROWS)
+
+
+def row_lanes():
+    """Output pixels per vector in the row kernel (16); narrower rows are widened in a workspace."""
+    return MINICNN_ROW_LANES
+
+
+def rows_workspace_sizes(Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_ch,
+                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t pad_h, Py_ssize_t pad_w):
+    """Per-thread lengths (input copy, output copy) that ``conv2d_rows`` needs for these shapes (0: none)."""
+    cdef Py_ssize_t oh = height + 2 * pad_h - kh + 1, ow = width + 2 * pad_w - kw + 1
+    cdef Py_ssize_t owk = ow if ow > MINICNN_ROW_LANES else MINICNN_ROW_LANES
+    if pad_h == 0 and pad_w == 0 and ow >= MINICNN_ROW_LANES:
+        return 0, 0
+    return channels * (height + 2 * pad_h) * (owk + kw - 1), (0 if owk == ow else out_ch * oh * owk)
+
+
+cdef inline void rows_kernel(const floating* x, Py_ssize_t ldx, Py_ssize_t xcs, const floating* w_t,
+                             const floating* bias, floating* y, Py_ssize_t ldy, Py_ssize_t ycs, Py_ssize_t c,
+                             Py_ssize_t o, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t kh, Py_ssize_t kw,
+                             Py_ssize_t r_lo, Py_ssize_t r_hi, Py_ssize_t c_lo, Py_ssize_t c_hi) noexcept nogil:
+    if floating is float:
+        minicnn_rows_conv_f32(x, ldx, xcs, w_t, bias, y, ldy, ycs, c, o, oh, ow, kh, kw, r_lo, r_hi, c_lo, c_hi)
+    else:
+        minicnn_rows_conv_f64(x, ldx, xcs, w_t, bias, y, ldy, ycs, c, o, oh, ow, kh, kw, r_lo, r_hi, c_lo, c_hi)
+
+
+cdef void rows_image(const floating* src, Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
+                     Py_ssize_t pad_h, Py_ssize_t pad_w, const floating* w_t, const floating* bias,
+                     floating* dst, Py_ssize_t out_ch, Py_ssize_t kh, Py_ssize_t kw,
+                     floating* in_ws, floating* out_ws) noexcept nogil:
+    """``dst`` (out_ch, OH, OW) = bias + (``src`` zero-padded by pad_h, pad_w) correlated with the filters.
+
+    ``src`` is one (C, H, W) image; ``w_t`` the filters as (C*F_H*F_W, out_ch). Without padding and
+    with OW >= 16 the kernel reads ``src`` and writes ``dst`` in place; otherwise it reads a padded
+    copy in ``in_ws``, (C, H + 2*pad_h, max(OW, 16) + F_W - 1), and, when OW < 16, writes 16-wide
+    rows into ``out_ws`` whose first OW columns are copied to ``dst``.
+    """
+    cdef Py_ssize_t oh = height + 2 * pad_h - kh + 1, ow = width + 2 * pad_w - kw + 1
+    cdef Py_ssize_t owk = ow if ow > MINICNN_ROW_LANES else MINICNN_ROW_LANES
+    cdef Py_ssize_t hp = height + 2 * pad_h, wp = owk + kw - 1
+    cdef Py_ssize_t ch, r, o, i
+    cdef floating* plane
+    cdef floating* row
+    if pad_h == 0 and pad_w == 0 and ow >= MINICNN_ROW_LANES:
+        rows_kernel(src, width, height * width, w_t, bias, dst, ow, oh * ow, channels, out_ch, oh, ow, kh, kw,
+                    0, height, 0, width)
+        return
+    for ch in range(channels):
+        plane = in_ws + ch * hp * wp
+        memset(plane, 0, pad_h * wp * sizeof(floating))
+        for r in range(height):
+            row = plane + (pad_h + r) * wp
+            memset(row, 0, pad_w * sizeof(floating))
+            memcpy(row + pad_w, src + (ch * height + r) * width, width * sizeof(floating))
+            memset(row + pad_w + width, 0, (wp - pad_w - width) * sizeof(floating))
+        memset(plane + (pad_h + height) * wp, 0, (hp - pad_h - height) * wp * sizeof(floating))
+    if owk == ow:
+        rows_kernel(in_ws, wp, hp * wp, w_t, bias, dst, ow, oh * ow, channels, out_ch, oh, ow, kh, kw,
+                    pad_h, pad_h + height, pad_w, pad_w + width)
+        return
+    rows_kernel(in_ws, wp, hp * wp, w_t, bias, out_ws, owk, oh * owk, channels, out_ch, oh, owk, kh, kw,
+                pad_h, pad_h + height, pad_w, pad_w + width)
+    for o in range(out_ch):
+        for i in range(oh):
+            memcpy(dst + (o * oh + i) * ow, out_ws + (o * oh + i) * owk, ow * sizeof(floating))
+
+
+def conv2d_rows(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, const floating[::1] b,
+                floating[:, :, :, ::1] y, int pad_h, int pad_w,
+                floating[:, ::1] in_workspace, floating[:, ::1] out_workspace, int num_threads):
+    """``y[n] = b + pad(x[n]) (*) W`` for every image by the row kernel; ``b`` may be None.
+
+    ``w_t`` holds the filters as (C*F_H*F_W, C_out) (tap index first); F_H, F_W follow from the
+    shapes: OH = H + 2*pad_h - F_H + 1. Forward pass: ``x`` the input, ``w_t`` the weight
+    reshaped, no padding. Input gradient: ``x`` = dY, pad = (F_H-1, F_W-1), ``w_t`` the rotated,
+    channel-swapped weight, ``y`` = dX. The workspaces have one row per thread, of the lengths
+    ``rows_workspace_sizes`` gives (at least 1).
+    """
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = y.shape[1], oh = y.shape[2], ow = y.shape[3]
+    cdef Py_ssize_t kh = height + 2 * pad_h - oh + 1, kw = width + 2 * pad_w - ow + 1
+    cdef const floating* bias = &b[0] if b is not None else NULL
+    cdef Py_ssize_t n
+    cdef int t
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        rows_image(&x[n, 0, 0, 0], channels, height, width, pad_h, pad_w, &w_t[0, 0], bias,
+                   &y[n, 0, 0, 0], out_ch, kh, kw, &in_workspace[t, 0], &out_workspace[t, 0])

@@ -5,6 +5,14 @@ calls into the extension modules ``minicnn.kernels.cpu.conv2d`` and
 ``minicnn.kernels.cpu.pool2d``. This module owns the memory the kernels
 write (outputs and per-thread workspaces); the kernels only compute.
 
+Convolution paths, tried in this order (the predicates are methods below):
+``_direct`` (stride 1, C_out a multiple of 16: 16 output channels per vector),
+``_rows`` (other stride-1 layers with rows >= 6 wide, LeNet's C1: 16 pixels of
+an output row per vector), ``_batched`` (few output positions: one GEMM for
+the whole batch), else im2col + GEMM per image. In ``conv2d_grad`` the input
+gradient of plain stride-1 layers like LeNet's C3 goes to the row kernel
+(``_rows_input_grad``, ``_input_grad_rows``) and dW to the path above.
+
 Threads: ``num_threads`` (default: the CPUs this process may use, or the
 environment variable ``MINICNN_NUM_THREADS``) OpenMP threads split the batch;
 BLAS is kept to one thread inside our calls so the two thread pools do not
@@ -86,6 +94,7 @@ class CythonBackend(NumpyBackend):
         self._blas_one_thread = _shared_blas_limiter()
         self._local = threading.local()
         self._direct_available = conv_kernels.direct_available()
+        self._rows_available = conv_kernels.rows_available()
 
     def _workspace(self, name, shape, dtype, zero=False):
         """A scratch array kept between calls (one set per Python thread, so concurrent calls never share).
@@ -131,7 +140,8 @@ class CythonBackend(NumpyBackend):
         return self._threads(planes, work, self.MIN_POOL_WORK_PER_THREAD)
 
     # -------------------------------------------------------------- convolution
-    # The direct kernel (kernels/cpu/direct_conv.h) handles 16 output channels per pass.
+    # The direct kernel (kernels/cpu/direct_conv.h) handles 16 output channels per pass; plain
+    # stride-1 layers it does not take go to the row kernel (direct_rows.h, `_rows` below).
     DIRECT_LANES = 16
     DIRECT_MIN_POSITIONS = 16
     DIRECT_MAX_POSITIONS = 1024
@@ -149,6 +159,70 @@ class CythonBackend(NumpyBackend):
             and groups == 1
             and self.DIRECT_MIN_POSITIONS <= positions <= self.DIRECT_MAX_POSITIONS
         )
+
+    # The row kernel (kernels/cpu/direct_rows.h) puts 16 pixels of an output row in a vector; rows
+    # narrower than 16 are computed in a zero-padded 16-wide copy. Thresholds measured on one core
+    # of the development machine (AMD Zen 4, AVX-512), against im2col + GEMM:
+    # * forward: faster from 6 output columns on (1.1-3x for 1-64 input channels, 3x3 and 5x5);
+    #   at 4 columns the vector is three-quarters padding and GEMM can win.
+    ROWS_MIN_WIDTH = 6
+    # * input gradient: the kernel also multiplies the zero border of the padded dY, and the
+    #   16-pixel vectors waste lanes on widths that are not close to a multiple of 16 (24 = 16 + 8
+    #   uses 32 lanes). It beat W^T @ dY + col2im (by 1.05-1.7x) only for inputs >= 14 wide whose
+    #   rows fill >= 7/8 of their vectors (14-16, 28-32, ...), with few output channels (GEMM's
+    #   inner dimension; LeNet's C3 has 16) and at least 2 input channels (with 1, the kernel's
+    #   one-channel tile does a load per multiply-add and loses to GEMM).
+    ROWS_DX_MIN_WIDTH = 14
+    ROWS_DX_MIN_LANE_USE = 7 / 8
+    ROWS_DX_MIN_IN_CHANNELS = 2
+    ROWS_DX_MAX_OUT_CHANNELS = 16
+
+    @staticmethod
+    def _plain(stride, padding, dilation, groups):
+        return stride == (1, 1) and padding == (0, 0) and dilation == (1, 1) and groups == 1
+
+    def _rows(self, o, stride, padding, dilation, groups, oh, ow):
+        """Forward by the row kernel: plain stride-1 layers the 16-channel kernel does not take (LeNet's C1)."""
+        return (
+            self._rows_available
+            and self._plain(stride, padding, dilation, groups)
+            and ow >= self.ROWS_MIN_WIDTH
+            and not self._direct(o, stride, padding, dilation, groups, oh, ow)
+        )
+
+    def _rows_input_grad(self, c, o, stride, padding, dilation, groups, wd):
+        """dX by the row kernel (a "full" correlation of dY) for plain stride-1 layers like LeNet's C3."""
+        lanes = self._conv.row_lanes()
+        return (
+            self._rows_available
+            and self._plain(stride, padding, dilation, groups)
+            and wd >= self.ROWS_DX_MIN_WIDTH
+            and wd >= self.ROWS_DX_MIN_LANE_USE * (-(-wd // lanes) * lanes)
+            and c >= self.ROWS_DX_MIN_IN_CHANNELS
+            and o <= self.ROWS_DX_MAX_OUT_CHANNELS
+        )
+
+    def _rows_call(self, x, w_t, b, y, pad_h, pad_w, threads):
+        n, c, h, wd = x.shape
+        o, kh, kw = y.shape[1], h + 2 * pad_h - y.shape[2] + 1, wd + 2 * pad_w - y.shape[3] + 1
+        size_in, size_out = self._conv.rows_workspace_sizes(c, h, wd, o, kh, kw, pad_h, pad_w)
+        ws_in = self._workspace("rows_in", (threads, max(size_in, 1)), x.dtype)
+        ws_out = self._workspace("rows_out", (threads, max(size_out, 1)), x.dtype)
+        self._conv.conv2d_rows(x, w_t, b, y, pad_h, pad_w, ws_in, ws_out, threads)
+        return y
+
+    def _input_grad_rows(self, x, w, dy, threads):
+        """dX of a plain stride-1 layer by the row kernel.
+
+        dX[c, y, x] = sum_{o,p,q} W[o, c, p, q] dY[o, y-p, x-q] (deck 002, "Aprendizaje:
+        Backpropagation", eq. 2): the correlation of dY, zero-padded by (F_H-1, F_W-1), with the
+        filters rotated by 180 degrees and their two channel axes swapped, W_r[c, o, p, q] =
+        W[o, c, F_H-1-p, F_W-1-q], laid out as (C_out*F_H*F_W, C_in) for the kernel.
+        """
+        o, c, kh, kw = w.shape
+        w_r_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).reshape(o * kh * kw, c)
+        dx = np.empty_like(x)
+        return self._rows_call(dy, w_r_t, None, dx, kh - 1, kw - 1, threads)
 
     # Layers with at most this many output positions per image use one GEMM for the whole batch.
     BATCHED_MAX_POSITIONS = 64
@@ -186,6 +260,9 @@ class CythonBackend(NumpyBackend):
             out_t = self._workspace("out_t", (threads, oh * ow * o), x.dtype)
             self._conv.conv2d_forward_direct(x, w_t, b, y, out_t, threads)
             return y
+        if self._rows(o, stride, padding, dilation, groups, oh, ow):
+            w_t = np.ascontiguousarray(w.transpose(1, 2, 3, 0)).reshape(c * kh * kw, o)
+            return self._rows_call(x, w_t, b, y, 0, 0, threads)
         if self._batched(n, c, kh, kw, oh, ow, o):
             col = self._workspace("col", (c * kh * kw, n * oh * ow), x.dtype)
             y_t = self._workspace("out_t", (o, n * oh * ow), x.dtype)
@@ -203,6 +280,10 @@ class CythonBackend(NumpyBackend):
         _, _, oh, ow = dy.shape
         if not self._fits_blas_ints(c, kh, kw, oh, ow, o):
             return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
+        if input_grad and self._rows_input_grad(c, o, stride, padding, dilation, groups, wd):
+            # dX by the row kernel; dW and db by whichever path takes the layer with input_grad=False
+            dx = self._input_grad_rows(x, w, dy, self._threads(n, n * o * h * wd * c * kh * kw))
+            return (dx, *self.conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad=False)[1:])
         threads = self._threads(n, 2 * n * o * oh * ow * cg * kh * kw)
         dx = np.empty_like(x) if input_grad else None
         if self._dense(h, wd, kh, kw, padding, dilation, groups):
