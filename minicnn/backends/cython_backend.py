@@ -280,20 +280,20 @@ class CythonBackend(NumpyBackend):
         _, _, oh, ow = dy.shape
         if not self._fits_blas_ints(c, kh, kw, oh, ow, o):
             return super().conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad)
-        if input_grad and self._rows_input_grad(c, o, stride, padding, dilation, groups, wd):
-            # dX by the row kernel; dW and db by whichever path takes the layer with input_grad=False
-            dx = self._input_grad_rows(x, w, dy, self._threads(n, n * o * h * wd * c * kh * kw))
-            return (dx, *self.conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad=False)[1:])
         threads = self._threads(n, 2 * n * o * oh * ow * cg * kh * kw)
-        dx = np.empty_like(x) if input_grad else None
         if self._dense(h, wd, kh, kw, padding, dilation, groups):
-            dw = np.empty_like(w)
+            dx, dw = (np.empty_like(x) if input_grad else None), np.empty_like(w)
             dx_rows = dx.reshape(n, -1) if input_grad else None
             with self._blas_limit(threads):
                 self._conv.dense_backward(
                     x.reshape(n, -1), w.reshape(o, -1), dy.reshape(n, o), dx_rows, dw.reshape(o, -1), threads, input_grad
                 )
             return dx, dw, dy.sum(axis=(0, 2, 3))
+        if input_grad and self._rows_input_grad(c, o, stride, padding, dilation, groups, wd):
+            # dX by the row kernel; dW and db by whichever path takes the layer with input_grad=False
+            dx = self._input_grad_rows(x, w, dy, self._threads(n, n * o * h * wd * c * kh * kw))
+            return (dx, *self.conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad=False)[1:])
+        dx = np.empty_like(x) if input_grad else None
         if self._direct(o, stride, padding, dilation, groups, oh, ow):
             dw_t = self._workspace("dw", (threads, 1, cg * kh * kw, o), x.dtype, zero=True)
             col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
