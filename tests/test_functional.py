@@ -753,3 +753,80 @@ def test_cython_row_kernel_is_identical_on_one_and_two_threads(dtype):
     np.testing.assert_array_equal(one.conv2d(x1, w1, b1, *args), two.conv2d(x1, w1, b1, *args))
     np.testing.assert_array_equal(one._input_grad_rows(x1, w1, dy1, 1), two._input_grad_rows(x1, w1, dy1, 2))
     np.testing.assert_array_equal(one.conv2d_grad(x3, w3, dy3, *args)[0], two.conv2d_grad(x3, w3, dy3, *args)[0])
+
+
+@given(
+    n=st.integers(1, 5), c=st.integers(1, 4), o=st.integers(1, 31).filter(lambda v: v % 16 != 0),
+    kh=st.integers(1, 5), kw=st.sampled_from([1, 2, 3, 4, 5, 7]), oh=st.integers(1, 6), extra_w=st.integers(0, 25),
+    dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_row_weight_grad_matches_reference(n, c, o, kh, kw, oh, extra_w, dtype, input_grad, seed):
+    # Stride 1, no padding, few filters (not a multiple of 16): dW and db by the row kernel
+    # (kernels/cpu/direct_rows_grad.h). Output widths from one vector (16 float32 / 8 float64
+    # columns; so float64 covers widths 8..15) up to 25 more: row tails of every length, width 17,
+    # exact multiples; kw = 7 splits the taps into two register blocks, o = 7 leaves one filter over.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    backend = mc.get_backend("cython")
+    lanes = 16 if dtype == np.float32 else 8
+    ow = lanes + extra_w
+    assert backend._weight_grad_rows_ok(dtype, o, (1, 1), (0, 0), (1, 1), 1, ow)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, oh + kh - 1, ow + kw - 1)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
+    dx, dw, db = F.conv2d_grad(x, w, dy, input_grad=input_grad, backend="cython")
+    want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
+    tol = TOL[dtype]
+    np.testing.assert_allclose(dw, want_dw, **tol)
+    np.testing.assert_allclose(db, want_db, **tol)
+    if input_grad:
+        np.testing.assert_allclose(dx, want_dx, **tol)
+    else:
+        assert dx is None
+    assert dw.shape == w.shape and db.shape == (o,) and dw.dtype == db.dtype == np.dtype(dtype)
+
+
+def test_cython_row_weight_grad_shapes_it_leaves_to_im2col():
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    backend = mc.get_backend("cython")
+    ok = backend._weight_grad_rows_ok
+    assert ok(np.float32, 6, (1, 1), (0, 0), (1, 1), 1, 28)  # LeNet's C1
+    assert not ok(np.float32, 6, (1, 1), (0, 0), (1, 1), 1, 15)  # narrower than one vector of floats
+    assert ok(np.float64, 6, (1, 1), (0, 0), (1, 1), 1, 8)
+    assert not ok(np.float64, 6, (1, 1), (0, 0), (1, 1), 1, 7)
+    assert not ok(np.float32, 16, (1, 1), (0, 0), (1, 1), 1, 28)  # the 16-filter direct kernel's
+    assert not ok(np.float32, 33, (1, 1), (0, 0), (1, 1), 1, 28)
+    for hyper in [((2, 2), (0, 0), (1, 1), 1), ((1, 1), (1, 1), (1, 1), 1), ((1, 1), (0, 0), (2, 2), 1),
+                  ((1, 1), (0, 0), (1, 1), 2)]:
+        assert not ok(np.float32, 6, *hyper, 28)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cython_row_weight_grad_is_identical_with_any_thread_count(dtype):
+    # Blocks of images are fixed and their partial sums added in block order, so dW and db do not
+    # depend on how many threads ran the blocks (a per-thread partial sum would).
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((23, 1, 32, 32)).astype(dtype)
+    w = rng.standard_normal((6, 1, 5, 5)).astype(dtype)
+    dy = rng.standard_normal((23, 6, 28, 28)).astype(dtype)
+    args = ((1, 1), (0, 0), (1, 1), 1)
+    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
+    assert one._weight_grad_rows_ok(dtype, 6, *args, 28)
+    assert two._threads(23, 2 * 23 * 6 * 28 * 28 * 25) == 2
+    _, dw1, db1 = one.conv2d_grad(x, w, dy, *args, input_grad=False)
+    _, dw2, db2 = two.conv2d_grad(x, w, dy, *args, input_grad=False)
+    np.testing.assert_array_equal(dw1, dw2)
+    np.testing.assert_array_equal(db1, db2)
+    for threads in (2, 3):  # the kernel itself, whatever the heuristic picks
+        dw_t, db_t = two._weight_grad_rows(x, w, dy, threads)
+        np.testing.assert_array_equal(dw_t, dw1)
+        np.testing.assert_array_equal(db_t, db1)
+    _, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
+    np.testing.assert_allclose(dw1, want_dw, **TOL[dtype])
+    np.testing.assert_allclose(db1, want_db, **TOL[dtype])
