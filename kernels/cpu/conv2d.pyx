@@ -219,13 +219,25 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
             gemm_rowmajor(c'N', c'T', k, out_per_group, positions, <floating>1.0,
                           col + g * k * positions, positions, dy_group, positions,
                           <floating>1.0, dw_thread + g * k * out_per_group, out_per_group)
-            if input_grad:
-                # dcol_g = W_g^T @ dY_g, written over col_g (its rows were used above and are not needed again)
-                gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
-                              &w[g * out_per_group, 0, 0, 0], k, dy_group, positions,
-                              <floating>0.0, col + g * k * positions, positions)
         if input_grad:
-            col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, positions)
+            # written over col (its rows were used above and are not needed again)
+            input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], col, &dx[n, 0, 0, 0], channels, height, width,
+                             kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups, out_per_group, k, positions)
+
+
+cdef void input_grad_image(const floating* w, const floating* dy_image, floating* col, floating* dx_image,
+                           Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
+                           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                           Py_ssize_t oh, Py_ssize_t ow, int groups, int out_per_group, int k,
+                           int positions) noexcept nogil:
+    """``dx`` of one image: ``dcol_g = W_g^T @ dY_g`` for each group into ``col``, then col2im."""
+    cdef int g
+    for g in range(groups):
+        gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
+                      w + g * out_per_group * k, k, dy_image + g * out_per_group * positions, positions,
+                      <floating>0.0, col + g * k * positions, positions)
+    col2im(col, dx_image, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, positions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +433,6 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
     cdef Py_ssize_t n, o, s
     cdef int t
     cdef floating* dy_t
-    cdef floating* col
     cdef const floating* src
     for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
@@ -437,10 +448,8 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
             minicnn_direct_weight_grad_f64(&x[n, 0, 0, 0], dy_t, &dw_workspace[t, 0, 0, 0],
                                            channels, height, width, out_ch, kh, kw)
         if input_grad:
-            col = &col_workspace[t, 0]
-            gemm_rowmajor(c'T', c'N', k, positions, out_count, <floating>1.0,
-                          &w[0, 0, 0, 0], k, &dy[n, 0, 0, 0], positions, <floating>0.0, col, positions)
-            col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, positions)
+            input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], &col_workspace[t, 0], &dx[n, 0, 0, 0], channels,
+                             height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, 1, out_count, k, positions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,14 +686,9 @@ def conv2d_input_grad_gemm(const floating[:, :, :, ::1] w, const floating[:, :, 
     cdef int out_per_group = <int>(out_ch // groups)
     cdef int k = <int>(w.shape[1] * kh * kw)
     cdef int positions = <int>(oh * ow)
-    cdef Py_ssize_t n, g
+    cdef Py_ssize_t n
     cdef int t
-    cdef floating* col
     for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
-        col = &col_workspace[t, 0]
-        for g in range(groups):
-            gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
-                          &w[g * out_per_group, 0, 0, 0], k, &dy[n, g * out_per_group, 0, 0], positions,
-                          <floating>0.0, col + g * k * positions, positions)
-        col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, positions)
+        input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], &col_workspace[t, 0], &dx[n, 0, 0, 0], channels,
+                         height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups, out_per_group, k, positions)
