@@ -830,3 +830,33 @@ def test_cython_row_weight_grad_is_identical_with_any_thread_count(dtype):
     _, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
     np.testing.assert_allclose(dw1, want_dw, **TOL[dtype])
     np.testing.assert_allclose(db1, want_db, **TOL[dtype])
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kwargs",
+    [
+        ((2, 40, 30, 33), (8, 40, 3, 3), dict(padding=1)),
+        ((3, 24, 41, 37), (6, 12, 5, 3), dict(stride=(2, 1), padding=(2, 1), dilation=(1, 2), groups=2)),
+    ],
+    ids=["3x3-pad1", "strided-dilated-grouped"],
+)
+def test_cython_im2col_in_chunks_of_output_rows_matches_reference(x_shape, w_shape, kwargs):
+    # Layers whose column matrix exceeds COL_CHUNK_ENTRIES per image are laid out a few output
+    # rows at a time (kernels/cpu/conv2d.pyx, chunk_rows); every chunk must land in its place.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn import shapes
+
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    y_shape = shapes.conv2d_output_shape(x_shape, w_shape, **{k: v for k, v in kwargs.items() if k != "groups"})
+    k = x_shape[1] * w_shape[2] * w_shape[3]
+    assert 131072 // (k * y_shape[3]) < y_shape[2], "the layer must need several chunks"
+    np.testing.assert_allclose(F.conv2d(x, w, b, **kwargs, backend="cython"), F.conv2d(x, w, b, **kwargs, backend="numpy"),
+                               rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(y_shape)
+    got = F.conv2d_grad(x, w, dy, **kwargs, backend="cython")
+    for a, b_ in zip(got, F.conv2d_grad(x, w, dy, **kwargs, backend="numpy")):
+        np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-10)
