@@ -95,6 +95,12 @@ cdef inline Py_ssize_t chunk_rows(Py_ssize_t k, Py_ssize_t oh, Py_ssize_t ow) no
     return rows if rows < oh else oh
 
 
+def column_chunk_rows(Py_ssize_t k, Py_ssize_t oh, Py_ssize_t ow):
+    """Output rows per chunk of the column matrix (the workspace of ``conv2d_forward``/``conv2d_backward``
+    needs K*W_out*rows entries per thread)."""
+    return chunk_rows(k, oh, ow)
+
+
 cdef void im2col(const floating* image, floating* col,
                  Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,

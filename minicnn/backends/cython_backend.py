@@ -314,7 +314,8 @@ class CythonBackend(NumpyBackend):
             with self._blas_one_thread:
                 self._conv.conv2d_forward_batched(x, w, b, y, col, y_t, *stride, *padding, *dilation, groups, threads)
             return y
-        col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
+        # im2col lays out a few output rows at a time (conv2d.pyx, chunk_rows)
+        col = self._workspace("col", (threads, c * kh * kw * ow * self._conv.column_chunk_rows(c * kh * kw, oh, ow)), x.dtype)
         with self._blas_limit(threads):
             self._conv.conv2d_forward(x, w, b, y, col, *stride, *padding, *dilation, groups, threads)
         return y
@@ -369,7 +370,8 @@ class CythonBackend(NumpyBackend):
                 )
             return dx, dw.reshape(w.shape), _bias_grad(dy)
         dw_per_thread = self._workspace("dw", (threads, groups, cg * kh * kw, o // groups), x.dtype, zero=True)
-        col = self._workspace("col", (threads, c * kh * kw * oh * ow), x.dtype)
+        # im2col lays out a few output rows at a time (conv2d.pyx, chunk_rows)
+        col = self._workspace("col", (threads, c * kh * kw * ow * self._conv.column_chunk_rows(c * kh * kw, oh, ow)), x.dtype)
         with self._blas_limit(threads):
             self._conv.conv2d_backward(
                 x, w, dy, dx, dw_per_thread, col, *stride, *padding, *dilation, groups, threads, input_grad
