@@ -781,6 +781,8 @@ def conv2d_grad_lanes(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     is written. With ``weight_grad``, row g of ``partial`` (ceil(N / G), C_out*C_in*F_H*F_W + C_out)
     gets dW (flattened as W) then db of images [g*G, (g+1)*G), G = ``lanes_group``; the caller adds
     the rows in order. ``workspace`` has one row per thread of ``lanes_workspace_size`` values.
+    Returns how many groups threads other than the first ran (0 on one thread; > 0 shows, in the
+    tests, that a second thread really took part).
     """
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
@@ -790,9 +792,12 @@ def conv2d_grad_lanes(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef Py_ssize_t dy_plane = out_ch * oh * ow, x_plane = channels * height * width
     cdef Py_ssize_t groups = (n_images + lanes - 1) // lanes
     cdef Py_ssize_t g, n0, count
+    cdef Py_ssize_t others = 0
     cdef floating* dyL
     cdef floating* xL
     for g in prange(groups, nogil=True, schedule="static", num_threads=num_threads):
+        if threadid() != 0:
+            others += 1
         n0 = g * lanes
         count = n_images - n0
         if count > lanes:
@@ -817,3 +822,4 @@ def conv2d_grad_lanes(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
             if input_grad:
                 minicnn_lanes_input_grad_f64(dyL, &w_l[0, 0, 0, 0], xL, channels, height, width, out_ch, kh, kw)
                 minicnn_lanes_unpack_f64(xL, count, x_plane, &dx[n0, 0, 0, 0])
+    return others
