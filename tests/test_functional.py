@@ -839,19 +839,20 @@ LANES_ARGS = ((1, 1), (0, 0), (1, 1), 1)
 
 
 @given(
-    n=st.sampled_from([16, 24, 31, 32, 40, 47, 48]), c=st.integers(3, 12), o=st.integers(1, 20),
-    kh=st.integers(1, 7), kw=st.integers(1, 7), oh=st.integers(1, 7), ow=st.integers(1, 9),
+    n=st.sampled_from([16, 24, 31, 32, 40, 47, 48]), c=st.integers(2, 12), o=st.integers(1, 20),
+    kh=st.integers(1, 7), kw=st.integers(1, 7), oh=st.integers(1, 7), ow=st.integers(1, 7),
     dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
 )
 def test_cython_lanes_gradients_match_reference(n, c, o, kh, kw, oh, ow, dtype, input_grad, seed):
     # Shapes the backend sends to the batch-in-lanes kernels: batches that fill 3/4 of their last
-    # group or more (multiples of 16 and not), 3-12 input channels (one or two channel blocks of
-    # the dX kernel), any filter count (blocks of 4, 2, 1 filters in dW), filters of 9+ taps up to
-    # 7 wide (two tap blocks in dW), small and odd maps, down to one output pixel.
-    assume(kh * kw >= 9)
+    # group or more (multiples of 16 and not), 2-12 input channels (one or two channel blocks of
+    # the dX kernel), any filter count (blocks of 4, 2, 1 filters in dW), filters of 2+ taps up to
+    # 7 wide (two tap blocks in dW), small and odd maps, down to one output pixel (rows narrower
+    # than the row weight-gradient kernel takes, so input_grad=False is routed here too).
+    assume(kh * kw >= 2)
     backend = _cython_backend_or_fail()
     h, wd = oh + kh - 1, ow + kw - 1
-    assert backend._lanes(dtype, n, c, o, h, wd, kh, kw, *LANES_ARGS)
+    assert backend._lanes(dtype, n, c, o, h, wd, kh, kw, *LANES_ARGS, input_grad)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, wd)).astype(dtype)
     w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
@@ -909,9 +910,16 @@ def test_cython_lanes_predicate():
     assert not ok(np.float32, 17, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 17 of 32 lanes used
     assert ok(np.float64, 18, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 18 of 24 lanes used
     assert not ok(np.float64, 17, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 17 of 24
-    assert not ok(np.float32, 64, 1, 6, 32, 32, 5, 5, *LANES_ARGS)  # LeNet's C1: the row kernels'
+    assert ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS, False)  # dW alone
+    assert not ok(np.float32, 64, 1, 6, 32, 32, 5, 5, *LANES_ARGS)  # LeNet's C1: one input channel
+    assert not ok(np.float32, 64, 1, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert ok(np.float32, 64, 2, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert ok(np.float32, 64, 3, 6, 32, 32, 5, 5, *LANES_ARGS)
+    assert not ok(np.float32, 64, 3, 6, 32, 32, 5, 5, *LANES_ARGS, False)  # dW alone: the row kernel's
     assert not ok(np.float32, 64, 6, 16, 14, 14, 1, 1, *LANES_ARGS)  # 1x1 filters
-    assert not ok(np.float32, 64, 64, 64, 32, 32, 3, 3, *LANES_ARGS)  # workspace larger than L2
+    assert ok(np.float32, 64, 6, 16, 14, 14, 1, 2, *LANES_ARGS)
+    assert ok(np.float32, 64, 64, 64, 28, 28, 3, 3, *LANES_ARGS)  # 6 MB per thread
+    assert not ok(np.float32, 64, 64, 64, 64, 64, 3, 3, *LANES_ARGS)  # 32 MB per thread
     for hyper in [((2, 2), (0, 0), (1, 1), 1), ((1, 1), (1, 1), (1, 1), 1), ((1, 1), (0, 0), (2, 2), 1),
                   ((1, 1), (0, 0), (1, 1), 2)]:
         assert not ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *hyper)

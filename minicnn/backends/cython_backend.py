@@ -292,37 +292,41 @@ class CythonBackend(NumpyBackend):
         return total[: w.size].reshape(w.shape), total[w.size :]
 
     # Batch in the lanes (kernels/cpu/batch_lanes.h): dX, dW and db of a group of 16 images (8 in
-    # float64) per vector, one parallel region for all three. Measured against the paths above on
-    # one core of the development machine (AMD Zen 4, AVX-512), batch 64, float32, dX + dW:
-    # LeNet's C3 (6 -> 16, 14x14, 5x5) 1.5x (dX alone 1.7x, dW alone 1.15-1.2x), 3x3 and 7x7
-    # filters 1.5-1.8x, 16-64 channels on 8x8-12x12 maps 1.5-1.7x, 6 -> 16 on 28x28 1.36x,
-    # 3 -> 6 on 32x32 1.18x. It lost on LeNet's C1 (1 input channel: the dX kernel's single chain
-    # of multiply-adds waits on their latency, and the row kernel of direct_rows_grad.h is faster
-    # for its dW: 0.78x), and on 1x1 filters (0.69x: a pixel has one tap, the per-pixel loop
-    # costs more than the arithmetic).
-    LANES_MIN_IN_CHANNELS = 3
-    LANES_MIN_TAPS = 9
+    # float64) per vector, one parallel region for all three. Measured against the paths above
+    # (development machine: 2 cores of an AMD Zen 4, AVX-512; float32, batch 64, dX + dW, 1 and 2
+    # threads): LeNet's C3 (6 -> 16, 14x14, 5x5) 1.5-1.6x (dX alone 1.7x, dW alone 1.25-1.35x);
+    # 1x2 to 7x7 filters 1.6-2x; 2 input channels 2x; 8-128 channels on 8x8 to 32x32 maps
+    # 1.35-2.5x; 32 channels on 56x56 1.2x (12 MB of workspace per thread); float64 8-16x (the
+    # other float64 paths are slow). Where it lost or is not used:
+    # * 1 input channel: the dX kernel has one chain of multiply-adds, which waits on their
+    #   latency (0.92x on one thread for 1 -> 16 on 14x14);
+    # * 1x1 filters: one tap per pixel, the per-pixel loop costs more than the arithmetic (0.69x);
+    # * dW alone (input_grad=False) of layers the row kernel of direct_rows_grad.h takes (few
+    #   filters, wide rows; LeNet's C1, 3 -> 6 on 32x32: 0.87-0.93x).
+    LANES_MIN_IN_CHANNELS = 2
+    LANES_MIN_TAPS = 2
     # Lanes of the last group past the end of the batch hold zeros and compute nothing useful:
-    # 20 images (32 lanes) gained only 1.09x; require 3/4 of the lanes used.
+    # batch 24 (32 lanes) gained 1.23x on one thread against 1.55x at 32; require 3/4 of the lanes used.
     LANES_MIN_USE = 3 / 4
-    # Each thread's copy of dY and X (dyL, xL) must stay in its core's L2 cache (1 MB on Zen 4);
-    # the largest measured winner (6 -> 16 on 28x28) used 0.9 MB.
-    LANES_MAX_WORKSPACE_BYTES = 1 << 20
+    # Each thread's copies of dY and X (dyL, xL); the largest layer measured (12 MB) still gained 1.2x.
+    LANES_MAX_WORKSPACE_BYTES = 16 << 20
 
-    def _lanes(self, dtype, n, c, o, h, wd, kh, kw, stride, padding, dilation, groups):
+    def _lanes(self, dtype, n, c, o, h, wd, kh, kw, stride, padding, dilation, groups, input_grad=True):
         """Gradients with the batch in the lanes: plain stride-1 layers like LeNet's C3, batch >= one group."""
         if not (self._lanes_available and self._plain(stride, padding, dilation, groups)):
             return False
         dtype = np.dtype(dtype)
         lanes = self._conv.lanes_group(dtype == np.float64)
         groups_n = -(-n // lanes)
-        workspace = ((h - kh + 1) * (wd - kw + 1) * o + h * wd * c) * lanes * dtype.itemsize
+        oh, ow = h - kh + 1, wd - kw + 1
+        workspace = (oh * ow * o + h * wd * c) * lanes * dtype.itemsize
         return (
             n >= lanes
             and n >= self.LANES_MIN_USE * groups_n * lanes
             and c >= self.LANES_MIN_IN_CHANNELS
             and kh * kw >= self.LANES_MIN_TAPS
             and workspace <= self.LANES_MAX_WORKSPACE_BYTES
+            and (input_grad or not self._weight_grad_rows_ok(dtype, o, stride, padding, dilation, groups, ow))
         )
 
     def _grad_lanes(self, x, w, dy, threads, input_grad=True, weight_grad=True):
@@ -403,7 +407,7 @@ class CythonBackend(NumpyBackend):
                     x.reshape(n, -1), w.reshape(o, -1), dy.reshape(n, o), dx_rows, dw.reshape(o, -1), threads, input_grad
                 )
             return dx, dw, _bias_grad(dy)
-        if self._lanes(x.dtype, n, c, o, h, wd, kh, kw, stride, padding, dilation, groups):
+        if self._lanes(x.dtype, n, c, o, h, wd, kh, kw, stride, padding, dilation, groups, input_grad):
             return self._grad_lanes(x, w, dy, threads, input_grad=input_grad)
         if self._weight_grad_rows_ok(x.dtype, o, stride, padding, dilation, groups, ow):
             # dW and db by the row kernel; dX (when asked) by the row kernel for dX if it takes the
