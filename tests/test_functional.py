@@ -860,3 +860,135 @@ def test_cython_im2col_in_chunks_of_output_rows_matches_reference(x_shape, w_sha
     got = F.conv2d_grad(x, w, dy, **kwargs, backend="cython")
     for a, b_ in zip(got, F.conv2d_grad(x, w, dy, **kwargs, backend="numpy")):
         np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------------------ batch in the lanes
+# kernels/cpu/batch_lanes.h: dX, dW and db of plain stride-1 layers (LeNet's C3) with 16 images
+# per vector (8 in float64), the last group padded with zero lanes.
+LANES_ARGS = ((1, 1), (0, 0), (1, 1), 1)
+
+
+@given(
+    n=st.sampled_from([16, 24, 31, 32, 40, 47, 48]), c=st.integers(2, 12), o=st.integers(1, 20),
+    kh=st.integers(1, 7), kw=st.integers(1, 7), oh=st.integers(1, 7), ow=st.integers(1, 7),
+    dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_lanes_gradients_match_reference(n, c, o, kh, kw, oh, ow, dtype, input_grad, seed):
+    # Shapes the backend sends to the batch-in-lanes kernels: batches that fill 3/4 of their last
+    # group or more (multiples of 16 and not), 2-12 input channels (one or two channel blocks of
+    # the dX kernel), any filter count (blocks of 4, 2, 1 filters in dW), filters of 2+ taps up to
+    # 7 wide (two tap blocks in dW), small and odd maps, down to one output pixel (rows narrower
+    # than the row weight-gradient kernel takes, so input_grad=False is routed here too).
+    assume(kh * kw >= 2)
+    backend = _cython_backend_or_fail()
+    h, wd = oh + kh - 1, ow + kw - 1
+    assert backend._lanes(dtype, n, c, o, h, wd, kh, kw, *LANES_ARGS, input_grad)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
+    dx, dw, db = F.conv2d_grad(x, w, dy, input_grad=input_grad, backend="cython")
+    want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
+    tol = TOL[dtype]
+    np.testing.assert_allclose(dw, want_dw, **tol)
+    np.testing.assert_allclose(db, want_db, **tol)
+    if input_grad:
+        np.testing.assert_allclose(dx, want_dx, **tol)
+    else:
+        assert dx is None
+    assert dw.shape == w.shape and db.shape == (o,) and dw.dtype == db.dtype == np.dtype(dtype)
+
+
+@given(
+    n=st.sampled_from([1, 2, 7, 8, 9, 15, 16, 17, 40]), c=st.integers(1, 10), o=st.integers(1, 9),
+    kh=st.integers(1, 7), kw=st.integers(1, 7), oh=st.integers(1, 6), ow=st.integers(1, 8),
+    dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_lanes_kernels_on_any_shape(n, c, o, kh, kw, oh, ow, dtype, input_grad, threads, seed):
+    # The predicate routes only the shapes where the kernels win; the kernels themselves must be
+    # right on every plain stride-1 shape: batches of 1 (15 zero lanes), partial last groups, one
+    # input channel, 1x1 filters, single-pixel outputs.
+    backend = _cython_backend_or_fail()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, oh + kh - 1, ow + kw - 1)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
+    want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
+    dx, dw, db = backend._grad_lanes(x, w, dy, threads, input_grad=input_grad)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(dw, want_dw, **tol)
+    np.testing.assert_allclose(db, want_db, **tol)
+    if input_grad:
+        np.testing.assert_allclose(dx, want_dx, **tol)
+        np.testing.assert_allclose(backend._input_grad_lanes(x, w, dy, threads), want_dx, **tol)
+    else:
+        assert dx is None
+    dw_only, db_only = backend._weight_grad_lanes(x, w, dy, threads)
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+
+
+def test_cython_lanes_predicate():
+    backend = _cython_backend_or_fail()
+    ok = backend._lanes
+    assert ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # LeNet's C3
+    assert ok(np.float32, 256, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert ok(np.float64, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert ok(np.float32, 16, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert not ok(np.float32, 15, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # less than one group
+    assert not ok(np.float32, 17, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 17 of 32 lanes used
+    assert ok(np.float64, 18, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 18 of 24 lanes used
+    assert not ok(np.float64, 17, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 17 of 24
+    assert ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS, False)  # dW alone
+    assert not ok(np.float32, 64, 1, 6, 32, 32, 5, 5, *LANES_ARGS)  # LeNet's C1: one input channel
+    assert not ok(np.float32, 64, 1, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert ok(np.float32, 64, 2, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert ok(np.float32, 64, 3, 6, 32, 32, 5, 5, *LANES_ARGS)
+    assert not ok(np.float32, 64, 3, 6, 32, 32, 5, 5, *LANES_ARGS, False)  # dW alone: the row kernel's
+    assert not ok(np.float32, 64, 6, 16, 14, 14, 1, 1, *LANES_ARGS)  # 1x1 filters
+    assert ok(np.float32, 64, 6, 16, 14, 14, 1, 2, *LANES_ARGS)
+    assert ok(np.float32, 64, 64, 64, 28, 28, 3, 3, *LANES_ARGS)  # 6 MB per thread
+    assert not ok(np.float32, 64, 64, 64, 64, 64, 3, 3, *LANES_ARGS)  # 32 MB per thread
+    for hyper in [((2, 2), (0, 0), (1, 1), 1), ((1, 1), (1, 1), (1, 1), 1), ((1, 1), (0, 0), (2, 2), 1),
+                  ((1, 1), (0, 0), (1, 1), 2)]:
+        assert not ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *hyper)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cython_lanes_are_identical_on_one_and_two_threads(dtype):
+    # dW and db are sums of fixed groups' partial sums added in group order, and each image's dX
+    # is computed by one thread in a fixed order: the same bits for any number of threads.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    from minicnn.backends.cython_backend import CythonBackend
+
+    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
+    if not two.openmp:
+        pytest.skip("kernels built without OpenMP")
+    rng = np.random.default_rng(5)
+    n = 45  # 3 groups of 16 in float32 (the last 13 images), 6 of 8 in float64
+    x = rng.standard_normal((n, 6, 14, 14)).astype(dtype)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
+    dy = rng.standard_normal((n, 16, 10, 10)).astype(dtype)
+    assert two._lanes(dtype, n, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
+    assert two._threads(n, 2 * n * 16 * 10 * 10 * 6 * 25) == 2
+    # the kernel reports the groups that a thread other than the first ran: two threads took part
+    lanes = two._conv.lanes_group(np.dtype(dtype) == np.float64)
+    groups = -(-n // lanes)
+    size = two._conv.lanes_workspace_size(6, 14, 14, 16, 5, 5, np.dtype(dtype) == np.float64)
+    others = two._conv.conv2d_grad_lanes(
+        x, np.ascontiguousarray(w.transpose(0, 2, 3, 1)), dy, np.empty_like(x),
+        np.empty((groups, w.size + 16), dtype), np.empty((2, size), dtype), 2, True, True,
+    )
+    assert 0 < others < groups
+    got1 = one.conv2d_grad(x, w, dy, *LANES_ARGS)
+    got2 = two.conv2d_grad(x, w, dy, *LANES_ARGS)
+    for a, b in zip(got1, got2):
+        np.testing.assert_array_equal(a, b)
+    for threads in (2, 3):  # the kernels themselves, whatever the heuristic picks
+        for a, b in zip(two._grad_lanes(x, w, dy, threads), got1):
+            np.testing.assert_array_equal(a, b)
+    want = F.conv2d_grad(x, w, dy, backend="numpy")
+    for a, b in zip(got1, want):
+        np.testing.assert_allclose(a, b, **TOL[dtype])

@@ -740,3 +740,138 @@ def conv2d_input_grad_gemm(const floating[:, :, :, ::1] w, const floating[:, :, 
         t = threadid()
         input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], &col_workspace[t, 0], &dx[n, 0, 0, 0], channels,
                          height, width, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups, out_per_group, k, positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch in the lanes (see batch_lanes.h): the gradients of small stride-1 layers (LeNet's C3)
+# with 16 IMAGES in a vector (8 in float64), for one group of images at a time.
+#
+# The formulas (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2; deck
+# 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN EN CAPAS CONVOLUCIONALES"):
+#
+#     dX[n, c, y, x] = sum_{o, p, q} W[o, c, p, q] * dY[n, o, y - p, x - q]   (0 <= y-p < OH, 0 <= x-q < OW)
+#     dW[o, c, p, q] = sum_n sum_{i, j} dY[n, o, i, j] * X[n, c, i + p, j + q]
+#     db[o]          = sum_n sum_{i, j} dY[n, o, i, j]
+#
+# Why the batch in the lanes. The kernels above vectorise over output channels (16-lane direct
+# kernel: C_out % 16 == 0) or over output columns (row kernel: rows >= 16 wide). C3's input
+# gradient fits neither: 6 channels, 14-pixel rows, and a "full" correlation whose zero border
+# costs the row kernel 42% of its multiply-adds. Every layer, though, does the same arithmetic on
+# every image: with the image index as the innermost axis of a copy of dY and X,
+#
+#     dyL[o][i][j][l] = dY[n0 + l, o, i, j]      xL[c][h][w][l] = X[n0 + l, c, h, w]
+#
+# each vector multiply-add does one term of the formula for 16 images, every lane useful
+# whatever the map size and channel count, and each output pixel of dX sums exactly its valid
+# taps (no zero border is ever multiplied). The copies are a transposition of 16 small images
+# (C3: 16 x 1600 values for dY), cheap next to the 16 x 240,000 multiply-adds they feed.
+#
+# Why this blocking. dX: one pixel x all input channels (6 accumulators for C3); each dyL vector
+# loaded is multiplied by 6 weights broadcast from memory, laid out W[o][p][q][c] so the 6 are
+# contiguous. dW: 4 filters x 5 taps of one kernel row = 20 accumulators; per pixel 4 dyL and 5 xL
+# loads feed 20 multiply-adds. Both keep enough independent sums to hide the FMA's latency.
+#
+# Why this loop order. One parallel region (prange over groups of 16 images): each iteration
+# packs its group's dY once, then computes dW and db (from dyL and xL) and dX (from dyL, written
+# over xL's buffer, which dW no longer needs), and unpacks dX. Waking the threads once instead of
+# twice matters on a busy 2-core machine. The dW lanes are added once per group, after the sum
+# over all pixels; the group's sums go to its own row of ``partial`` and the caller adds the rows
+# in group order, so dW and db are the same bit for bit for any number of threads. dX of an image
+# is computed by one thread in a fixed order, so it is too.
+#
+# Stride 1, no padding, no dilation, one group; the backend's predicate sends only those.
+
+cdef extern from "batch_lanes.h" nogil:
+    int MINICNN_LANES_HAVE_KERNELS
+    int MINICNN_LANES_F32
+    int MINICNN_LANES_F64
+    void minicnn_lanes_pack_f32(const float* src, Py_ssize_t count, Py_ssize_t plane, float* dst)
+    void minicnn_lanes_pack_f64(const double* src, Py_ssize_t count, Py_ssize_t plane, double* dst)
+    void minicnn_lanes_unpack_f32(const float* src, Py_ssize_t count, Py_ssize_t plane, float* dst)
+    void minicnn_lanes_unpack_f64(const double* src, Py_ssize_t count, Py_ssize_t plane, double* dst)
+    void minicnn_lanes_input_grad_f32(const float* dyL, const float* wL, float* dxL, Py_ssize_t C, Py_ssize_t H,
+                                      Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+    void minicnn_lanes_input_grad_f64(const double* dyL, const double* wL, double* dxL, Py_ssize_t C,
+                                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+    void minicnn_lanes_weight_grad_f32(const float* xL, const float* dyL, float* dw, float* db, Py_ssize_t C,
+                                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW)
+    void minicnn_lanes_weight_grad_f64(const double* xL, const double* dyL, double* dw, double* db,
+                                       Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH,
+                                       Py_ssize_t KW)
+
+
+def lanes_available():
+    """True when the batch-in-lanes kernels were compiled (gcc or clang); otherwise the backend never calls them."""
+    return bool(MINICNN_LANES_HAVE_KERNELS)
+
+
+def lanes_group(bint double_precision):
+    """Images per vector, i.e. per group: 16 in float32, 8 in float64 (one 64-byte vector either way)."""
+    return MINICNN_LANES_F64 if double_precision else MINICNN_LANES_F32
+
+
+def lanes_workspace_size(Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_ch,
+                         Py_ssize_t kh, Py_ssize_t kw, bint double_precision):
+    """Per-thread workspace length for ``conv2d_grad_lanes``: dyL, then xL (also dxL), plus 64 bytes of slack
+    so that each thread's part can start on a 64-byte boundary (one cache line, one vector)."""
+    cdef Py_ssize_t lanes = MINICNN_LANES_F64 if double_precision else MINICNN_LANES_F32
+    cdef Py_ssize_t oh = height - kh + 1, ow = width - kw + 1
+    return (out_ch * oh * ow + channels * height * width) * lanes + lanes
+
+
+cdef inline floating* align64(floating* p) noexcept nogil:
+    return <floating*>((<size_t>p + 63) & ~(<size_t>63))
+
+
+def conv2d_grad_lanes(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w_l,
+                      const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx, floating[:, ::1] partial,
+                      floating[:, ::1] workspace, int num_threads, bint input_grad=True, bint weight_grad=True):
+    """Gradients of a plain stride-1 convolution with the batch in the lanes (one parallel region).
+
+    ``w_l`` is the weight as (C_out, F_H, F_W, C_in) (channel last: the dX kernel broadcasts the
+    C_in weights of one tap from consecutive addresses). With ``input_grad``, ``dx`` (N, C_in, H, W)
+    is written. With ``weight_grad``, row g of ``partial`` (ceil(N / G), C_out*C_in*F_H*F_W + C_out)
+    gets dW (flattened as W) then db of images [g*G, (g+1)*G), G = ``lanes_group``; the caller adds
+    the rows in order. ``workspace`` has one row per thread of ``lanes_workspace_size`` values.
+    Returns how many groups threads other than the first ran (0 on one thread; > 0 shows, in the
+    tests, that a second thread really took part).
+    """
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t kh = height - oh + 1, kw = width - ow + 1
+    cdef Py_ssize_t lanes = MINICNN_LANES_F64 if floating is double else MINICNN_LANES_F32
+    cdef Py_ssize_t weights = out_ch * channels * kh * kw
+    cdef Py_ssize_t dy_plane = out_ch * oh * ow, x_plane = channels * height * width
+    cdef Py_ssize_t groups = (n_images + lanes - 1) // lanes
+    cdef Py_ssize_t g, n0, count
+    cdef Py_ssize_t others = 0
+    cdef floating* dyL
+    cdef floating* xL
+    for g in prange(groups, nogil=True, schedule="static", num_threads=num_threads):
+        if threadid() != 0:
+            others += 1
+        n0 = g * lanes
+        count = n_images - n0
+        if count > lanes:
+            count = lanes
+        dyL = align64(&workspace[threadid(), 0])
+        xL = dyL + dy_plane * lanes
+        if floating is float:
+            minicnn_lanes_pack_f32(&dy[n0, 0, 0, 0], count, dy_plane, dyL)
+            if weight_grad:
+                minicnn_lanes_pack_f32(&x[n0, 0, 0, 0], count, x_plane, xL)
+                minicnn_lanes_weight_grad_f32(xL, dyL, &partial[g, 0], &partial[g, weights],
+                                              channels, height, width, out_ch, kh, kw)
+            if input_grad:
+                minicnn_lanes_input_grad_f32(dyL, &w_l[0, 0, 0, 0], xL, channels, height, width, out_ch, kh, kw)
+                minicnn_lanes_unpack_f32(xL, count, x_plane, &dx[n0, 0, 0, 0])
+        else:
+            minicnn_lanes_pack_f64(&dy[n0, 0, 0, 0], count, dy_plane, dyL)
+            if weight_grad:
+                minicnn_lanes_pack_f64(&x[n0, 0, 0, 0], count, x_plane, xL)
+                minicnn_lanes_weight_grad_f64(xL, dyL, &partial[g, 0], &partial[g, weights],
+                                              channels, height, width, out_ch, kh, kw)
+            if input_grad:
+                minicnn_lanes_input_grad_f64(dyL, &w_l[0, 0, 0, 0], xL, channels, height, width, out_ch, kh, kw)
+                minicnn_lanes_unpack_f64(xL, count, x_plane, &dx[n0, 0, 0, 0])
+    return others

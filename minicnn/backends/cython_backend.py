@@ -10,8 +10,11 @@ Convolution paths, tried in this order (the predicates are methods below):
 ``_rows`` (other stride-1 layers with rows >= 6 wide, LeNet's C1: 16 pixels of
 an output row per vector), ``_batched`` (few output positions: one GEMM for
 the whole batch), else im2col + GEMM per image. In ``conv2d_grad`` the input
-gradient of plain stride-1 layers like LeNet's C3 goes to the row kernel
-(``_rows_input_grad``, ``_input_grad_rows``) and dW to the path above.
+gradients of plain stride-1 layers like LeNet's C3 (batch >= 16) go to the
+batch-in-lanes kernels (``_lanes``, ``_grad_lanes``: 16 images per vector, dX,
+dW and db in one parallel region); for smaller batches the input gradient goes
+to the row kernel (``_rows_input_grad``, ``_input_grad_rows``) and dW to the
+path above.
 
 Threads: ``num_threads`` (default: the CPUs this process may use, or the
 environment variable ``MINICNN_NUM_THREADS``) OpenMP threads split the batch;
@@ -103,6 +106,7 @@ class CythonBackend(NumpyBackend):
         self._direct_available = conv_kernels.direct_available()
         self._rows_grad_available = conv_kernels.rows_weight_grad_available()
         self._rows_available = conv_kernels.rows_available()
+        self._lanes_available = conv_kernels.lanes_available()
 
     def _workspace(self, name, shape, dtype, zero=False):
         """A scratch array kept between calls (one set per Python thread, so concurrent calls never share).
@@ -287,6 +291,75 @@ class CythonBackend(NumpyBackend):
         total = partial.sum(axis=0)
         return total[: w.size].reshape(w.shape), total[w.size :]
 
+    # Batch in the lanes (kernels/cpu/batch_lanes.h): dX, dW and db of a group of 16 images (8 in
+    # float64) per vector, one parallel region for all three. Measured against the paths above
+    # (development machine: 2 cores of an AMD Zen 4, AVX-512; float32, batch 64, dX + dW, 1 and 2
+    # threads): LeNet's C3 (6 -> 16, 14x14, 5x5) 1.5-1.6x (dX alone 1.7x, dW alone 1.25-1.35x);
+    # 1x2 to 7x7 filters 1.6-2x; 2 input channels 2x; 8-128 channels on 8x8 to 32x32 maps
+    # 1.35-2.5x; 32 channels on 56x56 1.2x (12 MB of workspace per thread); float64 8-16x (the
+    # other float64 paths are slow). Where it lost or is not used:
+    # * 1 input channel: the dX kernel has one chain of multiply-adds, which waits on their
+    #   latency (0.92x on one thread for 1 -> 16 on 14x14);
+    # * 1x1 filters: one tap per pixel, the per-pixel loop costs more than the arithmetic (0.69x);
+    # * dW alone (input_grad=False) of layers the row kernel of direct_rows_grad.h takes (few
+    #   filters, wide rows; LeNet's C1, 3 -> 6 on 32x32: 0.87-0.93x).
+    LANES_MIN_IN_CHANNELS = 2
+    LANES_MIN_TAPS = 2
+    # Lanes of the last group past the end of the batch hold zeros and compute nothing useful:
+    # batch 24 (32 lanes) gained 1.23x on one thread against 1.55x at 32; require 3/4 of the lanes used.
+    LANES_MIN_USE = 3 / 4
+    # Each thread's copies of dY and X (dyL, xL); the largest layer measured (12 MB) still gained 1.2x.
+    LANES_MAX_WORKSPACE_BYTES = 16 << 20
+
+    def _lanes(self, dtype, n, c, o, h, wd, kh, kw, stride, padding, dilation, groups, input_grad=True):
+        """Gradients with the batch in the lanes: plain stride-1 layers like LeNet's C3, batch >= one group."""
+        if not (self._lanes_available and self._plain(stride, padding, dilation, groups)):
+            return False
+        dtype = np.dtype(dtype)
+        lanes = self._conv.lanes_group(dtype == np.float64)
+        groups_n = -(-n // lanes)
+        oh, ow = h - kh + 1, wd - kw + 1
+        workspace = (oh * ow * o + h * wd * c) * lanes * dtype.itemsize
+        return (
+            n >= lanes
+            and n >= self.LANES_MIN_USE * groups_n * lanes
+            and c >= self.LANES_MIN_IN_CHANNELS
+            and kh * kw >= self.LANES_MIN_TAPS
+            and workspace <= self.LANES_MAX_WORKSPACE_BYTES
+            and (input_grad or not self._weight_grad_rows_ok(dtype, o, stride, padding, dilation, groups, ow))
+        )
+
+    def _grad_lanes(self, x, w, dy, threads, input_grad=True, weight_grad=True):
+        """``(dx or None, dw or None, db or None)`` by the batch-in-lanes kernels in one parallel region.
+
+        dW and db come as per-group partial sums (fixed groups of 16 or 8 images), added here in
+        group order: the same bits for any number of threads.
+        """
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        double = x.dtype == np.float64
+        lanes = self._conv.lanes_group(double)
+        groups_n = -(-n // lanes)
+        threads = max(1, min(threads, groups_n))
+        size = self._conv.lanes_workspace_size(c, h, wd, o, kh, kw, double)
+        workspace = self._workspace("lanes", (threads, size), x.dtype)
+        partial = self._workspace("lanes_partial", (groups_n, w.size + o), x.dtype) if weight_grad else None
+        dx = np.empty_like(x) if input_grad else None
+        w_l = np.ascontiguousarray(w.transpose(0, 2, 3, 1)) if input_grad else None
+        self._conv.conv2d_grad_lanes(x, w_l, dy, dx, partial, workspace, threads, input_grad, weight_grad)
+        if not weight_grad:
+            return dx, None, None
+        total = partial.sum(axis=0)
+        return dx, total[: w.size].reshape(w.shape), total[w.size :]
+
+    def _input_grad_lanes(self, x, w, dy, threads):
+        """dX alone by the batch-in-lanes kernel."""
+        return self._grad_lanes(x, w, dy, threads, input_grad=True, weight_grad=False)[0]
+
+    def _weight_grad_lanes(self, x, w, dy, threads):
+        """``(dw, db)`` alone by the batch-in-lanes kernel."""
+        return self._grad_lanes(x, w, dy, threads, input_grad=False, weight_grad=True)[1:]
+
     def conv2d(self, x, w, b, stride, padding, dilation, groups):
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
@@ -335,6 +408,8 @@ class CythonBackend(NumpyBackend):
                     x.reshape(n, -1), w.reshape(o, -1), dy.reshape(n, o), dx_rows, dw.reshape(o, -1), threads, input_grad
                 )
             return dx, dw, _bias_grad(dy)
+        if self._lanes(x.dtype, n, c, o, h, wd, kh, kw, stride, padding, dilation, groups, input_grad):
+            return self._grad_lanes(x, w, dy, threads, input_grad=input_grad)
         if self._weight_grad_rows_ok(x.dtype, o, stride, padding, dilation, groups, ow):
             # dW and db by the row kernel; dX (when asked) by the row kernel for dX if it takes the
             # layer, else by W^T @ dY and col2im alone
