@@ -992,3 +992,28 @@ def test_cython_lanes_are_identical_on_one_and_two_threads(dtype):
     want = F.conv2d_grad(x, w, dy, backend="numpy")
     for a, b in zip(got1, want):
         np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@given(
+    n=st.integers(1, 4), c=st.integers(1, 8), o=st.sampled_from([16, 32]), kh=st.integers(1, 5),
+    kw=st.integers(2, 5), ph=st.integers(0, 2), pw=st.integers(0, 2), extra_h=st.integers(0, 9),
+    extra_w=st.integers(3, 20), dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_direct_forward_with_padding_matches_reference(n, c, o, kh, kw, ph, pw, extra_h, extra_w, dtype,
+                                                              bias, seed):
+    # The forward pass of padded stride-1 layers runs the direct kernel on a zero-bordered copy of each image.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    backend = mc.get_backend("cython")
+    oh, ow = extra_h + 1, extra_w + 1
+    h, w_ = oh + kh - 1 - 2 * ph, ow + kw - 1 - 2 * pw
+    assume(h >= 1 and w_ >= 1 and oh * ow >= backend.DIRECT_MIN_POSITIONS)
+    assert backend._direct_forward(o, c, kh, kw, (1, 1), (1, 1), 1, oh, ow)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    y = F.conv2d(x, w, b, padding=(ph, pw), backend="cython")
+    assert y.shape == (n, o, oh, ow)
+    np.testing.assert_allclose(y, F.conv2d(x, w, b, padding=(ph, pw), backend="numpy"), **TOL[dtype])

@@ -439,26 +439,50 @@ def direct_available():
     return bool(MINICNN_HAVE_DIRECT)
 
 
+cdef void pad_image(const floating* image, floating* padded, Py_ssize_t channels, Py_ssize_t height,
+                    Py_ssize_t width, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+    """Copy one (C, H, W) image into the middle of a zeroed (C, H + 2P_H, W + 2P_W) one."""
+    cdef Py_ssize_t c, r, padded_width = width + 2 * pw, padded_height = height + 2 * ph
+    memset(padded, 0, channels * padded_height * padded_width * sizeof(floating))
+    for c in range(channels):
+        for r in range(height):
+            memcpy(padded + (c * padded_height + r + ph) * padded_width + pw, image + (c * height + r) * width,
+                   width * sizeof(floating))
+
+
 def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, const floating[::1] b,
-                          floating[:, :, :, ::1] y, floating[:, ::1] out_workspace, int num_threads):
-    """``y = conv2d(x, w) + b`` by the direct kernel; ``w_t`` is the weight as (C_in*F_H*F_W, C_out)."""
+                          floating[:, :, :, ::1] y, floating[:, ::1] out_workspace, int ph, int pw,
+                          floating[:, ::1] pad_workspace, int num_threads):
+    """``y = conv2d(x, w) + b`` by the direct kernel; ``w_t`` is the weight as (C_in*F_H*F_W, C_out).
+
+    With padding, each image is first copied into a zero-bordered one in
+    ``pad_workspace`` (a row per thread); the kernel itself only knows valid
+    correlations.
+    """
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = y.shape[1], oh = y.shape[2], ow = y.shape[3]
-    cdef Py_ssize_t kh = height - oh + 1, kw = width - ow + 1
+    cdef Py_ssize_t padded_height = height + 2 * ph, padded_width = width + 2 * pw
+    cdef Py_ssize_t kh = padded_height - oh + 1, kw = padded_width - ow + 1
     cdef Py_ssize_t positions = oh * ow
     cdef bint has_bias = b is not None
+    cdef bint padded = ph > 0 or pw > 0
     cdef Py_ssize_t n, o, s
     cdef int t
     cdef floating* y_t
     cdef floating* out
+    cdef const floating* image
     cdef floating bias
     for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
         y_t = &out_workspace[t, 0]
+        image = &x[n, 0, 0, 0]
+        if padded:
+            pad_image(image, &pad_workspace[t, 0], channels, height, width, ph, pw)
+            image = &pad_workspace[t, 0]
         if floating is float:
-            minicnn_direct_forward_f32(&x[n, 0, 0, 0], &w_t[0, 0], y_t, channels, height, width, out_ch, kh, kw)
+            minicnn_direct_forward_f32(image, &w_t[0, 0], y_t, channels, padded_height, padded_width, out_ch, kh, kw)
         else:
-            minicnn_direct_forward_f64(&x[n, 0, 0, 0], &w_t[0, 0], y_t, channels, height, width, out_ch, kh, kw)
+            minicnn_direct_forward_f64(image, &w_t[0, 0], y_t, channels, padded_height, padded_width, out_ch, kh, kw)
         for o in range(out_ch):
             out = &y[n, o, 0, 0]
             bias = b[o] if has_bias else 0
