@@ -1017,3 +1017,27 @@ def test_cython_direct_forward_with_padding_matches_reference(n, c, o, kh, kw, p
     y = F.conv2d(x, w, b, padding=(ph, pw), backend="cython")
     assert y.shape == (n, o, oh, ow)
     np.testing.assert_allclose(y, F.conv2d(x, w, b, padding=(ph, pw), backend="numpy"), **TOL[dtype])
+
+
+@given(
+    n=st.integers(1, 3), c=st.sampled_from([16, 32]), o=st.integers(1, 20), kh=st.integers(1, 5),
+    kw=st.integers(2, 5), ph=st.integers(0, 4), pw=st.integers(0, 4), h=st.integers(4, 12), w_=st.integers(4, 16),
+    dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
+)
+def test_cython_input_grad_as_direct_forward_matches_reference(n, c, o, kh, kw, ph, pw, h, w_, dtype, seed):
+    # dX of stride-1 layers with C_in a multiple of 16: the direct forward kernel on dY padded by
+    # F - 1 - P, with the filters rotated and their channels swapped.
+    if "cython" not in mc.available_backends():
+        pytest.fail("cython backend not built")
+    backend = mc.get_backend("cython")
+    assume(ph <= kh - 1 and pw <= kw - 1 and h + 2 * ph >= kh and w_ + 2 * pw >= kw)
+    assume(h * w_ >= backend.DIRECT_MIN_POSITIONS)
+    assert backend._direct_input_grad(c, o, kh, kw, (1, 1), (ph, pw), (1, 1), 1, h, w_)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+    dy = rng.standard_normal((n, o, h + 2 * ph - kh + 1, w_ + 2 * pw - kw + 1)).astype(dtype)
+    got = F.conv2d_grad(x, w, dy, padding=(ph, pw), backend="cython")
+    want = F.conv2d_grad(x, w, dy, padding=(ph, pw), backend="numpy")
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, **TOL[dtype])

@@ -198,6 +198,33 @@ class CythonBackend(NumpyBackend):
             and oh * ow >= self.DIRECT_MIN_POSITIONS
         )
 
+    def _direct_input_grad(self, c, o, kh, kw, stride, padding, dilation, groups, h, wd):
+        """dX of a stride-1 layer as the forward direct kernel on dY (see ``_input_grad_direct``)."""
+        return (
+            stride == (1, 1)
+            and dilation == (1, 1)
+            and groups == 1
+            and padding[0] <= kh - 1
+            and padding[1] <= kw - 1
+            and self._direct_forward(c, o, kh, kw, stride, dilation, groups, h, wd)
+        )
+
+    def _input_grad_direct(self, x, w, dy, padding, threads):
+        """dX as a forward correlation (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation",
+        eq. 2): dY padded by F - 1 - P, correlated with the filters rotated by 180 degrees, input and
+        output channels swapped; the direct kernel then does the work of the forward pass."""
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        oh, ow = dy.shape[2:]
+        # w_t[(o*F_H + p)*F_W + q, c] = W[o, c, F_H-1-p, F_W-1-q]: the tap index first, as the kernel reads it
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).reshape(o * kh * kw, c)
+        full = (kh - 1 - padding[0], kw - 1 - padding[1])
+        dx = np.empty_like(x)
+        out_t = self._workspace("out_t", (threads, h * wd * c), x.dtype)
+        padded = self._workspace("padded", (threads, o * (oh + 2 * full[0]) * (ow + 2 * full[1])), x.dtype)
+        self._conv.conv2d_forward_direct(dy, w_t, None, dx, out_t, *full, padded, threads)
+        return dx
+
     # The row kernel (kernels/cpu/direct_rows.h) puts 16 pixels of an output row in a vector; rows
     # narrower than 16 are computed in a zero-padded 16-wide copy. Thresholds measured on one core
     # of the development machine (AMD Zen 4, AVX-512), against im2col + GEMM:
@@ -449,6 +476,9 @@ class CythonBackend(NumpyBackend):
                 with self._blas_limit(threads):
                     self._conv.conv2d_input_grad_gemm(w, dy, dx, col, *stride, *padding, *dilation, groups, threads)
             return (dx, *self._weight_grad_rows(x, w, dy, threads))
+        if input_grad and self._direct_input_grad(c, o, kh, kw, stride, padding, dilation, groups, h, wd):
+            dx = self._input_grad_direct(x, w, dy, padding, self._threads(n, n * o * h * wd * c * kh * kw))
+            return (dx, *self.conv2d_grad(x, w, dy, stride, padding, dilation, groups, input_grad=False)[1:])
         if input_grad and self._rows_input_grad(c, o, stride, padding, dilation, groups, wd):
             # dX by the row kernel; dW and db by whichever path takes the layer with input_grad=False
             dx = self._input_grad_rows(x, w, dy, self._threads(n, n * o * h * wd * c * kh * kw))
