@@ -333,8 +333,29 @@ def machine_info():
     return info
 
 
+def cpu_gemm_rate(size=2048, repeats=5):
+    """The machine's float32 GEMM rate in GFLOP/s: NumPy's ``a @ b`` on two ``size`` x ``size``
+    matrices, all BLAS threads, median of ``repeats`` after one warm-up (the yardstick for the
+    mid-layer convolution, which is mostly matrix products)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / statistics.median(times) / 1e9
+
+
 def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=False, log=print):
-    """Run the chosen cases; return a JSON-ready dict with medians, raw times and ratios."""
+    """Run the chosen cases; return a JSON-ready dict with medians, raw times and ratios.
+
+    With the mid-layer case on the CPU, the machine's float32 GEMM rate is
+    measured too, and the case's row gives each CPU implementation's GFLOP/s
+    as a fraction of it.
+    """
     impls = impls or implementations(include_reference)
     chosen = [c for c in CASES if case_names is None or c.name in case_names]
     results = []
@@ -352,6 +373,10 @@ def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=Fa
         row = {"case": case.name, "description": case.description, "repeats": n, "median_s": medians, "raw_s": raw}
         if case.flops:
             row["gflops"] = {i: case.flops / t / 1e9 for i, t in medians.items()}
+        if case.name == "conv_mid" and any(_device_of(i) == "cpu" for i in case_impls):
+            rate = cpu_gemm_rate()
+            row["cpu_gemm_gflops"] = rate
+            row["fraction_of_cpu_gemm"] = {i: g / rate for i, g in row["gflops"].items() if _device_of(i) == "cpu"}
         if case.images:
             row["images_per_s"] = {i: case.images / t for i, t in medians.items()}
         row["ratio_torch_over_minicnn"] = _ratios(medians)
@@ -382,7 +407,11 @@ def _format_row(row):
         parts.append(f"{impl}: {t * 1e3:9.3f} ms{extra}")
     for impl, r in row["ratio_torch_over_minicnn"].items():
         parts.append(f"torch/{impl} = {r:.2f}")
-    return " | ".join(parts)
+    text = " | ".join(parts)
+    if "cpu_gemm_gflops" in row:
+        shares = ", ".join(f"{impl} {f:.0%}" for impl, f in row["fraction_of_cpu_gemm"].items())
+        text += f"\n{'':<12} | float32 GEMM here (NumPy, 2048^3): {row['cpu_gemm_gflops']:.1f} GFLOP/s; {shares} of it"
+    return text
 
 
 def format_table(report):
@@ -410,6 +439,13 @@ def format_table(report):
             r = row["ratio_torch_over_minicnn"].get(impl)
             cells.append("" if r is None else f"{r:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
+    for row in report["results"]:
+        if "cpu_gemm_gflops" in row:
+            shares = ", ".join(f"{impl} {f:.0%}" for impl, f in row["fraction_of_cpu_gemm"].items())
+            lines.append(
+                f"\n{row['case']}: {', '.join(f'{i} {g:.1f}' for i, g in row['gflops'].items())} GFLOP/s; float32 GEMM "
+                f"here (NumPy, 2048^3) {row['cpu_gemm_gflops']:.1f} GFLOP/s, so {shares} of it"
+            )
     return "\n".join(lines)
 
 
