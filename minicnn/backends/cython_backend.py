@@ -5,16 +5,40 @@ calls into the extension modules ``minicnn.kernels.cpu.conv2d`` and
 ``minicnn.kernels.cpu.pool2d``. This module owns the memory the kernels
 write (outputs and per-thread workspaces); the kernels only compute.
 
-Convolution paths, tried in this order (the predicates are methods below):
-``_direct`` (stride 1, C_out a multiple of 16: 16 output channels per vector),
-``_rows`` (other stride-1 layers with rows >= 6 wide, LeNet's C1: 16 pixels of
-an output row per vector), ``_batched`` (few output positions: one GEMM for
-the whole batch), else im2col + GEMM per image. In ``conv2d_grad`` the input
-gradients of plain stride-1 layers like LeNet's C3 (batch >= 16) go to the
-batch-in-lanes kernels (``_lanes``, ``_grad_lanes``: 16 images per vector, dX,
-dW and db in one parallel region); for smaller batches the input gradient goes
-to the row kernel (``_rows_input_grad``, ``_input_grad_rows``) and dW to the
-path above.
+Convolution picks a kernel by the layer's shape; each predicate is a method
+below, with the measurements that set its limits. ``conv2d`` (forward), the
+first that applies:
+
+1. ``_dense``: a filter as large as its unpadded input (LeNet's C5): the fully
+   connected product of the flattened images, split over threads
+   (``dense_forward``);
+2. ``_direct_forward``: stride 1, C_out a multiple of 16, padded or not, up to
+   K = C_in*F_H*F_W = 1280 (C3, mid-network 3x3 layers): 16 filters per vector
+   register (``direct_conv.h``);
+3. ``_rows``: other plain stride-1 layers with rows of 6 or more (C1): 16
+   pixels of an output row per vector (``direct_rows.h``);
+4. ``_batched``: few output positions per image: one GEMM for the whole batch;
+5. otherwise im2col, a few output rows at a time, and a GEMM per image.
+
+``conv2d_grad``, the first that applies:
+
+1. ``_dense``: the two products of the fully connected layer (``dense_backward``);
+2. ``_lanes``: small plain stride-1 layers and batches of 16 or more (C3): 16
+   images per vector, dX, dW and db in one pass (``batch_lanes.h``);
+3. ``_weight_grad_rows_ok``: few filters, not a multiple of 16 (C1): dW and db
+   along output rows (``direct_rows_grad.h``), dX by the row kernel or by
+   W^T dY and col2im;
+4. ``_direct_input_grad``: stride 1, C_in a multiple of 16: dX is the forward
+   direct kernel on dY padded by F - 1 - P (rotated filters, channels swapped),
+   dW by the paths below;
+5. ``_rows_input_grad``: dX by the row kernel, dW by the paths below;
+6. ``_direct``: dW by the direct kernel, dX by W^T dY and col2im;
+7. ``_batched``, else im2col + GEMM per image, as in the forward pass.
+
+So a LeNet-5 training step runs C1 on the row kernels, C3 forward on the
+direct kernel and its gradients on the batch-in-lanes kernel, and C5 as a
+fully connected layer. Every path is tested against the reference backend
+on the shapes its predicate accepts.
 
 Threads: ``num_threads`` (default: the CPUs this process may use, or the
 environment variable ``MINICNN_NUM_THREADS``) OpenMP threads split the batch;
@@ -91,7 +115,7 @@ def _bias_grad(dy):
 
 
 class CythonBackend(NumpyBackend):
-    """Compiled CPU kernels: im2col + BLAS GEMM for convolution, direct loops for pooling."""
+    """Compiled CPU kernels: direct, row, batch-in-lanes and im2col + BLAS convolution; direct pooling loops."""
 
     name = "cython"
 
