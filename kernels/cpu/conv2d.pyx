@@ -1,5 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Convolution on the CPU: im2col + GEMM, one image per OpenMP thread.
+"""Convolution on the CPU: im2col + GEMM, one image per OpenMP thread, and the direct kernels.
+
+Sections of this file, in order: im2col + GEMM (below), the whole-batch GEMM
+for layers with few output positions, the dense case (a filter as large as
+its input), the direct kernel (``direct_conv.h``), the row kernels
+(``direct_rows.h``, ``direct_rows_grad.h``) and the batch-in-lanes gradients
+(``batch_lanes.h``). Each section opens with why it exists; which layer
+shape goes where is decided in ``minicnn/backends/cython_backend.py``.
 
 Design (and why)
 ----------------
