@@ -9,6 +9,10 @@ OpenMP: the flag is picked per compiler (``-fopenmp`` for gcc/clang,
 ``/openmp`` for MSVC). Set ``MINICNN_NO_OPENMP=1`` to build without it (the
 kernels then run on one thread). A compiler that rejects the flag also falls
 back to a serial build, with a warning.
+
+Instruction sets: the C kernels are compiled for AVX-512, AVX2 and baseline
+x86-64 and pick one at run time; ``MINICNN_SINGLE_TARGET=x86-64-v3`` builds
+one copy for the given ``-march`` only (to test that copy on any machine).
 """
 
 import os
@@ -28,11 +32,22 @@ OPENMP_FLAGS = {
 }
 
 
+def single_target_march():
+    """``MINICNN_SINGLE_TARGET=x86-64-v3`` (or any -march value): one copy of each kernel for that
+    instruction set instead of the run-time choice among AVX-512, AVX2 and baseline copies
+    (kernels/cpu/multiversion.h), so that the AVX2 or baseline code can be tested anywhere."""
+    value = os.environ.get("MINICNN_SINGLE_TARGET", "").strip()
+    if value and not all(ch.isalnum() or ch in "-_." for ch in value):
+        raise ValueError(f"MINICNN_SINGLE_TARGET must be an -march value such as x86-64-v3, got {value!r}")
+    return value
+
+
 class BuildExtOpenMP(build_ext):
     """build_ext that adds the compiler's OpenMP flags unless MINICNN_NO_OPENMP is set."""
 
     def build_extensions(self):
         use_openmp = os.environ.get("MINICNN_NO_OPENMP", "").strip().lower() not in ("1", "true", "yes", "on")
+        single_target = single_target_march()
         compile_flags, link_flags = OPENMP_FLAGS.get(self.compiler.compiler_type, ([], []))
         if use_openmp and compile_flags and not self._compiler_accepts(compile_flags, link_flags):
             sys.stderr.write("minicnn: the compiler rejects OpenMP flags; building serial kernels\n")
@@ -43,6 +58,9 @@ class BuildExtOpenMP(build_ext):
                 ext.extra_link_args += link_flags
             if self.compiler.compiler_type != "msvc":
                 ext.extra_compile_args += ["-O3", "-Wno-unreachable-code", "-Wno-unused-function"]
+                if single_target:
+                    ext.extra_compile_args.append(f"-march={single_target}")
+                    ext.define_macros.append(("MINICNN_SINGLE_TARGET", "1"))
         super().build_extensions()
 
     def _compiler_accepts(self, compile_flags, link_flags):

@@ -99,11 +99,8 @@ MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f64, double, MINICNN_LANES_F64)
 #if defined(__GNUC__) /* gcc and clang: vector extensions and statement expressions */
 #define MINICNN_LANES_HAVE_KERNELS 1
 
-#if !defined(__clang__) && defined(__x86_64__)
-#define MINICNN_LANES_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MINICNN_LANES_MULTIVERSION
-#endif
+#include "multiversion.h"
+#define MINICNN_LANES_MULTIVERSION MINICNN_CLONES
 
 /* One 64-byte vector: 16 floats or 8 doubles (one AVX-512 register). */
 typedef float minicnn_lanes_vf __attribute__((vector_size(64)));

@@ -26,11 +26,8 @@
 #if defined(__GNUC__) /* gcc and clang: vector extensions and statement expressions */
 #define MINICNN_HAVE_DIRECT 1
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define MINICNN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MINICNN_MULTIVERSION
-#endif
+#include "multiversion.h"
+#define MINICNN_MULTIVERSION MINICNN_CLONES
 
 #define MINICNN_LANES 16
 #define MINICNN_PIXELS 4

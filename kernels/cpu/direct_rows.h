@@ -48,11 +48,8 @@
 #if defined(__GNUC__)
 #define MINICNN_HAVE_ROWS 1
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define MINICNN_ROWS_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MINICNN_ROWS_MULTIVERSION
-#endif
+#include "multiversion.h"
+#define MINICNN_ROWS_MULTIVERSION MINICNN_CLONES
 
 #define MINICNN_ROW_LANES 16
 

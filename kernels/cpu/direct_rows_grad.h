@@ -56,11 +56,8 @@
 #if defined(__GNUC__) /* gcc and clang: vector extensions */
 #define MINICNN_HAVE_ROWS_GRAD 1
 
-#if !defined(__clang__) && defined(__x86_64__)
-#define MINICNN_ROWS_GRAD_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define MINICNN_ROWS_GRAD_MULTIVERSION
-#endif
+#include "multiversion.h"
+#define MINICNN_ROWS_GRAD_MULTIVERSION MINICNN_CLONES_AVX2_AND_BASELINE
 
 /* One 64-byte vector: 16 floats or 8 doubles (one AVX-512 register), and the integers of its lane width. */
 typedef float minicnn_rows_vf __attribute__((vector_size(64)));
@@ -201,7 +198,7 @@ typedef long long minicnn_rows_vdi __attribute__((vector_size(64)));
         NAME##_generic(x, dy, images, C, H, W, O, KH, KW, dw, db);                                      \
     }
 
-#if !defined(__clang__) && defined(__x86_64__)
+#if MINICNN_CLONES_ENABLED
 #define MINICNN_ROWS_KEEP(v) __asm__("" : "+v"(v))
 #define MINICNN_ROWS_DEFINE_AVX512(NAME, T, V, VI, LANES)                                               \
     MINICNN_DEFINE_ROWS_BLOCK(NAME##_block_keep, T, V, VI, LANES, MINICNN_ROWS_KEEP)                    \

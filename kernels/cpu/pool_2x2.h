@@ -32,11 +32,8 @@
 #if defined(__GNUC__) && ((defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && __GNUC__ >= 12))
 #define MINICNN_HAVE_POOL_2X2 1
 
-#if !defined(__clang__) && defined(__x86_64__)
-#define MINICNN_POOL_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MINICNN_POOL_MULTIVERSION
-#endif
+#include "multiversion.h"
+#define MINICNN_POOL_MULTIVERSION MINICNN_CLONES
 
 #define MINICNN_POOL_WINDOWS 8 /* windows per block: 16 input columns */
 
