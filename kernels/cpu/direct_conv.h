@@ -15,8 +15,13 @@
  *
  * The compiler vectorises the 16-lane loops; gcc builds one copy per
  * instruction set (AVX-512, AVX2 + FMA, baseline) and picks one at run time.
- * Only stride 1, no padding, no dilation, one group, C_out a multiple of 16
- * and output rows of at least 4 pixels; the caller checks.
+ * Only stride 1, no dilation, one group, C_out a multiple of 16 and output
+ * rows of at least 4 pixels; the caller checks. The kernel computes "valid"
+ * correlations: for a padded layer the caller first copies each image into a
+ * zero-bordered one (conv2d.pyx, pad_image), and the same forward kernel gives
+ * the input gradient of a stride-1 layer as the correlation of the error,
+ * padded by F - 1 - P, with the filters rotated by 180 degrees and their input
+ * and output channels swapped (deck 002, "Aprendizaje: Backpropagation", eq. 2).
  */
 #ifndef MINICNN_DIRECT_CONV_H
 #define MINICNN_DIRECT_CONV_H
