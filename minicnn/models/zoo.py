@@ -184,28 +184,8 @@ def alexnet(num_classes=1000, lazy=True, *, seed=0, dtype=np.float32):
     ``LocalResponseNorm(5, α=1e-4, β=0.75, k=2)`` (Krizhevsky et al., 2012).
     62,378,344 parameters (deck 004_d4430ea77d2b90c2.txt: "62.3 millones").
     """
-    classes = _check_classes("alexnet", num_classes)
-    lrn = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
-    rng = np.random.default_rng(seed)
-    model = Network(
-        {
-            "conv1": conv(3, 96, 11, 4, 0, bias=True, dtype=dtype), "relu1": nn.ReLU(),
-            "pool1": nn.MaxPool2d(3, stride=2), "norm1": LocalResponseNorm(**lrn),
-            "conv2": conv(96, 256, 5, 1, 2, bias=True, dtype=dtype), "relu2": nn.ReLU(),
-            "pool2": nn.MaxPool2d(3, stride=2), "norm2": LocalResponseNorm(**lrn),
-            "conv3": conv(256, 384, 3, 1, 1, bias=True, dtype=dtype), "relu3": nn.ReLU(),
-            "conv4": conv(384, 384, 3, 1, 1, bias=True, dtype=dtype), "relu4": nn.ReLU(),
-            "conv5": conv(384, 256, 3, 1, 1, bias=True, dtype=dtype), "relu5": nn.ReLU(),
-            "pool3": nn.MaxPool2d(3, stride=2),
-            "flatten": nn.Flatten(),
-            "drop6": nn.Dropout(0.5, rng=rng), "fc6": linear(256 * 6 * 6, 4096, dtype=dtype), "relu6": nn.ReLU(),
-            "drop7": nn.Dropout(0.5, rng=rng), "fc7": linear(4096, 4096, dtype=dtype), "relu7": nn.ReLU(),
-            "fc8": linear(4096, classes, init="xavier_uniform", dtype=dtype),
-        },
-        name="alexnet",
-        input_shape=(3, 227, 227),
-    )
-    return _finish(model, lazy, seed)
+    return _alexnet_family("alexnet", num_classes, lazy, seed, dtype, conv1=(11, 4, 0), pool_padding=0,
+                           conv2=(1, 2), input_shape=(3, 227, 227))
 
 
 def zfnet(num_classes=1000, lazy=True, *, seed=0, dtype=np.float32):
@@ -219,15 +199,22 @@ def zfnet(num_classes=1000, lazy=True, *, seed=0, dtype=np.float32):
     classes. Padding 1 in conv1 and the first two poolings reproduces the
     figure's sizes.
     """
-    classes = _check_classes("zfnet", num_classes)
+    return _alexnet_family("zfnet", num_classes, lazy, seed, dtype, conv1=(7, 2, 1), pool_padding=1,
+                           conv2=(2, 0), input_shape=(3, 224, 224))
+
+
+def _alexnet_family(name, num_classes, lazy, seed, dtype, conv1, pool_padding, conv2, input_shape):
+    """AlexNet's layers; ``conv1`` = (kernel, stride, padding), ``conv2`` = (stride, padding) and the
+    padding of the first two poolings are where ZFNet differs."""
+    classes = _check_classes(name, num_classes)
     lrn = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
     rng = np.random.default_rng(seed)
     model = Network(
         {
-            "conv1": conv(3, 96, 7, 2, 1, bias=True, dtype=dtype), "relu1": nn.ReLU(),
-            "pool1": nn.MaxPool2d(3, stride=2, padding=1), "norm1": LocalResponseNorm(**lrn),
-            "conv2": conv(96, 256, 5, 2, 0, bias=True, dtype=dtype), "relu2": nn.ReLU(),
-            "pool2": nn.MaxPool2d(3, stride=2, padding=1), "norm2": LocalResponseNorm(**lrn),
+            "conv1": conv(3, 96, *conv1, bias=True, dtype=dtype), "relu1": nn.ReLU(),
+            "pool1": nn.MaxPool2d(3, stride=2, padding=pool_padding), "norm1": LocalResponseNorm(**lrn),
+            "conv2": conv(96, 256, 5, *conv2, bias=True, dtype=dtype), "relu2": nn.ReLU(),
+            "pool2": nn.MaxPool2d(3, stride=2, padding=pool_padding), "norm2": LocalResponseNorm(**lrn),
             "conv3": conv(256, 384, 3, 1, 1, bias=True, dtype=dtype), "relu3": nn.ReLU(),
             "conv4": conv(384, 384, 3, 1, 1, bias=True, dtype=dtype), "relu4": nn.ReLU(),
             "conv5": conv(384, 256, 3, 1, 1, bias=True, dtype=dtype), "relu5": nn.ReLU(),
@@ -237,8 +224,8 @@ def zfnet(num_classes=1000, lazy=True, *, seed=0, dtype=np.float32):
             "drop7": nn.Dropout(0.5, rng=rng), "fc7": linear(4096, 4096, dtype=dtype), "relu7": nn.ReLU(),
             "fc8": linear(4096, classes, init="xavier_uniform", dtype=dtype),
         },
-        name="zfnet",
-        input_shape=(3, 224, 224),
+        name=name,
+        input_shape=input_shape,
     )
     return _finish(model, lazy, seed)
 

@@ -6,7 +6,7 @@
 (2, 3)
 """
 
-from . import init
+from . import init, variants
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -65,19 +65,5 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "softmax",
     "log_softmax",
-    "DepthwiseConv2d",
-    "PointwiseConv2d",
-    "SeparableConv2d",
-    "ConvTranspose2d",
-    "Conv1d",
-    "Conv3d",
-    "ChannelShuffle",
-    "ReLU6",
-    "SiLU",
-    "HardSwish",
-    "GELU",
-    "LocalResponseNorm",
-    "LayerNorm2d",
-    "LayerScale",
-    "SqueezeExcitation",
+    *variants.__all__,
 ]
