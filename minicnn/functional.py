@@ -28,6 +28,10 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_grad",
     "true_conv2d",
+    "conv2d_plan",
+    "explain_conv2d",
+    "linear",
+    "linear_grad",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -73,21 +77,6 @@ def _check_same(fn, names, arrays):
             )
 
 
-def _positive_pair(fn, name, value, minimum):
-    pair = shapes.pair(value, name)
-    if min(pair) < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum} along both axes, got {name}={value!r}")
-    return pair
-
-
-def _int_arg(fn, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _pick_backend(fn, x, backend):
     chosen = backend_for_array(x, backend)
     if chosen.xp is not _array_module(x):
@@ -98,74 +87,18 @@ def _pick_backend(fn, x, backend):
     return chosen
 
 
-def _check_conv_args(fn, x, w, stride, padding, dilation, groups):
-    """Validate a conv2d call; return ``(stride, padding, dilation, groups, out_shape)``."""
+def _conv_geometry(fn, x, w, stride, padding, dilation, groups):
+    """Validate a conv2d call's arrays; return its checked ``shapes.ConvGeometry``."""
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
     _check_ndim(fn, "w", w, 4, "(C_out, C_in/groups, F_H, F_W)")
     _check_same(fn, ("x", "w"), (x, w))
-    stride = _positive_pair(fn, "stride", stride, 1)
-    padding = _positive_pair(fn, "padding", padding, 0)
-    dilation = _positive_pair(fn, "dilation", dilation, 1)
-    groups = _int_arg(fn, "groups", groups, 1)
-    n, c_in, h, wd = x.shape
-    c_out, c_per_group, kh, kw = w.shape
-    if min(c_in, h, wd) < 1:
-        raise ValueError(f"{fn}: x must have C_in, H, W >= 1, got shape {tuple(x.shape)}")
-    if min(c_out, c_per_group, kh, kw) < 1:
-        raise ValueError(f"{fn}: w must have every dimension >= 1, got shape {tuple(w.shape)}")
-    if c_in % groups:
-        raise ValueError(f"{fn}: input channels C_in={c_in} are not divisible by groups={groups}")
-    if c_out % groups:
-        raise ValueError(f"{fn}: output channels C_out={c_out} (w.shape[0]) are not divisible by groups={groups}")
-    if c_per_group * groups != c_in:
-        raise ValueError(
-            f"{fn}: channel mismatch: w.shape[1]={c_per_group} must equal C_in/groups = {c_in}/{groups} = "
-            f"{c_in // groups} (x has C_in={c_in})"
-        )
-    out_hw = []
-    for axis, size, k, s, p, d in (
-        ("height", h, kh, stride[0], padding[0], dilation[0]),
-        ("width", wd, kw, stride[1], padding[1], dilation[1]),
-    ):
-        out = shapes.conv_output_size(size, k, s, p, d)
-        if out < 1:
-            extent = shapes.dilated_extent(k, d)
-            raise ValueError(
-                f"{fn}: output {axis} ({size} + 2*{p} - {d}*({k}-1) - 1)//{s} + 1 = {out} < 1: the kernel "
-                f"spans {extent} pixels (dilation {d}) but the padded input {axis} is {size + 2 * p}"
-            )
-        out_hw.append(out)
-    return stride, padding, dilation, groups, (n, c_out, out_hw[0], out_hw[1])
+    return shapes.conv2d_geometry(x.shape, w.shape, stride, padding, dilation, groups, fn=fn)
 
 
-def _check_pool_args(fn, x, kernel_size, stride, padding):
-    """Validate a pooling call; return ``(kernel, stride, padding, out_shape)``."""
+def _pool_geometry(fn, x, kernel_size, stride, padding):
+    """Validate a pooling call's input; return its checked ``shapes.PoolGeometry``."""
     _check_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    kernel = _positive_pair(fn, "kernel_size", kernel_size, 1)
-    stride = kernel if stride is None else _positive_pair(fn, "stride", stride, 1)
-    padding = _positive_pair(fn, "padding", padding, 0)
-    n, c, h, w = x.shape
-    if min(c, h, w) < 1:
-        raise ValueError(f"{fn}: x must have C, H, W >= 1, got shape {tuple(x.shape)}")
-    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
-        if p > k // 2:
-            raise ValueError(
-                f"{fn}: padding along {axis} must be at most half the window, padding <= kernel_size//2 = "
-                f"{k}//2 = {k // 2}, got padding={p}"
-            )
-    out_hw = []
-    for axis, size, k, s, p in (
-        ("height", h, kernel[0], stride[0], padding[0]),
-        ("width", w, kernel[1], stride[1], padding[1]),
-    ):
-        out = shapes.pool_output_size(size, k, s, p)
-        if out < 1:
-            raise ValueError(
-                f"{fn}: output {axis} ({size} + 2*{p} - {k})//{s} + 1 = {out} < 1: the window ({k}) is larger "
-                f"than the padded input {axis} ({size + 2 * p})"
-            )
-        out_hw.append(out)
-    return kernel, stride, padding, (n, c, out_hw[0], out_hw[1])
+    return shapes.pool2d_geometry(x.shape, kernel_size, stride, padding, fn=fn)
 
 
 def _check_dy(fn, dy, expected_shape, like):
@@ -179,7 +112,7 @@ def _check_dy(fn, dy, expected_shape, like):
 
 
 # ---------------------------------------------------------------------- convolution
-def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, backend=None):
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, plan=None, backend=None):
     """2-D cross-correlation of ``x`` (N, C_in, H, W) with filters ``w`` (C_out, C_in/groups, F_H, F_W).
 
     Returns ``y`` of shape (N, C_out, H_out, W_out) with
@@ -187,23 +120,31 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, backend=N
     003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL: HIPERPARÁMETROS"), and
     the same for W. ``b`` (C_out,) is added to every output of its filter.
     Same semantics as ``torch.nn.functional.conv2d``.
+
+    ``plan`` (cython backend): None lets the backend choose the kernel path
+    (measured on this machine, see ``conv2d_plan``); a path name such as
+    ``"im2col"`` or ``"direct"`` forces one (a ``ValueError`` says why when
+    that path cannot compute this layer); a ``ConvPlan`` from ``conv2d_plan``
+    reuses a choice.
     """
     fn = "conv2d"
     x = _as_array(fn, "x", x)
     w = _as_array(fn, "w", w)
-    stride, padding, dilation, groups, out_shape = _check_conv_args(fn, x, w, stride, padding, dilation, groups)
+    geometry = _conv_geometry(fn, x, w, stride, padding, dilation, groups)
     if b is not None:
         b = _as_array(fn, "b", b)
         _check_same(fn, ("x", "b"), (x, b))
-        if tuple(b.shape) != (w.shape[0],):
-            raise ValueError(f"{fn}: b must have shape (C_out,) = ({w.shape[0]},), got {tuple(b.shape)}")
+        _check_ndim(fn, "b", b, 1, "(C_out,)")
+        if tuple(b.shape) != (geometry.o,):
+            raise ValueError(f"{fn}: b must have shape (C_out,) = ({geometry.o},), got {tuple(b.shape)}")
     impl = _pick_backend(fn, x, backend)
-    if x.shape[0] == 0:
-        return impl.xp.zeros(out_shape, dtype=x.dtype)
-    return impl.conv2d(x, w, b, stride, padding, dilation, groups)
+    if geometry.n == 0:
+        impl.plan_conv2d(geometry, x.dtype, plan)  # a bad plan is still reported
+        return impl.xp.zeros(geometry.y_shape, dtype=x.dtype)
+    return impl.conv2d(x, w, b, geometry, plan)
 
 
-def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_grad=True, backend=None):
+def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_grad=True, plan=None, backend=None):
     """Gradients ``(dx, dw, db)`` of ``y = conv2d(x, w, b)`` given ``dy = dLoss/dy``.
 
     ``dx`` has x's shape, ``dw`` w's shape and ``db`` shape (C_out,) (the bias
@@ -212,20 +153,128 @@ def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_gr
 
     ``input_grad=False`` skips ``dx`` (returned as None): the first layer of a
     network sees data, whose gradient nobody needs, and ``dx`` costs as much
-    as the forward pass.
+    as the forward pass. ``plan`` as in ``conv2d``; a path name forces both
+    gradients, a dict such as ``{"input_grad": "rows", "weight_grad": "im2col"}``
+    forces each.
     """
     fn = "conv2d_grad"
     x = _as_array(fn, "x", x)
     w = _as_array(fn, "w", w)
-    stride, padding, dilation, groups, out_shape = _check_conv_args(fn, x, w, stride, padding, dilation, groups)
-    dy = _check_dy(fn, dy, out_shape, x)
+    geometry = _conv_geometry(fn, x, w, stride, padding, dilation, groups)
+    dy = _check_dy(fn, dy, geometry.y_shape, x)
     if not isinstance(input_grad, (bool, np.bool_)):
         raise TypeError(f"{fn}: input_grad must be a bool, got {type(input_grad).__name__} {input_grad!r}")
     impl = _pick_backend(fn, x, backend)
-    if x.shape[0] == 0:
+    if geometry.n == 0:
+        impl.plan_conv2d(geometry, x.dtype, plan)
+        xp = impl.xp
+        return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
+    return impl.conv2d_grad(x, w, dy, geometry, bool(input_grad), plan)
+
+
+def conv2d_plan(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype=np.float32, plan=None,
+                backend=None):
+    """The ``ConvPlan`` the backend uses for this layer: which kernel path computes the forward pass,
+    dX and dW (None on backends with one path, "numpy" and "cupy").
+
+    On the cython backend the first call for a new layer may time the paths
+    that take it (``MINICNN_AUTOTUNE``, see ``minicnn.backends.plans``). A
+    layer calls this in its forward pass and passes the plan to both
+    ``conv2d`` and ``conv2d_grad``, so its backward pass never decides again.
+    """
+    fn = "conv2d_plan"
+    geometry = shapes.conv2d_geometry(_shape(fn, "x_shape", x_shape), _shape(fn, "w_shape", w_shape), stride,
+                                      padding, dilation, groups, fn=fn)
+    return _named_backend(backend).plan_conv2d(geometry, _float_dtype(fn, dtype), plan)
+
+
+def explain_conv2d(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype=np.float32, plan=None,
+                   backend="cython"):
+    """A text saying which kernel path computes this layer's forward pass, dX and dW on the cython
+    backend, and why every other path does or does not take it (``minicnn backends --explain``)."""
+    fn = "explain_conv2d"
+    geometry = shapes.conv2d_geometry(_shape(fn, "x_shape", x_shape), _shape(fn, "w_shape", w_shape), stride,
+                                      padding, dilation, groups, fn=fn)
+    impl = _named_backend(backend)
+    explain = getattr(impl, "explain_conv2d", None)
+    if explain is None:
+        return f"conv2d {geometry.describe()}: the {impl.name} backend has one path for every layer"
+    return explain(geometry, _float_dtype(fn, dtype), plan)
+
+
+def _shape(fn, name, shape):
+    if isinstance(shape, str):
+        shape = shapes.parse_shape(shape, name)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be a sequence of 4 ints, got {type(shape).__name__} {shape!r}") from None
+    if len(dims) != 4 or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in dims):
+        raise ValueError(f"{fn}: {name} must be 4 ints (N, C, H, W) or (C_out, C_in/groups, F_H, F_W), got {shape!r}")
+    return dims
+
+
+def _float_dtype(fn, dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{fn}: dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _named_backend(backend):
+    from .backends import get_backend
+
+    return get_backend(backend)
+
+
+# ----------------------------------------------------------------- fully connected
+def linear(x, w, b=None, *, backend=None):
+    """``y = x W^T + b`` for ``x`` (N, in_features) and ``w`` (out_features, in_features).
+
+    Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation" (capa FC).
+    On the cython backend the product runs on minicnn's own threads (BLAS on
+    one thread inside each), like the convolutions, so the two never fight.
+    """
+    fn = "linear"
+    x = _as_array(fn, "x", x)
+    w = _as_array(fn, "w", w)
+    _check_ndim(fn, "x", x, 2, "(N, in_features)")
+    _check_ndim(fn, "w", w, 2, "(out_features, in_features)")
+    _check_same(fn, ("x", "w"), (x, w))
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{fn}: x has {x.shape[1]} features but w expects in_features = w.shape[1] = {w.shape[1]}")
+    if b is not None:
+        b = _as_array(fn, "b", b)
+        _check_same(fn, ("x", "b"), (x, b))
+        if tuple(b.shape) != (w.shape[0],):
+            raise ValueError(f"{fn}: b must have shape (out_features,) = ({w.shape[0]},), got {tuple(b.shape)}")
+    impl = _pick_backend(fn, x, backend)
+    if x.shape[0] == 0 or min(w.shape) == 0:
+        y = impl.xp.zeros((x.shape[0], w.shape[0]), dtype=x.dtype)
+        return y + b if b is not None else y
+    return impl.linear(x, w, b)
+
+
+def linear_grad(x, w, dy, *, input_grad=True, backend=None):
+    """``(dx, dw, db)`` of ``linear``: ``dx = dy W``, ``dw = dyᵀ x``, ``db = Σ dy`` (deck 002,
+    "Aprendizaje: Backpropagation": ``δ^(l) = W^T δ^(l+1)``, ``∇W = δ^(l+1) (a^(l))^T``)."""
+    fn = "linear_grad"
+    x = _as_array(fn, "x", x)
+    w = _as_array(fn, "w", w)
+    _check_ndim(fn, "x", x, 2, "(N, in_features)")
+    _check_ndim(fn, "w", w, 2, "(out_features, in_features)")
+    _check_same(fn, ("x", "w"), (x, w))
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{fn}: x has {x.shape[1]} features but w expects in_features = w.shape[1] = {w.shape[1]}")
+    dy = _check_dy(fn, dy, (x.shape[0], w.shape[0]), x)
+    impl = _pick_backend(fn, x, backend)
+    if x.shape[0] == 0 or min(w.shape) == 0:
         xp = impl.xp
         return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(w.shape[0], dtype=x.dtype)
-    return impl.conv2d_grad(x, w, dy, stride, padding, dilation, groups, bool(input_grad))
+    return impl.linear_grad(x, w, dy, bool(input_grad))
 
 
 def true_conv2d(x, w, b=None, **kwargs):
@@ -249,12 +298,12 @@ def max_pool2d_with_indices(x, kernel_size, *, stride=None, padding=0, backend=N
     """
     fn = "max_pool2d"
     x = _as_array(fn, "x", x)
-    kernel, stride, padding, out_shape = _check_pool_args(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
     impl = _pick_backend(fn, x, backend)
-    if x.shape[0] == 0:
+    if geometry.n == 0:
         xp = impl.xp
-        return xp.zeros(out_shape, dtype=x.dtype), xp.zeros(out_shape, dtype=xp.int64)
-    return impl.max_pool2d(x, kernel, stride, padding)
+        return xp.zeros(geometry.y_shape, dtype=x.dtype), xp.zeros(geometry.y_shape, dtype=xp.int64)
+    return impl.max_pool2d(x, geometry)
 
 
 def max_pool2d(x, kernel_size, *, stride=None, padding=0, backend=None):
@@ -280,10 +329,10 @@ def max_pool2d_grad_from_forward(x, dy, kernel_size, *, stride=None, padding=0, 
     """``max_pool2d_grad`` for ``indices`` that ``max_pool2d_with_indices`` returned for this ``x`` and arguments.
 
     For layers that keep the indices of their own forward pass: the
-    arguments and ``dy`` are checked, the indices' contents are trusted
-    (checking them costs a pass over the output, on every backward pass).
-    Their dtype and shape are still checked, so a wrong array cannot make a
-    kernel write outside ``dx``.
+    arguments and ``dy`` are checked, and so are the indices' dtype, shape and
+    range (one min/max pass, so a wrong array can never make a kernel write
+    outside ``dx``); that each index lies in its own window is trusted
+    (checking it costs several passes, on every backward pass).
     """
     return _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices=False)
 
@@ -291,16 +340,17 @@ def max_pool2d_grad_from_forward(x, dy, kernel_size, *, stride=None, padding=0, 
 def _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices):
     fn = "max_pool2d_grad"
     x = _as_array(fn, "x", x)
-    kernel, stride, padding, out_shape = _check_pool_args(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
+    out_shape = geometry.y_shape
     dy = _check_dy(fn, dy, out_shape, x)
     impl = _pick_backend(fn, x, backend)
     xp = impl.xp
-    if x.shape[0] == 0:
+    if geometry.n == 0:
         return xp.zeros_like(x)
     if indices is None:
-        _, indices = impl.max_pool2d(x, kernel, stride, padding)
+        _, indices = impl.max_pool2d(x, geometry)
     elif check_indices:
-        indices = _check_indices(fn, indices, out_shape, x, xp, kernel, stride, padding)
+        indices = _check_indices(fn, indices, geometry, x, xp)
     else:
         if type(indices) is not type(x) or indices.dtype != xp.int64 or tuple(indices.shape) != tuple(out_shape):
             raise TypeError(
@@ -309,21 +359,30 @@ def _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, chec
                 f"{tuple(getattr(indices, 'shape', ()))}"
             )
         indices = xp.ascontiguousarray(indices)
-    return impl.max_pool2d_grad(x.shape, dy, indices, kernel, stride, padding)
+        _check_index_range(fn, indices, geometry)
+    return impl.max_pool2d_grad(geometry, dy, indices)
 
 
-def _check_indices(fn, indices, out_shape, x, xp, kernel, stride, padding):
+def _check_index_range(fn, indices, geometry):
+    """Every index must name a pixel of its plane, ``0 <= index < H*W``: one vectorised pass (min and
+    max), so that no index, trusted or not, can make a kernel write outside ``dx``."""
+    plane = geometry.h * geometry.w
+    lo, hi = int(indices.min()), int(indices.max())
+    if lo < 0 or hi >= plane:
+        raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {plane}), got values in [{lo}, {hi}]")
+
+
+def _check_indices(fn, indices, geometry, x, xp):
     if type(indices) is not type(x):
         raise TypeError(f"{fn}: indices must be a {type(x).__name__} like x, got {type(indices).__name__}")
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{fn}: indices must be an integer array, got dtype {indices.dtype}")
+    out_shape = geometry.y_shape
+    kernel, stride, padding = geometry.hyper
     if tuple(indices.shape) != tuple(out_shape):
         raise ValueError(f"{fn}: indices must have the output's shape {tuple(out_shape)}, got {tuple(indices.shape)}")
-    height, width = x.shape[2], x.shape[3]
-    plane = height * width
-    lo, hi = int(indices.min()), int(indices.max())
-    if lo < 0 or hi >= plane:
-        raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {plane}), got values in [{lo}, {hi}]")
+    _check_index_range(fn, indices, geometry)
+    width = geometry.w
     # Each index must name a pixel of its own window: rows i*S - P ... i*S - P + F - 1, clipped to the image.
     row, col = indices // width, indices % width
     top = xp.arange(out_shape[2]) * stride[0] - padding[0]
@@ -348,20 +407,20 @@ def avg_pool2d(x, kernel_size, *, stride=None, padding=0, backend=None):
     """
     fn = "avg_pool2d"
     x = _as_array(fn, "x", x)
-    kernel, stride, padding, out_shape = _check_pool_args(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
     impl = _pick_backend(fn, x, backend)
-    if x.shape[0] == 0:
-        return impl.xp.zeros(out_shape, dtype=x.dtype)
-    return impl.avg_pool2d(x, kernel, stride, padding)
+    if geometry.n == 0:
+        return impl.xp.zeros(geometry.y_shape, dtype=x.dtype)
+    return impl.avg_pool2d(x, geometry)
 
 
 def avg_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, backend=None):
     """Gradient of ``avg_pool2d`` w.r.t. ``x``: ``kron(dy, ones(F))/F^2`` (deck 002, "Aprendizaje: Backpropagation")."""
     fn = "avg_pool2d_grad"
     x = _as_array(fn, "x", x)
-    kernel, stride, padding, out_shape = _check_pool_args(fn, x, kernel_size, stride, padding)
-    dy = _check_dy(fn, dy, out_shape, x)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
+    dy = _check_dy(fn, dy, geometry.y_shape, x)
     impl = _pick_backend(fn, x, backend)
-    if x.shape[0] == 0:
+    if geometry.n == 0:
         return impl.xp.zeros_like(x)
-    return impl.avg_pool2d_grad(x.shape, dy, kernel, stride, padding)
+    return impl.avg_pool2d_grad(geometry, dy)

@@ -15,21 +15,31 @@ not divide evenly rounds down, as every framework does::
 
     H_out = floor((H_in + 2P - D*(F - 1) - 1) / S) + 1
 
-These functions take plain ints; they do not validate. ``minicnn.functional``
-checks the arguments and calls them.
+The formula functions take plain ints and do not validate. The two geometry
+builders, ``conv2d_geometry`` and ``pool2d_geometry``, do: they check the
+hyper-parameters once, raise the errors that name the formula and the numbers,
+and return a frozen record (``ConvGeometry``, ``PoolGeometry``) that
+``minicnn.functional`` hands to every backend and kernel wrapper, so no other
+module computes an output size again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 
 __all__ = [
     "pair",
+    "parse_shape",
     "dilated_extent",
     "conv_output_size",
     "pool_output_size",
     "conv_transpose_output_size",
     "conv2d_output_shape",
+    "ConvGeometry",
+    "conv2d_geometry",
+    "PoolGeometry",
+    "pool2d_geometry",
     "pool2d_output_shape",
     "conv2d_params",
     "linear_params",
@@ -71,6 +81,18 @@ def _is_integer_scalar(value):
     except ImportError:  # pragma: no cover - numpy is a hard dependency
         return False
     return isinstance(value, np.integer)
+
+
+def parse_shape(text, name="shape"):
+    """``"64x6x14x14"`` (or ``"64,6,14,14"``) -> ``(64, 6, 14, 14)``, with a clear error for anything else."""
+    parts = str(text).replace(",", "x").replace("*", "x").lower().split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{name} must be sizes joined by 'x', e.g. 64x6x14x14, got {text!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name} must have sizes >= 0, got {text!r}")
+    return dims
 
 
 def dilated_extent(kernel, dilation=1):
@@ -190,3 +212,223 @@ def depthwise_separable_params(in_channels, out_channels, kernel_size, bias=Fals
 def numel(shape):
     """Number of elements of an array of ``shape``."""
     return prod(shape)
+
+
+# ------------------------------------------------------------------ geometries
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything about one 2-D convolution call but the numbers in its arrays.
+
+    Sizes of the input ``(n, c, h, w)``, the filters ``(o, c // groups, kh, kw)``
+    and the output ``(n, o, oh, ow)``, with the hyper-parameters as ``(h, w)``
+    pairs. Built and checked once by ``conv2d_geometry``; backends, kernel
+    plans and kernel wrappers read it and never recompute the output size.
+    """
+
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    kh: int
+    kw: int
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+    oh: int
+    ow: int
+
+    @property
+    def c_per_group(self):
+        return self.c // self.groups
+
+    @property
+    def o_per_group(self):
+        return self.o // self.groups
+
+    @property
+    def k(self):
+        """Terms of one output's sum: ``K = (C_in/groups)*F_H*F_W`` (a row of the im2col product)."""
+        return self.c_per_group * self.kh * self.kw
+
+    @property
+    def taps(self):
+        return self.kh * self.kw
+
+    @property
+    def positions(self):
+        """Output pixels per map, ``H_out*W_out``."""
+        return self.oh * self.ow
+
+    @property
+    def macs(self):
+        """Multiply-adds of the forward pass for the whole batch (each gradient costs as much)."""
+        return self.n * self.o * self.positions * self.k
+
+    @property
+    def stride1(self):
+        """Stride 1, no dilation, one group: a correlation the direct kernels can run (padding aside)."""
+        return self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+
+    @property
+    def plain(self):
+        """Stride 1, no padding, no dilation, one group: a "valid" correlation."""
+        return self.stride1 and self.padding == (0, 0)
+
+    @property
+    def x_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def w_shape(self):
+        return (self.o, self.c_per_group, self.kh, self.kw)
+
+    @property
+    def y_shape(self):
+        return (self.n, self.o, self.oh, self.ow)
+
+    @property
+    def hyper(self):
+        """``(stride, padding, dilation, groups)``, the positional form the older helpers take."""
+        return self.stride, self.padding, self.dilation, self.groups
+
+    def with_batch(self, n):
+        """The same layer on a batch of ``n`` images."""
+        return ConvGeometry(n, self.c, self.h, self.w, self.o, self.kh, self.kw, self.stride, self.padding,
+                            self.dilation, self.groups, self.oh, self.ow)
+
+    def describe(self):
+        """``"x 64x6x14x14, w 16x6x5x5"`` plus the hyper-parameters that are not the defaults."""
+        text = "x " + "x".join(map(str, self.x_shape)) + ", w " + "x".join(map(str, self.w_shape))
+        for name, value, default in (("stride", self.stride, (1, 1)), ("padding", self.padding, (0, 0)),
+                                     ("dilation", self.dilation, (1, 1))):
+            if value != default:
+                text += f", {name} {value[0]}" if value[0] == value[1] else f", {name} {value}"
+        if self.groups != 1:
+            text += f", groups {self.groups}"
+        return text
+
+
+def _checked_pair(fn, name, value, minimum):
+    checked = pair(value, name)
+    if min(checked) < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum} along both axes, got {name}={value!r}")
+    return checked
+
+
+def _checked_int(fn, name, value, minimum):
+    if isinstance(value, bool) or not (isinstance(value, int) or _is_integer_scalar(value)):
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, fn="conv2d"):
+    """Check a convolution's shapes and hyper-parameters; return its ``ConvGeometry``.
+
+    ``x_shape`` is NCHW, ``w_shape`` OIHW. The output size per axis is
+    ``floor((H + 2P - D*(F-1) - 1)/S) + 1`` (deck 003_7c437a475fa69432.txt,
+    "CAPA CONVOLUCIONAL: HIPERPARÁMETROS", with dilation as in deck 000,
+    "CONVOLUCIÓN DILATADA"). Errors name ``fn``, the argument, the formula and
+    the numbers.
+    """
+    stride = _checked_pair(fn, "stride", stride, 1)
+    padding = _checked_pair(fn, "padding", padding, 0)
+    dilation = _checked_pair(fn, "dilation", dilation, 1)
+    groups = _checked_int(fn, "groups", groups, 1)
+    n, c_in, h, wd = (int(v) for v in x_shape)
+    c_out, c_per_group, kh, kw = (int(v) for v in w_shape)
+    if min(c_in, h, wd) < 1:
+        raise ValueError(f"{fn}: x must have C_in, H, W >= 1, got shape {tuple(x_shape)}")
+    if min(c_out, c_per_group, kh, kw) < 1:
+        raise ValueError(f"{fn}: w must have every dimension >= 1, got shape {tuple(w_shape)}")
+    if c_in % groups:
+        raise ValueError(f"{fn}: input channels C_in={c_in} are not divisible by groups={groups}")
+    if c_out % groups:
+        raise ValueError(f"{fn}: output channels C_out={c_out} (w.shape[0]) are not divisible by groups={groups}")
+    if c_per_group * groups != c_in:
+        raise ValueError(
+            f"{fn}: channel mismatch: w.shape[1]={c_per_group} must equal C_in/groups = {c_in}/{groups} = "
+            f"{c_in // groups} (x has C_in={c_in})"
+        )
+    out_hw = []
+    for axis, size, k, s, p, d in (
+        ("height", h, kh, stride[0], padding[0], dilation[0]),
+        ("width", wd, kw, stride[1], padding[1], dilation[1]),
+    ):
+        out = conv_output_size(size, k, s, p, d)
+        if out < 1:
+            raise ValueError(
+                f"{fn}: output {axis} ({size} + 2*{p} - {d}*({k}-1) - 1)//{s} + 1 = {out} < 1: the kernel "
+                f"spans {dilated_extent(k, d)} pixels (dilation {d}) but the padded input {axis} is {size + 2 * p}"
+            )
+        out_hw.append(out)
+    return ConvGeometry(n, c_in, h, wd, c_out, kh, kw, stride, padding, dilation, groups, out_hw[0], out_hw[1])
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """One 2-D pooling call: input ``(n, c, h, w)``, window, stride, padding, output ``(oh, ow)``."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    oh: int
+    ow: int
+
+    @property
+    def x_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def y_shape(self):
+        return (self.n, self.c, self.oh, self.ow)
+
+    @property
+    def window(self):
+        """Pixels per window, ``F_H*F_W`` (the divisor of average pooling), as a Python int."""
+        return self.kernel[0] * self.kernel[1]
+
+    @property
+    def hyper(self):
+        return self.kernel, self.stride, self.padding
+
+
+def pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, fn="max_pool2d"):
+    """Check a pooling call's hyper-parameters; return its ``PoolGeometry``.
+
+    ``H_out = floor((H + 2P - F)/S) + 1`` (deck 003_7c437a475fa69432.txt,
+    "CAPA DE SUBMUESTREO O DECIMACIÓN"); ``stride=None`` means the window;
+    padding may be at most half the window (as in PyTorch).
+    """
+    kernel = _checked_pair(fn, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _checked_pair(fn, "stride", stride, 1)
+    padding = _checked_pair(fn, "padding", padding, 0)
+    n, c, h, w = (int(v) for v in x_shape)
+    if min(c, h, w) < 1:
+        raise ValueError(f"{fn}: x must have C, H, W >= 1, got shape {tuple(x_shape)}")
+    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
+        if p > k // 2:
+            raise ValueError(
+                f"{fn}: padding along {axis} must be at most half the window, padding <= kernel_size//2 = "
+                f"{k}//2 = {k // 2}, got padding={p}"
+            )
+    out_hw = []
+    for axis, size, k, s, p in (
+        ("height", h, kernel[0], stride[0], padding[0]),
+        ("width", w, kernel[1], stride[1], padding[1]),
+    ):
+        out = pool_output_size(size, k, s, p)
+        if out < 1:
+            raise ValueError(
+                f"{fn}: output {axis} ({size} + 2*{p} - {k})//{s} + 1 = {out} < 1: the window ({k}) is larger "
+                f"than the padded input {axis} ({size + 2 * p})"
+            )
+        out_hw.append(out)
+    return PoolGeometry(n, c, h, w, kernel, stride, padding, out_hw[0], out_hw[1])

@@ -9,9 +9,20 @@ Hypothesis profiles (choose with MINICNN_HYPOTHESIS_PROFILE):
 Any test that takes an argument named ``backend_name`` runs once per backend
 in ``minicnn.available_backends()``; ``fast_backend_name`` runs once per
 non-reference backend (the ones checked against the "numpy" oracle).
+
+Kernel plans: the suite runs with ``MINICNN_AUTOTUNE=0`` (the static plan
+table), unless the environment says otherwise, so that which kernel computes
+a layer does not depend on how busy the machine was while the tests ran, and
+with ``MINICNN_CACHE_DIR`` in a temporary folder, so no test reads or writes
+the user's plan cache. The tests of the autotuner turn it on themselves, and
+the plan tests force every path by name.
 """
 
 import os
+import tempfile
+
+os.environ.setdefault("MINICNN_AUTOTUNE", "0")
+os.environ.setdefault("MINICNN_CACHE_DIR", tempfile.mkdtemp(prefix="minicnn-test-cache-"))
 
 import numpy as np
 import pytest

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
+from minicnn import shapes
 from conftest import to_numpy
 from gradcheck import numerical_gradient
 import strategies
@@ -407,11 +408,12 @@ def test_cython_kernels_agree_across_thread_counts_and_python_threads():
     x = rng.standard_normal((8, 6, 14, 14)).astype(np.float32)
     w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
     dy = rng.standard_normal((8, 16, 10, 10)).astype(np.float32)
-    args = ((1, 1), (0, 0), (1, 1), 1)
+    geometry = shapes.conv2d_geometry(x.shape, w.shape)
     one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
-    np.testing.assert_allclose(one.conv2d(x, w, None, *args), two.conv2d(x, w, None, *args), rtol=1e-6, atol=1e-5)
-    for a, b in zip(one.conv2d_grad(x, w, dy, *args), two.conv2d_grad(x, w, dy, *args)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    # every path splits its work in fixed blocks, so the thread count changes no bit
+    np.testing.assert_array_equal(one.conv2d(x, w, None, geometry), two.conv2d(x, w, None, geometry))
+    for a, b in zip(one.conv2d_grad(x, w, dy, geometry), two.conv2d_grad(x, w, dy, geometry)):
+        np.testing.assert_array_equal(a, b)
 
     # Four Python threads at once through every kernel family of a LeNet-5 step (direct, row and
     # batch-in-lanes convolution, the dense case, 2x2 pooling), each on its own workspaces.
@@ -486,24 +488,25 @@ def test_cython_pooling_with_several_threads_matches_reference(kernel, stride, p
     x = rng.standard_normal((48, 12, 23, 18)).astype(np.float32)
     reference = mc.get_backend("numpy")
     assert backend._pool_threads(48 * 12, x.size) == 2
+    geometry = shapes.pool2d_geometry(x.shape, kernel, stride, padding)
     for kind in ("max", "avg"):
         forward = getattr(backend, f"{kind}_pool2d")
-        expected = getattr(reference, f"{kind}_pool2d")(x, kernel, stride, padding)
-        got = forward(x, kernel, stride, padding)
+        expected = getattr(reference, f"{kind}_pool2d")(x, geometry)
+        got = forward(x, geometry)
         if kind == "max":
             np.testing.assert_array_equal(got[0], expected[0])
             np.testing.assert_array_equal(got[1], expected[1])
             dy = rng.standard_normal(got[0].shape).astype(np.float32)
             np.testing.assert_allclose(
-                backend.max_pool2d_grad(x.shape, dy, got[1], kernel, stride, padding),
-                reference.max_pool2d_grad(x.shape, dy, expected[1], kernel, stride, padding), rtol=1e-6, atol=1e-6,
+                backend.max_pool2d_grad(geometry, dy, got[1]),
+                reference.max_pool2d_grad(geometry, dy, expected[1]), rtol=1e-6, atol=1e-6,
             )
         else:
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
             dy = rng.standard_normal(got.shape).astype(np.float32)
             np.testing.assert_allclose(
-                backend.avg_pool2d_grad(x.shape, dy, kernel, stride, padding),
-                reference.avg_pool2d_grad(x.shape, dy, kernel, stride, padding), rtol=1e-5, atol=1e-6,
+                backend.avg_pool2d_grad(geometry, dy),
+                reference.avg_pool2d_grad(geometry, dy), rtol=1e-5, atol=1e-6,
             )
 
 
@@ -520,11 +523,11 @@ def test_cython_conv_with_several_threads_matches_reference(x_shape, w_shape):
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
-    args = ((1, 1), (1, 1), (1, 1), 1)
-    y = backend.conv2d(x, w, b, *args)
-    np.testing.assert_allclose(y, reference.conv2d(x, w, b, *args), rtol=2e-3, atol=2e-3)
+    geometry = shapes.conv2d_geometry(x_shape, w_shape, padding=1)
+    y = backend.conv2d(x, w, b, geometry)
+    np.testing.assert_allclose(y, reference.conv2d(x, w, b, geometry), rtol=2e-3, atol=2e-3)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    for got, want in zip(backend.conv2d_grad(x, w, dy, *args), reference.conv2d_grad(x, w, dy, *args)):
+    for got, want in zip(backend.conv2d_grad(x, w, dy, geometry), reference.conv2d_grad(x, w, dy, geometry)):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-2)
 
 
@@ -553,33 +556,6 @@ def test_keep_freed_memory_reports_whether_it_applied():
         assert applied
 
 
-@given(
-    n=st.integers(1, 5), c=st.integers(1, 6), o=st.sampled_from([16, 32]), kh=st.integers(1, 5),
-    kw=st.integers(1, 5), extra_h=st.integers(0, 8), extra_w=st.integers(3, 20),
-    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_direct_convolution_matches_reference(n, c, o, kh, kw, extra_h, extra_w, dtype, bias, seed):
-    # Stride 1, no padding and C_out a multiple of 16: the shapes the direct kernel takes (LeNet's C3),
-    # one output row (done twice over by the two-row blocking) and odd row counts included.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    backend = mc.get_backend("cython")
-    h, w_ = kh + extra_h, kw + extra_w
-    assume((extra_h + 1) * (extra_w + 1) >= backend.DIRECT_MIN_POSITIONS)
-    assert backend._direct(o, (1, 1), (0, 0), (1, 1), 1, extra_h + 1, extra_w + 1)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if bias else None
-    tol = TOL[dtype]
-    np.testing.assert_allclose(F.conv2d(x, w, b, backend="cython"), F.conv2d(x, w, b, backend="numpy"), **tol)
-    dy = rng.standard_normal((n, o, extra_h + 1, extra_w + 1)).astype(dtype)
-    for got, want in zip(F.conv2d_grad(x, w, dy, backend="cython"), F.conv2d_grad(x, w, dy, backend="numpy")):
-        np.testing.assert_allclose(got, want, **tol)
-    _, dw_only, _ = F.conv2d_grad(x, w, dy, input_grad=False, backend="cython")
-    np.testing.assert_allclose(dw_only, F.conv2d_grad(x, w, dy, backend="numpy")[1], **tol)
-
-
 def test_single_threaded_blas_limits_and_restores_nested_and_across_threads():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import threading
@@ -606,57 +582,6 @@ def test_single_threaded_blas_limits_and_restores_nested_and_across_threads():
 
 
 @given(
-    n=st.integers(1, 9), c=st.integers(1, 5), o=st.integers(1, 20), h=st.integers(1, 6), w_=st.integers(1, 6),
-    stride=st.integers(1, 3), dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(),
-    input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_dense_convolution_matches_reference(n, c, o, h, w_, stride, dtype, bias, input_grad, seed):
-    # A filter as large as its unpadded input (LeNet's C5): the backend multiplies the flattened
-    # images by the flattened filters, with no column matrix.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    backend = mc.get_backend("cython")
-    assert backend._dense(h, w_, h, w_, (0, 0), (1, 1), 1)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((o, c, h, w_)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if bias else None
-    tol = TOL[dtype]
-    y = F.conv2d(x, w, b, stride=stride, backend="cython")
-    assert y.shape == (n, o, 1, 1)
-    np.testing.assert_allclose(y, F.conv2d(x, w, b, stride=stride, backend="numpy"), **tol)
-    dy = rng.standard_normal((n, o, 1, 1)).astype(dtype)
-    got = F.conv2d_grad(x, w, dy, stride=stride, input_grad=input_grad, backend="cython")
-    want = F.conv2d_grad(x, w, dy, stride=stride, backend="numpy")
-    if input_grad:
-        np.testing.assert_allclose(got[0], want[0], **tol)
-    else:
-        assert got[0] is None
-    np.testing.assert_allclose(got[1], want[1], **tol)
-    np.testing.assert_allclose(got[2], want[2], **tol)
-
-
-def test_cython_dense_convolution_is_the_same_on_one_and_two_threads():
-    # Each thread owns whole rows of the output (images forward, filters for dW): no partial sums,
-    # so the split changes nothing beyond how BLAS blocks a smaller product.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    from minicnn.backends.cython_backend import CythonBackend
-
-    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((64, 16, 5, 5)).astype(np.float32)
-    w = rng.standard_normal((120, 16, 5, 5)).astype(np.float32)
-    b = rng.standard_normal(120).astype(np.float32)
-    dy = rng.standard_normal((64, 120, 1, 1)).astype(np.float32)
-    args = ((1, 1), (0, 0), (1, 1), 1)
-    assert two._threads(64, 2 * 64 * 120 * 400) == 2
-    np.testing.assert_allclose(one.conv2d(x, w, b, *args), two.conv2d(x, w, b, *args), rtol=1e-6, atol=1e-6)
-    for a, b_ in zip(one.conv2d_grad(x, w, dy, *args), two.conv2d_grad(x, w, dy, *args)):
-        np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-5)
-
-
-@given(
     n=st.integers(1, 3), c=st.integers(1, 3), oh=st.integers(1, 4), ow=st.integers(8, 21),
     values=st.sampled_from(["random", "ties", "nan"]), threads=st.sampled_from([1, 2]),
     seed=st.integers(0, 2**32 - 1),
@@ -677,184 +602,15 @@ def test_cython_2x2_max_pooling_vector_rows_match_reference_bit_for_bit(n, c, oh
         x = rng.standard_normal(shape).astype(np.float32)
         if values == "nan":
             x.flat[rng.integers(0, x.size, size=3)] = np.nan
-    args = ((2, 2), (2, 2), (0, 0))
-    y, argmax = backend.max_pool2d(x, *args)
-    y_ref, argmax_ref = reference.max_pool2d(x, *args)
+    geometry = shapes.pool2d_geometry(shape, 2)
+    y, argmax = backend.max_pool2d(x, geometry)
+    y_ref, argmax_ref = reference.max_pool2d(x, geometry)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     np.testing.assert_array_equal(
-        backend.max_pool2d_grad(x.shape, dy, argmax, *args), reference.max_pool2d_grad(x.shape, dy, argmax_ref, *args)
+        backend.max_pool2d_grad(geometry, dy, argmax), reference.max_pool2d_grad(geometry, dy, argmax_ref)
     )
-
-
-def _cython_backend_or_fail():
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    return mc.get_backend("cython")
-
-
-def _check_conv_against_reference(x, w, b, dy, dtype):
-    tol = TOL[dtype]
-    np.testing.assert_allclose(F.conv2d(x, w, b, backend="cython"), F.conv2d(x, w, b, backend="numpy"), **tol)
-    want = F.conv2d_grad(x, w, dy, backend="numpy")
-    for got, expected in zip(F.conv2d_grad(x, w, dy, backend="cython"), want):
-        np.testing.assert_allclose(got, expected, **tol)
-    dx_none, dw_only, db_only = F.conv2d_grad(x, w, dy, input_grad=False, backend="cython")
-    assert dx_none is None
-    np.testing.assert_allclose(dw_only, want[1], **tol)
-    np.testing.assert_allclose(db_only, want[2], **tol)
-
-
-@given(
-    n=st.integers(1, 4), c=st.integers(1, 7), o=st.integers(1, 40).filter(lambda v: v % 16),
-    kh=st.integers(1, 5), kw=st.integers(1, 5), oh=st.integers(1, 9),
-    ow=st.one_of(st.integers(6, 20), st.sampled_from([27, 28, 31, 33, 47])),
-    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_row_convolution_matches_reference(n, c, o, kh, kw, oh, ow, dtype, bias, seed):
-    # Stride 1, no padding, C_out not a multiple of 16 (LeNet's C1): the forward pass of the row
-    # kernel (direct_rows.h), with row tails (widths that are not multiples of 16, narrower than
-    # 16: a padded copy) and row blocks cut short; every gradient against the reference too.
-    backend = _cython_backend_or_fail()
-    assert backend._rows(o, (1, 1), (0, 0), (1, 1), 1, oh, ow)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, oh + kh - 1, ow + kw - 1)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if bias else None
-    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
-    _check_conv_against_reference(x, w, b, dy, dtype)
-
-
-@given(
-    n=st.integers(1, 4), c=st.integers(2, 7), o=st.integers(1, 16), kh=st.integers(1, 5), kw=st.integers(1, 5),
-    extra_h=st.integers(0, 9), wd=st.sampled_from([14, 15, 16, 29, 30, 31, 32, 46, 48]),
-    dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_row_input_gradient_matches_reference(n, c, o, kh, kw, extra_h, wd, dtype, bias, seed):
-    # Input gradients the row kernel takes (LeNet's C3: 6 -> 16 channels on 14x14): the "full"
-    # correlation of the zero-padded dY with the rotated, channel-swapped filters.
-    backend = _cython_backend_or_fail()
-    assert backend._rows_input_grad(c, o, (1, 1), (0, 0), (1, 1), 1, wd)
-    rng = np.random.default_rng(seed)
-    h = kh + extra_h
-    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if bias else None
-    dy = rng.standard_normal((n, o, h - kh + 1, wd - kw + 1)).astype(dtype)
-    _check_conv_against_reference(x, w, b, dy, dtype)
-
-
-@given(
-    n=st.integers(1, 3), c=st.integers(1, 7), o=st.integers(1, 20), kh=st.integers(1, 5), kw=st.integers(1, 5),
-    extra_h=st.integers(0, 9), extra_w=st.integers(0, 36), dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_row_kernel_input_gradient_on_any_shape(n, c, o, kh, kw, extra_h, extra_w, dtype, seed):
-    # The backend routes only the shapes where the row kernel is faster; the kernel itself must
-    # be right for every plain stride-1 shape (1 input channel: the one-channel tile; narrow rows).
-    backend = _cython_backend_or_fail()
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, kh + extra_h, kw + extra_w)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    dy = rng.standard_normal((n, o, extra_h + 1, extra_w + 1)).astype(dtype)
-    want = F.conv2d_grad(x, w, dy, backend="numpy")[0]
-    for threads in (1, 2):
-        np.testing.assert_allclose(backend._input_grad_rows(x, w, dy, threads), want, **TOL[dtype])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cython_row_kernel_is_identical_on_one_and_two_threads(dtype):
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    from minicnn.backends.cython_backend import CythonBackend
-
-    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
-    if not two.openmp:
-        pytest.skip("kernels built without OpenMP")
-    rng = np.random.default_rng(31)
-    args = ((1, 1), (0, 0), (1, 1), 1)
-    # LeNet's C1 (forward, and dX with the kernel called directly) and C3 (dX through conv2d_grad)
-    x1 = rng.standard_normal((9, 1, 32, 32)).astype(dtype)
-    w1 = rng.standard_normal((6, 1, 5, 5)).astype(dtype)
-    b1 = rng.standard_normal(6).astype(dtype)
-    dy1 = rng.standard_normal((9, 6, 28, 28)).astype(dtype)
-    x3 = rng.standard_normal((9, 6, 14, 14)).astype(dtype)
-    w3 = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
-    dy3 = rng.standard_normal((9, 16, 10, 10)).astype(dtype)
-    assert two._rows(6, *args, 28, 28) and two._rows_input_grad(6, 16, *args, 14)
-    assert two._threads(9, 9 * 6 * 28 * 28 * 25) == 2 and two._threads(9, 9 * 16 * 14 * 14 * 6 * 25) == 2
-    np.testing.assert_array_equal(one.conv2d(x1, w1, b1, *args), two.conv2d(x1, w1, b1, *args))
-    np.testing.assert_array_equal(one._input_grad_rows(x1, w1, dy1, 1), two._input_grad_rows(x1, w1, dy1, 2))
-    np.testing.assert_array_equal(one.conv2d_grad(x3, w3, dy3, *args)[0], two.conv2d_grad(x3, w3, dy3, *args)[0])
-
-
-@given(
-    n=st.integers(1, 5), c=st.integers(1, 4), o=st.integers(1, 31).filter(lambda v: v % 16 != 0),
-    kh=st.integers(1, 5), kw=st.sampled_from([1, 2, 3, 4, 5, 7]), oh=st.integers(1, 6), extra_w=st.integers(0, 25),
-    dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_row_weight_grad_matches_reference(n, c, o, kh, kw, oh, extra_w, dtype, input_grad, seed):
-    # Stride 1, no padding, few filters (not a multiple of 16): dW and db by the row kernel
-    # (kernels/cpu/direct_rows_grad.h). Output widths from one vector (16 float32 / 8 float64
-    # columns; so float64 covers widths 8..15) up to 25 more: row tails of every length, width 17,
-    # exact multiples; kw = 7 splits the taps into two register blocks, o = 7 leaves one filter over.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    backend = mc.get_backend("cython")
-    lanes = 16 if dtype == np.float32 else 8
-    ow = lanes + extra_w
-    assert backend._weight_grad_rows_ok(dtype, o, (1, 1), (0, 0), (1, 1), 1, ow)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, oh + kh - 1, ow + kw - 1)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
-    assert_cython_grads_match_reference(x, w, dy, input_grad)
-
-
-def test_cython_row_weight_grad_shapes_it_leaves_to_im2col():
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    backend = mc.get_backend("cython")
-    ok = backend._weight_grad_rows_ok
-    assert ok(np.float32, 6, (1, 1), (0, 0), (1, 1), 1, 28)  # LeNet's C1
-    assert not ok(np.float32, 6, (1, 1), (0, 0), (1, 1), 1, 15)  # narrower than one vector of floats
-    assert ok(np.float64, 6, (1, 1), (0, 0), (1, 1), 1, 8)
-    assert not ok(np.float64, 6, (1, 1), (0, 0), (1, 1), 1, 7)
-    assert not ok(np.float32, 16, (1, 1), (0, 0), (1, 1), 1, 28)  # the 16-filter direct kernel's
-    assert not ok(np.float32, 33, (1, 1), (0, 0), (1, 1), 1, 28)
-    for hyper in [((2, 2), (0, 0), (1, 1), 1), ((1, 1), (1, 1), (1, 1), 1), ((1, 1), (0, 0), (2, 2), 1),
-                  ((1, 1), (0, 0), (1, 1), 2)]:
-        assert not ok(np.float32, 6, *hyper, 28)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cython_row_weight_grad_is_identical_with_any_thread_count(dtype):
-    # Blocks of images are fixed and their partial sums added in block order, so dW and db do not
-    # depend on how many threads ran the blocks (a per-thread partial sum would).
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    from minicnn.backends.cython_backend import CythonBackend
-
-    rng = np.random.default_rng(23)
-    x = rng.standard_normal((23, 1, 32, 32)).astype(dtype)
-    w = rng.standard_normal((6, 1, 5, 5)).astype(dtype)
-    dy = rng.standard_normal((23, 6, 28, 28)).astype(dtype)
-    args = ((1, 1), (0, 0), (1, 1), 1)
-    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
-    assert one._weight_grad_rows_ok(dtype, 6, *args, 28)
-    assert two._threads(23, 2 * 23 * 6 * 28 * 28 * 25) == 2
-    _, dw1, db1 = one.conv2d_grad(x, w, dy, *args, input_grad=False)
-    _, dw2, db2 = two.conv2d_grad(x, w, dy, *args, input_grad=False)
-    np.testing.assert_array_equal(dw1, dw2)
-    np.testing.assert_array_equal(db1, db2)
-    for threads in (2, 3):  # the kernel itself, whatever the heuristic picks
-        dw_t, db_t = two._weight_grad_rows(x, w, dy, threads)
-        np.testing.assert_array_equal(dw_t, dw1)
-        np.testing.assert_array_equal(db_t, db1)
-    _, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
-    np.testing.assert_allclose(dw1, want_dw, **TOL[dtype])
-    np.testing.assert_allclose(db1, want_db, **TOL[dtype])
 
 
 @pytest.mark.parametrize(
@@ -879,181 +635,10 @@ def test_cython_im2col_in_chunks_of_output_rows_matches_reference(x_shape, w_sha
     y_shape = shapes.conv2d_output_shape(x_shape, w_shape, **{k: v for k, v in kwargs.items() if k != "groups"})
     k = x_shape[1] * w_shape[2] * w_shape[3]
     assert 131072 // (k * y_shape[3]) < y_shape[2], "the layer must need several chunks"
-    np.testing.assert_allclose(F.conv2d(x, w, b, **kwargs, backend="cython"), F.conv2d(x, w, b, **kwargs, backend="numpy"),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(F.conv2d(x, w, b, **kwargs, plan="im2col", backend="cython"),
+                               F.conv2d(x, w, b, **kwargs, backend="numpy"), rtol=1e-10, atol=1e-10)
     dy = rng.standard_normal(y_shape)
-    got = F.conv2d_grad(x, w, dy, **kwargs, backend="cython")
+    got = F.conv2d_grad(x, w, dy, **kwargs, plan="im2col", backend="cython")
     for a, b_ in zip(got, F.conv2d_grad(x, w, dy, **kwargs, backend="numpy")):
         np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-10)
 
-
-# ------------------------------------------------------------------ batch in the lanes
-# kernels/cpu/batch_lanes.h: dX, dW and db of plain stride-1 layers (LeNet's C3) with 16 images
-# per vector (8 in float64), the last group padded with zero lanes.
-LANES_ARGS = ((1, 1), (0, 0), (1, 1), 1)
-
-
-@given(
-    n=st.sampled_from([16, 24, 31, 32, 40, 47, 48]), c=st.integers(2, 12), o=st.integers(1, 20),
-    kh=st.integers(1, 7), kw=st.integers(1, 7), oh=st.integers(1, 7), ow=st.integers(1, 7),
-    dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_lanes_gradients_match_reference(n, c, o, kh, kw, oh, ow, dtype, input_grad, seed):
-    # Shapes the backend sends to the batch-in-lanes kernels: batches that fill 3/4 of their last
-    # group or more (multiples of 16 and not), 2-12 input channels (one or two channel blocks of
-    # the dX kernel), any filter count (blocks of 4, 2, 1 filters in dW), filters of 2+ taps up to
-    # 7 wide (two tap blocks in dW), small and odd maps, down to one output pixel (rows narrower
-    # than the row weight-gradient kernel takes, so input_grad=False is routed here too).
-    assume(kh * kw >= 2)
-    backend = _cython_backend_or_fail()
-    h, wd = oh + kh - 1, ow + kw - 1
-    assert backend._lanes(dtype, n, c, o, h, wd, kh, kw, *LANES_ARGS, input_grad)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, wd)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
-    assert_cython_grads_match_reference(x, w, dy, input_grad)
-
-
-@given(
-    n=st.sampled_from([1, 2, 7, 8, 9, 15, 16, 17, 40]), c=st.integers(1, 10), o=st.integers(1, 9),
-    kh=st.integers(1, 7), kw=st.integers(1, 7), oh=st.integers(1, 6), ow=st.integers(1, 8),
-    dtype=st.sampled_from([np.float32, np.float64]), input_grad=st.booleans(), threads=st.sampled_from([1, 2]),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_lanes_kernels_on_any_shape(n, c, o, kh, kw, oh, ow, dtype, input_grad, threads, seed):
-    # The predicate routes only the shapes where the kernels win; the kernels themselves must be
-    # right on every plain stride-1 shape: batches of 1 (15 zero lanes), partial last groups, one
-    # input channel, 1x1 filters, single-pixel outputs.
-    backend = _cython_backend_or_fail()
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, oh + kh - 1, ow + kw - 1)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    dy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
-    want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
-    dx, dw, db = backend._grad_lanes(x, w, dy, threads, input_grad=input_grad)
-    tol = TOL[dtype]
-    np.testing.assert_allclose(dw, want_dw, **tol)
-    np.testing.assert_allclose(db, want_db, **tol)
-    if input_grad:
-        np.testing.assert_allclose(dx, want_dx, **tol)
-        np.testing.assert_allclose(backend._input_grad_lanes(x, w, dy, threads), want_dx, **tol)
-    else:
-        assert dx is None
-    dw_only, db_only = backend._weight_grad_lanes(x, w, dy, threads)
-    np.testing.assert_array_equal(dw_only, dw)
-    np.testing.assert_array_equal(db_only, db)
-
-
-def test_cython_lanes_predicate():
-    backend = _cython_backend_or_fail()
-    ok = backend._lanes
-    assert ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # LeNet's C3
-    assert ok(np.float32, 256, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
-    assert ok(np.float64, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
-    assert ok(np.float32, 16, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
-    assert not ok(np.float32, 15, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # less than one group
-    assert not ok(np.float32, 17, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 17 of 32 lanes used
-    assert ok(np.float64, 18, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 18 of 24 lanes used
-    assert not ok(np.float64, 17, 6, 16, 14, 14, 5, 5, *LANES_ARGS)  # 17 of 24
-    assert ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *LANES_ARGS, False)  # dW alone
-    assert not ok(np.float32, 64, 1, 6, 32, 32, 5, 5, *LANES_ARGS)  # LeNet's C1: one input channel
-    assert not ok(np.float32, 64, 1, 16, 14, 14, 5, 5, *LANES_ARGS)
-    assert ok(np.float32, 64, 2, 16, 14, 14, 5, 5, *LANES_ARGS)
-    assert ok(np.float32, 64, 3, 6, 32, 32, 5, 5, *LANES_ARGS)
-    assert not ok(np.float32, 64, 3, 6, 32, 32, 5, 5, *LANES_ARGS, False)  # dW alone: the row kernel's
-    assert not ok(np.float32, 64, 6, 16, 14, 14, 1, 1, *LANES_ARGS)  # 1x1 filters
-    assert ok(np.float32, 64, 6, 16, 14, 14, 1, 2, *LANES_ARGS)
-    assert ok(np.float32, 64, 64, 64, 28, 28, 3, 3, *LANES_ARGS)  # 6 MB per thread
-    assert not ok(np.float32, 64, 64, 64, 64, 64, 3, 3, *LANES_ARGS)  # 32 MB per thread
-    for hyper in [((2, 2), (0, 0), (1, 1), 1), ((1, 1), (1, 1), (1, 1), 1), ((1, 1), (0, 0), (2, 2), 1),
-                  ((1, 1), (0, 0), (1, 1), 2)]:
-        assert not ok(np.float32, 64, 6, 16, 14, 14, 5, 5, *hyper)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cython_lanes_are_identical_on_one_and_two_threads(dtype):
-    # dW and db are sums of fixed groups' partial sums added in group order, and each image's dX
-    # is computed by one thread in a fixed order: the same bits for any number of threads.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    from minicnn.backends.cython_backend import CythonBackend
-
-    one, two = CythonBackend(num_threads=1), CythonBackend(num_threads=2)
-    if not two.openmp:
-        pytest.skip("kernels built without OpenMP")
-    rng = np.random.default_rng(5)
-    n = 45  # 3 groups of 16 in float32 (the last 13 images), 6 of 8 in float64
-    x = rng.standard_normal((n, 6, 14, 14)).astype(dtype)
-    w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
-    dy = rng.standard_normal((n, 16, 10, 10)).astype(dtype)
-    assert two._lanes(dtype, n, 6, 16, 14, 14, 5, 5, *LANES_ARGS)
-    assert two._threads(n, 2 * n * 16 * 10 * 10 * 6 * 25) == 2
-    # the kernel reports the groups that a thread other than the first ran: two threads took part
-    lanes = two._conv.lanes_group(np.dtype(dtype) == np.float64)
-    groups = -(-n // lanes)
-    size = two._conv.lanes_workspace_size(6, 14, 14, 16, 5, 5, np.dtype(dtype) == np.float64)
-    others = two._conv.conv2d_grad_lanes(
-        x, np.ascontiguousarray(w.transpose(0, 2, 3, 1)), dy, np.empty_like(x),
-        np.empty((groups, w.size + 16), dtype), np.empty((2, size), dtype), 2, True, True,
-    )
-    assert 0 < others < groups
-    got1 = one.conv2d_grad(x, w, dy, *LANES_ARGS)
-    got2 = two.conv2d_grad(x, w, dy, *LANES_ARGS)
-    for a, b in zip(got1, got2):
-        np.testing.assert_array_equal(a, b)
-    for threads in (2, 3):  # the kernels themselves, whatever the heuristic picks
-        for a, b in zip(two._grad_lanes(x, w, dy, threads), got1):
-            np.testing.assert_array_equal(a, b)
-    want = F.conv2d_grad(x, w, dy, backend="numpy")
-    for a, b in zip(got1, want):
-        np.testing.assert_allclose(a, b, **TOL[dtype])
-
-
-@given(
-    n=st.integers(1, 4), c=st.integers(1, 8), o=st.sampled_from([16, 32]), kh=st.integers(1, 5),
-    kw=st.integers(2, 5), ph=st.integers(0, 2), pw=st.integers(0, 2), extra_h=st.integers(0, 9),
-    extra_w=st.integers(3, 20), dtype=st.sampled_from([np.float32, np.float64]), bias=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_direct_forward_with_padding_matches_reference(n, c, o, kh, kw, ph, pw, extra_h, extra_w, dtype,
-                                                              bias, seed):
-    # The forward pass of padded stride-1 layers runs the direct kernel on a zero-bordered copy of each image.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    backend = mc.get_backend("cython")
-    oh, ow = extra_h + 1, extra_w + 1
-    h, w_ = oh + kh - 1 - 2 * ph, ow + kw - 1 - 2 * pw
-    assume(h >= 1 and w_ >= 1 and oh * ow >= backend.DIRECT_MIN_POSITIONS)
-    assert backend._direct_forward(o, c, kh, kw, (1, 1), (1, 1), 1, oh, ow)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if bias else None
-    y = F.conv2d(x, w, b, padding=(ph, pw), backend="cython")
-    assert y.shape == (n, o, oh, ow)
-    np.testing.assert_allclose(y, F.conv2d(x, w, b, padding=(ph, pw), backend="numpy"), **TOL[dtype])
-
-
-@given(
-    n=st.integers(1, 3), c=st.sampled_from([16, 32]), o=st.integers(1, 20), kh=st.integers(1, 5),
-    kw=st.integers(2, 5), ph=st.integers(0, 4), pw=st.integers(0, 4), h=st.integers(4, 12), w_=st.integers(4, 16),
-    dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
-)
-def test_cython_input_grad_as_direct_forward_matches_reference(n, c, o, kh, kw, ph, pw, h, w_, dtype, seed):
-    # dX of stride-1 layers with C_in a multiple of 16: the direct forward kernel on dY padded by
-    # F - 1 - P, with the filters rotated and their channels swapped.
-    if "cython" not in mc.available_backends():
-        pytest.fail("cython backend not built")
-    backend = mc.get_backend("cython")
-    assume(ph <= kh - 1 and pw <= kw - 1 and h + 2 * ph >= kh and w_ + 2 * pw >= kw)
-    assume(h * w_ >= backend.DIRECT_MIN_POSITIONS)
-    assert backend._direct_input_grad(c, o, kh, kw, (1, 1), (ph, pw), (1, 1), 1, h, w_)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
-    w = rng.standard_normal((o, c, kh, kw)).astype(dtype)
-    dy = rng.standard_normal((n, o, h + 2 * ph - kh + 1, w_ + 2 * pw - kw + 1)).astype(dtype)
-    got = F.conv2d_grad(x, w, dy, padding=(ph, pw), backend="cython")
-    want = F.conv2d_grad(x, w, dy, padding=(ph, pw), backend="numpy")
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, **TOL[dtype])

@@ -30,10 +30,11 @@ is a matrix product once every receptive field is laid out as a column:
   error through the filter).
 
 Parallelism: the batch is split across OpenMP threads (``prange``); each
-thread owns a slice of the column workspace and of the weight-gradient
-workspace, so no two threads ever write the same memory, and the per-thread
-weight gradients are summed at the end (a fixed order, so results do not
-depend on scheduling). BLAS is called single-threaded from inside each thread.
+thread owns a slice of the column workspace, so no two threads ever write the
+same memory. Weight gradients are summed per fixed group of images (the groups
+depend on the batch size, not on the threads) and the groups' sums added in
+order at the end, so results are the same bits with any number of threads.
+BLAS is called single-threaded from inside each thread.
 All arrays come from ``minicnn.functional`` already validated and C-contiguous;
 bounds checks are off.
 """
@@ -229,53 +230,57 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                     floating[:, :, :, ::1] dw_workspace, floating[:, ::1] col_workspace,
                     int sh, int sw, int ph, int pw, int dh, int dw, int groups, int num_threads,
                     bint input_grad=True):
-    """Fill ``dx`` and the per-thread, transposed weight gradients ``dw_workspace[t]`` (groups, K, C_out/groups).
+    """Fill ``dx`` and the transposed weight gradients of fixed groups of images, ``dw_workspace[g]``
+    (groups, K, C_out/groups).
 
-    The caller sums ``dw_workspace`` over threads and transposes each group's
-    (K, C_out/groups) block; the workspace must be zeroed first.
-    With ``input_grad=False`` (the first layer of a network, whose input is
-    data) ``dx`` is left untouched and its two costly steps are skipped.
+    ``dw_workspace`` has one slot per image group (its first dimension, G): group g holds images
+    [g*N/G, (g+1)*N/G), whatever the number of threads, so the caller, summing the slots in
+    order, gets the same bits with 1 or 16 threads. The workspace must be zeroed first; the
+    caller sums it over groups and transposes each (K, C_out/groups) block. ``col_workspace``
+    has a row per thread. With ``input_grad=False`` (the first layer of a network, whose input
+    is data) ``dx`` is left untouched and its two costly steps are skipped.
     """
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t image_groups = dw_workspace.shape[0]
     cdef int out_per_group = <int>(out_ch // groups)
     cdef int k = <int>(w.shape[1] * kh * kw)
     cdef int positions = <int>(oh * ow)
-    cdef Py_ssize_t n, g
-    cdef int t
+    cdef Py_ssize_t n, g, part
     cdef floating* col
-    cdef floating* dw_thread
+    cdef floating* dw_part
     cdef const floating* dy_group
     cdef Py_ssize_t rows = chunk_rows(channels * kh * kw, oh, ow)
     cdef Py_ssize_t i0, i1
     cdef int span
-    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
-        t = threadid()
-        col = &col_workspace[t, 0]
-        dw_thread = &dw_workspace[t, 0, 0, 0]
-        if input_grad:
-            memset(&dx[n, 0, 0, 0], 0, channels * height * width * sizeof(floating))
-        i0 = 0
-        while i0 < oh:
-            i1 = min(i0 + rows, oh)
-            span = <int>((i1 - i0) * ow)
-            im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow, span)
-            for g in range(groups):
-                dy_group = &dy[n, g * out_per_group, i0, 0]
-                # dW_g^T += col_g @ dY_g^T. The same product as dW_g += dY_g @ col_g^T, but BLAS
-                # runs it faster with the long side (K) first: 0.39 against 0.59 ms for LeNet's C3 here.
-                gemm_rowmajor(c'N', c'T', k, out_per_group, span, <floating>1.0,
-                              col + g * k * span, span, dy_group, positions,
-                              <floating>1.0, dw_thread + g * k * out_per_group, out_per_group)
+    for part in prange(image_groups, nogil=True, schedule="static", num_threads=num_threads):
+        col = &col_workspace[threadid(), 0]
+        dw_part = &dw_workspace[part, 0, 0, 0]
+        for n in range(n_images * part // image_groups, n_images * (part + 1) // image_groups):
             if input_grad:
-                # dcol_g = W_g^T @ dY_g, written over col (its rows were used above), then added onto dx
+                memset(&dx[n, 0, 0, 0], 0, channels * height * width * sizeof(floating))
+            i0 = 0
+            while i0 < oh:
+                i1 = min(i0 + rows, oh)
+                span = <int>((i1 - i0) * ow)
+                im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow, span)
                 for g in range(groups):
-                    gemm_rowmajor(c'T', c'N', k, span, out_per_group, <floating>1.0,
-                                  &w[g * out_per_group, 0, 0, 0], k, &dy[n, g * out_per_group, i0, 0], positions,
-                                  <floating>0.0, col + g * k * span, span)
-                col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow, span)
-            i0 = i1
+                    dy_group = &dy[n, g * out_per_group, i0, 0]
+                    # dW_g^T += col_g @ dY_g^T. The same product as dW_g += dY_g @ col_g^T, but BLAS
+                    # runs it faster with the long side (K) first: 0.39 against 0.59 ms for LeNet's C3 here.
+                    gemm_rowmajor(c'N', c'T', k, out_per_group, span, <floating>1.0,
+                                  col + g * k * span, span, dy_group, positions,
+                                  <floating>1.0, dw_part + g * k * out_per_group, out_per_group)
+                if input_grad:
+                    # dcol_g = W_g^T @ dY_g, written over col (its rows were used above), then added onto dx
+                    for g in range(groups):
+                        gemm_rowmajor(c'T', c'N', k, span, out_per_group, <floating>1.0,
+                                      &w[g * out_per_group, 0, 0, 0], k, &dy[n, g * out_per_group, i0, 0], positions,
+                                      <floating>0.0, col + g * k * span, span)
+                    col2im(col, &dx[n, 0, 0, 0], channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw,
+                           i0, i1, ow, span)
+                i0 = i1
 
 
 cdef void input_grad_image(const floating* w, const floating* dy_image, floating* col, floating* dx_image,
@@ -384,45 +389,51 @@ def conv2d_backward_batched(const floating[:, :, :, ::1] x, const floating[:, :,
 # convolution is the fully connected layer of deck 002_35ce60e4ae78ad9e.txt ("Aprendizaje:
 # Backpropagation", capa FC) on the flattened image: Y = X W^T + b, dX = dY W, dW = dY^T X,
 # with X (N, K = C*H*W) the images as rows, W (C_out, K) and Y (N, C_out) exactly as they lie in
-# memory, so no column matrix is built. Each OpenMP thread runs one BLAS call on its share:
-# rows of X (forward, dX) or rows of dW (weight gradient). No thread's result is a partial sum
-# of another's, so nothing is reduced afterwards and the result does not depend on the threads.
+# memory, so no column matrix is built. The products are cut into fixed blocks, of rows of X
+# (forward, dX) and of rows of dW (filters), one BLAS call each, shared out among the OpenMP
+# threads. The blocks depend on the shapes only, never on the number of threads, and no block's
+# result is a partial sum of another's: every call computes the same products with any number of
+# threads, bit for bit (one call per thread, as before, gave results that changed with the
+# thread count in the last bits: BLAS sums a different-sized product in another order).
 
 def dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
-                  floating[:, ::1] y, int num_threads):
-    """``y = x @ w.T + b`` for ``x`` (N, K), ``w`` (C_out, K); ``b`` may be None."""
+                  floating[:, ::1] y, int block_rows, int num_threads):
+    """``y = x @ w.T + b`` for ``x`` (N, K), ``w`` (C_out, K), in blocks of ``block_rows`` rows; ``b`` may be None."""
     cdef int n_rows = <int>x.shape[0], k = <int>x.shape[1], out_ch = <int>w.shape[0]
+    cdef int blocks = (n_rows + block_rows - 1) // block_rows
     cdef bint has_bias = b is not None
-    cdef int t, lo, hi, r, o
-    for t in prange(num_threads, nogil=True, schedule="static", num_threads=num_threads):
-        lo = <int>((<long long>n_rows * t) // num_threads)
-        hi = <int>((<long long>n_rows * (t + 1)) // num_threads)
-        if hi > lo:
-            gemm_rowmajor(c'N', c'T', hi - lo, out_ch, k, <floating>1.0, &x[lo, 0], k, &w[0, 0], k,
-                          <floating>0.0, &y[lo, 0], out_ch)
-            if has_bias:
-                for r in range(lo, hi):
-                    for o in range(out_ch):
-                        y[r, o] = y[r, o] + b[o]
+    cdef int blk, lo, hi, r, o
+    for blk in prange(blocks, nogil=True, schedule="static", num_threads=num_threads):
+        lo = blk * block_rows
+        hi = min(lo + block_rows, n_rows)
+        gemm_rowmajor(c'N', c'T', hi - lo, out_ch, k, <floating>1.0, &x[lo, 0], k, &w[0, 0], k,
+                      <floating>0.0, &y[lo, 0], out_ch)
+        if has_bias:
+            for r in range(lo, hi):
+                for o in range(out_ch):
+                    y[r, o] = y[r, o] + b[o]
 
 
 def dense_backward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[:, ::1] dy,
-                   floating[:, ::1] dx, floating[:, ::1] dw, int num_threads, bint input_grad=True):
-    """``dw = dy.T @ x`` (thread t: its share of the filters) and, with ``input_grad``, ``dx = dy @ w``."""
-    cdef int n_rows = <int>x.shape[0], k = <int>x.shape[1], out_ch = <int>w.shape[0]
-    cdef int t, lo, hi
-    for t in prange(num_threads, nogil=True, schedule="static", num_threads=num_threads):
-        lo = <int>((<long long>out_ch * t) // num_threads)
-        hi = <int>((<long long>out_ch * (t + 1)) // num_threads)
-        if hi > lo:
+                   floating[:, ::1] dx, floating[:, ::1] dw, int block_rows, int block_filters,
+                   int num_threads, bint input_grad=True, bint weight_grad=True):
+    """With ``weight_grad``, ``dw = dy.T @ x`` in blocks of ``block_filters`` filters; with ``input_grad``,
+    ``dx = dy @ w`` in blocks of ``block_rows`` rows; all in one parallel region."""
+    cdef int n_rows = <int>dy.shape[0], k = <int>w.shape[1], out_ch = <int>w.shape[0]
+    cdef int filter_blocks = (out_ch + block_filters - 1) // block_filters if weight_grad else 0
+    cdef int row_blocks = (n_rows + block_rows - 1) // block_rows if input_grad else 0
+    cdef int blk, lo, hi
+    for blk in prange(filter_blocks + row_blocks, nogil=True, schedule="static", num_threads=num_threads):
+        if blk < filter_blocks:
+            lo = blk * block_filters
+            hi = min(lo + block_filters, out_ch)
             gemm_rowmajor(c'T', c'N', hi - lo, k, n_rows, <floating>1.0, &dy[0, lo], out_ch, &x[0, 0], k,
                           <floating>0.0, &dw[lo, 0], k)
-        if input_grad:
-            lo = <int>((<long long>n_rows * t) // num_threads)
-            hi = <int>((<long long>n_rows * (t + 1)) // num_threads)
-            if hi > lo:
-                gemm_rowmajor(c'N', c'N', hi - lo, k, out_ch, <floating>1.0, &dy[lo, 0], out_ch, &w[0, 0], k,
-                              <floating>0.0, &dx[lo, 0], k)
+        else:
+            lo = (blk - filter_blocks) * block_rows
+            hi = min(lo + block_rows, n_rows)
+            gemm_rowmajor(c'N', c'N', hi - lo, k, out_ch, <floating>1.0, &dy[lo, 0], out_ch, &w[0, 0], k,
+                          <floating>0.0, &dx[lo, 0], k)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,34 +512,38 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
                            const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
                            floating[:, :, :, ::1] dw_workspace, floating[:, ::1] col_workspace,
                            floating[:, ::1] dy_workspace, int num_threads, bint input_grad=True):
-    """Weight gradient by the direct kernel into ``dw_workspace[t]`` (1, K, C_out), summed by the caller;
-    ``dx`` as in ``conv2d_backward`` (W^T @ dY, then col2im)."""
+    """Weight gradient by the direct kernel into ``dw_workspace[g]`` (1, K, C_out) for fixed groups of
+    images (as in ``conv2d_backward``; summed by the caller in group order); ``dx`` as in
+    ``conv2d_backward`` (W^T @ dY, then col2im). The column and dY workspaces have a row per thread."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t image_groups = dw_workspace.shape[0]
     cdef int k = <int>(w.shape[1] * kh * kw)
     cdef int positions = <int>(oh * ow)
     cdef int out_count = <int>out_ch
-    cdef Py_ssize_t n, o, s
+    cdef Py_ssize_t n, o, s, part
     cdef int t
     cdef floating* dy_t
     cdef const floating* src
-    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+    for part in prange(image_groups, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
         dy_t = &dy_workspace[t, 0]
-        for o in range(out_ch):
-            src = &dy[n, o, 0, 0]
-            for s in range(positions):
-                dy_t[s * out_ch + o] = src[s]
-        if floating is float:
-            minicnn_direct_weight_grad_f32(&x[n, 0, 0, 0], dy_t, &dw_workspace[t, 0, 0, 0],
-                                           channels, height, width, out_ch, kh, kw)
-        else:
-            minicnn_direct_weight_grad_f64(&x[n, 0, 0, 0], dy_t, &dw_workspace[t, 0, 0, 0],
-                                           channels, height, width, out_ch, kh, kw)
-        if input_grad:
-            input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], &col_workspace[t, 0], &dx[n, 0, 0, 0], channels,
-                             height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, 1, out_count, k, positions)
+        for n in range(n_images * part // image_groups, n_images * (part + 1) // image_groups):
+            for o in range(out_ch):
+                src = &dy[n, o, 0, 0]
+                for s in range(positions):
+                    dy_t[s * out_ch + o] = src[s]
+            if floating is float:
+                minicnn_direct_weight_grad_f32(&x[n, 0, 0, 0], dy_t, &dw_workspace[part, 0, 0, 0],
+                                               channels, height, width, out_ch, kh, kw)
+            else:
+                minicnn_direct_weight_grad_f64(&x[n, 0, 0, 0], dy_t, &dw_workspace[part, 0, 0, 0],
+                                               channels, height, width, out_ch, kh, kw)
+            if input_grad:
+                input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], &col_workspace[t, 0], &dx[n, 0, 0, 0],
+                                 channels, height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, 1, out_count, k,
+                                 positions)
 
 
 # ---------------------------------------------------------------------------------------------

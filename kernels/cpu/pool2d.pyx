@@ -184,7 +184,7 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
     cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1, top
     cdef floating total
-    cdef floating area = kh * kw
+    cdef floating area = <floating>kh * <floating>kw  # in floating point: kh*kw may overflow a C int
     cdef const floating* src
     cdef floating* dst
     if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
@@ -218,7 +218,7 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
     cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
     cdef floating share
-    cdef floating area = kh * kw
+    cdef floating area = <floating>kh * <floating>kw  # in floating point: kh*kw may overflow a C int
     cdef floating* dst
     cdef Py_ssize_t top
     if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height % 2 == 0 and width % 2 == 0:

@@ -28,6 +28,7 @@ __all__ = [
     "single_threaded_blas",
     "keep_freed_memory",
     "BACKEND_NAMES",
+    "EnvironmentSettingError",
 ]
 
 BACKEND_NAMES = ("numpy", "cython", "cupy")
@@ -37,6 +38,14 @@ _MODULES = {
     "cython": ("minicnn.backends.cython_backend", "CythonBackend"),
     "cupy": ("minicnn.backends.cupy_backend", "CupyBackend"),
 }
+
+class EnvironmentSettingError(ValueError):
+    """An environment variable of minicnn's (MINICNN_NUM_THREADS, MINICNN_AUTOTUNE, ...) holds a bad value.
+
+    Raised, not swallowed: a backend that fails for this reason must not be
+    silently replaced by a slower one.
+    """
+
 
 _instances: dict = {}
 _load_errors: dict = {}
@@ -57,7 +66,9 @@ def _load(name):
         check = getattr(backend, "check_available", None)
         if check is not None:
             check()
-    except Exception as exc:  # any failure means "not available here"; the reason is kept
+    except EnvironmentSettingError:
+        raise
+    except Exception as exc:  # any other failure means "not available here"; the reason is kept
         _load_errors[name] = f"{type(exc).__name__}: {exc}"
         return None
     _instances[name] = backend

@@ -116,26 +116,6 @@ def _guard_like(fn, name, a, dtype, shape):
         raise ValueError(f"{fn}: {name} must be C-contiguous (use cupy.ascontiguousarray)")
 
 
-def _guard_ndim(fn, name, shape, ndim):
-    if len(shape) != ndim:
-        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {tuple(shape)}")
-
-
-def _guard_pair(fn, name, value, minimum):
-    ok = (
-        isinstance(value, tuple)
-        and len(value) == 2
-        and all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool) for v in value)
-    )
-    if not ok or min(value) < minimum:
-        raise ValueError(f"{fn}: {name} must be an (h, w) tuple of ints >= {minimum}, got {value!r}")
-
-
-def _guard_output(fn, axis, out, formula):
-    if out < 1:
-        raise ValueError(f"{fn}: output {axis} {formula} = {out} < 1")
-
-
 def _guard_int32(fn, sizes):
     """The kernels index rows and columns with 32-bit ints."""
     for name, value in sizes.items():
@@ -177,35 +157,24 @@ class CupyBackend(NumpyBackend):
         kernel((blocks,), (THREADS_PER_BLOCK,), args)
 
     # -------------------------------------------------------------- convolution
-    def _conv_geometry(self, fn, x, w, stride, padding, dilation, groups):
-        """Check a convolution's arrays and hyper-parameters; return its sizes.
+    def _conv_geometry(self, fn, x, w, geometry):
+        """Check a convolution's arrays against its checked geometry; return ``(dtype, dims)``.
 
-        Output size per axis, deck 003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL:
-        HIPERPARÁMETROS" (with dilation): ``(H + 2P - D*(F - 1) - 1)//S + 1``.
+        The geometry (``shapes.conv2d_geometry``) holds the output size, deck
+        003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL: HIPERPARÁMETROS":
+        ``(H + 2P - D*(F - 1) - 1)//S + 1``. Here only what the kernels
+        themselves need is checked: GPU arrays of the geometry's shapes and
+        sizes within their 32-bit indices.
         """
+        g = geometry
         dtype = _guard_float_array(fn, "x", x)
-        _guard_ndim(fn, "x", x.shape, 4)
-        _guard_ndim(fn, "w", w.shape, 4)
-        _guard_like(fn, "w", w, dtype, w.shape)
-        for name, value, minimum in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):
-            _guard_pair(fn, name, value, minimum)
-        if isinstance(groups, bool) or not isinstance(groups, (int, numpy.integer)) or groups < 1:
-            raise ValueError(f"{fn}: groups must be an int >= 1, got {groups!r}")
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        if c % groups or o % groups or cg * groups != c:
-            raise ValueError(
-                f"{fn}: channels do not match groups={groups}: x has C_in={c}, w has shape {tuple(w.shape)} "
-                f"(need C_in % groups == 0, C_out % groups == 0 and w.shape[1]*groups == C_in)"
-            )
-        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        _guard_output(fn, "height", oh, f"({h} + 2*{padding[0]} - {dilation[0]}*({kh}-1) - 1)//{stride[0]} + 1")
-        _guard_output(fn, "width", ow, f"({wd} + 2*{padding[1]} - {dilation[1]}*({kw}-1) - 1)//{stride[1]} + 1")
+        _guard_like(fn, "x", x, dtype, g.x_shape)
+        _guard_like(fn, "w", w, dtype, g.w_shape)
         _guard_int32(
-            fn, {"N*C": n * c, "C*H*W": c * h * wd, "C_out*H_out*W_out": o * oh * ow, "C*F_H*F_W": c * kh * kw}
+            fn, {"N*C": g.n * g.c, "C*H*W": g.c * g.h * g.w, "C_out*H_out*W_out": g.o * g.positions,
+                 "C*F_H*F_W": g.c * g.taps, "stride, padding and dilation": max(*g.stride, *g.padding, *g.dilation)}
         )
-        return dtype, (n, c, h, wd, o, kh, kw, oh, ow, groups)
+        return dtype, (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.groups)
 
     @staticmethod
     def _conv_sizes(dims, stride, padding, dilation):
@@ -249,7 +218,7 @@ class CupyBackend(NumpyBackend):
         )
         return columns.reshape(groups, c // groups * kh * kw, n * oh * ow)
 
-    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+    def conv2d(self, x, w, b, geometry, plan=None):
         """Cross-correlation ``Y = X (*) W + b`` (see ``NumpyBackend.conv2d``) on the GPU.
 
         im2col: for every group ``g``, ``Y_g = W_g . columns_g`` with ``W_g`` of
@@ -257,7 +226,8 @@ class CupyBackend(NumpyBackend):
         one matrix product (cuBLAS).
         """
         fn = "conv2d"
-        dtype, dims = self._conv_geometry(fn, x, w, stride, padding, dilation, groups)
+        dtype, dims = self._conv_geometry(fn, x, w, geometry)
+        stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
         if b is not None:
             _guard_like(fn, "b", b, dtype, (o,))
@@ -277,7 +247,7 @@ class CupyBackend(NumpyBackend):
             y += b.reshape(1, o, 1, 1)
         return y
 
-    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups, input_grad=True):
+    def conv2d_grad(self, x, w, dy, geometry, input_grad=True, plan=None):
         """Gradients ``(dX, dW, db)`` of ``conv2d`` (see ``NumpyBackend.conv2d_grad``) on the GPU.
 
         im2col, per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
@@ -289,7 +259,8 @@ class CupyBackend(NumpyBackend):
         ``input_grad=False`` nothing of ``dX`` is computed and it is None.
         """
         fn = "conv2d_grad"
-        dtype, dims = self._conv_geometry(fn, x, w, stride, padding, dilation, groups)
+        dtype, dims = self._conv_geometry(fn, x, w, geometry)
+        stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
         _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
         dx = cupy.empty_like(x) if input_grad else None
@@ -322,33 +293,21 @@ class CupyBackend(NumpyBackend):
         return dx, cupy.ascontiguousarray(dw.reshape(w.shape)), db
 
     # ------------------------------------------------------------------ pooling
-    def _pool_dims(self, fn, x_shape, kernel, stride, padding):
-        """Check pooling hyper-parameters; return ``(N, C, H, W, H_out, W_out)``.
+    def _pool_dims(self, fn, geometry):
+        """``(N, C, H, W, H_out, W_out)`` of a checked pooling geometry (deck 003_7c437a475fa69432.txt,
+        "CAPA DE SUBMUESTREO O DECIMACIÓN": ``H_out = (H + 2P - F_H)//S + 1``), within 32-bit indices."""
+        g = geometry
+        _guard_int32(fn, {"H*W": g.h * g.w, "H_out*W_out": g.oh * g.ow,
+                          "kernel_size, stride and padding": max(*g.kernel, *g.stride, *g.padding)})
+        return g.n, g.c, g.h, g.w, g.oh, g.ow
 
-        Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN":
-        ``H_out = (H + 2P - F_H)//S + 1``.
-        """
-        _guard_ndim(fn, "x", x_shape, 4)
-        _guard_pair(fn, "kernel_size", kernel, 1)
-        _guard_pair(fn, "stride", stride, 1)
-        _guard_pair(fn, "padding", padding, 0)
-        for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
-            if p > k // 2:
-                raise ValueError(
-                    f"{fn}: padding along {axis} must be <= kernel_size//2 = {k}//2 = {k // 2}, got {p}"
-                )
-        n, c, h, w = (int(s) for s in x_shape)
-        oh, ow = self._pool_geometry(x_shape, kernel, stride, padding)
-        _guard_output(fn, "height", oh, f"({h} + 2*{padding[0]} - {kernel[0]})//{stride[0]} + 1")
-        _guard_output(fn, "width", ow, f"({w} + 2*{padding[1]} - {kernel[1]})//{stride[1]} + 1")
-        _guard_int32(fn, {"H*W": h * w, "H_out*W_out": oh * ow})
-        return n, c, h, w, oh, ow
-
-    def max_pool2d(self, x, kernel, stride, padding):
+    def max_pool2d(self, x, geometry):
         """Max pooling on the GPU; returns ``(Y, argmax)`` as ``NumpyBackend.max_pool2d``."""
         fn = "max_pool2d"
         dtype = _guard_float_array(fn, "x", x)
-        n, c, h, w, oh, ow = self._pool_dims(fn, x.shape, kernel, stride, padding)
+        _guard_like(fn, "x", x, dtype, geometry.x_shape)
+        n, c, h, w, oh, ow = self._pool_dims(fn, geometry)
+        kernel, stride, padding = geometry.hyper
         y = cupy.empty((n, c, oh, ow), dtype=dtype)
         argmax = cupy.empty((n, c, oh, ow), dtype=cupy.int64)
         self._launch(
@@ -357,14 +316,15 @@ class CupyBackend(NumpyBackend):
         )
         return y, argmax
 
-    def max_pool2d_grad(self, x_shape, dy, argmax, kernel, stride, padding):
+    def max_pool2d_grad(self, geometry, dy, argmax):
         """Gradient of max pooling: each input pixel gathers the errors of the windows it won.
 
         ``argmax`` must come from ``max_pool2d`` (every index inside its own window).
         """
         fn = "max_pool2d_grad"
         dtype = _guard_float_array(fn, "dy", dy)
-        n, c, h, w, oh, ow = self._pool_dims(fn, x_shape, kernel, stride, padding)
+        n, c, h, w, oh, ow = self._pool_dims(fn, geometry)
+        kernel, stride, padding = geometry.hyper
         _guard_like(fn, "dy", dy, dtype, (n, c, oh, ow))
         _guard_like(fn, "argmax", argmax, cupy.int64, (n, c, oh, ow))
         dx = cupy.empty((n, c, h, w), dtype=dtype)
@@ -374,11 +334,13 @@ class CupyBackend(NumpyBackend):
         )
         return dx
 
-    def avg_pool2d(self, x, kernel, stride, padding):
+    def avg_pool2d(self, x, geometry):
         """Average pooling on the GPU (padded zeros count; divisor ``F_H*F_W``)."""
         fn = "avg_pool2d"
         dtype = _guard_float_array(fn, "x", x)
-        n, c, h, w, oh, ow = self._pool_dims(fn, x.shape, kernel, stride, padding)
+        _guard_like(fn, "x", x, dtype, geometry.x_shape)
+        n, c, h, w, oh, ow = self._pool_dims(fn, geometry)
+        kernel, stride, padding = geometry.hyper
         y = cupy.empty((n, c, oh, ow), dtype=dtype)
         self._launch(
             "pool2d.cu", "avg_pool2d_forward", dtype, y.size, (x, y),
@@ -386,11 +348,12 @@ class CupyBackend(NumpyBackend):
         )
         return y
 
-    def avg_pool2d_grad(self, x_shape, dy, kernel, stride, padding):
+    def avg_pool2d_grad(self, geometry, dy):
         """Gradient of average pooling: ``kron(dY, ones(F))/F^2`` with overlaps added, as a gather."""
         fn = "avg_pool2d_grad"
         dtype = _guard_float_array(fn, "dy", dy)
-        n, c, h, w, oh, ow = self._pool_dims(fn, x_shape, kernel, stride, padding)
+        n, c, h, w, oh, ow = self._pool_dims(fn, geometry)
+        kernel, stride, padding = geometry.hyper
         _guard_like(fn, "dy", dy, dtype, (n, c, oh, ow))
         dx = cupy.empty((n, c, h, w), dtype=dtype)
         self._launch(

@@ -7,8 +7,10 @@ against ``self.xp`` (NumPy here) so that the CuPy backend can inherit every
 primitive it does not override, following thinc's ``Ops`` pattern.
 
 Every method takes arguments that ``minicnn.functional`` has already checked:
-C-contiguous float32/float64 arrays of matching shapes, and ``(h, w)`` tuples
-of ints for kernel, stride, padding and dilation. The methods never validate.
+C-contiguous float32/float64 arrays of matching shapes, and the call's
+geometry (``shapes.ConvGeometry`` or ``shapes.PoolGeometry``), which holds the
+hyper-parameters and the output size. The methods never validate and never
+recompute an output size.
 """
 
 from __future__ import annotations
@@ -42,7 +44,16 @@ class NumpyBackend:
         return rows, cols
 
     # -------------------------------------------------------------- convolution
-    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+    def plan_conv2d(self, geometry, dtype, plan=None):
+        """The reference has one path per operation: no plan to choose (``plan`` must be None)."""
+        if plan is not None and not hasattr(plan, "forward"):
+            raise ValueError(
+                f"plan: the {self.name} backend has no kernel paths to choose from (only the cython backend "
+                f"does), got plan={plan!r}"
+            )
+        return None
+
+    def conv2d(self, x, w, b, geometry, plan=None):
         """Cross-correlation of an NCHW batch with OIHW filters.
 
         ``Y[n, o, i, j] = b[o] + sum_{c, p, q} X[n, c, i*S + p*D - P, j*S + q*D - P] W[o, c, p, q]``
@@ -55,12 +66,11 @@ class NumpyBackend:
         ``minicnn.functional.true_conv2d``.
         """
         xp = self.xp
-        n, c, _, _ = x.shape
-        o, cg, kh, kw = w.shape
+        stride, padding, dilation, groups = geometry.hyper
+        n, c, o, cg, kh, kw = geometry.n, geometry.c, geometry.o, geometry.c_per_group, geometry.kh, geometry.kw
+        oh, ow = geometry.oh, geometry.ow
         g, og = groups, o // groups
         x_pad = self._pad(x, padding)
-        oh = (x_pad.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        ow = (x_pad.shape[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         xg = x_pad.reshape(n, g, cg, *x_pad.shape[2:])
         wg = w.reshape(g, og, cg, kh, kw)
         y = xp.zeros((n, g, og, oh, ow), dtype=x.dtype)
@@ -73,7 +83,7 @@ class NumpyBackend:
             y += b.reshape(1, o, 1, 1)
         return y
 
-    def conv2d_grad(self, x, w, dy, stride, padding, dilation, groups, input_grad=True):
+    def conv2d_grad(self, x, w, dy, geometry, input_grad=True, plan=None):
         """Gradients ``(dX, dW, db)`` of ``conv2d`` given ``dY = dLoss/dY`` (``dX`` is None when not ``input_grad``).
 
         Deck 002_35ce60e4ae78ad9e.txt, slides "Aprendizaje: Backpropagation":
@@ -92,10 +102,11 @@ class NumpyBackend:
         shared weight's gradient is their sum.
         """
         xp = self.xp
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
+        stride, padding, dilation, groups = geometry.hyper
+        n, c, h, wd = geometry.x_shape
+        o, cg, kh, kw = geometry.w_shape
         g, og = groups, o // groups
-        _, _, oh, ow = dy.shape
+        oh, ow = geometry.oh, geometry.ow
         ph, pw = padding
         x_pad = self._pad(x, padding)
         xg = x_pad.reshape(n, g, cg, *x_pad.shape[2:])
@@ -115,14 +126,23 @@ class NumpyBackend:
         dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
         return xp.ascontiguousarray(dx), dw.reshape(w.shape), db
 
-    # ------------------------------------------------------------------ pooling
-    def _pool_geometry(self, shape, kernel, stride, padding):
-        _, _, h, w = shape
-        oh = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1
-        ow = (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
-        return oh, ow
+    # --------------------------------------------------------- fully connected
+    def linear(self, x, w, b):
+        """``y = x W^T + b`` on the rows of ``x`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
+        Backpropagation", capa FC: ``z = W a + b`` for every sample)."""
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
 
-    def max_pool2d(self, x, kernel, stride, padding):
+    def linear_grad(self, x, w, dy, input_grad=True):
+        """``(dx, dw, db)`` of ``linear``: ``δ^(l) = W^T δ^(l+1)`` (as rows: ``dy W``), ``∇W = δ aᵀ``
+        summed over the batch (``dyᵀ x``), ``∇b = Σ δ`` (deck 002, "Aprendizaje: Backpropagation")."""
+        dx = dy @ w if input_grad else None
+        return dx, dy.T @ x, dy.sum(axis=0)
+
+    # ------------------------------------------------------------------ pooling
+    def max_pool2d(self, x, geometry):
         """Max pooling; returns ``(Y, argmax)``.
 
         Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN":
@@ -133,8 +153,9 @@ class NumpyBackend:
         PyTorch). Backward routes the gradient through it.
         """
         xp = self.xp
-        n, c, h, w = x.shape
-        oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
+        n, c, h, w = geometry.x_shape
+        kernel, stride, padding = geometry.hyper
+        oh, ow = geometry.oh, geometry.ow
         x_pad = self._pad(x, padding, value=-xp.inf)
         # Start from -inf at the first real pixel of each window: a window of
         # only -inf then reports that pixel, as PyTorch does.
@@ -153,7 +174,7 @@ class NumpyBackend:
                 argmax = xp.where(wins, (row[:, None] * w + col[None, :]), argmax)
         return best, argmax
 
-    def max_pool2d_grad(self, x_shape, dy, argmax, kernel, stride, padding):
+    def max_pool2d_grad(self, geometry, dy, argmax):
         """Gradient of max pooling: only the winner of each window gets the error.
 
         Deck 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN": "En la decimación se
@@ -161,17 +182,17 @@ class NumpyBackend:
         that share a winner add their errors.
         """
         xp = self.xp
-        n, c, h, w = x_shape
+        n, c, h, w = geometry.x_shape
         dx = xp.zeros((n * c, h * w), dtype=dy.dtype)
         planes = xp.arange(n * c)[:, None]
         self._scatter_add(dx, (planes, argmax.reshape(n * c, -1)), dy.reshape(n * c, -1))
-        return dx.reshape(x_shape)
+        return dx.reshape(geometry.x_shape)
 
     def _scatter_add(self, target, index, values):
         """``target[index] += values``, adding repeated indices (``numpy.add.at``)."""
         numpy.add.at(target, index, values)
 
-    def avg_pool2d(self, x, kernel, stride, padding):
+    def avg_pool2d(self, x, geometry):
         """Average pooling; padded zeros count in the average (divisor ``F_H*F_W``).
 
         Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN". It is
@@ -179,16 +200,17 @@ class NumpyBackend:
         (deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de la Red : POOL:S2").
         """
         xp = self.xp
-        oh, ow = self._pool_geometry(x.shape, kernel, stride, padding)
+        kernel, stride, padding = geometry.hyper
+        oh, ow = geometry.oh, geometry.ow
         x_pad = self._pad(x, padding)
-        total = xp.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        total = xp.zeros(geometry.y_shape, dtype=x.dtype)
         for p in range(kernel[0]):
             for q in range(kernel[1]):
                 rows, cols = self._window(p, q, (oh, ow), stride)
                 total += x_pad[..., rows, cols]
-        return total / x.dtype.type(kernel[0] * kernel[1])
+        return total / x.dtype.type(geometry.window)
 
-    def avg_pool2d_grad(self, x_shape, dy, kernel, stride, padding):
+    def avg_pool2d_grad(self, geometry, dy):
         """Gradient of average pooling: ``kron(delta, ones(F)) / F^2``.
 
         Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation" (tips for
@@ -197,11 +219,12 @@ class NumpyBackend:
         ``np.kron``; overlapping windows add their shares.
         """
         xp = self.xp
-        n, c, h, w = x_shape
+        n, c, h, w = geometry.x_shape
+        kernel, stride, padding = geometry.hyper
         ph, pw = padding
-        _, _, oh, ow = dy.shape
+        oh, ow = geometry.oh, geometry.ow
         dx_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
-        share = dy / dy.dtype.type(kernel[0] * kernel[1])
+        share = dy / dy.dtype.type(geometry.window)
         for p in range(kernel[0]):
             for q in range(kernel[1]):
                 rows, cols = self._window(p, q, (oh, ow), stride)

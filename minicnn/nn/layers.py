@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import shapes
+from ..backends import backend_for_array
 from .init import get_initializer, zeros
 from .module import Module, Parameter, array_module
 
@@ -136,6 +137,8 @@ class Conv2d(Module):
         self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._x = None
+        self._plan = None
+        self._plan_for = None
 
     def _check_input_shape(self, shape):
         n, c, h, w = _check_shape_ndim("Conv2d", shape, 4, "(N, C_in, H, W)")
@@ -150,9 +153,13 @@ class Conv2d(Module):
         self._check_input_shape(x.shape)
         _check_dtype("Conv2d", x, self.weight.data)
         b = None if self.bias is None else self.bias.data
-        y = F.conv2d(
-            x, self.weight.data, b, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups
-        )
+        args = dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        # the kernel plan chosen for this input goes with it to the backward pass, which never decides again
+        backend = backend_for_array(x).name
+        if self._plan_for != (x.shape, self.weight.data.shape, x.dtype, backend):
+            self._plan = F.conv2d_plan(x.shape, self.weight.shape, dtype=x.dtype, **args, backend=backend)
+            self._plan_for = (x.shape, self.weight.data.shape, x.dtype, backend)
+        y = F.conv2d(x, self.weight.data, b, plan=self._plan, **args)
         self._x = x
         return y
 
@@ -172,6 +179,7 @@ class Conv2d(Module):
             dilation=self.dilation,
             groups=self.groups,
             input_grad=input_grad,
+            plan=self._plan,
         )
         self.weight.grad += dw
         if self.bias is not None:
@@ -246,9 +254,7 @@ class Linear(Module):
         _check_array("Linear", x, 2, "(N, in_features)")
         self._check_input_shape(x.shape)
         _check_dtype("Linear", x, self.weight.data)
-        y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
+        y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
         self._x = x
         return y
 
@@ -261,11 +267,12 @@ class Linear(Module):
             raise self._no_forward()
         if tuple(dy.shape) != (x.shape[0], self.out_features):
             raise ValueError(f"Linear.backward: dy must have shape {(x.shape[0], self.out_features)}, got {tuple(dy.shape)}")
-        self.weight.grad += dy.T @ x
+        dx, dw, db = F.linear_grad(x, self.weight.data, dy, input_grad=input_grad)
+        self.weight.grad += dw
         if self.bias is not None:
-            self.bias.grad += dy.sum(axis=0)
+            self.bias.grad += db
         self._x = None
-        return dy @ self.weight.data if input_grad else None
+        return dx
 
     def _clear_cache(self):
         self._x = None

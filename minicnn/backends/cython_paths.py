@@ -1,0 +1,448 @@
+"""The cython backend's convolution paths: one class per kernel family, each saying what it takes.
+
+Every path computes the same three formulas (deck 003_7c437a475fa69432.txt,
+"Correlación cruzada"; deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
+Backpropagation", eq. 2)::
+
+    forward      Y[n, o, i, j]  = b[o] + sum_{c,p,q} W[o, c, p, q] X[n, c, i*S + p*D - P, j*S + q*D - P]
+    input_grad   dX[n, c, y, x] = sum_{o,p,q} W[o, c, p, q] dY[n, o, (y + P - p*D)/S, (x + P - q*D)/S]
+    weight_grad  dW[o, c, p, q] = sum_{n,i,j} dY[n, o, i, j] X[n, c, i*S + p*D - P, j*S + q*D - P],
+                 db[o] = sum_{n,i,j} dY[n, o, i, j]
+
+in a different loop order and data layout. A path's ``takes(op, geometry,
+dtype)`` returns "" when it can compute ``op`` for that layer and otherwise the
+reason it cannot (a stride it does not handle, a size outside the limits its
+measurements set, a kernel not compiled here). Which of the paths that take a
+layer runs is decided in ``cython_backend.py`` (measured, or the static
+order); ``note`` says what the path is for and what was measured.
+
+Paths receive checked, C-contiguous arrays and a ``shapes.ConvGeometry``, and
+never recompute an output size. Workspaces come from the backend and are
+reused between calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import ConvGeometry
+
+__all__ = ["PATH_CLASSES", "bias_grad"]
+
+_INT_MAX = 2**31 - 1
+
+
+def bias_grad(dy):
+    """``db[o] = sum over images and pixels of dy[n, o, i, j]``: first over the images (one pass of
+    contiguous adds), then over each map; 4x faster here than NumPy's sum over axes (0, 2, 3)."""
+    n, o = dy.shape[:2]
+    return dy.sum(axis=0).reshape(o, -1).sum(axis=1)
+
+
+def fits_int32(g: ConvGeometry):
+    """The kernels index one image's arrays, and BLAS its products, with 32-bit ints."""
+    return max(g.k * g.positions, g.o * g.positions, g.o * g.k, g.c * g.h * g.w,
+               g.n * g.o * g.positions, g.n * g.c * g.h * g.w,
+               *g.stride, *g.padding, *g.dilation, g.groups) <= _INT_MAX
+
+
+class Path:
+    """One kernel family. Subclasses set ``name``, ``ops``, ``note`` and implement what they list in ``ops``."""
+
+    name = ""
+    ops = ()
+    fused = False  # has grad(): dX and dW in one pass
+    note = ""
+
+    def __init__(self, backend):
+        self.b = backend
+        self.conv = backend._conv
+
+    def takes(self, op, g: ConvGeometry, dtype):
+        """"" if this path computes ``op`` for geometry ``g`` and ``dtype``, else why not."""
+        if op not in self.ops:
+            return f"has no {op} kernel"
+        if not fits_int32(g):
+            return "a size exceeds the 32-bit ints the kernels and BLAS index with"
+        return self._takes(op, g, np.dtype(dtype))
+
+    def _takes(self, op, g, dtype):
+        return ""
+
+    def workspace(self, name, shape, dtype, zero=False):
+        return self.b._workspace(name, shape, dtype, zero)
+
+    def grad(self, x, w, dy, g, threads):
+        """``(dx, dw, db)``: dX and dW by this path, separately unless a subclass fuses them."""
+        return (self.input_grad(x, w, dy, g, threads), *self.weight_grad(x, w, dy, g, threads))
+
+
+def _blocks(total, size):
+    return -(-total // size)
+
+
+class DensePath(Path):
+    name = "dense"
+    ops = ("forward", "input_grad", "weight_grad")
+    fused = True
+    note = ("a filter as large as its unpadded input (LeNet's C5) is a fully connected layer: one GEMM on the "
+            "flattened images, in fixed blocks of rows; C5 at batch 256: forward 0.89 -> 0.16 ms, gradients "
+            "1.51 -> 0.35 ms against im2col (AMD Zen 4, 2 threads)")
+
+    # Fixed blocks (never per thread): the same BLAS calls, so the same bits, with any thread count.
+    BLOCK_ROWS = 32
+    BLOCK_FILTERS = 32
+
+    def _takes(self, op, g, dtype):
+        if (g.kh, g.kw) != (g.h, g.w):
+            return f"the filter ({g.kh}x{g.kw}) is not as large as the input ({g.h}x{g.w})"
+        if g.padding != (0, 0) or g.dilation != (1, 1) or g.groups != 1:
+            return "needs no padding, no dilation and one group"
+        return ""
+
+    def forward(self, x, w, b, g, threads):
+        y = np.empty(g.y_shape, dtype=x.dtype)
+        self.b.dense_forward(x.reshape(g.n, -1), w.reshape(g.o, -1), b, y.reshape(g.n, g.o), threads)
+        return y
+
+    def grad(self, x, w, dy, g, threads, input_grad=True):
+        dx = np.empty_like(x) if input_grad else None
+        dw = np.empty_like(w)
+        self.b.dense_backward(x.reshape(g.n, -1), w.reshape(g.o, -1), dy.reshape(g.n, g.o),
+                              dx.reshape(g.n, -1) if input_grad else None, dw.reshape(g.o, -1), threads)
+        return dx, dw, bias_grad(dy)
+
+    def input_grad(self, x, w, dy, g, threads):
+        dx = np.empty_like(x)
+        self.b.dense_input_grad(w.reshape(g.o, -1), dy.reshape(g.n, g.o), dx.reshape(g.n, -1), threads)
+        return dx
+
+    def weight_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
+
+
+class DirectPath(Path):
+    name = "direct"
+    ops = ("forward", "input_grad", "weight_grad")
+    note = ("16 filters per vector, 2 rows x 4 pixels (direct_conv.h): stride-1 layers with C_out a multiple "
+            "of 16, padded ones through a zero-bordered copy (LeNet's C3, mid-network 3x3). Forward against "
+            "im2col + GEMM on AMD Zen 4, 2 threads: 3x3 16->16 on 32x32 2.2x, 64->64 on 56x56 1.34x, "
+            "128->128 on 28x28 1.20x, 5x5 32->64 on 16x16 1.50x; slower on 1x1 filters (0.66x) and for "
+            "K = C_in*F_H*F_W above ~1,300 (0.85x). dX is the same kernel on dY padded by F - 1 - P, filters "
+            "rotated, channels swapped; dW streams dY through the caches once per tap and loses to GEMM over "
+            "more than ~1,000 output positions")
+
+    LANES = 16
+    MIN_POSITIONS = 16
+    MAX_K = 1280
+    WEIGHT_GRAD_MAX_POSITIONS = 1024
+
+    def _forward_limits(self, o, k_taps, taps, oh, ow, role):
+        """The forward kernel's limits for a correlation with ``o`` outputs maps of ``oh`` x ``ow``."""
+        if o % self.LANES:
+            return f"{role} ({o}) is not a multiple of {self.LANES}"
+        if taps < 2:
+            return "1x1 filters (measured slower than im2col, which is a plain copy there)"
+        if k_taps > self.MAX_K:
+            return f"K = C*F_H*F_W = {k_taps} > {self.MAX_K} (measured slower: the weights leave the fast caches)"
+        if ow < 4:
+            return f"rows of {ow} < 4 pixels"
+        if oh * ow < self.MIN_POSITIONS:
+            return f"{oh * ow} < {self.MIN_POSITIONS} output positions"
+        return ""
+
+    def _takes(self, op, g, dtype):
+        if not self.b._direct_available:
+            return "the direct kernel is not compiled here (needs gcc or clang)"
+        if not g.stride1:
+            return "needs stride 1, no dilation and one group"
+        if op == "forward":
+            return self._forward_limits(g.o, g.k, g.taps, g.oh, g.ow, "C_out")
+        if op == "input_grad":
+            if g.padding[0] > g.kh - 1 or g.padding[1] > g.kw - 1:
+                return "padding larger than the filter minus one"
+            return self._forward_limits(g.c, g.o * g.taps, g.taps, g.h, g.w, "C_in")
+        if g.padding != (0, 0):
+            return "the weight gradient kernel needs no padding"
+        if g.o % self.LANES:
+            return f"C_out ({g.o}) is not a multiple of {self.LANES}"
+        if g.ow < 4:
+            return f"rows of {g.ow} < 4 pixels"
+        if not self.MIN_POSITIONS <= g.positions <= self.WEIGHT_GRAD_MAX_POSITIONS:
+            return (f"{g.positions} output positions outside [{self.MIN_POSITIONS}, "
+                    f"{self.WEIGHT_GRAD_MAX_POSITIONS}] (over many positions GEMM wins)")
+        return ""
+
+    def forward(self, x, w, b, g, threads):
+        y = np.empty(g.y_shape, dtype=x.dtype)
+        w_t = np.ascontiguousarray(w.reshape(g.o, -1).T)
+        out_t = self.workspace("out_t", (threads, g.positions * g.o), x.dtype)
+        padded = self.workspace("padded", (threads, g.c * (g.h + 2 * g.padding[0]) * (g.w + 2 * g.padding[1])), x.dtype)
+        self.conv.conv2d_forward_direct(x, w_t, b, y, out_t, *g.padding, padded, threads)
+        return y
+
+    def input_grad(self, x, w, dy, g, threads):
+        """dX as a forward correlation (deck 002, "Aprendizaje: Backpropagation", eq. 2): dY padded by
+        F - 1 - P, correlated with the filters rotated by 180 degrees, input and output channels swapped."""
+        # w_t[(o*F_H + p)*F_W + q, c] = W[o, c, F_H-1-p, F_W-1-q]: the tap index first, as the kernel reads it
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).reshape(g.o * g.taps, g.c)
+        full = (g.kh - 1 - g.padding[0], g.kw - 1 - g.padding[1])
+        dx = np.empty_like(x)
+        out_t = self.workspace("out_t", (threads, g.h * g.w * g.c), x.dtype)
+        padded = self.workspace("padded", (threads, g.o * (g.oh + 2 * full[0]) * (g.ow + 2 * full[1])), x.dtype)
+        self.conv.conv2d_forward_direct(dy, w_t, None, dx, out_t, *full, padded, threads)
+        return dx
+
+    def weight_grad(self, x, w, dy, g, threads):
+        parts = self.b.image_groups(g.n, g.k * g.o * x.itemsize)
+        dw_t = self.workspace("dw", (parts, 1, g.k, g.o), x.dtype, zero=True)
+        col = self.workspace("col", (1, 1), x.dtype)
+        dy_t = self.workspace("dy_t", (threads, g.positions * g.o), x.dtype)
+        self.conv.conv2d_backward_direct(x, w, dy, None, dw_t, col, dy_t, min(threads, parts), False)
+        dw = np.ascontiguousarray(dw_t.sum(axis=0)[0].T).reshape(w.shape)
+        return dw, bias_grad(dy)
+
+
+class RowsPath(Path):
+    name = "rows"
+    ops = ("forward", "input_grad", "weight_grad")
+    note = ("a vector of neighbouring pixels of one output row (direct_rows.h, direct_rows_grad.h): layers with "
+            "few filters (LeNet's C1). Forward faster than im2col from 6 output columns (1.1-3x, 1-64 input "
+            "channels, 3x3 and 5x5); dX (a 'full' correlation of dY) 1.05-1.7x for inputs >= 14 wide whose rows "
+            "fill >= 7/8 of their vectors, 2+ input channels, <= 16 filters; dW 2.2-4.7x up to 10 filters, "
+            "1.6x at 20-30 (AMD Zen 4, one thread)")
+
+    MIN_WIDTH = 6
+    DX_MIN_WIDTH = 14
+    DX_MIN_LANE_USE = 7 / 8
+    DX_MIN_IN_CHANNELS = 2
+    DX_MAX_OUT_CHANNELS = 16
+    # The weight-gradient kernel adds blocks of this many images before it sums its vectors' lanes;
+    # blocks are fixed, not per thread, so the result is the same bit for bit with any thread count.
+    GRAD_BLOCK = 4
+    GRAD_MAX_OUT = 32
+
+    def _takes(self, op, g, dtype):
+        if not g.plain:
+            return "needs stride 1, no padding, no dilation and one group"
+        if op == "forward":
+            if not self.b._rows_available:
+                return "the row kernel is not compiled here (needs gcc or clang)"
+            if g.ow < self.MIN_WIDTH:
+                return f"output rows of {g.ow} < {self.MIN_WIDTH} pixels (mostly padding in a vector)"
+            return ""
+        if op == "input_grad":
+            if not self.b._rows_available:
+                return "the row kernel is not compiled here (needs gcc or clang)"
+            lanes = self.conv.row_lanes()
+            vectors = -(-g.w // lanes) * lanes
+            if g.w < self.DX_MIN_WIDTH:
+                return f"input rows of {g.w} < {self.DX_MIN_WIDTH} pixels"
+            if g.w < self.DX_MIN_LANE_USE * vectors:
+                return f"input rows of {g.w} fill less than 7/8 of {vectors} vector lanes"
+            if g.c < self.DX_MIN_IN_CHANNELS:
+                return "one input channel (one chain of multiply-adds; GEMM wins)"
+            if g.o > self.DX_MAX_OUT_CHANNELS:
+                return f"C_out = {g.o} > {self.DX_MAX_OUT_CHANNELS}"
+            return ""
+        if not self.b._rows_grad_available:
+            return "the row weight-gradient kernel is not compiled here (needs gcc or clang)"
+        if g.o > self.GRAD_MAX_OUT:
+            return f"C_out = {g.o} > {self.GRAD_MAX_OUT} filters"
+        lanes = self.conv.rows_weight_grad_lanes(dtype == np.float64)
+        if g.ow < lanes:
+            return f"output rows of {g.ow} < {lanes} pixels (one vector)"
+        return ""
+
+    def _call(self, x, w_t, b, y, pad_h, pad_w, threads):
+        n, c, h, wd = x.shape
+        o, kh, kw = y.shape[1], h + 2 * pad_h - y.shape[2] + 1, wd + 2 * pad_w - y.shape[3] + 1
+        size_in, size_out = self.conv.rows_workspace_sizes(c, h, wd, o, kh, kw, pad_h, pad_w)
+        ws_in = self.workspace("rows_in", (threads, max(size_in, 1)), x.dtype)
+        ws_out = self.workspace("rows_out", (threads, max(size_out, 1)), x.dtype)
+        self.conv.conv2d_rows(x, w_t, b, y, pad_h, pad_w, ws_in, ws_out, threads)
+        return y
+
+    def forward(self, x, w, b, g, threads):
+        w_t = np.ascontiguousarray(w.transpose(1, 2, 3, 0)).reshape(g.k, g.o)
+        return self._call(x, w_t, b, np.empty(g.y_shape, dtype=x.dtype), 0, 0, threads)
+
+    def input_grad(self, x, w, dy, g, threads):
+        """dX[c, y, x] = sum_{o,p,q} W[o, c, p, q] dY[o, y-p, x-q]: the correlation of dY, zero-padded by
+        (F_H-1, F_W-1), with the filters rotated by 180 degrees and their channel axes swapped."""
+        w_r_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).reshape(g.o * g.taps, g.c)
+        return self._call(dy, w_r_t, None, np.empty_like(x), g.kh - 1, g.kw - 1, threads)
+
+    def weight_grad(self, x, w, dy, g, threads):
+        """``(dw, db)``: per-block partial sums, added in block order."""
+        blocks = _blocks(g.n, self.GRAD_BLOCK)
+        partial = self.workspace("dw_rows", (blocks, w.size + g.o), x.dtype)
+        self.conv.conv2d_weight_grad_rows(x, dy, partial, self.GRAD_BLOCK, min(threads, blocks))
+        total = partial.sum(axis=0)
+        return total[: w.size].reshape(w.shape), total[w.size :]
+
+
+class LanesPath(Path):
+    name = "lanes"
+    ops = ("input_grad", "weight_grad")
+    fused = True
+    note = ("the batch in the vector lanes (batch_lanes.h): 16 images per vector (8 in float64), dX, dW and db "
+            "of small stride-1 layers (LeNet's C3) in one parallel region; against the other paths on AMD "
+            "Zen 4 (float32, batch 64): C3 1.5-1.6x, 8-128 channels on 8x8 to 32x32 maps 1.35-2.5x, float64 "
+            "8-16x; slower with 1 input channel (0.92x) and 1x1 filters (0.69x)")
+
+    MIN_IN_CHANNELS = 2
+    MIN_TAPS = 2
+    # Lanes of the last group past the end of the batch hold zeros: batch 24 (32 lanes) gained 1.23x
+    # on one thread against 1.55x at 32; require 3/4 of the lanes used.
+    MIN_USE = 3 / 4
+    # Each thread's copies of dY and X; the largest layer measured (12 MB) still gained 1.2x.
+    MAX_WORKSPACE_BYTES = 16 << 20
+
+    def _takes(self, op, g, dtype):
+        if not self.b._lanes_available:
+            return "the batch-in-lanes kernels are not compiled here (needs gcc or clang)"
+        if not g.plain:
+            return "needs stride 1, no padding, no dilation and one group"
+        lanes = self.conv.lanes_group(dtype == np.float64)
+        groups = _blocks(g.n, lanes)
+        if g.n < lanes:
+            return f"batch {g.n} < one group of {lanes} images"
+        if g.n < self.MIN_USE * groups * lanes:
+            return f"batch {g.n} fills less than 3/4 of {groups * lanes} lanes"
+        if g.c < self.MIN_IN_CHANNELS:
+            return "one input channel (one chain of multiply-adds per pixel)"
+        if g.taps < self.MIN_TAPS:
+            return "1x1 filters (the per-pixel loop costs more than the arithmetic)"
+        workspace = (g.positions * g.o + g.h * g.w * g.c) * lanes * dtype.itemsize
+        if workspace > self.MAX_WORKSPACE_BYTES:
+            return f"{workspace >> 20} MB of workspace per thread > {self.MAX_WORKSPACE_BYTES >> 20} MB"
+        return ""
+
+    def grad(self, x, w, dy, g, threads, input_grad=True, weight_grad=True):
+        """``(dx or None, dw or None, db or None)`` in one parallel region; dW and db as per-group
+        partial sums (fixed groups of images) added here in group order."""
+        double = x.dtype == np.float64
+        lanes = self.conv.lanes_group(double)
+        groups = _blocks(g.n, lanes)
+        threads = max(1, min(threads, groups))
+        size = self.conv.lanes_workspace_size(g.c, g.h, g.w, g.o, g.kh, g.kw, double)
+        workspace = self.workspace("lanes", (threads, size), x.dtype)
+        partial = self.workspace("lanes_partial", (groups, w.size + g.o), x.dtype) if weight_grad else None
+        dx = np.empty_like(x) if input_grad else None
+        w_l = np.ascontiguousarray(w.transpose(0, 2, 3, 1)) if input_grad else None
+        self.b.last_lanes_helpers = self.conv.conv2d_grad_lanes(
+            x, w_l, dy, dx, partial, workspace, threads, input_grad, weight_grad)
+        if not weight_grad:
+            return dx, None, None
+        total = partial.sum(axis=0)
+        return dx, total[: w.size].reshape(w.shape), total[w.size :]
+
+    def input_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, weight_grad=False)[0]
+
+    def weight_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
+
+
+class BatchedPath(Path):
+    name = "batched"
+    ops = ("forward", "input_grad", "weight_grad")
+    fused = True
+    note = ("one GEMM for the whole batch, the images' columns side by side: layers with few output positions "
+            "per image, where one image's product is too thin for BLAS")
+
+    MAX_POSITIONS = 64
+
+    def _takes(self, op, g, dtype):
+        if g.positions > self.MAX_POSITIONS:
+            return f"{g.positions} output positions per image > {self.MAX_POSITIONS}"
+        if g.k * g.n * g.positions > _INT_MAX:
+            return "the batch's column matrix exceeds 2**31 entries"
+        return ""
+
+    def forward(self, x, w, b, g, threads):
+        y = np.empty(g.y_shape, dtype=x.dtype)
+        col = self.workspace("col", (g.c * g.taps, g.n * g.positions), x.dtype)
+        y_t = self.workspace("out_t", (g.o, g.n * g.positions), x.dtype)
+        self.conv.conv2d_forward_batched(x, w, b, y, col, y_t, *g.stride, *g.padding, *g.dilation, g.groups, threads)
+        return y
+
+    def grad(self, x, w, dy, g, threads, input_grad=True):
+        dx = np.empty_like(x) if input_grad else None
+        dw = np.empty((g.o, g.k), dtype=x.dtype)
+        col = self.workspace("col", (g.c * g.taps, g.n * g.positions), x.dtype)
+        dy_t = self.workspace("out_t", (g.o, g.n * g.positions), x.dtype)
+        self.conv.conv2d_backward_batched(x, w, dy, dx, dw, col, dy_t, *g.stride, *g.padding, *g.dilation,
+                                          g.groups, threads, input_grad)
+        return dx, dw.reshape(w.shape), bias_grad(dy)
+
+    def input_grad(self, x, w, dy, g, threads):
+        # the batched kernel forms dW on its way (one product, cheap next to dX): discarded here
+        return self.grad(x, w, dy, g, threads)[0]
+
+    def weight_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
+
+
+class Im2colPath(Path):
+    name = "im2col"
+    ops = ("forward", "input_grad", "weight_grad")
+    fused = True
+    note = ("im2col + BLAS GEMM (scipy.linalg.cython_blas), one image per thread, the column matrix built a few "
+            "output rows at a time so it stays in cache: every layer, the general path")
+
+    def forward(self, x, w, b, g, threads):
+        y = np.empty(g.y_shape, dtype=x.dtype)
+        col = self.workspace("col", (threads, g.c * g.taps * g.ow * self.conv.column_chunk_rows(g.c * g.taps, g.oh, g.ow)),
+                             x.dtype)
+        self.conv.conv2d_forward(x, w, b, y, col, *g.stride, *g.padding, *g.dilation, g.groups, threads)
+        return y
+
+    def grad(self, x, w, dy, g, threads, input_grad=True):
+        dx = np.empty_like(x) if input_grad else None
+        parts = self.b.image_groups(g.n, g.k * g.o * x.itemsize)
+        dw_parts = self.workspace("dw", (parts, g.groups, g.k, g.o_per_group), x.dtype, zero=True)
+        col = self.workspace("col", (threads, g.c * g.taps * g.ow * self.conv.column_chunk_rows(g.c * g.taps, g.oh, g.ow)),
+                             x.dtype)
+        self.conv.conv2d_backward(x, w, dy, dx, dw_parts, col, *g.stride, *g.padding, *g.dilation, g.groups,
+                                  min(threads, parts), input_grad)
+        # per group of filters the kernel accumulates dW^T (K, C_out/groups); sum the image groups, transpose back
+        dw = np.ascontiguousarray(dw_parts.sum(axis=0).transpose(0, 2, 1)).reshape(w.shape)
+        return dx, dw, bias_grad(dy)
+
+    def input_grad(self, x, w, dy, g, threads):
+        """Only dX: dcol = W^T @ dY, then col2im (no column matrix of X, no dW)."""
+        dx = np.empty_like(x)
+        col = self.workspace("col", (threads, g.c * g.taps * g.positions), x.dtype)
+        self.conv.conv2d_input_grad_gemm(w, dy, dx, col, *g.stride, *g.padding, *g.dilation, g.groups, threads)
+        return dx
+
+    def weight_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
+
+
+class ReferencePath(Path):
+    name = "reference"
+    ops = ("forward", "input_grad", "weight_grad")
+    fused = True
+    note = "the NumPy reference (numpy_backend.py): for layers no compiled path takes (sizes beyond 32-bit ints)"
+
+    def takes(self, op, g, dtype):
+        return ""
+
+    def forward(self, x, w, b, g, threads):
+        return self.b.reference.conv2d(x, w, b, g)
+
+    def grad(self, x, w, dy, g, threads, input_grad=True):
+        return self.b.reference.conv2d_grad(x, w, dy, g, input_grad)
+
+    def input_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads)[0]
+
+    def weight_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
+
+
+#: The table, in the static order of preference of the forward pass.
+PATH_CLASSES = (DensePath, DirectPath, RowsPath, LanesPath, BatchedPath, Im2colPath, ReferencePath)
