@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
+from minicnn import shapes
 from minicnn.backends.numpy_backend import NumpyBackend
 
 pytestmark = pytest.mark.gpu
@@ -296,19 +297,19 @@ def test_repeated_runs_are_bitwise_equal(cp, algorithm):
 def test_inherited_reference_code_runs_on_cupy_arrays(cp, gpu):
     """The NumPy reference methods work on CuPy arrays (``xp = cupy``, ``_scatter_add`` via cupyx)."""
     x, kwargs = pool_input(POOL_CASES["overlap-3x3-s1-p1"], np.float64, "ties")
-    kernel, stride, padding = (3, 3), (1, 1), (1, 1)
+    geometry = shapes.pool2d_geometry(x.shape, (3, 3), (1, 1), (1, 1))
     xg = cp.asarray(x)
-    y, idx = gpu.max_pool2d(xg, kernel, stride, padding)
+    y, idx = gpu.max_pool2d(xg, geometry)
     dy = cp.asarray(np.random.default_rng(4).standard_normal(y.shape))
-    fast = gpu.max_pool2d_grad(xg.shape, dy, idx, kernel, stride, padding)
-    reference_on_gpu = NumpyBackend.max_pool2d_grad(gpu, xg.shape, dy, idx, kernel, stride, padding)
+    fast = gpu.max_pool2d_grad(geometry, dy, idx)
+    reference_on_gpu = NumpyBackend.max_pool2d_grad(gpu, geometry, dy, idx)
     assert isinstance(reference_on_gpu, cp.ndarray)
     np.testing.assert_allclose(reference_on_gpu.get(), fast.get(), rtol=1e-12, atol=1e-12)
 
     xc, weight, bias, _, _ = conv_inputs(CONV_CASES["groups2"], np.float64)
-    args = ((1, 1), (1, 1), (1, 1), 2)
-    reference_conv = NumpyBackend.conv2d(gpu, cp.asarray(xc), cp.asarray(weight), cp.asarray(bias), *args)
-    assert_close(reference_conv, NumpyBackend().conv2d(xc, weight, bias, *args), np.float64)
+    conv = shapes.conv2d_geometry(xc.shape, weight.shape, stride=1, padding=1, dilation=1, groups=2)
+    reference_conv = NumpyBackend.conv2d(gpu, cp.asarray(xc), cp.asarray(weight), cp.asarray(bias), conv)
+    assert_close(reference_conv, NumpyBackend().conv2d(xc, weight, bias, conv), np.float64)
 
 
 # -------------------------------------------------------------- torch as oracle
@@ -371,25 +372,26 @@ def test_functional_sends_cupy_arrays_to_cupy(cp):
 
 # ----------------------------------------------------------- guards on direct use
 def test_direct_calls_with_bad_arrays_raise_value_error(cp, gpu):
+    """Called directly (not through minicnn.functional, which checks everything), the backend still refuses
+    arrays its kernels would misread: wrong dtype, layout, device or shape for the geometry."""
     x = cp.zeros((1, 2, 6, 6), dtype=cp.float32)
     w = cp.zeros((3, 2, 3, 3), dtype=cp.float32)
-    geometry = ((1, 1), (0, 0), (1, 1), 1)
+    geometry = shapes.conv2d_geometry(x.shape, w.shape)
     with pytest.raises(ValueError, match="dtype"):
-        gpu.conv2d(x, w.astype(cp.float64), None, *geometry)
+        gpu.conv2d(x, w.astype(cp.float64), None, geometry)
     with pytest.raises(ValueError, match="C-contiguous"):
-        gpu.conv2d(x[..., ::2], w, None, *geometry)
+        gpu.conv2d(cp.zeros((1, 2, 6, 12), dtype=cp.float32)[..., ::2], w, None, geometry)
     with pytest.raises(ValueError, match="cupy.ndarray"):
-        gpu.conv2d(x.get(), w, None, *geometry)
-    with pytest.raises(ValueError, match="groups"):
-        gpu.conv2d(x, w, None, (1, 1), (0, 0), (1, 1), 2)
+        gpu.conv2d(x.get(), w, None, geometry)
+    with pytest.raises(ValueError, match=r"shape \(3, 2, 3, 3\)"):
+        gpu.conv2d(x, cp.zeros((3, 2, 5, 3), dtype=cp.float32), None, geometry)
     with pytest.raises(ValueError, match=r"shape \(1, 3, 4, 4\)"):
-        gpu.conv2d_grad(x, w, cp.zeros((1, 3, 5, 5), dtype=cp.float32), *geometry)
-    with pytest.raises(ValueError, match="output height"):
-        gpu.conv2d(x, cp.zeros((3, 2, 7, 3), dtype=cp.float32), None, *geometry)
-    with pytest.raises(ValueError, match="kernel_size//2"):
-        gpu.max_pool2d(x, (2, 2), (2, 2), (2, 0))
-    y, idx = gpu.max_pool2d(x, (2, 2), (2, 2), (0, 0))
+        gpu.conv2d_grad(x, w, cp.zeros((1, 3, 5, 5), dtype=cp.float32), geometry)
+    pool = shapes.pool2d_geometry(x.shape, 2)
+    with pytest.raises(ValueError, match=r"shape \(1, 2, 6, 6\)"):
+        gpu.max_pool2d(cp.zeros((1, 2, 8, 8), dtype=cp.float32), pool)
+    y, idx = gpu.max_pool2d(x, pool)
     with pytest.raises(ValueError, match="argmax"):
-        gpu.max_pool2d_grad(x.shape, y, idx.astype(cp.int32), (2, 2), (2, 2), (0, 0))
+        gpu.max_pool2d_grad(pool, y, idx.astype(cp.int32))
     with pytest.raises(ValueError, match="dy"):
-        gpu.avg_pool2d_grad(x.shape, y[:, :1].copy(), (2, 2), (2, 2), (0, 0))
+        gpu.avg_pool2d_grad(pool, y[:, :1].copy())
