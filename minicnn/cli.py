@@ -225,9 +225,21 @@ examples:
         help="list the compute backends and why any is unavailable",
         formatter_class=_Formatter,
         description="List the backends (numpy: the readable reference; cython: compiled CPU kernels;\n"
-        "cupy: CUDA kernels on a GPU), mark the default, and say why any cannot load here.",
-        epilog="example:\n  minicnn backends",
+        "cupy: CUDA kernels on a GPU), mark the default, and say why any cannot load here.\n\n"
+        "With --explain X_SHAPE W_SHAPE: which CPU kernel path computes that convolution's forward\n"
+        "pass, input gradient and weight gradient on this machine, and why each other path does or\n"
+        "does not take it (the first time a layer is seen, the paths that take it are timed; set\n"
+        "MINICNN_AUTOTUNE=0 for the static table).",
+        epilog="examples:\n  minicnn backends\n  minicnn backends --explain 64x6x14x14 16x6x5x5\n"
+        "  minicnn backends --explain 32x64x56x56 64x64x3x3 --padding 1",
     )
+    backends.add_argument("--explain", nargs=2, metavar=("X_SHAPE", "W_SHAPE"),
+                          help="input N x C_in x H x W and filters C_out x C_in/groups x F_H x F_W, e.g. 64x6x14x14 16x6x5x5")
+    backends.add_argument("--stride", type=_positive_int, default=1, help="with --explain (default 1)")
+    backends.add_argument("--padding", type=_non_negative_int, default=0, help="with --explain (default 0)")
+    backends.add_argument("--dilation", type=_positive_int, default=1, help="with --explain (default 1)")
+    backends.add_argument("--groups", type=_positive_int, default=1, help="with --explain (default 1)")
+    backends.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="with --explain")
     backends.set_defaults(handler=_cmd_backends)
 
     _add_optional_commands(commands)
@@ -360,6 +372,15 @@ def _cmd_summary(args):
 
 def _cmd_backends(args):
     from .backends import BACKEND_NAMES, available_backends, current_backend_name, unavailable_reason
+
+    if args.explain:
+        from .functional import explain_conv2d
+
+        if "cython" not in available_backends():
+            raise CommandError(f"--explain needs the cython backend, which is unavailable: {unavailable_reason('cython')}")
+        print(explain_conv2d(*args.explain, stride=args.stride, padding=args.padding, dilation=args.dilation,
+                             groups=args.groups, dtype=args.dtype))
+        return 0
 
     available = available_backends()
     default = current_backend_name()

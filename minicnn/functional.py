@@ -138,8 +138,9 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, plan=None
         if tuple(b.shape) != (geometry.o,):
             raise ValueError(f"{fn}: b must have shape (C_out,) = ({geometry.o},), got {tuple(b.shape)}")
     impl = _pick_backend(fn, x, backend)
+    if plan is not None:
+        plan = impl.plan_conv2d(geometry, x.dtype, plan)  # a bad or foreign plan is reported or dropped here
     if geometry.n == 0:
-        impl.plan_conv2d(geometry, x.dtype, plan)  # a bad plan is still reported
         return impl.xp.zeros(geometry.y_shape, dtype=x.dtype)
     return impl.conv2d(x, w, b, geometry, plan)
 
@@ -165,8 +166,9 @@ def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_gr
     if not isinstance(input_grad, (bool, np.bool_)):
         raise TypeError(f"{fn}: input_grad must be a bool, got {type(input_grad).__name__} {input_grad!r}")
     impl = _pick_backend(fn, x, backend)
+    if plan is not None:
+        plan = impl.plan_conv2d(geometry, x.dtype, plan)
     if geometry.n == 0:
-        impl.plan_conv2d(geometry, x.dtype, plan)
         xp = impl.xp
         return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
     return impl.conv2d_grad(x, w, dy, geometry, bool(input_grad), plan)

@@ -384,12 +384,15 @@ class CythonBackend(NumpyBackend):
                 if n != "reference" and self.paths[n].fused
                 and not self.paths[n].takes("input_grad", g, dtype) and not self.paths[n].takes("weight_grad", g, dtype)]
         separate = times.get("input_grad", {}).get(chosen["input_grad"]), times.get("weight_grad", {}).get(chosen["weight_grad"])
-        if both and None not in separate and chosen["input_grad"] != chosen["weight_grad"]:
+        if both and None not in separate:
+            # dX and dW in one pass (the batch-in-lanes kernel packs dY once for both; im2col walks the
+            # images once): the best such pass against the best dX and dW run one after the other
             threads = self._threads(g.n, 2 * g.macs)
             runs = {name: self._runner(name, "grad", x, w, b, dy, g, threads) for name in both}
             best, fused_times = self.autotuner.choose(runs)
             times["grad"] = fused_times
-            if fused_times.get(best, float("inf")) < sum(separate) * (1 - self.autotuner.tie):
+            same = chosen["input_grad"] == chosen["weight_grad"] and self.paths[chosen["input_grad"]].fused
+            if same or fused_times.get(best, float("inf")) < sum(separate) * (1 - self.autotuner.tie):
                 fused = best
         return ConvPlan(**chosen, source="measured", backend=self.name, times=times, fused=fused)
 
