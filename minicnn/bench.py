@@ -19,8 +19,10 @@ time`` on the same device: above 1, minicnn is faster.
 
 Cases:
 
-* conv2d forward + all gradients (dx, dw, db) for LeNet-5's C1 and C3 and a
-  mid-network 3x3 layer;
+* conv2d forward + all gradients (dx, dw, db) for LeNet-5's C1 and C3, a
+  mid-network and a deep 3x3 layer and a 1x1 layer; for the cython backend
+  also every kernel path that takes each operation, timed alone, and how the
+  path its plan chose compares with the fastest;
 * max and average pooling 2x2, forward + backward;
 * LeNet-5 (ReLU, max pooling) SGD-with-momentum training steps, images/s.
 """
@@ -39,7 +41,6 @@ import numpy as np
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn.backends import single_threaded_blas
 
 __all__ = ["CASES", "run_benchmarks", "add_parser", "run", "machine_info"]
 
@@ -72,6 +73,10 @@ CASES = [
          dict(x=(64, 6, 14, 14), w=(16, 6, 5, 5), padding=0)),
     Case("conv_mid", "conv", "conv2d fwd+bwd, mid 3x3: x 32x64x56x56, w 64x64x3x3, pad 1",
          dict(x=(32, 64, 56, 56), w=(64, 64, 3, 3), padding=1)),
+    Case("conv_deep", "conv", "conv2d fwd+bwd, deep 3x3: x 16x256x14x14, w 256x256x3x3, pad 1",
+         dict(x=(16, 256, 14, 14), w=(256, 256, 3, 3), padding=1)),
+    Case("conv_1x1", "conv", "conv2d fwd+bwd, 1x1: x 32x128x28x28, w 128x128x1x1",
+         dict(x=(32, 128, 28, 28), w=(128, 128, 1, 1), padding=0)),
     Case("maxpool", "pool", "max pool 2x2 fwd+bwd, x 64x6x28x28", dict(x=(64, 6, 28, 28), kind="max")),
     Case("avgpool", "pool", "avg pool 2x2 fwd+bwd, x 64x6x28x28", dict(x=(64, 6, 28, 28), kind="avg")),
     Case("train_b64", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 64", dict(batch=64)),
@@ -212,8 +217,8 @@ def _make_train(impl, params, rng):
     opt = mc.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     xd, yd = _to_device(x, impl), _to_device(labels, impl)
 
-    def step():
-        with mc.use_backend(impl), single_threaded_blas():
+    def step():  # the plain loop of the README: no thread settings of the user's own
+        with mc.use_backend(impl):
             loss_fn(net(xd), yd)
             net.backward(loss_fn.backward(), input_grad=False)
             opt.step()
@@ -303,13 +308,22 @@ def machine_info():
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "backends": mc.available_backends(),
     }
+    from .backends.plans import cpu_model
+
+    info["cpu"] = cpu_model()
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        info["instruction_sets"] = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags]
     except OSError:
+        pass
+    info["openblas_env"] = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    try:
+        import threadpoolctl
+
+        info["blas"] = [{k: lib.get(k) for k in ("prefix", "architecture", "num_threads")}
+                        for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
+    except Exception:  # threadpoolctl is a dependency, but a broken BLAS must not stop the benchmark
         pass
     try:
         import torch
@@ -330,6 +344,8 @@ def machine_info():
         backend = mc.get_backend("cython")
         info["cython_threads"] = backend.num_threads
         info["openmp"] = backend.openmp
+        info["kernel_isa"] = backend.kernel_isa
+        info["autotune"] = backend.autotune
     return info
 
 
@@ -349,6 +365,20 @@ def cpu_gemm_rate(size=2048, repeats=5):
     return 2.0 * size**3 / statistics.median(times) / 1e9
 
 
+def calibrate():
+    """Forget the cython backend's measured plans, in memory and on disk, so they are measured anew."""
+    if "cython" not in mc.available_backends():
+        return "calibrate: the cython backend is not available here; nothing to measure"
+    backend = mc.get_backend("cython")
+    backend.forget_plans()
+    path = backend.plan_cache.path
+    try:
+        path.unlink()
+        return f"calibrate: removed {path}; every layer's kernel paths are measured again"
+    except FileNotFoundError:
+        return f"calibrate: no plan cache yet ({path}); every layer's kernel paths are measured"
+
+
 def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=False, log=print):
     """Run the chosen cases; return a JSON-ready dict with medians, raw times and ratios.
 
@@ -364,11 +394,12 @@ def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=Fa
         if case.name == "train_b1024":
             # batch 1024 is a GPU size; CPU implementations are timed at 64 and 256.
             case_impls = [i for i in case_impls if _device_of(i) == "gpu"]
-        if case.name == "conv_mid" and "numpy" in case_impls:
+        big = case.name in BIG_CASES
+        if big and "numpy" in case_impls:
             case_impls.remove("numpy")
         if not case_impls:
             continue
-        n = max(3, repeats // 3) if case.name == "conv_mid" else repeats
+        n = max(3, repeats // 3) if big else repeats
         medians, raw = time_case(case, case_impls, n)
         row = {"case": case.name, "description": case.description, "repeats": n, "median_s": medians, "raw_s": raw}
         if case.flops:
@@ -380,9 +411,58 @@ def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=Fa
         if case.images:
             row["images_per_s"] = {i: case.images / t for i, t in medians.items()}
         row["ratio_torch_over_minicnn"] = _ratios(medians)
+        if case.kind == "conv" and "cython" in case_impls:
+            row["cython_paths"] = time_paths(case, n)
         results.append(row)
         log(_format_row(row))
     return {"machine": machine_info(), "method": __doc__.split("Cases:")[0].strip(), "results": results}
+
+
+BIG_CASES = ("conv_mid", "conv_deep", "conv_1x1")
+
+
+def time_paths(case, repeats):
+    """For a conv case: every cython path that takes each operation, timed alone (medians), the
+    path the backend's plan chose, and chosen time / fastest time per operation (1.0: the plan
+    picked the fastest path)."""
+    from . import shapes
+
+    backend = mc.get_backend("cython")
+    params = case.params
+    geometry = shapes.conv2d_geometry(params["x"], params["w"], padding=params["padding"])
+    plan = backend.plan_conv2d(geometry, np.float32)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(geometry.x_shape).astype(np.float32)
+    w = (rng.standard_normal(geometry.w_shape) * 0.1).astype(np.float32)
+    dy = np.ones(geometry.y_shape, np.float32)
+    report = {"plan": plan.as_dict() | {"source": plan.source}, "ops": {}}
+    for op in ("forward", "input_grad", "weight_grad"):
+        takers = [name for name, reason in backend.takes(op, geometry, np.float32).items()
+                  if not reason and name != "reference"]
+        steps = {}
+        for name in takers:
+            forced = mc.backends.plans.ConvPlan(**{o: (name if o == op else plan.path(o)) for o in
+                                                   ("forward", "input_grad", "weight_grad")}, source="forced")
+            if op == "forward":
+                steps[name] = lambda forced=forced: backend.conv2d(x, w, None, geometry, forced)
+            elif op == "input_grad":
+                steps[name] = lambda forced=forced: backend._run(backend.paths[forced.input_grad].input_grad, x, w, dy,
+                                                                 geometry, backend._threads(geometry.n, geometry.macs))
+            else:
+                steps[name] = lambda forced=forced: backend.conv2d_grad(x, w, dy, geometry, False, forced)
+        times = {}
+        for name, step in steps.items():
+            step()
+            samples = []
+            for _ in range(max(3, repeats)):
+                start = time.perf_counter()
+                step()
+                samples.append(time.perf_counter() - start)
+            times[name] = statistics.median(samples)
+        chosen = plan.path(op)
+        report["ops"][op] = {"median_s": times, "chosen": chosen,
+                             "chosen_over_fastest": times[chosen] / min(times.values()) if chosen in times else None}
+    return report
 
 
 def _ratios(medians):
@@ -408,6 +488,12 @@ def _format_row(row):
     for impl, r in row["ratio_torch_over_minicnn"].items():
         parts.append(f"torch/{impl} = {r:.2f}")
     text = " | ".join(parts)
+    if "cython_paths" in row:
+        for op, entry in row["cython_paths"]["ops"].items():
+            paths = ", ".join(f"{name} {t * 1e3:.3f}" for name, t in entry["median_s"].items())
+            ratio = entry["chosen_over_fastest"]
+            text += (f"\n{'':<12} | cython {op}: {paths} ms; plan: {entry['chosen']}"
+                     + (f" ({ratio:.2f}x the fastest)" if ratio else ""))
     if "cpu_gemm_gflops" in row:
         shares = ", ".join(f"{impl} {f:.0%}" for impl, f in row["fraction_of_cpu_gemm"].items())
         text += f"\n{'':<12} | float32 GEMM here (NumPy, 2048^3): {row['cpu_gemm_gflops']:.1f} GFLOP/s; {shares} of it"
@@ -495,6 +581,8 @@ def add_parser(subparsers):
     p.add_argument("--impls", nargs="+", help="implementations (default: every backend but numpy, plus torch)")
     p.add_argument("--repeats", type=int, default=15, help="timed runs per implementation (median reported)")
     p.add_argument("--reference", action="store_true", help="also time the slow NumPy reference backend")
+    p.add_argument("--calibrate", action="store_true",
+                   help="forget the kernel plans measured on this machine (the cache file) and measure them again")
     p.add_argument("--out", type=Path, default=None,
                    help="write OUT.json and OUT.png (default: benchmarks/results/<device>-<time>)")
     return p
@@ -507,6 +595,8 @@ def run(args):
     for impl in args.impls or []:
         if impl not in known:
             raise ValueError(f"--impls: {impl!r} is not available here; choose from {sorted(set(known))}")
+    if args.calibrate:
+        print(calibrate())
     report = run_benchmarks(args.cases, args.impls, args.repeats, args.reference)
     print()
     print(format_table(report))

@@ -491,3 +491,20 @@ def test_a_bad_setting_fails_loudly_instead_of_falling_back_to_numpy(monkeypatch
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_reads_and_writes_a_1x1_layer_in_place(groups, dtype):
+    """1x1 filters, stride 1, no padding: the products use the image as its own column matrix (conv2d.pyx,
+    is_pointwise), forward, dX alone, dW alone and both in one pass."""
+    geometry, x, w, b, dy, kwargs = _arrays(((3, 4 * groups, 5, 7), (6 * groups, None, 1, 1), dict(groups=groups)), dtype, 3)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(F.conv2d(x, w, b, plan="im2col", **kwargs), F.conv2d(x, w, b, backend="numpy", **kwargs), **tol)
+    want = F.conv2d_grad(x, w, dy, backend="numpy", **kwargs)
+    for got, expected in zip(F.conv2d_grad(x, w, dy, plan="im2col", **kwargs), want):
+        np.testing.assert_allclose(got, expected, **tol)
+    dx, _, _ = F.conv2d_grad(x, w, dy, plan={"input_grad": "im2col", "weight_grad": "reference"}, **kwargs)
+    np.testing.assert_allclose(dx, want[0], **tol)
+    _, dw, db = F.conv2d_grad(x, w, dy, input_grad=False, plan="im2col", **kwargs)
+    np.testing.assert_allclose(dw, want[1], **tol)

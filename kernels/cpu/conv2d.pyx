@@ -103,6 +103,13 @@ cdef inline Py_ssize_t chunk_rows(Py_ssize_t k, Py_ssize_t oh, Py_ssize_t ow) no
     return rows if rows < oh else oh
 
 
+cdef inline bint is_pointwise(Py_ssize_t kh, Py_ssize_t kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    """A 1x1 filter, stride 1, no padding: the column matrix would be a copy of the image, so the
+    products read (and, for dX, write) the image directly. 32x128x28x28 with 128 1x1 filters:
+    forward 5.9 -> ms here (AMD Zen 5, 2 threads)."""
+    return kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+
+
 def column_chunk_rows(Py_ssize_t k, Py_ssize_t oh, Py_ssize_t ow):
     """Output rows per chunk of the column matrix (the workspace of ``conv2d_forward``/``conv2d_backward``
     needs K*W_out*rows entries per thread)."""
@@ -201,7 +208,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef floating* col
     cdef floating* out
     cdef floating bias
-    cdef Py_ssize_t rows = chunk_rows(channels * kh * kw, oh, ow)
+    cdef bint pointwise = is_pointwise(kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t rows = oh if pointwise else chunk_rows(channels * kh * kw, oh, ow)
     cdef Py_ssize_t i0, i1
     cdef int span
     for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
@@ -211,7 +219,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         while i0 < oh:
             i1 = min(i0 + rows, oh)
             span = <int>((i1 - i0) * ow)
-            im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow, span)
+            if pointwise:
+                col = <floating*>&x[n, 0, 0, 0]  # a 1x1 layer's column matrix is the image itself (read only)
+            else:
+                im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow, span)
             for g in range(groups):
                 gemm_rowmajor(c'N', c'N', out_per_group, span, k, <floating>1.0,
                               &w[g * out_per_group, 0, 0, 0], k, col + g * k * span, span,
@@ -251,20 +262,26 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     cdef floating* col
     cdef floating* dw_part
     cdef const floating* dy_group
-    cdef Py_ssize_t rows = chunk_rows(channels * kh * kw, oh, ow)
+    cdef bint pointwise = is_pointwise(kh, kw, sh, sw, ph, pw)
+    cdef Py_ssize_t rows = oh if pointwise else chunk_rows(channels * kh * kw, oh, ow)
     cdef Py_ssize_t i0, i1
     cdef int span
     for part in prange(image_groups, nogil=True, schedule="static", num_threads=num_threads):
-        col = &col_workspace[threadid(), 0]
         dw_part = &dw_workspace[part, 0, 0, 0]
         for n in range(n_images * part // image_groups, n_images * (part + 1) // image_groups):
-            if input_grad:
+            if pointwise:
+                col = <floating*>&x[n, 0, 0, 0]
+            else:
+                col = &col_workspace[threadid(), 0]
+            if input_grad and not pointwise:
                 memset(&dx[n, 0, 0, 0], 0, channels * height * width * sizeof(floating))
             i0 = 0
             while i0 < oh:
                 i1 = min(i0 + rows, oh)
                 span = <int>((i1 - i0) * ow)
-                im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow, span)
+                if not pointwise:
+                    im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow,
+                           span)
                 for g in range(groups):
                     dy_group = &dy[n, g * out_per_group, i0, 0]
                     # dW_g^T += col_g @ dY_g^T. The same product as dW_g += dY_g @ col_g^T, but BLAS
@@ -272,7 +289,12 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                     gemm_rowmajor(c'N', c'T', k, out_per_group, span, <floating>1.0,
                                   col + g * k * span, span, dy_group, positions,
                                   <floating>1.0, dw_part + g * k * out_per_group, out_per_group)
-                if input_grad:
+                if input_grad and pointwise:
+                    for g in range(groups):  # dX_g = W_g^T @ dY_g, straight into dx
+                        gemm_rowmajor(c'T', c'N', k, span, out_per_group, <floating>1.0,
+                                      &w[g * out_per_group, 0, 0, 0], k, &dy[n, g * out_per_group, 0, 0], positions,
+                                      <floating>0.0, &dx[n, g * k, 0, 0], positions)
+                elif input_grad:
                     # dcol_g = W_g^T @ dY_g, written over col (its rows were used above), then added onto dx
                     for g in range(groups):
                         gemm_rowmajor(c'T', c'N', k, span, out_per_group, <floating>1.0,
@@ -289,8 +311,15 @@ cdef void input_grad_image(const floating* w, const floating* dy_image, floating
                            Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
                            Py_ssize_t oh, Py_ssize_t ow, int groups, int out_per_group, int k,
                            int positions) noexcept nogil:
-    """``dx`` of one image: ``dcol_g = W_g^T @ dY_g`` for each group into ``col``, then col2im."""
+    """``dx`` of one image: ``dcol_g = W_g^T @ dY_g`` for each group into ``col``, then col2im (for a
+    1x1 layer, straight into ``dx``)."""
     cdef int g
+    if is_pointwise(kh, kw, <int>sh, <int>sw, <int>ph, <int>pw):
+        for g in range(groups):
+            gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
+                          w + g * out_per_group * k, k, dy_image + g * out_per_group * positions, positions,
+                          <floating>0.0, dx_image + g * k * positions, positions)
+        return
     for g in range(groups):
         gemm_rowmajor(c'T', c'N', k, positions, out_per_group, <floating>1.0,
                       w + g * out_per_group * k, k, dy_image + g * out_per_group * positions, positions,

@@ -228,13 +228,16 @@ class CythonBackend(NumpyBackend):
         return self._threads(planes, work, self.MIN_POOL_WORK_PER_THREAD)
 
     #: Weight gradients are summed per fixed group of images (never per thread): at most this many
-    #: groups, each a partial dW of its own, and at most this much memory for all of them.
+    #: groups, each a partial dW of its own, and at most this much memory for all of them (zeroing
+    #: and adding up 16 partials of a deep layer's 2.4 MB dW cost more than its products gained).
     IMAGE_GROUPS = 16
-    IMAGE_GROUPS_MAX_BYTES = 64 << 20
+    IMAGE_GROUPS_MAX_BYTES = 16 << 20
 
     def image_groups(self, n, partial_bytes):
-        """How many fixed groups of images a weight gradient is summed in (depends on the shapes only)."""
-        return max(1, min(n, self.IMAGE_GROUPS, self.IMAGE_GROUPS_MAX_BYTES // max(partial_bytes, 1)))
+        """How many fixed groups of images a weight gradient is summed in: a power of two (so 2, 4 or 8
+        threads share them evenly) that depends on the shapes only, never on the thread count."""
+        limit = max(1, min(n, self.IMAGE_GROUPS, self.IMAGE_GROUPS_MAX_BYTES // max(partial_bytes, 1)))
+        return 1 << (limit.bit_length() - 1)
 
     # ---------------------------------------------------------- dense products
     # A fully connected layer (and a convolution whose filter covers its input) is one product on
@@ -352,11 +355,17 @@ class CythonBackend(NumpyBackend):
     def _make_plan(self, key, g, dtype):
         static = {op: self._static_choice(op, g, dtype) for op in OPS}
         if not self.autotune or g.macs < self.AUTOTUNE_MIN_MACS:
-            return ConvPlan(**static, source="static", backend=self.name)
+            # one path for both gradients runs them in one pass where it can (as measured on the
+            # development machine: the batch-in-lanes kernel packs dY once for dX and dW)
+            same = static["input_grad"] if static["input_grad"] == static["weight_grad"] else ""
+            fused = same if same and self.paths[same].fused else ""
+            return ConvPlan(**static, source="static", backend=self.name, fused=fused)
         cached = self.plan_cache.load().get(key)
+        fused = cached.get("fused", "") if cached else ""
         if cached is not None and all(
             cached[op] in self.paths and not self.paths[cached[op]].takes(op, g, dtype) for op in OPS
-        ):
+        ) and (not fused or (fused in self.paths and self.paths[fused].fused and not any(
+            self.paths[fused].takes(op, g, dtype) for op in ("input_grad", "weight_grad")))):
             return ConvPlan(cached["forward"], cached["input_grad"], cached["weight_grad"], source="cache",
                             backend=self.name, times=cached.get("times", {}), fused=cached.get("fused", ""))
         plan = self._measure(g, dtype)
@@ -391,8 +400,7 @@ class CythonBackend(NumpyBackend):
             runs = {name: self._runner(name, "grad", x, w, b, dy, g, threads) for name in both}
             best, fused_times = self.autotuner.choose(runs)
             times["grad"] = fused_times
-            same = chosen["input_grad"] == chosen["weight_grad"] and self.paths[chosen["input_grad"]].fused
-            if same or fused_times.get(best, float("inf")) < sum(separate) * (1 - self.autotuner.tie):
+            if fused_times.get(best, float("inf")) < sum(separate) * (1 - self.autotuner.tie):
                 fused = best
         return ConvPlan(**chosen, source="measured", backend=self.name, times=times, fused=fused)
 
@@ -445,7 +453,9 @@ class CythonBackend(NumpyBackend):
             self._check_forced(plan, "input_grad", g, x.dtype)
         threads = self._threads(g.n, g.macs)
         if input_grad:
-            fused = plan.fused or (plan.input_grad if plan.input_grad == plan.weight_grad else "")
+            fused = plan.fused
+            if plan.source == "forced" and plan.input_grad == plan.weight_grad:
+                fused = plan.input_grad  # a path forced for both gradients runs its own (fused) pass
             if fused and self.paths[fused].fused:
                 return self._run(self.paths[fused].grad, x, w, dy, g, self._threads(g.n, 2 * g.macs))
             dx = self._run(self.paths[plan.input_grad].input_grad, x, w, dy, g, threads)
