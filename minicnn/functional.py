@@ -49,7 +49,8 @@ def _as_array(fn, name, a, xp_module=None):
     if not dtype.isnative:
         a = a.astype(dtype.newbyteorder("="))
     xp = _array_module(a)
-    return xp.ascontiguousarray(a)
+    # (ascontiguousarray would turn a 0-d array into a 1-d one, and the error would then misname it)
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
 
 
 def _array_module(a):
@@ -92,13 +93,31 @@ def _conv_geometry(fn, x, w, stride, padding, dilation, groups):
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
     _check_ndim(fn, "w", w, 4, "(C_out, C_in/groups, F_H, F_W)")
     _check_same(fn, ("x", "w"), (x, w))
-    return shapes.conv2d_geometry(x.shape, w.shape, stride, padding, dilation, groups, fn=fn)
+    geometry = shapes.conv2d_geometry(x.shape, w.shape, stride, padding, dilation, groups, fn=fn)
+    _check_padded_size(fn, geometry)
+    return geometry
 
 
 def _pool_geometry(fn, x, kernel_size, stride, padding):
     """Validate a pooling call's input; return its checked ``shapes.PoolGeometry``."""
     _check_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    return shapes.pool2d_geometry(x.shape, kernel_size, stride, padding, fn=fn)
+    geometry = shapes.pool2d_geometry(x.shape, kernel_size, stride, padding, fn=fn)
+    _check_padded_size(fn, geometry)
+    return geometry
+
+
+#: Largest zero-padded input (elements) a call may ask for: the reference backend builds it, and
+#: no layer needs padding that makes it larger (2**31 float32 values are 8 GiB).
+MAX_PADDED_ELEMENTS = 2**31 - 1
+
+
+def _check_padded_size(fn, g):
+    (ph, pw), size = g.padding, g.n * g.c * (g.h + 2 * g.padding[0]) * (g.w + 2 * g.padding[1])
+    if (ph or pw) and size > MAX_PADDED_ELEMENTS:
+        raise ValueError(
+            f"{fn}: padding {g.padding} makes the padded input N*C*(H + 2P)*(W + 2P) = {g.n}*{g.c}*({g.h} + 2*{ph})*"
+            f"({g.w} + 2*{pw}) = {size:,} values, more than {MAX_PADDED_ELEMENTS:,}; use less padding"
+        )
 
 
 def _check_dy(fn, dy, expected_shape, like):

@@ -311,7 +311,10 @@ class ConvGeometry:
 
 
 def _checked_pair(fn, name, value, minimum):
-    checked = pair(value, name)
+    try:
+        checked = pair(value, name)
+    except TypeError as exc:
+        raise TypeError(f"{fn}: {exc}") from None
     if min(checked) < minimum:
         raise ValueError(f"{fn}: {name} must be >= {minimum} along both axes, got {name}={value!r}")
     return checked

@@ -465,8 +465,15 @@ class CythonBackend(NumpyBackend):
         return dx, dw, db
 
     # ------------------------------------------------------------------ pooling
+    @staticmethod
+    def _pool_fits_int32(g):
+        """The pooling kernels take their window, stride and padding as C ints."""
+        return max(*g.kernel, *g.stride, *g.padding, g.h, g.w, g.oh, g.ow) <= 2**31 - 1
+
     def max_pool2d(self, x, geometry):
         g = geometry
+        if not self._pool_fits_int32(g):
+            return self.reference.max_pool2d(x, g)
         y = np.empty(g.y_shape, dtype=x.dtype)
         argmax = np.empty(g.y_shape, dtype=np.int64)
         self._pool.max_pool2d_forward(
@@ -477,6 +484,8 @@ class CythonBackend(NumpyBackend):
 
     def max_pool2d_grad(self, geometry, dy, argmax):
         g = geometry
+        if not self._pool_fits_int32(g):
+            return self.reference.max_pool2d_grad(g, dy, argmax)
         dx = np.empty(g.x_shape, dtype=dy.dtype)
         tiles_2x2 = g.kernel == (2, 2) and g.stride == (2, 2) and g.padding == (0, 0) and g.h == 2 * g.oh and g.w == 2 * g.ow
         self._pool.max_pool2d_backward(
@@ -490,6 +499,8 @@ class CythonBackend(NumpyBackend):
 
     def avg_pool2d(self, x, geometry):
         g = geometry
+        if not self._pool_fits_int32(g):
+            return self.reference.avg_pool2d(x, g)
         y = np.empty(g.y_shape, dtype=x.dtype)
         self._pool.avg_pool2d_forward(
             x.reshape(g.n * g.c, g.h, g.w), y.reshape(g.n * g.c, g.oh, g.ow), *g.kernel, *g.stride, *g.padding,
@@ -499,6 +510,8 @@ class CythonBackend(NumpyBackend):
 
     def avg_pool2d_grad(self, geometry, dy):
         g = geometry
+        if not self._pool_fits_int32(g):
+            return self.reference.avg_pool2d_grad(g, dy)
         dx = np.empty(g.x_shape, dtype=dy.dtype)
         self._pool.avg_pool2d_backward(
             dy.reshape(g.n * g.c, g.oh, g.ow), dx.reshape(g.n * g.c, g.h, g.w), *g.kernel, *g.stride, *g.padding,
