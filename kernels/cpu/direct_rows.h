@@ -49,98 +49,138 @@
 #define MINICNN_HAVE_ROWS 1
 
 #include "multiversion.h"
-#define MINICNN_ROWS_MULTIVERSION MINICNN_CLONES
-
-#define MINICNN_ROW_LANES 16
 
 typedef float minicnn_rows_v16f __attribute__((vector_size(16 * sizeof(float))));
 typedef double minicnn_rows_v16d __attribute__((vector_size(16 * sizeof(double))));
+typedef float minicnn_rows_v8f __attribute__((vector_size(8 * sizeof(float))));
+typedef float minicnn_rows_v4f __attribute__((vector_size(4 * sizeof(float))));
+typedef double minicnn_rows_v4d __attribute__((vector_size(4 * sizeof(double))));
+typedef double minicnn_rows_v2d __attribute__((vector_size(2 * sizeof(double))));
 
 #define MINICNN_ROWS_LOAD(V, ptr) ({ V _v; __builtin_memcpy(&_v, (ptr), sizeof _v); _v; })
 #define MINICNN_ROWS_STORE(ptr, v) __builtin_memcpy((ptr), &(v), sizeof(v))
 
-/* One tile: output channels o0..o0+OB-1, rows i0..i0+RB-1, columns j0..j0+15.
+/* Output pixels per vector (the same for float and double): 16 (AVX-512), 8 (AVX2), 4 (baseline). */
+#define MINICNN_ROW_LANES_V4 16
+#define MINICNN_ROW_LANES_V3 8
+#define MINICNN_ROW_LANES_BASE 4
+static inline ptrdiff_t minicnn_row_lanes(void)
+{
+    return MINICNN_BY_ISA(MINICNN_ROW_LANES_V4, MINICNN_ROW_LANES_V3, MINICNN_ROW_LANES_BASE);
+}
+
+/* One tile: output channels o0..o0+OB-1, rows i0..i0+RB-1, columns j0..j0+LANES-1.
  * x: C planes of rows with stride ldx (plane stride xcs); w_t: (C*KH*KW, O); y: O planes of rows
  * with stride ldy (plane stride ycs); bias: O values or NULL. A macro, so that OB and RB are
  * constants and the compiler keeps acc[][] in registers. */
-#define MINICNN_ROWS_TILE(T, V, OB, RB)                                                              \
+#define MINICNN_ROWS_TILE(T, V, VL, LANES, OB, RB)                                                   \
     do {                                                                                             \
-        V acc[RB][OB];                                                                               \
+        enum { NV = (LANES) / (VL) }; /* vectors per LANES pixels: 1, or 2 for double on AVX2 */     \
+        V acc[RB][OB][NV];                                                                           \
         for (int b = 0; b < (OB); ++b) {                                                             \
             V init = {0};                                                                            \
             if (bias)                                                                                \
                 init += bias[o0 + b];                                                                \
             for (int t = 0; t < (RB); ++t)                                                           \
-                acc[t][b] = init;                                                                    \
+                for (int v = 0; v < NV; ++v)                                                         \
+                    acc[t][b][v] = init;                                                             \
         }                                                                                            \
-        /* taps whose rows (for all RB rows) or 16 columns lie wholly in the zero border are skipped */ \
+        /* taps whose rows (for all RB rows) or LANES columns lie wholly in the zero border are skipped */ \
         const ptrdiff_t p_lo = r_lo - i0 - ((RB) - 1) > 0 ? r_lo - i0 - ((RB) - 1) : 0;               \
         const ptrdiff_t p_hi = r_hi - i0 < KH ? r_hi - i0 : KH;                                      \
-        const ptrdiff_t q_lo = c_lo - j0 - (MINICNN_ROW_LANES - 1) > 0 ? c_lo - j0 - (MINICNN_ROW_LANES - 1) : 0; \
+        const ptrdiff_t q_lo = c_lo - j0 - ((LANES) - 1) > 0 ? c_lo - j0 - ((LANES) - 1) : 0;         \
         const ptrdiff_t q_hi = c_hi - j0 < KW ? c_hi - j0 : KW;                                      \
         for (ptrdiff_t c = 0; c < C; ++c)                                                            \
             for (ptrdiff_t p = p_lo; p < p_hi; ++p) {                                                \
                 const T *xp = x + c * xcs + (i0 + p) * ldx + j0;                                     \
                 const T *wk = w_t + ((c * KH + p) * KW + q_lo) * O + o0;                             \
                 for (ptrdiff_t q = q_lo; q < q_hi; ++q, wk += O) {                                   \
-                    for (int t = 0; t < (RB); ++t) {                                                 \
-                        const V xv = MINICNN_ROWS_LOAD(V, xp + t * ldx + q);                         \
-                        for (int b = 0; b < (OB); ++b)                                               \
-                            acc[t][b] += xv * wk[b];                                                 \
-                    }                                                                                \
+                    for (int t = 0; t < (RB); ++t)                                                   \
+                        for (int v = 0; v < NV; ++v) {                                               \
+                            const V xv = MINICNN_ROWS_LOAD(V, xp + t * ldx + q + v * (VL));          \
+                            for (int b = 0; b < (OB); ++b)                                           \
+                                acc[t][b][v] += xv * wk[b];                                          \
+                        }                                                                            \
                 }                                                                                    \
             }                                                                                        \
         for (int t = 0; t < (RB); ++t)                                                               \
             for (int b = 0; b < (OB); ++b)                                                           \
-                MINICNN_ROWS_STORE(y + (o0 + b) * ycs + (i0 + t) * ldy + j0, acc[t][b]);             \
+                for (int v = 0; v < NV; ++v)                                                         \
+                    MINICNN_ROWS_STORE(y + (o0 + b) * ycs + (i0 + t) * ldy + j0 + v * (VL), acc[t][b][v]); \
     } while (0)
 
 /* All tiles of OB channels starting at o0: row blocks of RB (the last one shifted up; RB = 1 when
- * the image has fewer rows), 16 columns each (the last one shifted left). */
-#define MINICNN_ROWS_CHANNEL_BLOCK(T, V, OB, RB)                                                     \
+ * the image has fewer rows), LANES columns each (the last one shifted left). */
+#define MINICNN_ROWS_CHANNEL_BLOCK(T, V, VL, LANES, OB, RB)                                              \
     do {                                                                                             \
         for (ptrdiff_t ib = 0; ib < OH; ib += (OH >= (RB) ? (RB) : 1)) {                             \
-            for (ptrdiff_t jb = 0; jb < OW; jb += MINICNN_ROW_LANES) {                               \
-                const ptrdiff_t j0 = jb + MINICNN_ROW_LANES <= OW ? jb : OW - MINICNN_ROW_LANES;     \
+            for (ptrdiff_t jb = 0; jb < OW; jb += (LANES)) {                                         \
+                const ptrdiff_t j0 = jb + (LANES) <= OW ? jb : OW - (LANES);                         \
                 if (OH >= (RB)) {                                                                    \
                     const ptrdiff_t i0 = ib + (RB) <= OH ? ib : OH - (RB);                           \
-                    MINICNN_ROWS_TILE(T, V, OB, RB);                                                 \
+                    MINICNN_ROWS_TILE(T, V, VL, LANES, OB, RB);                                        \
                 } else {                                                                             \
                     const ptrdiff_t i0 = ib;                                                         \
-                    MINICNN_ROWS_TILE(T, V, OB, 1);                                                  \
+                    MINICNN_ROWS_TILE(T, V, VL, LANES, OB, 1);                                        \
                 }                                                                                    \
             }                                                                                        \
         }                                                                                            \
     } while (0)
 
 /* y[o, i, j] = bias[o] + sum_{c,p,q} w_t[(c*KH + p)*KW + q, o] * x[c, i + p, j + q]
- * for 0 <= i < OH, 0 <= j < OW; needs OW >= 16, ldx >= OW + KW - 1 and OH + KH - 1 rows per plane.
+ * for 0 <= i < OH, 0 <= j < OW; needs OW >= LANES, ldx >= OW + KW - 1 and OH + KH - 1 rows per plane.
  * x is zero outside rows r_lo..r_hi-1 and columns c_lo..c_hi-1 (the caller's zero padding; the
- * whole image: 0, OH + KH - 1, 0, OW + KW - 1): taps that would only read zeros are skipped. */
-#define MINICNN_DEFINE_ROWS_CONV(NAME, T, V)                                                          \
-    MINICNN_ROWS_MULTIVERSION static void NAME(const T *x, ptrdiff_t ldx, ptrdiff_t xcs, const T *w_t,  \
-                                               const T *bias, T *y, ptrdiff_t ldy, ptrdiff_t ycs,     \
-                                               ptrdiff_t C, ptrdiff_t O, ptrdiff_t OH, ptrdiff_t OW,  \
-                                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t r_lo, ptrdiff_t r_hi, \
-                                               ptrdiff_t c_lo, ptrdiff_t c_hi)                        \
+ * whole image: 0, OH + KH - 1, 0, OW + KW - 1): taps that would only read zeros are skipped.
+ * Channel blocks: as many of OB1 channels as fit, then OB2, OB3, and OB4 (= 1) for the rest. */
+#define MINICNN_DEFINE_ROWS_CONV(NAME, ATTR, T, V, VL, LANES, OB1, RB1, OB2, RB2, OB3, RB3, RB4)    \
+    ATTR static void NAME(const T *x, ptrdiff_t ldx, ptrdiff_t xcs, const T *w_t, const T *bias, T *y, \
+                          ptrdiff_t ldy, ptrdiff_t ycs, ptrdiff_t C, ptrdiff_t O, ptrdiff_t OH,       \
+                          ptrdiff_t OW, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t r_lo, ptrdiff_t r_hi,   \
+                          ptrdiff_t c_lo, ptrdiff_t c_hi)                                             \
     {                                                                                                 \
         ptrdiff_t o0 = 0;                                                                             \
-        for (; O - o0 >= 6; o0 += 6)                                                                  \
-            MINICNN_ROWS_CHANNEL_BLOCK(T, V, 6, 2);                                                   \
-        for (; O - o0 >= 4; o0 += 4)                                                                  \
-            MINICNN_ROWS_CHANNEL_BLOCK(T, V, 4, 2);                                                   \
-        for (; O - o0 >= 2; o0 += 2)                                                                  \
-            MINICNN_ROWS_CHANNEL_BLOCK(T, V, 2, 4);                                                   \
+        for (; O - o0 >= (OB1); o0 += (OB1))                                                          \
+            MINICNN_ROWS_CHANNEL_BLOCK(T, V, VL, LANES, OB1, RB1);                                        \
+        for (; O - o0 >= (OB2); o0 += (OB2))                                                          \
+            MINICNN_ROWS_CHANNEL_BLOCK(T, V, VL, LANES, OB2, RB2);                                        \
+        for (; O - o0 >= (OB3); o0 += (OB3))                                                          \
+            MINICNN_ROWS_CHANNEL_BLOCK(T, V, VL, LANES, OB3, RB3);                                        \
         for (; o0 < O; o0 += 1)                                                                       \
-            MINICNN_ROWS_CHANNEL_BLOCK(T, V, 1, 8);                                                   \
+            MINICNN_ROWS_CHANNEL_BLOCK(T, V, VL, LANES, 1, RB4);                                          \
     }
 
-MINICNN_DEFINE_ROWS_CONV(minicnn_rows_conv_f32, float, minicnn_rows_v16f)
-MINICNN_DEFINE_ROWS_CONV(minicnn_rows_conv_f64, double, minicnn_rows_v16d)
+/* The tiles of each level, OB x RB (see the note at the top for why and what they measured). */
+#define MINICNN_ROWS_f32_V4(F, A) \
+    MINICNN_DEFINE_ROWS_CONV(F, A, float, minicnn_rows_v16f, 16, MINICNN_ROW_LANES_V4, 6, 2, 4, 2, 2, 4, 8)
+#define MINICNN_ROWS_f64_V4(F, A) \
+    MINICNN_DEFINE_ROWS_CONV(F, A, double, minicnn_rows_v16d, 16, MINICNN_ROW_LANES_V4, 6, 2, 4, 2, 2, 4, 8)
+#ifndef MINICNN_ROWS_FIT_TILES /* float tiles of the AVX2 and baseline copies: OB1, RB1, OB2, RB2, OB3, RB3, RB4 */
+#define MINICNN_ROWS_FIT_TILES 3, 4, 2, 4, 2, 4, 8
+#endif
+#define MINICNN_ROWS_FIT_TILES_F64 3, 2, 2, 2, 2, 2, 4 /* double: 8 or 4 pixels are 2 registers */
+#define MINICNN_ROWS_DEFINE_(...) MINICNN_DEFINE_ROWS_CONV(__VA_ARGS__)
+#define MINICNN_ROWS_f32_V3(F, A) \
+    MINICNN_ROWS_DEFINE_(F, A, float, minicnn_rows_v8f, 8, MINICNN_ROW_LANES_V3, MINICNN_ROWS_FIT_TILES)
+#define MINICNN_ROWS_f64_V3(F, A) \
+    MINICNN_ROWS_DEFINE_(F, A, double, minicnn_rows_v4d, 4, MINICNN_ROW_LANES_V3, MINICNN_ROWS_FIT_TILES_F64)
+#define MINICNN_ROWS_f32_BASE(F, A) \
+    MINICNN_ROWS_DEFINE_(F, A, float, minicnn_rows_v4f, 4, MINICNN_ROW_LANES_BASE, MINICNN_ROWS_FIT_TILES)
+#define MINICNN_ROWS_f64_BASE(F, A) \
+    MINICNN_ROWS_DEFINE_(F, A, double, minicnn_rows_v2d, 2, MINICNN_ROW_LANES_BASE, MINICNN_ROWS_FIT_TILES_F64)
+#define MINICNN_ROWS_f32(F, A, LEVEL) MINICNN_ROWS_f32_##LEVEL(F, A)
+#define MINICNN_ROWS_f64(F, A, LEVEL) MINICNN_ROWS_f64_##LEVEL(F, A)
+
+#define MINICNN_ROWS_PARAMS(T)                                                                         \
+    (const T *x, ptrdiff_t ldx, ptrdiff_t xcs, const T *w_t, const T *bias, T *y, ptrdiff_t ldy,       \
+     ptrdiff_t ycs, ptrdiff_t C, ptrdiff_t O, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t KH, ptrdiff_t KW,  \
+     ptrdiff_t r_lo, ptrdiff_t r_hi, ptrdiff_t c_lo, ptrdiff_t c_hi)
+#define MINICNN_ROWS_ARGS (x, ldx, xcs, w_t, bias, y, ldy, ycs, C, O, OH, OW, KH, KW, r_lo, r_hi, c_lo, c_hi)
+MINICNN_INSTANTIATE(MINICNN_ROWS_f32, minicnn_rows_conv_f32, MINICNN_ROWS_PARAMS(float), MINICNN_ROWS_ARGS)
+MINICNN_INSTANTIATE(MINICNN_ROWS_f64, minicnn_rows_conv_f64, MINICNN_ROWS_PARAMS(double), MINICNN_ROWS_ARGS)
 
 #else /* other compilers: no row kernel; the caller asks rows_available() first */
 #define MINICNN_HAVE_ROWS 0
-#define MINICNN_ROW_LANES 16
+static inline ptrdiff_t minicnn_row_lanes(void) { return 16; }
 #define MINICNN_ROWS_STUB(NAME, T)                                                                   \
     static void NAME(const T *x, ptrdiff_t ldx, ptrdiff_t xcs, const T *w_t, const T *bias, T *y,    \
                      ptrdiff_t ldy, ptrdiff_t ycs, ptrdiff_t C, ptrdiff_t O, ptrdiff_t OH,           \
