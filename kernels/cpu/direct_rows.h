@@ -53,6 +53,7 @@
 typedef float minicnn_rows_v16f __attribute__((vector_size(16 * sizeof(float))));
 typedef double minicnn_rows_v16d __attribute__((vector_size(16 * sizeof(double))));
 typedef float minicnn_rows_v8f __attribute__((vector_size(8 * sizeof(float))));
+typedef double minicnn_rows_v8d __attribute__((vector_size(8 * sizeof(double))));
 typedef float minicnn_rows_v4f __attribute__((vector_size(4 * sizeof(float))));
 typedef double minicnn_rows_v4d __attribute__((vector_size(4 * sizeof(double))));
 typedef double minicnn_rows_v2d __attribute__((vector_size(2 * sizeof(double))));
@@ -153,7 +154,7 @@ static inline ptrdiff_t minicnn_row_lanes(void)
 #define MINICNN_ROWS_f32_V4(F, A) \
     MINICNN_DEFINE_ROWS_CONV(F, A, float, minicnn_rows_v16f, 16, MINICNN_ROW_LANES_V4, 6, 2, 4, 2, 2, 4, 8)
 #define MINICNN_ROWS_f64_V4(F, A) \
-    MINICNN_DEFINE_ROWS_CONV(F, A, double, minicnn_rows_v16d, 16, MINICNN_ROW_LANES_V4, 6, 2, 4, 2, 2, 4, 8)
+    MINICNN_DEFINE_ROWS_CONV(F, A, double, minicnn_rows_v8d, 8, MINICNN_ROW_LANES_V4, 6, 2, 4, 2, 2, 4, 8)
 #ifndef MINICNN_ROWS_FIT_TILES /* float tiles of the AVX2 and baseline copies: OB1, RB1, OB2, RB2, OB3, RB3, RB4 */
 #define MINICNN_ROWS_FIT_TILES 3, 4, 2, 4, 2, 4, 8
 #endif
