@@ -547,7 +547,8 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Row path (see direct_rows.h): a direct convolution that puts 16 pixels of one OUTPUT ROW in a
+# Row path (see direct_rows.h): a direct convolution that puts 16 pixels (AVX-512; 8 on AVX2, 4 on the
+# baseline: row_lanes()) of one OUTPUT ROW in a
 # vector, for stride-1 layers with few output channels, where neither the 16-channel direct kernel
 # above (C_out % 16 == 0) nor im2col + GEMM (a product with a dimension of 6) is fast.
 #
@@ -569,9 +570,9 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
 #                   (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2):
 #       dx[c, y, x] = sum_{o,p,q} W[o, c, p, q] * dY[o, y - p, x - q]
 #                   = sum_{o,p,q} W[o, c, KH-1-p, KW-1-q] * dYpad[o, y + p, x + q]
-# The kernel has no padding and needs output rows of at least 16 pixels: when the image must be
+# The kernel has no padding and needs output rows of at least row_lanes() pixels: when the image must be
 # padded (the gradient) or is narrower, each thread copies it into its own zero-padded workspace,
-# wide enough for 16 output columns, and copies the valid columns of the result out.
+# wide enough for row_lanes() output columns, and copies the valid columns of the result out.
 
 cdef extern from "direct_rows.h" nogil:
     int MINICNN_HAVE_ROWS
@@ -712,7 +713,8 @@ def conv2d_rows(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, cons
 #
 # Tails and narrow layers: a row whose width is not a multiple of the lane count ends with a
 # vector shifted left, its already-counted dY lanes masked to 0 (see the header). Layers
-# narrower than one vector (W_out < 16 in float32, < 8 in float64) stay on the im2col path: with
+# narrower than one vector (W_out < rows_weight_grad_lanes(): 16 / 8 / 4 in float32 on AVX-512 / AVX2 /
+# baseline, half that in float64) stay on the im2col path: with
 # most lanes idle the row kernel was measured slower there.
 #
 # The bias gradient db[o] = sum dY[n, o, :, :] comes out of the same passes (the dY rows are in
@@ -794,7 +796,8 @@ def conv2d_input_grad_gemm(const floating[:, :, :, ::1] w, const floating[:, :, 
 
 # ---------------------------------------------------------------------------------------------
 # Batch in the lanes (see batch_lanes.h): the gradients of small stride-1 layers (LeNet's C3)
-# with 16 IMAGES in a vector (8 in float64), for one group of images at a time.
+# with 16 IMAGES in a vector (8 in float64; on AVX2 8 and 4, on the baseline 4 and 2: lanes_group()),
+# for one group of images at a time.
 #
 # The formulas (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2; deck
 # 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN EN CAPAS CONVOLUCIONALES"):

@@ -13,8 +13,19 @@
  * taps (p, q) done in registers. The weight gradient uses the same shape of
  * loop: dW[o, c, p, q] += sum_{i,j} dY[o, i, j] * X[c, i + p, j + q].
  *
- * The compiler vectorises the 16-lane loops; gcc builds one copy per
- * instruction set (AVX-512, AVX2 + FMA, baseline) and picks one at run time.
+ * One copy per instruction set, picked at run time (multiversion.h), each with its own register
+ * blocking (numbers: AMD EPYC Zen 5, 2 cores, one thread, medians of 21 alternating calls; "v3
+ * build" is MINICNN_SINGLE_TARGET=x86-64-v3, the AVX2 copy alone; im2col + BLAS for reference):
+ * - AVX-512: 16 filters in one zmm, 2 rows x 4 pixels = 8 accumulators (below), unchanged:
+ *   C3 forward (64x6x14x14, 16x6x5x5) 0.22 ms, the 64->64 3x3 layer on 56x56, padded, batch 32,
+ *   51-55 ms (im2col 0.92 and 94 ms). float64: the same tiles as 2 zmm of 8 doubles.
+ * - AVX2: 16 filters as 2 ymm x 6 pixels x 1 row = 12 accumulators + 2 weight vectors + 1
+ *   broadcast pixel = 15 of 16 registers (AVX2 has no broadcast operand). Before, gcc split the
+ *   16-float vectors of the AVX-512 shape into ymm halves and spilled: C3 forward 1.49 -> 0.44 ms,
+ *   the 56x56 layer 497 -> 76 ms, C3 weight gradient (batch 64) 7.2 -> 0.32 ms. Tried on the v3
+ *   build: 2 rows x 3 pixels (C3 0.48, 56x56 92 ms), 1 x 4 (0.44, 96 ms), 2 x 4 (16
+ *   accumulators: spills, 0.72 ms). float64: 8 filters (2 ymm of 4) x 6 pixels.
+ * - baseline (SSE2): the AVX2 blocking with 4-float xmm vectors: C3 forward 1.60 -> 1.39 ms.
  * Only stride 1, no dilation, one group, C_out a multiple of 16 and output
  * rows of at least 4 pixels; the caller checks. The kernel computes "valid"
  * correlations: for a padded layer the caller first copies each image into a

@@ -19,7 +19,7 @@
  * 8 or more chains the FMA units never idle). Tiles (OB x RB): 6x2 (12 chains, LeNet's 6
  * channels in one pass), 4x2, 2x4 and 1x8 (8 chains) for what remains of C_out, and OB x 1 for
  * images with fewer rows than RB. 12 sixteen-float accumulators use 12 of the 32 AVX-512
- * registers.
+ * registers (the AVX2 and baseline tiles are at the end of this note).
  *
  * Loop order, inside a tile: channel c, tap row p, tap column q (the taps of the sum), then the
  * RB rows and OB channels of the tile (unrolled). The weights are read as w_t[(c*KH + p)*KW + q]
@@ -37,8 +37,20 @@
  * side. A tile skips the taps whose input rows (for all its RB rows) or 16 columns fall wholly in
  * that border: they would add exact zeros (a quarter of the work for LeNet's C3).
  *
- * gcc builds one copy per instruction set (AVX-512, AVX2 + FMA, baseline) and picks one at run
- * time, as in direct_conv.h. Other compilers get stubs and the caller never routes work here.
+ * One copy per instruction set, picked at run time (multiversion.h); the vector width, and so the
+ * lane count (minicnn_row_lanes(), row_lanes() in Python), differs. Measured on AMD EPYC Zen 5,
+ * 2 cores, one thread, medians of 21 alternating calls (v3 build = MINICNN_SINGLE_TARGET=x86-64-v3):
+ * - AVX-512: 16 pixels per zmm, the tiles above (unchanged): C1 forward (64x1x32x32, 6x1x5x5)
+ *   0.13 ms, im2col 1.03 ms. float64: the same tiles as 2 zmm of 8 doubles (a 16-double vector
+ *   type went through memory: 3.5 -> 0.24 ms).
+ * - AVX2: 8 pixels per ymm; tiles 3x4 (12 accumulators + 3 broadcast weights + 1 input vector =
+ *   16 registers), 2x4, 1x8. With the AVX-512 tiles gcc split every 16-float vector and spilled:
+ *   C1 forward 7.8 -> 0.29 ms (batch 256: 31.6 -> 1.08), the input gradient of C3 (dY 64x16x10x10
+ *   padded by 4) 23.2 -> 0.72 ms (im2col 0.83). Tried on the v3 build (C1, batch 64 / 256):
+ *   3x4 0.22 / 1.06 ms, 6x2 0.29 / 1.42, 4x2 0.24 / 1.15, 3x3 0.22 / 1.19. float64: 8 pixels as
+ *   2 ymm, tiles 3x2, 2x2, 1x4.
+ * - baseline: 4 pixels per xmm, the AVX2 tiles: C1 forward 5.6 -> 0.40 ms, C3's dX 17.2 -> 1.9 ms.
+ * Other compilers get stubs and the caller never routes work here.
  */
 #ifndef MINICNN_DIRECT_ROWS_H
 #define MINICNN_DIRECT_ROWS_H
