@@ -44,19 +44,28 @@
  * the same bit for bit for any number of threads. Lanes are added in a fixed order (halving).
  *
  * float64: 8 lanes (groups of 8 images), so one vector is still one 64-byte register and the same
- * blocking fits the register file. Builds: gcc makes AVX-512, AVX2 + FMA and baseline copies
- * (target_clones) chosen at run time; other compilers get stubs (MINICNN_LANES_HAVE_KERNELS 0)
- * and the caller never routes work here. Stride 1, no padding, no dilation, one group only.
+ * blocking fits the register file.
+ *
+ * Copies per instruction set, picked at run time (multiversion.h): a group is one register of
+ * the level, 16 / 8 / 4 floats (8 / 4 / 2 doubles) on AVX-512 / AVX2 / baseline
+ * (minicnn_lanes_group_*(), lanes_group() in Python). dX keeps its blocking (up to 8 channel
+ * accumulators, + 1 dyL vector + 1 broadcast weight on AVX2); dW takes 2 filters x 5 taps = 10
+ * accumulators + 2 dyL + 1 xL on AVX2 and the baseline (20 would spill). Measured on AMD EPYC
+ * Zen 5, 2 cores, one thread, medians of 21 alternating calls, C3 (64x6x14x14, 16x6x5x5):
+ * AVX-512 dX + dW 0.50 ms (batch 256: 1.9), unchanged; im2col 1.46 ms. AVX2 (v3 build,
+ * MINICNN_SINGLE_TARGET=x86-64-v3; before: the 16-float vectors split into ymm halves): dX + dW
+ * 3.45 -> 0.89 ms (batch 256: 13.6 -> 3.45), dX 2.09 -> 0.52, dW 1.33 -> 0.44 (2 filters; 3: 0.51,
+ * 1: 0.50). Baseline 2.50 -> 1.84 ms. float64 (AVX2) 6.8 -> 1.7 ms.
+ * Other compilers get stubs (MINICNN_LANES_HAVE_KERNELS 0) and the caller never routes work
+ * here. Stride 1, no padding, no dilation, one group only.
  */
 #ifndef MINICNN_BATCH_LANES_H
 #define MINICNN_BATCH_LANES_H
 
 #include <stddef.h>
 
-#define MINICNN_LANES_F32 16
-#define MINICNN_LANES_F64 8
 #define MINICNN_LANES_CB 8 /* input channels per dX block, at most */
-#define MINICNN_LANES_OB 4 /* filters per dW block */
+#define MINICNN_LANES_OB 4 /* filters per dW block of the AVX-512 copy (2 on AVX2 and the baseline) */
 #define MINICNN_LANES_QB 5 /* taps per dW block, at most */
 
 /* Lane transposition, plain C (no vector types needed).
@@ -91,18 +100,46 @@
         }                                                                                             \
     }
 
-MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f32, float, MINICNN_LANES_F32)
-MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f64, double, MINICNN_LANES_F64)
-MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f32, float, MINICNN_LANES_F32)
-MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f64, double, MINICNN_LANES_F64)
+#include "multiversion.h"
+
+/* Images per vector (per group): 16 / 8 / 4 floats and 8 / 4 / 2 doubles on AVX-512 / AVX2 /
+ * baseline, one register of the level either way. */
+static inline ptrdiff_t minicnn_lanes_group_f32(void) { return MINICNN_BY_ISA(16, 8, 4); }
+static inline ptrdiff_t minicnn_lanes_group_f64(void) { return MINICNN_BY_ISA(8, 4, 2); }
+
+MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f32_16, float, 16)
+MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f32_8, float, 8)
+MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f32_4, float, 4)
+MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f64_8, double, 8)
+MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f64_4, double, 4)
+MINICNN_LANES_DEFINE_PACK(minicnn_lanes_pack_f64_2, double, 2)
+MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f32_16, float, 16)
+MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f32_8, float, 8)
+MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f32_4, float, 4)
+MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f64_8, double, 8)
+MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f64_4, double, 4)
+MINICNN_LANES_DEFINE_UNPACK(minicnn_lanes_unpack_f64_2, double, 2)
+
+/* The transposition for this level's group size. */
+#define MINICNN_LANES_DEFINE_BY_GROUP(NAME, T, GROUP, L4, L3, LB)                                     \
+    static void NAME(const T *src, ptrdiff_t count, ptrdiff_t plane, T *dst)                          \
+    {                                                                                                 \
+        switch (GROUP()) {                                                                            \
+        case L4: NAME##_##L4(src, count, plane, dst); return;                                         \
+        case L3: NAME##_##L3(src, count, plane, dst); return;                                         \
+        default: NAME##_##LB(src, count, plane, dst); return;                                         \
+        }                                                                                             \
+    }
+MINICNN_LANES_DEFINE_BY_GROUP(minicnn_lanes_pack_f32, float, minicnn_lanes_group_f32, 16, 8, 4)
+MINICNN_LANES_DEFINE_BY_GROUP(minicnn_lanes_pack_f64, double, minicnn_lanes_group_f64, 8, 4, 2)
+MINICNN_LANES_DEFINE_BY_GROUP(minicnn_lanes_unpack_f32, float, minicnn_lanes_group_f32, 16, 8, 4)
+MINICNN_LANES_DEFINE_BY_GROUP(minicnn_lanes_unpack_f64, double, minicnn_lanes_group_f64, 8, 4, 2)
 
 #if defined(__GNUC__) /* gcc and clang: vector extensions and statement expressions */
 #define MINICNN_LANES_HAVE_KERNELS 1
 
-#include "multiversion.h"
-#define MINICNN_LANES_MULTIVERSION MINICNN_CLONES
-
-/* One 64-byte vector: 16 floats or 8 doubles (one AVX-512 register). */
+/* One 64-byte vector: 16 floats or 8 doubles (one AVX-512 register); 32 bytes: one AVX2 register,
+ * 16 bytes: one SSE2 / NEON register. */
 typedef float minicnn_lanes_vf __attribute__((vector_size(64)));
 typedef double minicnn_lanes_vd __attribute__((vector_size(64)));
 typedef float minicnn_lanes_vf8 __attribute__((vector_size(32)));
@@ -113,21 +150,25 @@ typedef double minicnn_lanes_vd2 __attribute__((vector_size(16)));
 #define MINICNN_LANES_LOAD(V, ptr) ({ V _lv; __builtin_memcpy(&_lv, (ptr), sizeof _lv); _lv; })
 #define MINICNN_LANES_STORE(ptr, v) __builtin_memcpy((ptr), &(v), sizeof(v))
 
-/* Sum of the lanes, by halving (a fixed order): 16 -> 8 -> 4 -> 2 -> 1. */
-static inline float minicnn_lanes_hsum_f32(minicnn_lanes_vf v)
-{
-    minicnn_lanes_vf8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                          __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    minicnn_lanes_vf4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-    return (b[0] + b[2]) + (b[1] + b[3]);
-}
-
-static inline double minicnn_lanes_hsum_f64(minicnn_lanes_vd v)
-{
-    minicnn_lanes_vd4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
-    minicnn_lanes_vd2 b = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
-    return b[0] + b[1];
-}
+/* Sum of the lanes, by halving (a fixed order): 16 -> 8 -> 4 -> 2 -> 1. Macros, not functions, so
+ * that no vector crosses a call boundary (whose ABI would depend on the instruction set). */
+#define MINICNN_LANES_HSUM_F32_16(v)                                                                  \
+    ({                                                                                                \
+        const minicnn_lanes_vf _v = (v);                                                              \
+        minicnn_lanes_vf8 _a = __builtin_shufflevector(_v, _v, 0, 1, 2, 3, 4, 5, 6, 7) +              \
+                               __builtin_shufflevector(_v, _v, 8, 9, 10, 11, 12, 13, 14, 15);         \
+        minicnn_lanes_vf4 _b = __builtin_shufflevector(_a, _a, 0, 1, 2, 3) +                          \
+                               __builtin_shufflevector(_a, _a, 4, 5, 6, 7);                           \
+        (_b[0] + _b[2]) + (_b[1] + _b[3]);                                                            \
+    })
+#define MINICNN_LANES_HSUM_F64_8(v)                                                                   \
+    ({                                                                                                \
+        const minicnn_lanes_vd _v = (v);                                                              \
+        minicnn_lanes_vd4 _a = __builtin_shufflevector(_v, _v, 0, 1, 2, 3) +                          \
+                               __builtin_shufflevector(_v, _v, 4, 5, 6, 7);                           \
+        minicnn_lanes_vd2 _b = __builtin_shufflevector(_a, _a, 0, 1) + __builtin_shufflevector(_a, _a, 2, 3); \
+        _b[0] + _b[1];                                                                                \
+    })
 
 /* ---- input gradient ----
  * One pixel (y, x) of dxL for input channels c0..c0+CB-1 (CB a constant: acc[] in registers). */
@@ -153,8 +194,8 @@ static inline double minicnn_lanes_hsum_f64(minicnn_lanes_vd v)
 /* dxL[c][y][x][:] = sum_{o,p,q valid} wL[((o*KH + p)*KW + q)*C + c] * dyL[o][y-p][x-q][:]
  * for 0 <= c < C, 0 <= y < H = OH + KH - 1, 0 <= x < W = OW + KW - 1. Channels go in
  * ceil(C / 8) blocks of nearly equal size (1..8 each). */
-#define MINICNN_LANES_DEFINE_INPUT_GRAD(NAME, T, V, L)                                                \
-    MINICNN_LANES_MULTIVERSION static void NAME(const T *dyL, const T *wL, T *dxL, ptrdiff_t C,       \
+#define MINICNN_LANES_DEFINE_INPUT_GRAD(NAME, ATTR, T, V, L)                                          \
+    ATTR static void NAME(const T *dyL, const T *wL, T *dxL, ptrdiff_t C,       \
                                                 ptrdiff_t H, ptrdiff_t W, ptrdiff_t O, ptrdiff_t KH,  \
                                                 ptrdiff_t KW)                                         \
     {                                                                                                 \
@@ -224,8 +265,8 @@ static inline double minicnn_lanes_hsum_f64(minicnn_lanes_vd v)
 /* dw[((o*C + c)*KH + p)*KW + q] = sum of the lanes of sum_{i,j} dyL[o][i][j] * xL[c][i+p][j+q];
  * db[o] = sum of the lanes of sum_{i,j} dyL[o][i][j]. Written, not accumulated. Filters go in
  * blocks of 4, then 2, then 1; taps in blocks of 5 (the last one shorter). */
-#define MINICNN_LANES_DEFINE_WEIGHT_GRAD(NAME, T, V, L, HSUM)                                         \
-    MINICNN_LANES_MULTIVERSION static void NAME(const T *xL, const T *dyL, T *dw, T *db, ptrdiff_t C, \
+#define MINICNN_LANES_DEFINE_WEIGHT_GRAD(NAME, ATTR, T, V, L, HSUM, OBMAX)                            \
+    ATTR static void NAME(const T *xL, const T *dyL, T *dw, T *db, ptrdiff_t C, \
                                                 ptrdiff_t H, ptrdiff_t W, ptrdiff_t O, ptrdiff_t KH,  \
                                                 ptrdiff_t KW)                                         \
     {                                                                                                 \
@@ -233,13 +274,13 @@ static inline double minicnn_lanes_hsum_f64(minicnn_lanes_vd v)
         const ptrdiff_t plane_o = OH * OW * (L);                                                      \
         ptrdiff_t o0 = 0;                                                                             \
         while (o0 < O) {                                                                              \
-            const ptrdiff_t ob = O - o0 >= 4 ? 4 : (O - o0 >= 2 ? 2 : 1);                             \
+            const ptrdiff_t ob = O - o0 >= (OBMAX) ? (OBMAX) : (O - o0 >= 2 ? 2 : 1);                 \
             for (ptrdiff_t c = 0; c < C; ++c)                                                         \
                 for (ptrdiff_t p = 0; p < KH; ++p)                                                    \
                     for (ptrdiff_t q0 = 0; q0 < KW; q0 += MINICNN_LANES_QB) {                         \
                         const ptrdiff_t qb = KW - q0 < MINICNN_LANES_QB ? KW - q0 : MINICNN_LANES_QB; \
-                        if (ob == 4)                                                                  \
-                            MINICNN_LANES_DW_TAPS(T, V, L, HSUM, 4);                                  \
+                        if (ob == (OBMAX))                                                            \
+                            MINICNN_LANES_DW_TAPS(T, V, L, HSUM, OBMAX);                              \
                         else if (ob == 2)                                                             \
                             MINICNN_LANES_DW_TAPS(T, V, L, HSUM, 2);                                  \
                         else                                                                          \
@@ -264,12 +305,62 @@ static inline double minicnn_lanes_hsum_f64(minicnn_lanes_vd v)
         }                                                                                             \
     }
 
-MINICNN_LANES_DEFINE_INPUT_GRAD(minicnn_lanes_input_grad_f32, float, minicnn_lanes_vf, MINICNN_LANES_F32)
-MINICNN_LANES_DEFINE_INPUT_GRAD(minicnn_lanes_input_grad_f64, double, minicnn_lanes_vd, MINICNN_LANES_F64)
-MINICNN_LANES_DEFINE_WEIGHT_GRAD(minicnn_lanes_weight_grad_f32, float, minicnn_lanes_vf, MINICNN_LANES_F32,
-                                 minicnn_lanes_hsum_f32)
-MINICNN_LANES_DEFINE_WEIGHT_GRAD(minicnn_lanes_weight_grad_f64, double, minicnn_lanes_vd, MINICNN_LANES_F64,
-                                 minicnn_lanes_hsum_f64)
+/* Sum of the lanes of a vector of any width, by the same halving as above (a fixed order). */
+#define MINICNN_LANES_HSUM(T, L, v)                                                                   \
+    ({                                                                                                \
+        T _h[L];                                                                                      \
+        __builtin_memcpy(_h, &(v), sizeof _h);                                                        \
+        for (int _w = (L) / 2; _w >= 1; _w /= 2)                                                      \
+            for (int _l = 0; _l < _w; ++_l)                                                           \
+                _h[_l] += _h[_l + _w];                                                                \
+        _h[0];                                                                                        \
+    })
+#define MINICNN_LANES_HSUM_F32_8(v) MINICNN_LANES_HSUM(float, 8, v)
+#define MINICNN_LANES_HSUM_F32_4(v) MINICNN_LANES_HSUM(float, 4, v)
+#define MINICNN_LANES_HSUM_F64_4(v) MINICNN_LANES_HSUM(double, 4, v)
+#define MINICNN_LANES_HSUM_F64_2(v) MINICNN_LANES_HSUM(double, 2, v)
+
+/* The copies per level: the same dX blocking everywhere (up to 8 channel accumulators, each dyL
+ * vector broadcast-multiplied into them); dW with 4 filters x 5 taps = 20 accumulators on
+ * AVX-512 and MINICNN_LANES_FIT_OB (2) filters x 5 taps = 10 on AVX2 and the baseline
+ * (+ 2 dyL + 1 xL vectors: 13 of 16 registers). */
+#ifndef MINICNN_LANES_FIT_OB
+#define MINICNN_LANES_FIT_OB 2
+#endif
+#define MINICNN_LANES_DX_f32_V4(F, A) MINICNN_LANES_DEFINE_INPUT_GRAD(F, A, float, minicnn_lanes_vf, 16)
+#define MINICNN_LANES_DX_f64_V4(F, A) MINICNN_LANES_DEFINE_INPUT_GRAD(F, A, double, minicnn_lanes_vd, 8)
+#define MINICNN_LANES_DX_f32_V3(F, A) MINICNN_LANES_DEFINE_INPUT_GRAD(F, A, float, minicnn_lanes_vf8, 8)
+#define MINICNN_LANES_DX_f64_V3(F, A) MINICNN_LANES_DEFINE_INPUT_GRAD(F, A, double, minicnn_lanes_vd4, 4)
+#define MINICNN_LANES_DX_f32_BASE(F, A) MINICNN_LANES_DEFINE_INPUT_GRAD(F, A, float, minicnn_lanes_vf4, 4)
+#define MINICNN_LANES_DX_f64_BASE(F, A) MINICNN_LANES_DEFINE_INPUT_GRAD(F, A, double, minicnn_lanes_vd2, 2)
+#define MINICNN_LANES_DW_f32_V4(F, A) \
+    MINICNN_LANES_DEFINE_WEIGHT_GRAD(F, A, float, minicnn_lanes_vf, 16, MINICNN_LANES_HSUM_F32_16, MINICNN_LANES_OB)
+#define MINICNN_LANES_DW_f64_V4(F, A) \
+    MINICNN_LANES_DEFINE_WEIGHT_GRAD(F, A, double, minicnn_lanes_vd, 8, MINICNN_LANES_HSUM_F64_8, MINICNN_LANES_OB)
+#define MINICNN_LANES_DW_f32_V3(F, A) \
+    MINICNN_LANES_DEFINE_WEIGHT_GRAD(F, A, float, minicnn_lanes_vf8, 8, MINICNN_LANES_HSUM_F32_8, MINICNN_LANES_FIT_OB)
+#define MINICNN_LANES_DW_f64_V3(F, A) \
+    MINICNN_LANES_DEFINE_WEIGHT_GRAD(F, A, double, minicnn_lanes_vd4, 4, MINICNN_LANES_HSUM_F64_4, MINICNN_LANES_FIT_OB)
+#define MINICNN_LANES_DW_f32_BASE(F, A) \
+    MINICNN_LANES_DEFINE_WEIGHT_GRAD(F, A, float, minicnn_lanes_vf4, 4, MINICNN_LANES_HSUM_F32_4, MINICNN_LANES_FIT_OB)
+#define MINICNN_LANES_DW_f64_BASE(F, A) \
+    MINICNN_LANES_DEFINE_WEIGHT_GRAD(F, A, double, minicnn_lanes_vd2, 2, MINICNN_LANES_HSUM_F64_2, MINICNN_LANES_FIT_OB)
+#define MINICNN_LANES_DX_f32(F, A, LEVEL) MINICNN_LANES_DX_f32_##LEVEL(F, A)
+#define MINICNN_LANES_DX_f64(F, A, LEVEL) MINICNN_LANES_DX_f64_##LEVEL(F, A)
+#define MINICNN_LANES_DW_f32(F, A, LEVEL) MINICNN_LANES_DW_f32_##LEVEL(F, A)
+#define MINICNN_LANES_DW_f64(F, A, LEVEL) MINICNN_LANES_DW_f64_##LEVEL(F, A)
+
+#define MINICNN_LANES_DX_PARAMS(T) \
+    (const T *dyL, const T *wL, T *dxL, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t O, ptrdiff_t KH, ptrdiff_t KW)
+#define MINICNN_LANES_DX_ARGS (dyL, wL, dxL, C, H, W, O, KH, KW)
+#define MINICNN_LANES_DW_PARAMS(T)                                                                     \
+    (const T *xL, const T *dyL, T *dw, T *db, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t O,       \
+     ptrdiff_t KH, ptrdiff_t KW)
+#define MINICNN_LANES_DW_ARGS (xL, dyL, dw, db, C, H, W, O, KH, KW)
+MINICNN_INSTANTIATE(MINICNN_LANES_DX_f32, minicnn_lanes_input_grad_f32, MINICNN_LANES_DX_PARAMS(float), MINICNN_LANES_DX_ARGS)
+MINICNN_INSTANTIATE(MINICNN_LANES_DX_f64, minicnn_lanes_input_grad_f64, MINICNN_LANES_DX_PARAMS(double), MINICNN_LANES_DX_ARGS)
+MINICNN_INSTANTIATE(MINICNN_LANES_DW_f32, minicnn_lanes_weight_grad_f32, MINICNN_LANES_DW_PARAMS(float), MINICNN_LANES_DW_ARGS)
+MINICNN_INSTANTIATE(MINICNN_LANES_DW_f64, minicnn_lanes_weight_grad_f64, MINICNN_LANES_DW_PARAMS(double), MINICNN_LANES_DW_ARGS)
 
 #else /* other compilers: no kernels; the caller asks MINICNN_LANES_HAVE_KERNELS first */
 #define MINICNN_LANES_HAVE_KERNELS 0

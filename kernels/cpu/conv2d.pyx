@@ -60,6 +60,21 @@ def openmp_enabled():
     return bool(MINICNN_OPENMP)
 
 
+cdef extern from "multiversion.h" nogil:
+    const char* minicnn_isa_name()
+
+
+def kernel_isa():
+    """The instruction set of the kernel copies that run: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2 + FMA),
+    "x86-64" (the baseline), or for other processors "aarch64" / "generic".
+
+    A normal build has a copy per level and picks the best the CPU supports (kernels/cpu/multiversion.h);
+    a MINICNN_SINGLE_TARGET build has one, and this is the level it was compiled for. The register
+    blocking, and with it ``row_lanes()``, ``lanes_group()`` and ``rows_weight_grad_lanes()``, depends
+    on it (a cache of measured timings should be keyed on it)."""
+    return minicnn_isa_name().decode("ascii")
+
+
 cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k, floating alpha,
                                const floating* a, int lda, const floating* b, int ldb,
                                floating beta, floating* c, int ldc) noexcept nogil:
@@ -576,7 +591,8 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Row path (see direct_rows.h): a direct convolution that puts 16 pixels of one OUTPUT ROW in a
+# Row path (see direct_rows.h): a direct convolution that puts 16 pixels (AVX-512; 8 on AVX2, 4 on the
+# baseline: row_lanes()) of one OUTPUT ROW in a
 # vector, for stride-1 layers with few output channels, where neither the 16-channel direct kernel
 # above (C_out % 16 == 0) nor im2col + GEMM (a product with a dimension of 6) is fast.
 #
@@ -598,13 +614,13 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
 #                   (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2):
 #       dx[c, y, x] = sum_{o,p,q} W[o, c, p, q] * dY[o, y - p, x - q]
 #                   = sum_{o,p,q} W[o, c, KH-1-p, KW-1-q] * dYpad[o, y + p, x + q]
-# The kernel has no padding and needs output rows of at least 16 pixels: when the image must be
+# The kernel has no padding and needs output rows of at least row_lanes() pixels: when the image must be
 # padded (the gradient) or is narrower, each thread copies it into its own zero-padded workspace,
-# wide enough for 16 output columns, and copies the valid columns of the result out.
+# wide enough for row_lanes() output columns, and copies the valid columns of the result out.
 
 cdef extern from "direct_rows.h" nogil:
     int MINICNN_HAVE_ROWS
-    int MINICNN_ROW_LANES
+    Py_ssize_t minicnn_row_lanes()
     void minicnn_rows_conv_f32(const float* x, Py_ssize_t ldx, Py_ssize_t xcs, const float* w_t,
                                const float* bias, float* y, Py_ssize_t ldy, Py_ssize_t ycs, Py_ssize_t C,
                                Py_ssize_t O, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t KH, Py_ssize_t KW,
@@ -621,16 +637,18 @@ def rows_available():
 
 
 def row_lanes():
-    """Output pixels per vector in the row kernel (16); narrower rows are widened in a workspace."""
-    return MINICNN_ROW_LANES
+    """Output pixels per vector in the row kernel: 16 on AVX-512, 8 on AVX2, 4 on the baseline (the copy
+    that runs, see ``kernel_isa``); narrower rows are widened in a workspace."""
+    return minicnn_row_lanes()
 
 
 def rows_workspace_sizes(Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_ch,
                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t pad_h, Py_ssize_t pad_w):
     """Per-thread lengths (input copy, output copy) that ``conv2d_rows`` needs for these shapes (0: none)."""
     cdef Py_ssize_t oh = height + 2 * pad_h - kh + 1, ow = width + 2 * pad_w - kw + 1
-    cdef Py_ssize_t owk = ow if ow > MINICNN_ROW_LANES else MINICNN_ROW_LANES
-    if pad_h == 0 and pad_w == 0 and ow >= MINICNN_ROW_LANES:
+    cdef Py_ssize_t lanes = minicnn_row_lanes()
+    cdef Py_ssize_t owk = ow if ow > lanes else lanes
+    if pad_h == 0 and pad_w == 0 and ow >= lanes:
         return 0, 0
     return channels * (height + 2 * pad_h) * (owk + kw - 1), (0 if owk == ow else out_ch * oh * owk)
 
@@ -648,21 +666,22 @@ cdef inline void rows_kernel(const floating* x, Py_ssize_t ldx, Py_ssize_t xcs, 
 cdef void rows_image(const floating* src, Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
                      Py_ssize_t pad_h, Py_ssize_t pad_w, const floating* w_t, const floating* bias,
                      floating* dst, Py_ssize_t out_ch, Py_ssize_t kh, Py_ssize_t kw,
-                     floating* in_ws, floating* out_ws) noexcept nogil:
+                     floating* in_ws, floating* out_ws, Py_ssize_t lanes) noexcept nogil:
     """``dst`` (out_ch, OH, OW) = bias + (``src`` zero-padded by pad_h, pad_w) correlated with the filters.
 
-    ``src`` is one (C, H, W) image; ``w_t`` the filters as (C*F_H*F_W, out_ch). Without padding and
-    with OW >= 16 the kernel reads ``src`` and writes ``dst`` in place; otherwise it reads a padded
-    copy in ``in_ws``, (C, H + 2*pad_h, max(OW, 16) + F_W - 1), and, when OW < 16, writes 16-wide
-    rows into ``out_ws`` whose first OW columns are copied to ``dst``.
+    ``src`` is one (C, H, W) image; ``w_t`` the filters as (C*F_H*F_W, out_ch); ``lanes`` the row
+    kernel's pixels per vector (``row_lanes()``, L below). Without padding and with OW >= L the
+    kernel reads ``src`` and writes ``dst`` in place; otherwise it reads a padded copy in ``in_ws``,
+    (C, H + 2*pad_h, max(OW, L) + F_W - 1), and, when OW < L, writes L-wide rows into ``out_ws``
+    whose first OW columns are copied to ``dst``.
     """
     cdef Py_ssize_t oh = height + 2 * pad_h - kh + 1, ow = width + 2 * pad_w - kw + 1
-    cdef Py_ssize_t owk = ow if ow > MINICNN_ROW_LANES else MINICNN_ROW_LANES
+    cdef Py_ssize_t owk = ow if ow > lanes else lanes
     cdef Py_ssize_t hp = height + 2 * pad_h, wp = owk + kw - 1
     cdef Py_ssize_t ch, r, o, i
     cdef floating* plane
     cdef floating* row
-    if pad_h == 0 and pad_w == 0 and ow >= MINICNN_ROW_LANES:
+    if pad_h == 0 and pad_w == 0 and ow >= lanes:
         rows_kernel(src, width, height * width, w_t, bias, dst, ow, oh * ow, channels, out_ch, oh, ow, kh, kw,
                     0, height, 0, width)
         return
@@ -701,12 +720,13 @@ def conv2d_rows(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, cons
     cdef Py_ssize_t out_ch = y.shape[1], oh = y.shape[2], ow = y.shape[3]
     cdef Py_ssize_t kh = height + 2 * pad_h - oh + 1, kw = width + 2 * pad_w - ow + 1
     cdef const floating* bias = &b[0] if b is not None else NULL
+    cdef Py_ssize_t lanes = minicnn_row_lanes()
     cdef Py_ssize_t n
     cdef int t
     for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
         rows_image(&x[n, 0, 0, 0], channels, height, width, pad_h, pad_w, &w_t[0, 0], bias,
-                   &y[n, 0, 0, 0], out_ch, kh, kw, &in_workspace[t, 0], &out_workspace[t, 0])
+                   &y[n, 0, 0, 0], out_ch, kh, kw, &in_workspace[t, 0], &out_workspace[t, 0], lanes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -737,7 +757,8 @@ def conv2d_rows(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, cons
 #
 # Tails and narrow layers: a row whose width is not a multiple of the lane count ends with a
 # vector shifted left, its already-counted dY lanes masked to 0 (see the header). Layers
-# narrower than one vector (W_out < 16 in float32, < 8 in float64) stay on the im2col path: with
+# narrower than one vector (W_out < rows_weight_grad_lanes(): 16 / 8 / 4 in float32 on AVX-512 / AVX2 /
+# baseline, half that in float64) stay on the im2col path: with
 # most lanes idle the row kernel was measured slower there.
 #
 # The bias gradient db[o] = sum dY[n, o, :, :] comes out of the same passes (the dY rows are in
@@ -751,8 +772,8 @@ def conv2d_rows(const floating[:, :, :, ::1] x, const floating[:, ::1] w_t, cons
 
 cdef extern from "direct_rows_grad.h" nogil:
     int MINICNN_HAVE_ROWS_GRAD
-    int MINICNN_ROWS_LANES_F32
-    int MINICNN_ROWS_LANES_F64
+    Py_ssize_t minicnn_rows_grad_lanes_f32()
+    Py_ssize_t minicnn_rows_grad_lanes_f64()
     void minicnn_rows_weight_grad_f32(const float* x, const float* dy, Py_ssize_t images, Py_ssize_t C,
                                       Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t KH, Py_ssize_t KW,
                                       float* dw, float* db)
@@ -767,9 +788,9 @@ def rows_weight_grad_available():
 
 
 def rows_weight_grad_lanes(bint double_precision):
-    """Output columns per vector: 16 in float32, 8 in float64 (one 64-byte vector either way).
-    The kernel needs W_out >= this."""
-    return MINICNN_ROWS_LANES_F64 if double_precision else MINICNN_ROWS_LANES_F32
+    """Output columns per vector: one register of the copy that runs (``kernel_isa``), 16 / 8 / 4 in
+    float32 and 8 / 4 / 2 in float64 on AVX-512 / AVX2 / the baseline. The kernel needs W_out >= this."""
+    return minicnn_rows_grad_lanes_f64() if double_precision else minicnn_rows_grad_lanes_f32()
 
 
 def conv2d_weight_grad_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
@@ -819,7 +840,8 @@ def conv2d_input_grad_gemm(const floating[:, :, :, ::1] w, const floating[:, :, 
 
 # ---------------------------------------------------------------------------------------------
 # Batch in the lanes (see batch_lanes.h): the gradients of small stride-1 layers (LeNet's C3)
-# with 16 IMAGES in a vector (8 in float64), for one group of images at a time.
+# with 16 IMAGES in a vector (8 in float64; on AVX2 8 and 4, on the baseline 4 and 2: lanes_group()),
+# for one group of images at a time.
 #
 # The formulas (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2; deck
 # 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN EN CAPAS CONVOLUCIONALES"):
@@ -858,8 +880,8 @@ def conv2d_input_grad_gemm(const floating[:, :, :, ::1] w, const floating[:, :, 
 
 cdef extern from "batch_lanes.h" nogil:
     int MINICNN_LANES_HAVE_KERNELS
-    int MINICNN_LANES_F32
-    int MINICNN_LANES_F64
+    Py_ssize_t minicnn_lanes_group_f32()
+    Py_ssize_t minicnn_lanes_group_f64()
     void minicnn_lanes_pack_f32(const float* src, Py_ssize_t count, Py_ssize_t plane, float* dst)
     void minicnn_lanes_pack_f64(const double* src, Py_ssize_t count, Py_ssize_t plane, double* dst)
     void minicnn_lanes_unpack_f32(const float* src, Py_ssize_t count, Py_ssize_t plane, float* dst)
@@ -881,17 +903,18 @@ def lanes_available():
 
 
 def lanes_group(bint double_precision):
-    """Images per vector, i.e. per group: 16 in float32, 8 in float64 (one 64-byte vector either way)."""
-    return MINICNN_LANES_F64 if double_precision else MINICNN_LANES_F32
+    """Images per vector, i.e. per group: one register of the copy that runs (``kernel_isa``), 16 / 8 / 4
+    in float32 and 8 / 4 / 2 in float64 on AVX-512 / AVX2 / the baseline."""
+    return minicnn_lanes_group_f64() if double_precision else minicnn_lanes_group_f32()
 
 
 def lanes_workspace_size(Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_ch,
                          Py_ssize_t kh, Py_ssize_t kw, bint double_precision):
     """Per-thread workspace length for ``conv2d_grad_lanes``: dyL, then xL (also dxL), plus 64 bytes of slack
     so that each thread's part can start on a 64-byte boundary (one cache line, one vector)."""
-    cdef Py_ssize_t lanes = MINICNN_LANES_F64 if double_precision else MINICNN_LANES_F32
+    cdef Py_ssize_t lanes = minicnn_lanes_group_f64() if double_precision else minicnn_lanes_group_f32()
     cdef Py_ssize_t oh = height - kh + 1, ow = width - kw + 1
-    return (out_ch * oh * ow + channels * height * width) * lanes + lanes
+    return (out_ch * oh * ow + channels * height * width) * lanes + (8 if double_precision else 16)
 
 
 cdef inline floating* align64(floating* p) noexcept nogil:
@@ -914,7 +937,7 @@ def conv2d_grad_lanes(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
     cdef Py_ssize_t kh = height - oh + 1, kw = width - ow + 1
-    cdef Py_ssize_t lanes = MINICNN_LANES_F64 if floating is double else MINICNN_LANES_F32
+    cdef Py_ssize_t lanes = minicnn_lanes_group_f64() if floating is double else minicnn_lanes_group_f32()
     cdef Py_ssize_t weights = out_ch * channels * kh * kw
     cdef Py_ssize_t dy_plane = out_ch * oh * ow, x_plane = channels * height * width
     cdef Py_ssize_t groups = (n_images + lanes - 1) // lanes

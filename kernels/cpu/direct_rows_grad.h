@@ -21,8 +21,10 @@
  * that is 15 accumulators + 3 dY vectors + 1 X vector (+ 3 for db in one pass) = 22 of the 32
  * AVX-512 registers, and 8 loads for 15 multiply-adds. OB = 6 (all of C1's filters) would need 30
  * accumulators + the vectors and spill. 3 divides 6; a 5x5 filter is one QB block. float64 uses 8
- * lanes, so that one vector is still one register. (The AVX2 build has 16 registers of half the
- * width and spills some accumulators: correct, slower.)
+ * lanes, so that one vector is still one register. That is the AVX-512 copy; the AVX2 copy has
+ * one ymm per vector (8 floats, 4 doubles) and OB = 2: 10 accumulators + 2 dY + 1 X (+ 2 for db)
+ * = 15 of its 16 registers, the baseline the same with xmm (4 floats, 2 doubles). The lane count
+ * follows (minicnn_rows_grad_lanes_*(), rows_weight_grad_lanes() in Python).
  *
  * Loop order, outer to inner: c, p, filter block, tap block (each a pass over the block of
  * images), then image, row i, column vector j. The accumulators live across the whole pass, so
@@ -39,25 +41,27 @@
  * each block its own buffer and sums them in block order, so the result depends neither on the
  * number of threads nor on which thread ran which block. The lanes are summed in a fixed order.
  *
- * Builds: gcc gets an AVX-512 copy (see MINICNN_ROWS_KEEP below) and target_clones copies for
- * AVX2 + FMA and the baseline, chosen at run time. Other compilers get a stub; the caller asks
- * MINICNN_HAVE_ROWS_GRAD.
+ * Builds: one copy per instruction set, picked at run time (multiversion.h). Measured on AMD EPYC
+ * Zen 5, 2 cores, one thread, medians of 21 alternating calls, C1's dW + db (64x1x32x32, 6x1x5x5):
+ * AVX-512 0.16 ms (batch 256: 0.71), unchanged; im2col 0.80 ms. AVX2 (v3 build,
+ * MINICNN_SINGLE_TARGET=x86-64-v3): 1.11 -> 0.34 ms (batch 256: 4.6 -> 1.37) against the AVX-512
+ * blocking split into ymm halves; tried: OB = 2 with the X vector pinned 0.34 / 1.31 ms, not
+ * pinned 0.37 / 1.60, OB = 3 pinned 0.33 / 1.48 (spills), OB = 3 not pinned 0.41 / 1.67.
+ * Baseline 0.88 -> 0.42 ms. float64 (AVX2) 2.35 -> 0.44 ms. Other compilers get a stub; the
+ * caller asks MINICNN_HAVE_ROWS_GRAD.
  */
 #ifndef MINICNN_DIRECT_ROWS_GRAD_H
 #define MINICNN_DIRECT_ROWS_GRAD_H
 
 #include <stddef.h>
 
-#define MINICNN_ROWS_LANES_F32 16
-#define MINICNN_ROWS_LANES_F64 8
-#define MINICNN_ROWS_OB 3 /* filters per register block */
+#define MINICNN_ROWS_OB 3 /* filters per register block, at most (AVX-512; 2 on AVX2) */
 #define MINICNN_ROWS_QB 5 /* taps (kernel columns) per register block */
 
 #if defined(__GNUC__) /* gcc and clang: vector extensions */
 #define MINICNN_HAVE_ROWS_GRAD 1
 
 #include "multiversion.h"
-#define MINICNN_ROWS_GRAD_MULTIVERSION MINICNN_CLONES_AVX2_AND_BASELINE
 
 /* One 64-byte vector: 16 floats or 8 doubles (one AVX-512 register), and the integers of its lane width. */
 typedef float minicnn_rows_vf __attribute__((vector_size(64)));
@@ -140,7 +144,7 @@ typedef long long minicnn_rows_vdi __attribute__((vector_size(64)));
 
 /* The driver: dw[((o*C + c)*KH + p)*KW + q] and db[o] for `images` contiguous images
  * x (images, C, H, W) and dy (images, O, H - KH + 1, W - KW + 1), W - KW + 1 >= LANES. */
-#define MINICNN_DEFINE_ROWS_DRIVER(NAME, BLOCK, ATTR, T, LANES)                                         \
+#define MINICNN_DEFINE_ROWS_DRIVER(NAME, BLOCK, ATTR, T, LANES, OBMAX)                                  \
     ATTR static void NAME(const T *x, const T *dy, ptrdiff_t images, ptrdiff_t C, ptrdiff_t H,          \
                           ptrdiff_t W, ptrdiff_t O, ptrdiff_t KH, ptrdiff_t KW, T *dw, T *db)           \
     {                                                                                                   \
@@ -151,9 +155,9 @@ typedef long long minicnn_rows_vdi __attribute__((vector_size(64)));
         const ptrdiff_t tail = full < OW ? OW - LANES : -1;                                             \
         for (ptrdiff_t c = 0; c < C; ++c)                                                               \
             for (ptrdiff_t p = 0; p < KH; ++p)                                                          \
-                for (ptrdiff_t o0 = 0; o0 < O; o0 += MINICNN_ROWS_OB)                                   \
+                for (ptrdiff_t o0 = 0; o0 < O; o0 += (OBMAX))                                           \
                     for (ptrdiff_t q0 = 0; q0 < KW; q0 += MINICNN_ROWS_QB) {                            \
-                        const int ob = O - o0 < MINICNN_ROWS_OB ? (int)(O - o0) : MINICNN_ROWS_OB;      \
+                        const int ob = O - o0 < (OBMAX) ? (int)(O - o0) : (OBMAX);                      \
                         const int qb = KW - q0 < MINICNN_ROWS_QB ? (int)(KW - q0) : MINICNN_ROWS_QB;    \
                         const T *xs = x + c * x_channel + p * x_row + q0;                               \
                         const T *gs = dy + o0 * dy_channel;                                             \
@@ -176,46 +180,61 @@ typedef long long minicnn_rows_vdi __attribute__((vector_size(64)));
 #define MINICNN_ROWS_CASES(NAME) \
     MINICNN_ROWS_CASES_OB(NAME, 1) MINICNN_ROWS_CASES_OB(NAME, 2) MINICNN_ROWS_CASES_OB(NAME, 3)
 
-/* One kernel per element type: NAME (what conv2d.pyx calls) picks the AVX-512 build when the CPU
- * has it, else the target_clones build. The AVX-512 build pins each shifted X vector in a register
+/* The copies per level. The AVX-512 copy pins each shifted X vector in a register
  * (MINICNN_ROWS_KEEP, an empty asm statement): left alone, gcc 12 folds that load into each of the
  * OB multiply-adds that use it, 18 loads for 15 multiply-adds instead of 8, and on a core that
  * loads one 64-byte vector per cycle (AMD Zen 4) the loads, not the multiply-adds, set the pace:
- * 0.99 against 0.62 ms for C1's weight gradient at batch 256 here. In the other builds a 64-byte
- * vector spans several registers, which the asm operand cannot name, so there it is left out. */
+ * 0.99 against 0.62 ms for C1's weight gradient at batch 256 there. The AVX2 copy has 32-byte
+ * vectors (8 floats, 4 doubles: one ymm register each) and OB = 2 filters x QB = 5 taps:
+ * 10 accumulators + 2 dY + 1 X (+ 2 for db) = 15 of the 16 registers; the baseline copy the same
+ * with 16-byte vectors (xmm; NEON on aarch64). */
 #define MINICNN_ROWS_NO_KEEP(v) ((void)0)
-#define MINICNN_DEFINE_ROWS_WEIGHT_GRAD(NAME, T, V, VI, LANES)                                          \
-    MINICNN_DEFINE_ROWS_BLOCK(NAME##_block, T, V, VI, LANES, MINICNN_ROWS_NO_KEEP)                      \
-    MINICNN_DEFINE_ROWS_DRIVER(NAME##_generic, NAME##_block, MINICNN_ROWS_GRAD_MULTIVERSION, T, LANES)       \
-    MINICNN_ROWS_DEFINE_AVX512(NAME, T, V, VI, LANES)                                                   \
-    static void NAME(const T *x, const T *dy, ptrdiff_t images, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,   \
-                     ptrdiff_t O, ptrdiff_t KH, ptrdiff_t KW, T *dw, T *db)                              \
-    {                                                                                                   \
-        if (MINICNN_ROWS_HAS_AVX512()) {                                                                \
-            MINICNN_ROWS_CALL_AVX512(NAME, x, dy, images, C, H, W, O, KH, KW, dw, db);                  \
-            return;                                                                                     \
-        }                                                                                               \
-        NAME##_generic(x, dy, images, C, H, W, O, KH, KW, dw, db);                                      \
-    }
-
-#if MINICNN_CLONES_ENABLED
-#define MINICNN_ROWS_KEEP(v) __asm__("" : "+v"(v))
-#define MINICNN_ROWS_DEFINE_AVX512(NAME, T, V, VI, LANES)                                               \
-    MINICNN_DEFINE_ROWS_BLOCK(NAME##_block_keep, T, V, VI, LANES, MINICNN_ROWS_KEEP)                    \
-    MINICNN_DEFINE_ROWS_DRIVER(NAME##_avx512, NAME##_block_keep, __attribute__((target("arch=x86-64-v4"))), \
-                               T, LANES)
-#define MINICNN_ROWS_HAS_AVX512() __builtin_cpu_supports("avx512f")
-#define MINICNN_ROWS_CALL_AVX512(NAME, ...) NAME##_avx512(__VA_ARGS__)
-#else
-#define MINICNN_ROWS_DEFINE_AVX512(NAME, T, V, VI, LANES)
-#define MINICNN_ROWS_HAS_AVX512() 0
-#define MINICNN_ROWS_CALL_AVX512(NAME, ...) ((void)0)
+#define MINICNN_ROWS_KEEP_ZMM(v) __asm__("" : "+v"(v))
+#define MINICNN_ROWS_KEEP_YMM(v) __asm__("" : "+x"(v))
+#ifndef MINICNN_ROWS_FIT_OB /* filters per block of the AVX2 and baseline copies */
+#define MINICNN_ROWS_FIT_OB 2
+#endif
+#ifndef MINICNN_ROWS_V3_KEEP
+#define MINICNN_ROWS_V3_KEEP MINICNN_ROWS_KEEP_YMM
 #endif
 
-MINICNN_DEFINE_ROWS_WEIGHT_GRAD(minicnn_rows_weight_grad_f32, float, minicnn_rows_vf, minicnn_rows_vfi,
-                                MINICNN_ROWS_LANES_F32)
-MINICNN_DEFINE_ROWS_WEIGHT_GRAD(minicnn_rows_weight_grad_f64, double, minicnn_rows_vd, minicnn_rows_vdi,
-                                MINICNN_ROWS_LANES_F64)
+typedef float minicnn_rows_vf8 __attribute__((vector_size(32)));
+typedef int minicnn_rows_vfi8 __attribute__((vector_size(32)));
+typedef double minicnn_rows_vd4 __attribute__((vector_size(32)));
+typedef long long minicnn_rows_vdi4 __attribute__((vector_size(32)));
+typedef float minicnn_rows_vf4 __attribute__((vector_size(16)));
+typedef int minicnn_rows_vfi4 __attribute__((vector_size(16)));
+typedef double minicnn_rows_vd2 __attribute__((vector_size(16)));
+typedef long long minicnn_rows_vdi2 __attribute__((vector_size(16)));
+
+#define MINICNN_ROWS_GRAD_DEF(F, A, T, V, VI, LANES, OBMAX, KEEP) \
+    MINICNN_DEFINE_ROWS_BLOCK(F##_block, T, V, VI, LANES, KEEP)   \
+    MINICNN_DEFINE_ROWS_DRIVER(F, F##_block, A, T, LANES, OBMAX)
+#define MINICNN_ROWSG_f32_V4(F, A) \
+    MINICNN_ROWS_GRAD_DEF(F, A, float, minicnn_rows_vf, minicnn_rows_vfi, 16, 3, MINICNN_ROWS_KEEP_ZMM)
+#define MINICNN_ROWSG_f64_V4(F, A) \
+    MINICNN_ROWS_GRAD_DEF(F, A, double, minicnn_rows_vd, minicnn_rows_vdi, 8, 3, MINICNN_ROWS_KEEP_ZMM)
+#define MINICNN_ROWSG_f32_V3(F, A) \
+    MINICNN_ROWS_GRAD_DEF(F, A, float, minicnn_rows_vf8, minicnn_rows_vfi8, 8, MINICNN_ROWS_FIT_OB, MINICNN_ROWS_V3_KEEP)
+#define MINICNN_ROWSG_f64_V3(F, A) \
+    MINICNN_ROWS_GRAD_DEF(F, A, double, minicnn_rows_vd4, minicnn_rows_vdi4, 4, MINICNN_ROWS_FIT_OB, MINICNN_ROWS_V3_KEEP)
+#define MINICNN_ROWSG_f32_BASE(F, A) \
+    MINICNN_ROWS_GRAD_DEF(F, A, float, minicnn_rows_vf4, minicnn_rows_vfi4, 4, MINICNN_ROWS_FIT_OB, MINICNN_ROWS_NO_KEEP)
+#define MINICNN_ROWSG_f64_BASE(F, A) \
+    MINICNN_ROWS_GRAD_DEF(F, A, double, minicnn_rows_vd2, minicnn_rows_vdi2, 2, MINICNN_ROWS_FIT_OB, MINICNN_ROWS_NO_KEEP)
+#define MINICNN_ROWSG_f32(F, A, LEVEL) MINICNN_ROWSG_f32_##LEVEL(F, A)
+#define MINICNN_ROWSG_f64(F, A, LEVEL) MINICNN_ROWSG_f64_##LEVEL(F, A)
+
+/* Output columns per vector (the kernel needs W_out >= this): 16 / 8 / 4 floats, 8 / 4 / 2 doubles. */
+static inline ptrdiff_t minicnn_rows_grad_lanes_f32(void) { return MINICNN_BY_ISA(16, 8, 4); }
+static inline ptrdiff_t minicnn_rows_grad_lanes_f64(void) { return MINICNN_BY_ISA(8, 4, 2); }
+
+#define MINICNN_ROWSG_PARAMS(T)                                                                         \
+    (const T *x, const T *dy, ptrdiff_t images, ptrdiff_t C, ptrdiff_t H, ptrdiff_t W, ptrdiff_t O,     \
+     ptrdiff_t KH, ptrdiff_t KW, T *dw, T *db)
+#define MINICNN_ROWSG_ARGS (x, dy, images, C, H, W, O, KH, KW, dw, db)
+MINICNN_INSTANTIATE(MINICNN_ROWSG_f32, minicnn_rows_weight_grad_f32, MINICNN_ROWSG_PARAMS(float), MINICNN_ROWSG_ARGS)
+MINICNN_INSTANTIATE(MINICNN_ROWSG_f64, minicnn_rows_weight_grad_f64, MINICNN_ROWSG_PARAMS(double), MINICNN_ROWSG_ARGS)
 
 #else /* other compilers: no row kernel; the caller asks MINICNN_HAVE_ROWS_GRAD first */
 #define MINICNN_HAVE_ROWS_GRAD 0
@@ -228,6 +247,8 @@ MINICNN_DEFINE_ROWS_WEIGHT_GRAD(minicnn_rows_weight_grad_f64, double, minicnn_ro
     }
 MINICNN_ROWS_GRAD_STUB(minicnn_rows_weight_grad_f32, float)
 MINICNN_ROWS_GRAD_STUB(minicnn_rows_weight_grad_f64, double)
+static inline ptrdiff_t minicnn_rows_grad_lanes_f32(void) { return 16; }
+static inline ptrdiff_t minicnn_rows_grad_lanes_f64(void) { return 8; }
 #endif
 
 #endif

@@ -32,6 +32,16 @@ cdef extern from "pool_2x2.h" nogil:
                                            Py_ssize_t ow, int64_t base)
 
 
+cdef extern from "multiversion.h" nogil:
+    const char* minicnn_isa_name()
+
+
+def kernel_isa():
+    """The instruction set of the pooling kernels' copy that runs (pool_2x2.h has one per level, chosen
+    at run time as for the convolutions): "x86-64-v4", "x86-64-v3", "x86-64", or "aarch64" / "generic"."""
+    return minicnn_isa_name().decode("ascii")
+
+
 cdef inline bint vector_rows_2x2(Py_ssize_t ow) noexcept nogil:
     """float32 rows of at least 8 windows go to the vector code of pool_2x2.h."""
     return MINICNN_HAVE_POOL_2X2 and ow >= MINICNN_POOL_WINDOWS
