@@ -154,7 +154,7 @@ class Conv2d(Module):
             x, self.weight.data, b, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups
         )
         self._x = x
-        return y
+        return self._keep_output(y)
 
     accepts_input_grad = True
 
@@ -163,6 +163,7 @@ class Conv2d(Module):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         dx, dw, db = F.conv2d_grad(
             x,
             self.weight.data,
@@ -250,7 +251,7 @@ class Linear(Module):
         if self.bias is not None:
             y += self.bias.data
         self._x = x
-        return y
+        return self._keep_output(y)
 
     accepts_input_grad = True
 
@@ -259,8 +260,7 @@ class Linear(Module):
         x = self._x
         if x is None:
             raise self._no_forward()
-        if tuple(dy.shape) != (x.shape[0], self.out_features):
-            raise ValueError(f"Linear.backward: dy must have shape {(x.shape[0], self.out_features)}, got {tuple(dy.shape)}")
+        self._check_dy(dy)
         self.weight.grad += dy.T @ x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
@@ -332,12 +332,13 @@ class MaxPool2d(_Pool2d):
         _check_array(self._name, x, 4, "(N, C, H, W)")
         y, self._indices = F.max_pool2d_with_indices(x, self.kernel_size, stride=self.stride, padding=self.padding)
         self._x = x
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         dx = F.max_pool2d_grad_from_forward(
             x, dy, self.kernel_size, stride=self.stride, padding=self.padding, indices=self._indices
         )
@@ -363,12 +364,13 @@ class AvgPool2d(_Pool2d):
         _check_array(self._name, x, 4, "(N, C, H, W)")
         y = F.avg_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding)
         self._x = x
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         dx = F.avg_pool2d_grad(x, dy, self.kernel_size, stride=self.stride, padding=self.padding)
         self._x = None
         return dx
@@ -389,12 +391,13 @@ class GlobalAvgPool2d(Module):
     def forward(self, x):
         _check_array("GlobalAvgPool2d", x, 4, "(N, C, H, W)")
         self._x = x
-        return F.avg_pool2d(x, x.shape[2:])
+        return self._keep_output(F.avg_pool2d(x, x.shape[2:]))
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         self._x = None
         return F.avg_pool2d_grad(x, dy, x.shape[2:])
 
@@ -429,8 +432,7 @@ class _Activation(Module):
         y = self._y
         if y is None:
             raise self._no_forward()
-        if dy.shape != y.shape:
-            raise ValueError(f"{type(self).__name__}.backward: dy must have shape {tuple(y.shape)}, got {tuple(dy.shape)}")
+        self._check_dy(dy)
         self._y = None
         return y
 
@@ -455,7 +457,7 @@ class ReLU(_Activation):
         # inplace: overwrite x (and, in backward, dy) instead of allocating; only for inputs
         # nobody else reads, such as a convolution's output inside a Sequential
         self._y = y = xp.maximum(x, 0, out=x) if self.inplace else xp.maximum(x, 0)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         y = self._take_output(dy)
@@ -482,7 +484,7 @@ class Sigmoid(_Activation):
         else:
             from cupyx.scipy.special import expit
         self._y = y = expit(x)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         y = self._take_output(dy)
@@ -500,7 +502,7 @@ class Tanh(_Activation):
     def forward(self, x):
         self._check(x)
         self._y = y = array_module(x).tanh(x)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         y = self._take_output(dy)
@@ -514,10 +516,10 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, x):
-        return x
+        return self._keep_output(x)
 
     def backward(self, dy):
-        return dy
+        return self._check_dy(dy)
 
     def output_shape(self, input_shape):
         return tuple(int(s) for s in input_shape)
@@ -539,11 +541,12 @@ class Flatten(Module):
         if not hasattr(x, "ndim") or x.ndim < 2:
             raise ValueError(f"Flatten: input must have a batch axis and at least one more, got {getattr(x, 'shape', x)!r}")
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return self._keep_output(x.reshape(x.shape[0], -1))
 
     def backward(self, dy):
         if self._shape is None:
             raise self._no_forward()
+        self._check_dy(dy)
         shape, self._shape = self._shape, None
         return dy.reshape(shape)
 
@@ -596,15 +599,16 @@ class Dropout(Module):
         self._ran = True
         if not self.training or self.p == 0.0:
             self._mask = None
-            return x
+            return self._keep_output(x)
         xp = array_module(x)
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
         self._mask = xp.where(self._uniform(x) >= self.p, x.dtype.type(scale), x.dtype.type(0))
-        return x * self._mask
+        return self._keep_output(x * self._mask)
 
     def backward(self, dy):
         if not self._ran:
             raise self._no_forward()
+        self._check_dy(dy)
         self._ran = False
         mask, self._mask = self._mask, None
         return dy if mask is None else dy * mask
@@ -674,11 +678,12 @@ class BatchNorm2d(Module):
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         x_hat = centred * inv_std.reshape(1, -1, 1, 1)
         self._cache = (x_hat, inv_std, self.training)
-        return x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1)
+        return self._keep_output(x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1))
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_hat, inv_std, used_batch_stats = self._cache
         self._cache = None
         axes = (0, 2, 3)

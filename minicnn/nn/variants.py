@@ -195,9 +195,10 @@ class SeparableConv2d(Module):
     def forward(self, x):
         for layer in self._passes:
             x = layer.forward(x)
-        return x
+        return self._keep_output(x)
 
     def backward(self, dy):
+        self._check_dy(dy)
         for layer in reversed(self._passes):
             dy = layer.backward(dy)
         return dy
@@ -317,11 +318,12 @@ class ConvTranspose2d(Module):
         if self.bias is not None:
             y += self.bias.data.reshape(1, -1, 1, 1)
         self._cache = (x_full, (h, w))
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_full, (h, w) = self._cache
         self._cache = None
         dx = F.conv2d(dy, self.weight.data, **self._conv_args())[:, :, :h, :w]
@@ -436,12 +438,13 @@ class Conv1d(_ConvNd):
         b = None if self.bias is None else self.bias.data
         y = F.conv2d(x[:, :, None, :], self.weight.data[:, :, None, :], b, **self._args())
         self._cache = x
-        return y[:, :, 0, :]
+        return self._keep_output(y[:, :, 0, :])
 
     def backward(self, dy):
         x = self._cache
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         self._cache = None
         dx, dw, db = F.conv2d_grad(x[:, :, None, :], self.weight.data[:, :, None, :], dy[:, :, None, :], **self._args())
         self.weight.grad += dw[:, :, 0, :]
@@ -490,11 +493,12 @@ class Conv3d(_ConvNd):
         if self.bias is not None:
             y = y + self.bias.data.reshape(1, -1, 1, 1, 1)
         self._cache = (x_pad, x.shape)
-        return xp.ascontiguousarray(y)
+        return self._keep_output(xp.ascontiguousarray(y))
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_pad, x_shape = self._cache
         self._cache = None
         xp = array_module(dy)
@@ -549,11 +553,12 @@ class ChannelShuffle(Module):
         n, c, h, w = self._check(x.shape)
         g = self.groups
         self._shape = x.shape
-        return x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        return self._keep_output(x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w))
 
     def backward(self, dy):
         if self._shape is None:
             raise self._no_forward()
+        self._check_dy(dy)
         n, c, h, w = self._shape
         self._shape = None
         g = self.groups
@@ -582,14 +587,13 @@ class _Pointwise(Module):
             what = x.dtype if hasattr(x, "dtype") else type(x).__name__
             raise TypeError(f"{type(self).__name__}: input must be a float32/float64 array, got {what}")
         self._x = x
-        return self._f(x)
+        return self._keep_output(self._f(x))
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
-        if dy.shape != x.shape:
-            raise ValueError(f"{type(self).__name__}.backward: dy must have shape {tuple(x.shape)}, got {tuple(dy.shape)}")
+        self._check_dy(dy)
         self._x = None
         return dy * self._df(x)
 
@@ -718,11 +722,12 @@ class LocalResponseNorm(Module):
         base = self.k + (self.alpha / n) * _channel_window_sum(x * x, n // 2, (n - 1) // 2)
         scale = base ** (-self.beta)
         self._cache = (x, base, scale)
-        return x * scale
+        return self._keep_output(x * scale)
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x, base, scale = self._cache
         self._cache = None
         n = self.size
@@ -772,11 +777,12 @@ class LayerNorm2d(Module):
         inv_std = 1.0 / xp.sqrt((centred * centred).mean(axis=1, keepdims=True) + self.eps)
         x_hat = centred * inv_std
         self._cache = (x_hat, inv_std)
-        return x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1)
+        return self._keep_output(x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1))
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_hat, inv_std = self._cache
         self._cache = None
         self.weight.grad += (dy * x_hat).sum(axis=(0, 2, 3))
@@ -807,12 +813,13 @@ class LayerScale(Module):
         _check_array("LayerScale", x, 4, "(N, C, H, W)")
         _check_channels("LayerScale", tuple(x.shape), self.channels, "channels")
         self._x = x
-        return x * self.weight.data.reshape(1, -1, 1, 1)
+        return self._keep_output(x * self.weight.data.reshape(1, -1, 1, 1))
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         self._x = None
         self.weight.grad += (dy * x).sum(axis=(0, 2, 3))
         return dy * self.weight.data.reshape(1, -1, 1, 1)
@@ -861,11 +868,12 @@ class SqueezeExcitation(Module):
         for step in self._steps:
             s = step.forward(s)
         self._cache = (x, s)
-        return x * s
+        return self._keep_output(x * s)
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x, s = self._cache
         self._cache = None
         ds = (dy * x).sum(axis=(2, 3), keepdims=True)

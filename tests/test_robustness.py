@@ -1,0 +1,138 @@
+"""Bad input gives one clear error naming the argument, never garbage: layers' backward and constructors.
+
+Issue "[2/8] No crash, no silent wrong answer, no raw traceback".
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+from minicnn import graph, nn
+
+# ---------------------------------------------------------------- backward checks dy
+
+N4 = (4, 3, 5, 5)
+
+
+def _sequential():
+    return graph.Sequential(nn.Conv2d(3, 2, 3, rng=0), nn.ReLU())
+
+
+def _graph():
+    g = graph.Graph()
+    x = g.input()
+    a = g.add(nn.Conv2d(3, 3, 1, rng=0), x)
+    g.output(g.add(nn.Add(), a, x))
+    return g
+
+
+# Every layer class minicnn.nn exports (and the two containers): how to build one and what to feed it.
+LAYER_CASES = {
+    "Conv2d": (lambda: nn.Conv2d(3, 4, 3, rng=0), [N4]),
+    "Linear": (lambda: nn.Linear(5, 3, rng=0), [(4, 5)]),
+    "MaxPool2d": (lambda: nn.MaxPool2d(2), [(4, 3, 6, 6)]),
+    "AvgPool2d": (lambda: nn.AvgPool2d(2), [(4, 3, 6, 6)]),
+    "GlobalAvgPool2d": (lambda: nn.GlobalAvgPool2d(), [N4]),
+    "ReLU": (lambda: nn.ReLU(), [N4]),
+    "Sigmoid": (lambda: nn.Sigmoid(), [N4]),
+    "Tanh": (lambda: nn.Tanh(), [N4]),
+    "Identity": (lambda: nn.Identity(), [N4]),
+    "Flatten": (lambda: nn.Flatten(), [N4]),
+    "Dropout": (lambda: nn.Dropout(0.5, rng=0), [N4]),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(3), [N4]),
+    "Add": (lambda: nn.Add(), [N4, N4]),
+    "Concat": (lambda: nn.Concat(), [N4, N4]),
+    "DepthwiseConv2d": (lambda: nn.DepthwiseConv2d(3, 3, rng=0), [N4]),
+    "PointwiseConv2d": (lambda: nn.PointwiseConv2d(3, 4, rng=0), [N4]),
+    "SeparableConv2d": (lambda: nn.SeparableConv2d(3, 4, 3, rng=0), [N4]),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(3, 4, 3, rng=0), [N4]),
+    "Conv1d": (lambda: nn.Conv1d(3, 4, 3, rng=0), [(4, 3, 8)]),
+    "Conv3d": (lambda: nn.Conv3d(3, 4, 3, rng=0), [(2, 3, 4, 5, 5)]),
+    "ChannelShuffle": (lambda: nn.ChannelShuffle(3), [N4]),
+    "ReLU6": (lambda: nn.ReLU6(), [N4]),
+    "SiLU": (lambda: nn.SiLU(), [N4]),
+    "HardSwish": (lambda: nn.HardSwish(), [N4]),
+    "GELU": (lambda: nn.GELU(), [N4]),
+    "LocalResponseNorm": (lambda: nn.LocalResponseNorm(3), [N4]),
+    "SqueezeExcitation": (lambda: nn.SqueezeExcitation(3, 2, rng=0), [N4]),
+    "LayerNorm2d": (lambda: nn.LayerNorm2d(3), [N4]),
+    "LayerScale": (lambda: nn.LayerScale(3), [N4]),
+    "Sequential": (_sequential, [N4]),
+    "Graph": (_graph, [N4]),
+}
+
+
+def test_every_exported_layer_has_a_backward_case():
+    exported = {
+        name for name in nn.__all__
+        if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Module) and name != "Module"
+    }  # fmt: skip
+    assert exported <= set(LAYER_CASES), f"add a case for {sorted(exported - set(LAYER_CASES))}"
+
+
+def _wrong_shapes(shape):
+    """Shapes a careless dy might have: broadcastable ones first (they used to give silent garbage)."""
+    candidates = [
+        (1,) * len(shape),
+        (1, *shape[1:2], *(1,) * (len(shape) - 2)),
+        (*shape[:-1], 1),
+        (shape[0] + 1, *shape[1:]),
+        shape[:-1],
+        (*shape, 1),
+    ]
+    out = []
+    for c in candidates:
+        if tuple(c) != tuple(shape) and tuple(c) not in out and len(c) >= 1:
+            out.append(tuple(c))
+    return out
+
+
+def _forward(name):
+    make, input_shapes = LAYER_CASES[name]
+    layer = make()
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s).astype(np.float32) for s in input_shapes]
+    return layer, layer(*xs)
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_backward_refuses_a_dy_of_the_wrong_shape(name):
+    layer, y = _forward(name)
+    for shape in _wrong_shapes(y.shape):
+        message = f"{type(layer).__name__}.backward: dy must have the shape of the forward output {tuple(y.shape)}, got {shape}"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            layer.backward(np.ones(shape, dtype=np.float32))
+    # A refused dy does not use up the forward's cache: the right one still works.
+    dx = layer.backward(np.ones_like(y))
+    dx = dx[0] if isinstance(dx, tuple) else dx
+    assert dx.shape == LAYER_CASES[name][1][0]
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_backward_refuses_a_dy_of_the_wrong_type_or_dtype(name):
+    layer, y = _forward(name)
+    with pytest.raises(TypeError, match=r"\.backward: dy must be a numpy.ndarray of the forward output's shape"):
+        layer.backward(np.ones(y.shape).tolist())
+    with pytest.raises(TypeError, match=r"\.backward: dy must have the dtype of the forward output \(float32\), got float64"):
+        layer.backward(np.ones(y.shape))
+
+
+def test_batchnorm_and_dropout_broadcasting_dy_examples_from_the_issue():
+    x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32)
+    for layer in (nn.BatchNorm2d(3), nn.Dropout(0.5, rng=0)):
+        layer(x)
+        for shape in ((1, 3, 1, 1), (4, 3, 5, 1)):
+            with pytest.raises(ValueError, match=re.escape(f"dy must have the shape of the forward output (4, 3, 5, 5), got {shape}")):
+                layer.backward(np.ones(shape, dtype=np.float32))
+
+
+def test_graph_with_two_outputs_names_the_gradient():
+    g = graph.Graph()
+    x = g.input()
+    a = g.add(nn.ReLU(), x)
+    b = g.add(nn.Tanh(), x)
+    g.output(a, b)
+    g(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=re.escape("Graph.backward: dy[1] must have the shape of the forward output (2, 3), got (1, 3)")):
+        g.backward(np.ones((2, 3), dtype=np.float32), np.ones((1, 3), dtype=np.float32))
