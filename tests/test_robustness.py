@@ -136,3 +136,76 @@ def test_graph_with_two_outputs_names_the_gradient():
     g(np.ones((2, 3), dtype=np.float32))
     with pytest.raises(ValueError, match=re.escape("Graph.backward: dy[1] must have the shape of the forward output (2, 3), got (1, 3)")):
         g.backward(np.ones((2, 3), dtype=np.float32), np.ones((1, 3), dtype=np.float32))
+
+
+# ---------------------------------------------------------------- constructor arguments
+
+BAD_CONSTRUCTIONS = [
+    # (constructor, exception, the message must contain)
+    (lambda: nn.BatchNorm2d(3, eps="a"), TypeError, "BatchNorm2d: eps must be a number > 0, got str 'a'"),
+    (lambda: nn.BatchNorm2d(3, eps=None), TypeError, "BatchNorm2d: eps must be a number > 0, got NoneType None"),
+    (lambda: nn.BatchNorm2d(3, eps=0.0), ValueError, "BatchNorm2d: eps must be a finite number > 0, got 0.0"),
+    (lambda: nn.BatchNorm2d(3, eps=float("inf")), ValueError, "BatchNorm2d: eps must be a finite number > 0, got inf"),
+    (lambda: nn.BatchNorm2d(3, momentum="0.1"), TypeError, "BatchNorm2d: momentum must be a number in [0, 1], got str '0.1'"),
+    (lambda: nn.BatchNorm2d(3, momentum=1.5), ValueError, "BatchNorm2d: momentum must be a finite number in [0, 1], got 1.5"),
+    (lambda: nn.BatchNorm2d(3, momentum=float("nan")), ValueError, "momentum must be a finite number in [0, 1], got nan"),
+    (lambda: nn.BatchNorm2d(3, dtype=np.int32), TypeError, "BatchNorm2d: dtype must be a floating-point type"),
+    (lambda: nn.BatchNorm2d(3.0), TypeError, "BatchNorm2d: num_features must be an int, got float 3.0"),
+    (lambda: nn.LayerNorm2d(3, eps="a"), TypeError, "LayerNorm2d: eps must be a number > 0"),
+    (lambda: nn.LayerNorm2d(3, eps=float("inf")), ValueError, "LayerNorm2d: eps must be a finite number > 0, got inf"),
+    (lambda: nn.Dropout("a"), TypeError, "Dropout: p must be a number in [0, 1]"),
+    (lambda: nn.Dropout(1.5), ValueError, "Dropout: p is a probability and must lie in [0, 1], got 1.5"),
+    (lambda: nn.Dropout(rng="x"), TypeError, "Dropout: rng must be None, a seed (an int >= 0) or a numpy.random.Generator, got str 'x'"),
+    (lambda: nn.Conv2d(3, 4, "a"), TypeError, "Conv2d: kernel_size must be an int or a pair (h, w) of ints, got str 'a'"),
+    (lambda: nn.Conv2d(3, 4, 2.5), TypeError, "Conv2d: kernel_size must be an int or a pair"),
+    (lambda: nn.Conv2d(3, 4, 0), ValueError, "Conv2d: kernel_size must be >= 1"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=0), ValueError, "Conv2d: stride must be >= 1"),
+    (lambda: nn.Conv2d(3, 4, 3, padding=-1), ValueError, "Conv2d: padding must be >= 0"),
+    (lambda: nn.Conv2d("3", 4, 3), TypeError, "Conv2d: in_channels must be an int, got str '3'"),
+    (lambda: nn.Conv2d(3, 0, 3), ValueError, "Conv2d: out_channels must be >= 1, got 0"),
+    (lambda: nn.Conv2d(3, 4, 3, bias="yes"), TypeError, "Conv2d: bias must be True or False, got str 'yes'"),
+    (lambda: nn.Conv2d(3, 4, 3, init="foo"), ValueError, "Conv2d: init must be one of"),
+    (lambda: nn.Conv2d(3, 4, 3, dtype=np.int64), TypeError, "Conv2d: dtype must be a floating-point type such as np.float32 or np.float64, got int64"),
+    (lambda: nn.Conv2d(3, 4, 3, dtype="foo"), TypeError, "Conv2d: dtype must be a floating-point type"),
+    (lambda: nn.Conv2d(3, 4, 3, rng="x"), TypeError, "Conv2d: rng must be None, a seed"),
+    (lambda: nn.Linear(3, 4, bias=2), TypeError, "Linear: bias must be True or False, got int 2"),
+    (lambda: nn.Linear(3, 4.0), TypeError, "Linear: out_features must be an int, got float 4.0"),
+    (lambda: nn.MaxPool2d(None), TypeError, "MaxPool2d: kernel_size must be an int or a pair (h, w) of ints, got NoneType None"),
+    (lambda: nn.MaxPool2d("a"), TypeError, "MaxPool2d: kernel_size must be an int or a pair"),
+    (lambda: nn.MaxPool2d(2, stride=0), ValueError, "MaxPool2d: stride must be >= 1"),
+    (lambda: nn.MaxPool2d(2, padding=3), ValueError, "MaxPool2d: padding must be at most half the window, padding <= kernel_size//2 = 2//2 = 1"),
+    (lambda: nn.AvgPool2d(2, padding=-1), ValueError, "AvgPool2d: padding must be >= 0"),
+    (lambda: nn.DepthwiseConv2d(3, 0), ValueError, "DepthwiseConv2d: kernel_size must be >= 1"),
+    (lambda: nn.PointwiseConv2d(3, 4, stride=0), ValueError, "PointwiseConv2d: stride must be >= 1"),
+    (lambda: nn.SeparableConv2d(3, 4, 0), ValueError, "SeparableConv2d: kernel_size must be >= 1"),
+    (lambda: nn.SeparableConv2d(3, 4, "a"), TypeError, "SeparableConv2d: kernel_size must be an int or a pair"),
+    (lambda: nn.SeparableConv2d(3, 4, 3, padding=-1, mode="spatial"), ValueError, "SeparableConv2d: padding must be >= 0"),
+    (lambda: nn.SeparableConv2d(3, 4, 3, bias=1), TypeError, "SeparableConv2d: bias must be True or False"),
+    (lambda: nn.ConvTranspose2d(3, 4, 3, dtype=int), TypeError, "ConvTranspose2d: dtype must be a floating-point type"),
+    (lambda: nn.Conv1d(3, 4, 3, bias=None), TypeError, "Conv1d: bias must be True or False, got NoneType None"),
+    (lambda: nn.Conv3d(3, 4, (1, 2)), TypeError, "Conv3d: kernel_size must be an int or a tuple of 3 ints"),
+    (lambda: nn.LocalResponseNorm(3, k=0), ValueError, "LocalResponseNorm: k must be a finite number > 0, got 0"),
+    (lambda: nn.LocalResponseNorm(3, alpha=float("nan")), ValueError, "LocalResponseNorm: alpha must be a finite number >= 0"),
+    (lambda: nn.LocalResponseNorm(3, beta="x"), TypeError, "LocalResponseNorm: beta must be a number, got str 'x'"),
+    (lambda: nn.LayerScale(3, init_value="a"), TypeError, "LayerScale: init_value must be a number, got str 'a'"),
+    (lambda: nn.LayerScale(3, init_value=float("nan")), ValueError, "LayerScale: init_value must be a finite number"),
+    (lambda: nn.SqueezeExcitation(3, 2, activation="relu"), TypeError, "SqueezeExcitation: activation must be a layer class"),
+    (lambda: nn.SqueezeExcitation(3, 2, activation=nn.ReLU()), TypeError, "SqueezeExcitation: activation must be a layer class"),
+    (lambda: nn.ChannelShuffle(0), ValueError, "ChannelShuffle: groups must be >= 1"),
+    (lambda: nn.ReLU(inplace=1), TypeError, "ReLU: inplace must be a bool"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_CONSTRUCTIONS, ids=[m for _, _, m in BAD_CONSTRUCTIONS])
+def test_layer_constructors_name_the_bad_argument(make, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        make()
+
+
+def test_valid_constructor_arguments_still_work():
+    assert nn.BatchNorm2d(3, eps=1e-3, momentum=0).momentum == 0.0
+    assert nn.BatchNorm2d(3, eps=np.float32(1e-3), momentum=np.float64(1.0)).eps == pytest.approx(1e-3)
+    assert nn.Conv2d(3, 4, np.int64(3), bias=np.bool_(False), rng=np.random.default_rng(0)).bias is None
+    assert nn.MaxPool2d(3, stride=2, padding=1).padding == (1, 1)
+    assert nn.LocalResponseNorm(5, alpha=0, beta=-0.5, k=2).beta == -0.5
+    assert nn.Dropout(0.2, rng=np.random.SeedSequence(1)).p == 0.2

@@ -13,6 +13,8 @@ without computing anything (``Sequential.summary`` uses them).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functional as F
@@ -70,13 +72,63 @@ def _positive_int(layer, name, value):
     return int(value)
 
 
-def _spatial_args(layer, **pairs):
+def _number(layer, name, value, ok=None, rule=""):
+    """A finite real ``value`` (``ok(value)`` true, ``rule`` says what that means) as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: {name} must be a number{' ' + rule if rule else ''}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (ok is not None and not ok(value)):
+        raise ValueError(f"{layer}: {name} must be a finite number{' ' + rule if rule else ''}, got {value}")
+    return float(value)
+
+
+def _bool(layer, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _float_dtype(layer, dtype):
+    """``dtype`` as a NumPy floating-point dtype (weights must be float32 or float64)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        what = dt if dt is not None else f"{type(dtype).__name__} {dtype!r}"
+        raise TypeError(f"{layer}: dtype must be a floating-point type such as np.float32 or np.float64, got {what}")
+    return dt
+
+
+def _make_rng(layer, rng):
+    """``numpy.random.default_rng(rng)`` with an error that names the layer and the argument."""
+    try:
+        if isinstance(rng, (bool, float, str, bytes)):
+            raise TypeError  # default_rng would take True as the seed 1
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{layer}: rng must be None, a seed (an int >= 0) or a numpy.random.Generator, got {type(rng).__name__} {rng!r}"
+        ) from None
+
+
+def _initializer(layer, init):
+    try:
+        return get_initializer(init)
+    except ValueError as exc:
+        raise ValueError(f"{layer}: {exc}") from None
+
+
+def _spatial_args(layer, optional=(), **pairs):
+    """Each ``name=(value, minimum)`` as an ``(h, w)`` pair of ints >= minimum; names in ``optional`` may be None."""
     out = []
     for name, (value, minimum) in pairs.items():
-        if value is None:
+        if value is None and name in optional:
             out.append(None)
             continue
-        pair = shapes.pair(value, name)
+        try:
+            pair = shapes.pair(value, name)
+        except TypeError as exc:
+            raise TypeError(f"{layer}: {exc}") from None
         if min(pair) < minimum:
             raise ValueError(f"{layer}: {name} must be >= {minimum} along both axes, got {name}={value!r}")
         out.append(pair)
@@ -119,7 +171,7 @@ class Conv2d(Module):
         dtype=np.float32,
     ):
         super().__init__()
-        name = "Conv2d"
+        name = type(self).__name__
         self.in_channels = _positive_int(name, "in_channels", in_channels)
         self.out_channels = _positive_int(name, "out_channels", out_channels)
         self.groups = _positive_int(name, "groups", groups)
@@ -131,9 +183,10 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding, self.dilation = _spatial_args(
             name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1)
         )
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
+        self.weight = Parameter(init(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._x = None
 
@@ -230,8 +283,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int("Linear", "in_features", in_features)
         self.out_features = _positive_int("Linear", "out_features", out_features)
-        rng = np.random.default_rng(rng)
-        self.weight = Parameter(get_initializer(init)((self.out_features, self.in_features), rng, dtype), "weight")
+        bias, dtype, init = _bool("Linear", "bias", bias), _float_dtype("Linear", dtype), _initializer("Linear", init)
+        rng = _make_rng("Linear", rng)
+        self.weight = Parameter(init((self.out_features, self.in_features), rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_features,), dtype=dtype), "bias") if bias else None
         self._x = None
 
@@ -292,10 +346,16 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = _spatial_args(
-            self._name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0)
+            self._name, ("stride",), kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0)
         )
         if self.stride is None:
             self.stride = self.kernel_size
+        for axis, k, p in zip(("height", "width"), self.kernel_size, self.padding):
+            if p > k // 2:
+                raise ValueError(
+                    f"{self._name}: padding must be at most half the window, padding <= kernel_size//2 = {k}//2 = "
+                    f"{k // 2} along {axis}, got padding={padding!r}"
+                )
         self._x = None
 
     def _clear_cache(self):
@@ -579,7 +639,7 @@ class Dropout(Module):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"Dropout: p is a probability and must lie in [0, 1], got {p}")
         self.p = float(p)
-        self.rng = np.random.default_rng(rng)
+        self.rng = _make_rng("Dropout", rng)
         self._gpu_rng = None
         self._mask = None
         self._ran = False
@@ -640,12 +700,9 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
-        if not eps > 0:
-            raise ValueError(f"BatchNorm2d: eps must be > 0, got {eps}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm2d: momentum must lie in [0, 1], got {momentum}")
-        self.eps = float(eps)
-        self.momentum = float(momentum)
+        self.eps = _number("BatchNorm2d", "eps", eps, lambda v: v > 0, "> 0")
+        self.momentum = _number("BatchNorm2d", "momentum", momentum, lambda v: 0 <= v <= 1, "in [0, 1]")
+        dtype = _float_dtype("BatchNorm2d", dtype)
         self.weight = Parameter(np.ones(self.num_features, dtype=dtype), "weight")
         self.bias = Parameter(np.zeros(self.num_features, dtype=dtype), "bias")
         self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))

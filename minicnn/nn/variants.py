@@ -34,16 +34,22 @@ import numpy as np
 
 from .. import functional as F
 from .. import shapes
-from .init import get_initializer, zeros
+from .init import zeros
 from .layers import (
     Conv2d,
     GlobalAvgPool2d,
     ReLU,
     Sigmoid,
+    _bool,
     _check_array,
     _check_dtype,
     _check_shape_ndim,
+    _float_dtype,
+    _initializer,
+    _make_rng,
+    _number,
     _positive_int,
+    _spatial_args,
 )
 from .module import Module, Parameter, array_module
 
@@ -176,12 +182,13 @@ class SeparableConv2d(Module):
         self.mode = mode
         self.in_channels = _positive_int("SeparableConv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("SeparableConv2d", "out_channels", out_channels)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            shapes.pair(kernel_size, "kernel_size"), shapes.pair(stride, "stride"),
-            shapes.pair(padding, "padding"), shapes.pair(dilation, "dilation"),
+        name = "SeparableConv2d"
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _spatial_args(
+            name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1)
         )
         self.kernel_size = (kh, kw)
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         opts = {"init": init, "rng": rng, "dtype": dtype}
         if mode == "depthwise":
             self.depthwise = DepthwiseConv2d(in_channels, (kh, kw), (sh, sw), (ph, pw), (dh, dw), bias=bias, **opts)
@@ -271,9 +278,10 @@ class ConvTranspose2d(Module):
                     f"{name}: output_padding must be smaller than the stride or the dilation; along {axis} "
                     f"output_padding={op} but stride={s} and dilation={d}"
                 )
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
+        self.weight = Parameter(init(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._cache = None
 
@@ -377,9 +385,10 @@ class _ConvNd(Module):
         self.stride = _tuple_arg(name, "stride", stride, dims, 1)
         self.padding = _tuple_arg(name, "padding", padding, dims, 0)
         self.dilation = _tuple_arg(name, "dilation", dilation, dims, 1)
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
+        self.weight = Parameter(init(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._cache = None
 
@@ -705,10 +714,10 @@ class LocalResponseNorm(Module):
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
         self.size = _positive_int("LocalResponseNorm", "size", size)
-        for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-                raise TypeError(f"LocalResponseNorm: {name} must be a number, got {type(value).__name__} {value!r}")
-        self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
+        # k > 0 and alpha >= 0 keep the base k + alpha/n * sum(a^2) positive, so its power is defined.
+        self.alpha = _number("LocalResponseNorm", "alpha", alpha, lambda v: v >= 0, ">= 0")
+        self.beta = _number("LocalResponseNorm", "beta", beta)
+        self.k = _number("LocalResponseNorm", "k", k, lambda v: v > 0, "> 0")
         self._cache = None
 
     def forward(self, x):
@@ -756,9 +765,8 @@ class LayerNorm2d(Module):
     def __init__(self, num_channels, eps=1e-6, *, dtype=np.float32):
         super().__init__()
         self.num_channels = _positive_int("LayerNorm2d", "num_channels", num_channels)
-        if not eps > 0:
-            raise ValueError(f"LayerNorm2d: eps must be > 0, got {eps}")
-        self.eps = float(eps)
+        self.eps = _number("LayerNorm2d", "eps", eps, lambda v: v > 0, "> 0")
+        dtype = _float_dtype("LayerNorm2d", dtype)
         self.weight = Parameter(np.ones(self.num_channels, dtype=dtype), "weight")
         self.bias = Parameter(np.zeros(self.num_channels, dtype=dtype), "bias")
         self._cache = None
@@ -806,6 +814,8 @@ class LayerScale(Module):
     def __init__(self, channels, init_value=1e-6, *, dtype=np.float32):
         super().__init__()
         self.channels = _positive_int("LayerScale", "channels", channels)
+        init_value = _number("LayerScale", "init_value", init_value)
+        dtype = _float_dtype("LayerScale", dtype)
         self.weight = Parameter(np.full(self.channels, init_value, dtype=dtype), "weight")
         self._x = None
 
@@ -852,7 +862,12 @@ class SqueezeExcitation(Module):
         super().__init__()
         self.channels = _positive_int("SqueezeExcitation", "channels", channels)
         self.squeeze_channels = _positive_int("SqueezeExcitation", "squeeze_channels", squeeze_channels)
-        rng = np.random.default_rng(rng)
+        if not (isinstance(activation, type) and issubclass(activation, Module)):
+            raise TypeError(
+                f"SqueezeExcitation: activation must be a layer class such as nn.ReLU or nn.SiLU (not an instance "
+                f"or a name), got {type(activation).__name__} {activation!r}"
+            )
+        rng = _make_rng("SqueezeExcitation", rng)
         self.pool = GlobalAvgPool2d()
         self.fc1 = Conv2d(self.channels, self.squeeze_channels, 1, init=init, rng=rng, dtype=dtype)
         self.activation = activation()
