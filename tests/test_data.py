@@ -441,6 +441,87 @@ def test_load_images_rejects_a_non_image(tmp_path):
         data.load_images(path)
 
 
+def _deep_copies(folder, index):
+    """One mnist-5k digit as dark ink on a light page (values 30..220), saved at every bit depth Pillow writes."""
+    from PIL import Image
+
+    images, _ = data.load_dataset("mnist-5k", "test")
+    page = np.kron(255 - images[index], np.ones((2, 2), dtype=np.uint8)).astype(np.float64)
+    page = np.rint(30 + page * (190 / 255)).astype(np.uint8)
+    paths = {
+        "L": folder / "digit8.png",
+        "I;16": folder / "digit16.png",
+        "I": folder / "digit32.tif",
+        "I (8-bit values)": folder / "digit32_small.tif",
+        "F": folder / "digitF.tif",
+        "F (0..255)": folder / "digitF255.tif",
+    }
+    Image.fromarray(page).save(paths["L"])
+    Image.fromarray(page.astype(np.uint16) * 257).save(paths["I;16"])
+    Image.fromarray(page.astype(np.int32) * 257).save(paths["I"])
+    Image.fromarray(page.astype(np.int32)).save(paths["I (8-bit values)"])
+    Image.fromarray(page.astype(np.float32) / 255).save(paths["F"])
+    Image.fromarray(page.astype(np.float32)).save(paths["F (0..255)"])
+    return paths
+
+
+@pytest.mark.parametrize("index", [150, 999])
+def test_16_bit_32_bit_and_float_images_load_like_the_8_bit_copy(tmp_path, index):
+    from PIL import Image
+
+    paths = _deep_copies(tmp_path, index)
+    reference = data.load_images(paths["L"]).astype(int)
+    assert reference.max() == 255 and reference.mean() > 10  # a white digit on black, not an empty crop
+    for mode, path in paths.items():
+        with Image.open(path) as image:
+            assert image.mode == mode.split(" ")[0]
+        loaded = data.load_images(path).astype(int)
+        assert np.abs(loaded - reference).max() <= 1, mode  # within 1/255 (used to be an all-black crop)
+
+
+def test_unit_range_rules():
+    from minicnn.data.folder import unit_range
+
+    np.testing.assert_allclose(unit_range(np.array([[0, 65535]]), "I;16"), [[0.0, 1.0]])
+    np.testing.assert_allclose(unit_range(np.array([[0, 255]]), "I"), [[0.0, 1.0]])
+    np.testing.assert_allclose(unit_range(np.array([[0, 1000]]), "I"), [[0.0, 1000 / 65535]])
+    np.testing.assert_allclose(unit_range(np.array([[-5, 5]]), "I"), [[0.0, 1.0]])
+    np.testing.assert_allclose(unit_range(np.array([[0.25, 0.5]]), "F"), [[0.25, 0.5]])
+    np.testing.assert_allclose(unit_range(np.array([[-3.0, -3.0]]), "F"), [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"x.tif has NaN or infinite pixel values \(mode F\)"):
+        unit_range(np.array([[0.0, np.nan]]), "F", "x.tif")
+
+
+def test_a_float_image_with_nan_is_a_clear_error(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.array([[0.0, np.nan], [1.0, 0.5]], dtype=np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(ValueError, match=r"nan.tif has NaN or infinite pixel values"):
+        data.load_images(tmp_path / "nan.tif")
+
+
+def test_a_decompression_bomb_is_refused_with_its_size(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (14000, 14000)).save(path)  # 196 Mpx, a few kB on disk: Pillow raises DecompressionBombError
+    with pytest.raises(ValueError, match=r"bomb.png is too large for a digit crop \(Image size \(196000000 pixels\)"):
+        data.load_images(path)
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from minicnn.data import folder
+
+    monkeypatch.setattr(folder, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("L", (40, 30)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match=r"big.png is 40 x 30 = 1,200 pixels, more than the limit of 1,000 \(minicnn.data.folder.MAX_IMAGE_PIXELS\)"):
+        data.load_images(tmp_path / "big.png")
+    Image.new("L", (40, 25)).save(tmp_path / "ok.png")
+    assert data.load_images(tmp_path / "ok.png").shape == (28, 28)
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"is not a folder"):
         data.load_dataset(f"folder:{tmp_path / 'missing'}")
