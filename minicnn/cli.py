@@ -2,8 +2,9 @@
 
 Run ``minicnn --help`` or ``minicnn <command> --help``; every command's help
 says what it does and shows an example. ``main(argv)`` returns the exit code
-(0 success, 2 a usage or input error, reported in one line on stderr; set
-``MINICNN_DEBUG=1`` to see the full traceback instead).
+(0 success, 2 a usage or input error, reported in one line on stderr, 1 an
+internal error, also in one line; set ``MINICNN_DEBUG=1`` to see the full
+traceback instead).
 
 Other modules can add commands: a module ``minicnn.bench`` that defines
 ``add_parser(subparsers)`` and ``run(args)`` becomes ``minicnn bench``.
@@ -402,6 +403,19 @@ def main(argv=None):
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"{_PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as exc:
+        if debug:
+            raise
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"{_PROG} {args.command}: error: out of memory{detail}; try a smaller --size or --batch-size",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except Exception as exc:  # a bug, not a bad input: still one line, and the way to the traceback
+        if debug:
+            raise
+        print(f"{_PROG} {args.command}: internal error: {type(exc).__name__}: {exc} (this is a bug; rerun with "
+              "MINICNN_DEBUG=1 for the traceback and report it)", file=sys.stderr)  # fmt: skip
+        return 1
     return 0 if code is None else int(code)
 
 

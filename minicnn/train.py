@@ -518,6 +518,9 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
         data_kwargs = {"root": config.data_root, "seed": config.seed}
         train_images, train_labels = load_dataset(config.dataset, "train", size=config.size, **data_kwargs)
         test_images, test_labels = load_dataset(config.dataset, "test", size=config.test_size, **data_kwargs)
+        for split, labels in (("training", train_labels), ("test", test_labels)):
+            if len(labels) == 0:  # checked before the first epoch, not after it
+                raise ValueError(f"train: the {split} split of {config.dataset} is empty; nothing to train or score on")
         x_test = to_network_input(test_images)
         xp = _device_xp(net)
 

@@ -359,6 +359,20 @@ def test_plates_default_test_size():
     np.testing.assert_array_equal(np.bincount(labels), [100] * 10)
 
 
+def test_plates_refuse_a_size_that_cannot_fit_in_memory_before_allocating(monkeypatch):
+    from minicnn.data import plates
+
+    with pytest.raises(ValueError, match=r"plates: size = 10,000,000,000 digits would need about 500,000.0 GB .*ask for at most"):
+        data.plate_digits(10_000_000_000)
+    monkeypatch.setattr(plates, "_available_memory", lambda: 1_000_000)  # 1 MB: room for 20 digits
+    with pytest.raises(ValueError, match=r"size = 21 digits would need about 0.0 GB .*more than the 0.0 GB .*at most 20$"):
+        data.plate_digits(21)
+    assert data.plate_digits(20)[0].shape == (20, 28, 28)
+    monkeypatch.setattr(plates, "_available_memory", lambda: None)  # unknown: a fixed cap of a million
+    with pytest.raises(ValueError, match=r"the cap is then 1,000,000"):
+        data.plate_digits(1_000_001)
+
+
 def test_plates_labels_match_the_drawn_digits():
     # Nearest class mean, learned on one split, must recognise the other far above chance (10%; ~0.9 seen).
     x_train, y_train = data.load_dataset("plates", size=2000, seed=0)
@@ -520,6 +534,21 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monke
         data.load_images(tmp_path / "big.png")
     Image.new("L", (40, 25)).save(tmp_path / "ok.png")
     assert data.load_images(tmp_path / "ok.png").shape == (28, 28)
+
+
+def test_a_folder_with_too_few_images_per_class_for_a_test_split_is_refused(tmp_path):
+    import matplotlib.image
+
+    for digit, count in ((0, 1), (1, 2)):
+        (tmp_path / str(digit)).mkdir()
+        for k in range(count):
+            matplotlib.image.imsave(tmp_path / str(digit) / f"{k}.png", _dark_digit_on_light(20, 20, 0.3), cmap="gray")
+    assert len(data.load_dataset(f"folder:{tmp_path}", "train")[1]) == 3
+    message = r"has no test images: .* needs 3 or more images; images per class here: 0: 1, 1: 2"
+    with pytest.raises(ValueError, match=message):
+        data.load_dataset(f"folder:{tmp_path}", "test")
+    matplotlib.image.imsave(tmp_path / "1" / "2.png", _dark_digit_on_light(20, 20, 0.5), cmap="gray")
+    assert len(data.load_dataset(f"folder:{tmp_path}", "test")[1]) == 1  # 3 images of one class are enough
 
 
 def test_folder_errors(tmp_path):

@@ -137,23 +137,38 @@ def _class_files(root):
     return files
 
 
+def _test_count(n):
+    """How many of a class's ``n`` images go to the test split: ``round(0.2 n)``, none for a single image."""
+    return int(round(TEST_FRACTION * n)) if n > 1 else 0
+
+
 def load_folder(root, split="train", *, seed=0):
     """Images ``root/<digit>/*.png`` -> (uint8 (N, 28, 28), int64 (N,)), one split.
 
     Within each digit folder the files (sorted by name) are shuffled with
     ``seed`` and the last ``round(0.2 * n)`` go to "test" (none when a class
     has a single image), the rest to "train"; the two splits never overlap.
-    Digits without a folder are simply absent.
+    Digits without a folder are simply absent. A test split without any
+    image (every class has fewer than 3) raises ``ValueError`` saying so.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     chosen, labels = [], []
-    for digit, files in _class_files(root).items():
+    class_files = _class_files(root)
+    for digit, files in class_files.items():
         order = np.random.default_rng([int(seed), digit]).permutation(len(files))
-        n_test = int(round(TEST_FRACTION * len(files))) if len(files) > 1 else 0
+        n_test = _test_count(len(files))
         picked = order[len(files) - n_test :] if split == "test" else order[: len(files) - n_test]
         chosen += [files[i] for i in sorted(picked)]
         labels += [digit] * len(picked)
+    if not chosen:  # only the test split can be empty: a class of n images keeps n - round(0.2 n) >= 1 for training
+        need = next(n for n in range(2, 100) if _test_count(n) >= 1)
+        counts = ", ".join(f"{digit}: {len(files)}" for digit, files in class_files.items())
+        raise ValueError(
+            f"folder data set: {Path(root).expanduser()} has no test images: a class of n images gives "
+            f"round({TEST_FRACTION} * n) of them to the test split (none when n = 1), so at least one digit folder "
+            f"needs {need} or more images; images per class here: {counts}"
+        )
     images = np.zeros((len(chosen), _SIDE, _SIDE), dtype=np.uint8)
     for i, path in enumerate(chosen):
         images[i] = load_images(path)
