@@ -295,3 +295,57 @@ def test_an_unexpected_exception_is_one_line_with_the_way_to_the_traceback(capsy
     code, _, err = run_cli(capsys, "train", *TINY, "--out", str(tmp_path / "run"))
     assert code == 1
     assert_one_line_error(err, "minicnn train: internal error: ZeroDivisionError: division by zero", "MINICNN_DEBUG=1")
+
+
+def _hand_edited(source, target, edit):
+    from minicnn.train import _read_npz_tree, _write_npz_atomic
+
+    tree = _read_npz_tree(source, "test")
+    edit(tree)
+    _write_npz_atomic(target, tree)
+    return target
+
+
+@pytest.fixture
+def damaged_models(tmp_path, run_dir):
+    raw = (run_dir / "model.npz").read_bytes()
+    (tmp_path / "t.npz").write_bytes(raw[:30000])  # head -c 30000 model.npz > t.npz
+    (tmp_path / "empty.npz").write_bytes(b"")
+
+    def complex_weights(tree):
+        tree["state_dict"]["C1.weight"] = tree["state_dict"]["C1.weight"].astype(np.complex128)
+
+    return {
+        tmp_path / "t.npz": "t.npz is not a minicnn model file (not a readable .npz file: truncated or corrupt zip",
+        tmp_path / "empty.npz": "empty.npz is not a minicnn model file (it is empty: 0 bytes)",
+        _hand_edited(run_dir / "model.npz", tmp_path / "nosd.npz", lambda tree: tree.pop("state_dict")):
+            "nosd.npz is a damaged minicnn model file: its 'state_dict'",
+        _hand_edited(run_dir / "model.npz", tmp_path / "complex.npz", complex_weights):
+            "parameter C1.weight has dtype complex128; expected float32 or float64",
+    }  # fmt: skip
+
+
+def test_eval_and_predict_of_a_damaged_model_are_one_line_errors(capsys, tmp_path, damaged_models):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "digit.png")
+    for path, fragment in damaged_models.items():
+        code, _, err = run_cli(capsys, "eval", str(path), "--size", "8")
+        assert code == 2, err
+        assert_one_line_error(err, "minicnn eval: error:", fragment)
+        code, _, err = run_cli(capsys, "predict", str(tmp_path / "digit.png"), "--model", str(path))
+        assert code == 2, err
+        assert_one_line_error(err, "minicnn predict: error:", fragment)
+
+
+def test_resume_from_a_truncated_or_empty_checkpoint_is_a_one_line_error(capsys, tmp_path, run_dir):
+    import shutil
+
+    raw = (run_dir / "checkpoint.npz").read_bytes()
+    for name, payload, fragment in (("trunc", raw[:30000], "truncated or corrupt zip"), ("empty", b"", "it is empty: 0 bytes")):
+        out = tmp_path / name
+        shutil.copytree(run_dir, out)
+        (out / "checkpoint.npz").write_bytes(payload)
+        code, _, err = run_cli(capsys, "train", "--out", str(out), "--resume", "--quiet", "--no-plots")
+        assert code == 2
+        assert_one_line_error(err, "minicnn train: error: load_checkpoint:", "is not a minicnn checkpoint file", fragment)

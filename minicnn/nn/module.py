@@ -293,7 +293,19 @@ class Module:
         for name in sorted(expected & given):
             value = state[name]
             current = params[name].data if name in params else buffers[name]
-            value_shape = tuple(np.shape(value))
+            what = "parameter" if name in params else "buffer"
+            if not (isinstance(value, np.ndarray) or _is_cupy(value)):
+                try:
+                    value = np.asarray(value)
+                except (TypeError, ValueError):  # a ragged list
+                    raise TypeError(f"load_state_dict: {what} {name} must be an array, got {type(state[name]).__name__}") from None
+            if current.dtype.kind == "f" and value.dtype.kind != "f":
+                # Copying would cast silently: complex drops its imaginary part, integers and strings make no weights.
+                raise TypeError(
+                    f"load_state_dict: {what} {name} has dtype {value.dtype}; expected float32 or float64 "
+                    f"(the model's is {current.dtype})"
+                )
+            value_shape = tuple(value.shape)
             if value_shape != tuple(current.shape):
                 raise ValueError(
                     f"load_state_dict: {name!r} has shape {value_shape} in the state but {tuple(current.shape)} in the model"
