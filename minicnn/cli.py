@@ -360,6 +360,7 @@ def _cmd_summary(args):
 
 
 def _cmd_backends(args):
+    from . import kernels_not_built_hint
     from .backends import BACKEND_NAMES, available_backends, current_backend_name, unavailable_reason
 
     available = available_backends()
@@ -368,7 +369,11 @@ def _cmd_backends(args):
         if name in available:
             print(f"{name:<7} available{'  (default)' if name == default else ''}")
         else:
-            print(f"{name:<7} unavailable: {unavailable_reason(name)}")
+            reason = unavailable_reason(name)
+            print(f"{name:<7} unavailable: {reason}")
+            hint = kernels_not_built_hint(reason) if name == "cython" else None
+            if hint is not None:
+                print(f"{'':<7} fix: {hint}")
     return 0
 
 

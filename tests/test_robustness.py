@@ -3,7 +3,12 @@
 Issue "[2/8] No crash, no silent wrong answer, no raw traceback".
 """
 
+import os
 import re
+import site
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +214,58 @@ def test_valid_constructor_arguments_still_work():
     assert nn.MaxPool2d(3, stride=2, padding=1).padding == (1, 1)
     assert nn.LocalResponseNorm(5, alpha=0, beta=-0.5, k=2).beta == -0.5
     assert nn.Dropout(0.2, rng=np.random.SeedSequence(1)).p == 0.2
+
+
+# ---------------------------------------------------------------- kernels not built: say so on import
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_without_the_build(code):
+    """Run ``code`` from the source checkout with site-packages on the path but no .pth files processed.
+
+    ``python -S`` skips the editable install's finder, so ``minicnn`` is the
+    checkout's folder and ``minicnn.kernels`` does not exist, as for a user
+    who clones the repository and runs it without ``pip install -e .``.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(site.getsitepackages()))
+    env.pop("PYTHONWARNINGS", None)
+    return subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_import_from_an_unbuilt_checkout_warns_once_with_the_fix():
+    result = _run_without_the_build("import minicnn; import minicnn.nn; print(minicnn.current_backend_name())")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy"
+    warning_lines = [line for line in result.stderr.splitlines() if "KernelsNotBuiltWarning" in line]
+    assert len(warning_lines) == 1, result.stderr
+    assert "not built" in warning_lines[0] and "pip install -e ." in warning_lines[0]
+    assert "No module named 'minicnn.kernels'" in warning_lines[0]
+
+
+def test_backends_command_from_an_unbuilt_checkout_prints_the_reason_and_the_fix():
+    result = _run_without_the_build("import sys; from minicnn.cli import main; sys.exit(main(['backends']))")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    cython = next(i for i, line in enumerate(lines) if line.startswith("cython"))
+    assert "unavailable: ModuleNotFoundError: No module named 'minicnn.kernels'" in lines[cython]
+    assert lines[cython + 1].split()[0] == "fix:" and "pip install -e ." in lines[cython + 1]
+
+
+def test_a_built_install_imports_without_the_warning():
+    import minicnn
+
+    if "cython" not in minicnn.available_backends():
+        pytest.skip("the kernels are not built here")
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", "import minicnn"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0 and "KernelsNotBuiltWarning" not in result.stderr, result.stderr
+
+
+def test_kernels_hint_only_for_a_kernel_import_failure():
+    from minicnn import kernels_not_built_hint
+
+    assert "pip install -e ." in kernels_not_built_hint("ModuleNotFoundError: No module named 'minicnn.kernels'")
+    assert kernels_not_built_hint("ImportError: /x/minicnn/kernels/cpu/conv2d.so: undefined symbol: foo") is not None
+    assert kernels_not_built_hint("ValueError: MINICNN_NUM_THREADS must be a positive int, got 'x'") is None
+    assert kernels_not_built_hint(None) is None
