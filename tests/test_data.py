@@ -213,8 +213,9 @@ def served_mnist(tmp_path, mirror):
     return files, checksums
 
 
-def test_download_success_then_load_from_cache(tmp_path, mirror, served_mnist):
+def test_download_success_then_load_from_cache(tmp_path, mirror, served_mnist, monkeypatch):
     files, checksums = served_mnist
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)  # load_dataset checks the cache against MNIST_MD5
     cache = tmp_path / "cache"
     assert data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums) == cache
     assert sorted(os.listdir(cache)) == sorted(files)  # no temporary files left over
@@ -290,11 +291,68 @@ def test_default_mnist_root(tmp_path, monkeypatch):
     assert data.default_mnist_root() == tmp_path / "home" / ".cache" / "minicnn" / "mnist"
 
 
-def test_load_mnist_rejects_labels_that_do_not_match_the_images(tmp_path):
+def test_load_mnist_rejects_labels_that_do_not_match_the_images(tmp_path, monkeypatch):
     small_mnist_files(tmp_path)
     data.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8))
+    checksums = {name: md5_of((tmp_path / name).read_bytes()) for name in os.listdir(tmp_path)}
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)  # files that pass the MD5 check, yet do not match
     with pytest.raises(ValueError, match=r"expected 10 labels .*got shape \(7,\).*delete the damaged file"):
         data.load_dataset("mnist", "test", root=tmp_path, download=False)
+
+
+def _bundled_5k_into(cache):
+    """What a user might do: copy the bundled mnist-5k files into the MNIST cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    folder = resources.files("minicnn.data") / "mnist-5k"
+    for pair in data.MNIST_FILES.values():
+        for name in pair:
+            (cache / name).write_bytes((folder / name).read_bytes())
+
+
+def test_the_bundled_5k_copied_into_the_cache_is_not_taken_for_full_mnist(tmp_path, mirror, served_mnist, monkeypatch):
+    files, checksums = served_mnist  # the "real" MNIST of this test: what the mirror serves, with its MD5 table
+    cache = tmp_path / "cache"
+    _bundled_5k_into(cache)
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)
+    monkeypatch.setattr(mnist_module, "MNIST_MIRRORS", (f"{mirror.base}/b/",))
+    message = r"MNIST test files in .*cache are not the original ones \(t10k-images-idx3-ubyte.gz: MD5 [0-9a-f]{32} of .* bytes, expected"
+    with pytest.raises(ValueError, match=message):
+        data.load_dataset("mnist", "test", root=cache, download=False)
+    images, labels = data.load_dataset("mnist", "test", root=cache)  # downloads the originals over the copies
+    np.testing.assert_array_equal(images, files["t10k-images-idx3-ubyte.gz"][0])
+    assert len(labels) == 10
+    for name, (_, payload) in files.items():
+        assert (cache / name).read_bytes() == payload
+    assert sorted(os.listdir(cache)) == sorted(files)  # no temporary files
+    requests_made = len(mirror.requests)
+    data.load_dataset("mnist", "train", root=cache)
+    assert len(mirror.requests) == requests_made  # verified files are not fetched again
+
+
+def test_a_corrupt_cached_file_is_downloaded_again(tmp_path, mirror, served_mnist):
+    files, checksums = served_mnist
+    cache = tmp_path / "cache"
+    data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    name = "train-images-idx3-ubyte.gz"
+    (cache / name).write_bytes(files[name][1][:100])  # truncated by a full disk, say
+    images, _ = data.load_mnist("train", root=cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    np.testing.assert_array_equal(images, files[name][0])
+    assert (cache / name).read_bytes() == files[name][1]
+    assert mirror.requests[-1] == f"/b/{name}"
+
+
+def test_a_bad_cached_file_that_cannot_be_replaced_is_reported_and_kept(tmp_path, mirror, served_mnist):
+    files, checksums = served_mnist
+    cache = tmp_path / "cache"
+    data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    name = "t10k-labels-idx1-ubyte.gz"
+    (cache / name).write_bytes(b"junk")
+    message = rf"cannot download {name} .*every mirror failed .*HTTP Error 404.*the cached {name} was refused \(MD5"
+    with pytest.raises(data.DownloadError, match=message):
+        data.load_mnist("test", root=cache, mirrors=[f"{mirror.base}/a/"], checksums=checksums)
+    assert (cache / name).read_bytes() == b"junk"  # replaced only by a good copy
+    with pytest.raises(data.DownloadError, match=r"to replace the cached file, which is not the original.*no mirror could be reached"):
+        data.load_mnist("test", root=cache, mirrors=[unreachable_url()], checksums=checksums, timeout=5)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
