@@ -34,7 +34,6 @@ import json
 import math
 import os
 import time
-import uuid
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -785,11 +784,18 @@ def _atomic_file(path, mode):
     """Open a temporary file beside ``path``; on success it replaces ``path`` in one step (``os.replace``).
 
     A crash or a full disk mid-write leaves the previous file untouched and
-    removes the temporary one. (The name is made here rather than with
-    ``tempfile.mkstemp`` so the file gets the usual permissions, not 0600.)
+    removes the temporary one; the temporaries a killed process could not
+    remove (``.<name>.<pid>.<hex>.tmp`` of a process that has ended) are
+    removed by the next write of the same file
+    (:func:`minicnn.data._tempfiles.remove_stale_temporaries`). (The name is
+    made here rather than with ``tempfile.mkstemp`` so the file gets the usual
+    permissions, not 0600.)
     """
+    from .data._tempfiles import remove_stale_temporaries, temporary_path
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    remove_stale_temporaries(path, "tmp")
+    tmp = temporary_path(path, "tmp")
     try:
         with open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f

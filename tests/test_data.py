@@ -249,6 +249,28 @@ def test_download_short_response_leaves_no_file(tmp_path, mirror, served_mnist):
     assert os.listdir(cache) == []
 
 
+def test_download_removes_the_part_files_of_a_killed_download(tmp_path, mirror, served_mnist):
+    import subprocess
+    import sys
+    import time
+
+    files, checksums = served_mnist
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that has ended, like that of a download killed with SIGKILL
+    name = "train-images-idx3-ubyte.gz"
+    old = time.time() - 2 * 3600
+    stale = [cache / f".{name}.{child.pid}.0123abcd.part", cache / f".{name}.k3j_x9zq.part"]  # new and mkstemp names
+    fresh_legacy = cache / f".{name}.abcdefgh.part"  # no pid and a minute old: may be a running older minicnn
+    for path in [*stale, fresh_legacy]:
+        path.write_bytes(b"partial")
+    for path in stale:
+        os.utime(path, (old, old))
+    data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    assert sorted(os.listdir(cache)) == sorted([*files, fresh_legacy.name])
+
+
 def test_download_falls_back_to_the_next_mirror_after_404(tmp_path, mirror, served_mnist):
     files, checksums = served_mnist
     cache = tmp_path / "cache"

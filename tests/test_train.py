@@ -526,3 +526,69 @@ def dataclasses_replace(config, **changes):
     import dataclasses
 
     return dataclasses.replace(config, **changes)
+
+
+# ------------------------------------------------------------------ stale temporaries of killed writes (issue [2/8])
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _aged(path, seconds):
+    import os
+    import time
+
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_removes(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / CHECKPOINT_FILE
+    killed = (
+        "import os, signal, numpy as np\n"
+        "from minicnn.train import _atomic_file\n"
+        f"with _atomic_file({str(target)!r}, 'wb') as f:\n"
+        "    f.write(b'half a checkpoint')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", killed], capture_output=True, timeout=120)
+    assert result.returncode == -9
+    leftovers = temp_files(tmp_path)
+    assert len(leftovers) == 1 and leftovers[0].startswith(".checkpoint.npz.") and not target.exists()
+    _aged(tmp_path / leftovers[0], 60)
+    from minicnn.train import _write_npz_atomic
+
+    _write_npz_atomic(target, {"format": "minicnn-checkpoint"})
+    assert temp_files(tmp_path) == []
+    assert target.is_file()
+
+
+def test_only_stale_temporaries_of_the_same_file_are_removed(tmp_path):
+    import os
+
+    from minicnn.train import _write_npz_atomic
+
+    dead, alive = _dead_pid(), os.getpid()
+    files = {
+        f".checkpoint.npz.{dead}.0123abcd.tmp": (60, False),  # its process ended: removed
+        f".checkpoint.npz.{dead}.1123abcd.tmp": (1, True),  # ended, but written a second ago: kept for now
+        f".checkpoint.npz.{alive}.2123abcd.tmp": (60, True),  # a live process (this one) may still write it
+        f".checkpoint.npz.{alive}.3123abcd.tmp": (2 * 24 * 3600, False),  # two days old: abandoned (pid reused)
+        f".model.npz.{dead}.4123abcd.tmp": (60, True),  # another file's: not this write's business
+        "checkpoint.npz.tmp": (60, True),  # not the pattern
+        f".checkpoint.npz.{dead}.notmine.tmp": (60, True),
+    }
+    for name, (age, _) in files.items():
+        (tmp_path / name).write_bytes(b"x")
+        _aged(tmp_path / name, age)
+    _write_npz_atomic(tmp_path / CHECKPOINT_FILE, {"format": "minicnn-checkpoint"})
+    kept = {p.name for p in tmp_path.iterdir()} - {CHECKPOINT_FILE}
+    assert kept == {name for name, (_, keep) in files.items() if keep}

@@ -18,7 +18,6 @@ Images are white on black, uint8 (N, 28, 28); labels int64 (N,) in 0..9.
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._tempfiles import remove_stale_temporaries, temporary_path
 from .idx import read_idx
 
 __all__ = [
@@ -125,14 +125,16 @@ def _fetch(url, destination, md5, timeout):
     """Download ``url`` to ``destination`` atomically: a temporary file beside it, checked, then renamed.
 
     On any failure (network, short response, wrong checksum, interruption)
-    the temporary file is removed and ``destination`` is left untouched.
+    the temporary file is removed and ``destination`` is left untouched. The
+    ``.part`` files of an earlier download that was killed (its process has
+    ended) are removed first.
     """
-    folder = os.path.dirname(destination)
-    fd, temp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(destination)}.", suffix=".part")
+    remove_stale_temporaries(destination, "part", legacy=True)
+    temp_path = os.fspath(temporary_path(destination, "part"))
     try:
         digest = hashlib.md5()
         received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with open(temp_path, "xb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             announced = response.headers.get("Content-Length")
             for chunk in iter(lambda: response.read(_CHUNK), b""):
                 out.write(chunk)
