@@ -10,6 +10,8 @@ True
 """
 
 import importlib
+import importlib.util
+import warnings
 
 from . import functional, shapes
 from .backends import (
@@ -35,9 +37,47 @@ __all__ = [
     "set_backend",
     "use_backend",
     "single_threaded_blas",
+    "KernelsNotBuiltWarning",
     "__version__",
     *_LAZY_SUBMODULES,
 ]
+
+
+class KernelsNotBuiltWarning(RuntimeWarning):
+    """``import minicnn`` found no compiled CPU kernels (``minicnn.kernels``), so the slow "numpy" backend is the default."""
+
+
+def kernels_not_built_hint(reason):
+    """What to do when the "cython" backend failed for ``reason`` because its kernels do not import; None otherwise.
+
+    The top-level ``kernels/`` folder of the source checkout becomes the
+    package ``minicnn.kernels`` only when it is built (``pip install -e .``),
+    so running from the checkout without building finds no kernels.
+    """
+    if not reason or not reason.startswith(("ModuleNotFoundError", "ImportError")) or "kernels" not in reason:
+        return None
+    return (
+        "the compiled CPU kernels (minicnn.kernels) are not built or not importable here, so the slow 'numpy' "
+        "backend is used; build them with `pip install -e .` in the source checkout (about a minute)"
+    )
+
+
+def _warn_if_kernels_missing():
+    """One warning at import when the kernels cannot be imported (cheap: only looked up, not loaded, when present)."""
+    try:
+        if importlib.util.find_spec("minicnn.kernels.cpu.conv2d") is not None:
+            return
+    except ImportError:  # minicnn.kernels (or .cpu) itself is missing
+        pass
+    from .backends import unavailable_reason
+
+    reason = unavailable_reason("cython")
+    hint = kernels_not_built_hint(reason)
+    if hint is not None:
+        warnings.warn(f"minicnn: {hint} ({reason})", KernelsNotBuiltWarning, stacklevel=3)
+
+
+_warn_if_kernels_missing()
 
 
 def __getattr__(name):

@@ -2,8 +2,9 @@
 
 Run ``minicnn --help`` or ``minicnn <command> --help``; every command's help
 says what it does and shows an example. ``main(argv)`` returns the exit code
-(0 success, 2 a usage or input error, reported in one line on stderr; set
-``MINICNN_DEBUG=1`` to see the full traceback instead).
+(0 success, 2 a usage or input error, reported in one line on stderr, 1 an
+internal error, also in one line; set ``MINICNN_DEBUG=1`` to see the full
+traceback instead).
 
 Other modules can add commands: a module ``minicnn.bench`` that defines
 ``add_parser(subparsers)`` and ``run(args)`` becomes ``minicnn bench``.
@@ -371,6 +372,7 @@ def _cmd_summary(args):
 
 
 def _cmd_backends(args):
+    from . import kernels_not_built_hint
     from .backends import BACKEND_NAMES, available_backends, current_backend_name, unavailable_reason
 
     if args.explain:
@@ -388,7 +390,11 @@ def _cmd_backends(args):
         if name in available:
             print(f"{name:<7} available{'  (default)' if name == default else ''}")
         else:
-            print(f"{name:<7} unavailable: {unavailable_reason(name)}")
+            reason = unavailable_reason(name)
+            print(f"{name:<7} unavailable: {reason}")
+            hint = kernels_not_built_hint(reason) if name == "cython" else None
+            if hint is not None:
+                print(f"{'':<7} fix: {hint}")
     return 0
 
 
@@ -423,6 +429,19 @@ def main(argv=None):
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"{_PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except MemoryError as exc:
+        if debug:
+            raise
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"{_PROG} {args.command}: error: out of memory{detail}; try a smaller --size or --batch-size",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except Exception as exc:  # a bug, not a bad input: still one line, and the way to the traceback
+        if debug:
+            raise
+        print(f"{_PROG} {args.command}: internal error: {type(exc).__name__}: {exc} (this is a bug; rerun with "
+              "MINICNN_DEBUG=1 for the traceback and report it)", file=sys.stderr)  # fmt: skip
+        return 1
     return 0 if code is None else int(code)
 
 

@@ -174,7 +174,7 @@ class Sequential(Module):
     def forward(self, x):
         for layer in self._order:
             x = layer.forward(x)
-        return x
+        return self._keep_output(x)
 
     accepts_input_grad = True
 
@@ -185,6 +185,7 @@ class Sequential(Module):
         computing ``dx`` (a training step on data needs only the parameter
         gradients).
         """
+        self._check_dy(dy)
         order = self._order
         for layer in reversed(order[1:]):
             dy = layer.backward(dy)
@@ -380,7 +381,7 @@ class Graph(Module):
             else:
                 values[node.index] = module.forward(*[values[i.index] for i in node.inputs])
         outputs = [values[node.index] for node in self._outputs]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return self._keep_output(outputs[0] if len(outputs) == 1 else tuple(outputs))
 
     accepts_input_grad = True
 
@@ -396,8 +397,9 @@ class Graph(Module):
             # Out of place: the same array may be handed to several inputs (Add returns dy once per term).
             grads[index] = grad if grads[index] is None else grads[index] + grad
 
-        for node, dy in zip(self._outputs, dys):
+        for i, (node, dy) in enumerate(zip(self._outputs, dys)):
             if dy is not None:
+                self._check_dy(dy, i if len(self._outputs) > 1 else None)
                 accumulate(node.index, dy)
         if all(g is None for g in grads):
             raise ValueError("Graph.backward: every output gradient is None")

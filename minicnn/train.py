@@ -34,7 +34,8 @@ import json
 import math
 import os
 import time
-import uuid
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -199,6 +200,9 @@ def _generators_state(generators):
 
 
 def _generators_from_state(states):
+    missing = [name for name in _STREAMS if not isinstance(states.get(name), dict)]
+    if missing:
+        raise ValueError(f"no generator state for {', '.join(missing)}")
     generators = {}
     for name in _STREAMS:
         bit_generator = np.random.PCG64()
@@ -258,13 +262,29 @@ def _pack(obj, path, arrays):
 def _unpack(skeleton, arrays):
     if isinstance(skeleton, dict):
         if set(skeleton) == {"__array__"}:
-            return arrays[skeleton["__array__"]]
+            key = skeleton["__array__"]
+            if not isinstance(key, str) or key not in arrays:
+                raise _DamagedTree(f"its metadata refers to an array {key!r} that the file does not hold")
+            return arrays[key]
         if set(skeleton) == {"__items__"}:
-            return {_unpack(k, arrays): _unpack(v, arrays) for k, v in skeleton["__items__"]}
+            items = skeleton["__items__"]
+            if not isinstance(items, list) or not all(isinstance(kv, list) and len(kv) == 2 for kv in items):
+                raise _DamagedTree("its metadata has a malformed '__items__' entry")
+            return {_hashable(_unpack(k, arrays)): _unpack(v, arrays) for k, v in items}
         return {k: _unpack(v, arrays) for k, v in skeleton.items()}
     if isinstance(skeleton, list):
         return [_unpack(v, arrays) for v in skeleton]
     return skeleton
+
+
+class _DamagedTree(ValueError):
+    """The JSON skeleton of an npz tree does not fit its arrays (a hand-edited or damaged file)."""
+
+
+def _hashable(key):
+    if isinstance(key, (dict, list)) or _is_array(key):
+        raise _DamagedTree(f"its metadata has a dictionary key that is not a number or a string: {key!r}")
+    return key
 
 
 def _write_npz_atomic(path, tree):
@@ -281,18 +301,34 @@ def _write_npz_atomic(path, tree):
         np.savez(f, **arrays)
 
 
-def _read_npz_tree(path, what):
+def _read_npz_tree(path, what, kind="model"):
+    """The tree stored by :func:`_write_npz_atomic`; any damage is one ``ValueError`` naming ``path`` and ``kind``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what}: no such file {path}")
+    not_ours = f"{what}: {path} is not a minicnn {kind} file"
+    if path.stat().st_size == 0:
+        raise ValueError(f"{not_ours} (it is empty: 0 bytes)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{not_ours} (not a readable .npz file: truncated or corrupt zip, no end-of-archive record)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{what}: {path} is not a readable .npz file ({exc})") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as exc:
+        raise ValueError(f"{not_ours} (not a readable .npz file: truncated or corrupt zip: {type(exc).__name__}: {exc})") from None
     if _TREE_KEY not in arrays:
-        raise ValueError(f"{what}: {path} is an .npz file but not one written by minicnn (no {_TREE_KEY!r} entry)")
-    return _unpack(json.loads(str(arrays.pop(_TREE_KEY))), arrays)
+        raise ValueError(f"{not_ours}: it is an .npz file but not one written by minicnn (no {_TREE_KEY!r} entry)")
+    text = arrays.pop(_TREE_KEY)
+    if text.shape != () or text.dtype.kind != "U":
+        raise ValueError(f"{not_ours} (damaged: its {_TREE_KEY!r} entry is a {text.dtype} array of shape {text.shape}, not text)")
+    try:
+        return _unpack(json.loads(str(text)), arrays)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{not_ours} (damaged: its metadata is not valid JSON: {exc})") from None
+    except _DamagedTree as exc:
+        raise ValueError(f"{not_ours} (damaged: {exc})") from None
+    except RecursionError:
+        raise ValueError(f"{not_ours} (damaged: its metadata is nested too deeply)") from None
 
 
 # --------------------------------------------------------------------------- models
@@ -334,22 +370,61 @@ def save_model(path, net, config, *, extra=None):
     _write_npz_atomic(path, {"meta": meta, "state_dict": net.state_dict()})
 
 
-def model_info(path):
-    """The metadata stored beside the weights in a ``model.npz`` (model name, arguments, data set, accuracy)."""
-    tree = _read_npz_tree(_model_path(path), "load_model")
+# Metadata a model file must carry, with the type each entry must have.
+_META_FIELDS = {"model": str, "model_kwargs": dict, "dataset": str}
+
+
+def _read_model(path):
+    """``(meta, tree)`` of a ``model.npz``, with the metadata and ``state_dict`` checked for shape and type."""
+    path = _model_path(path)
+    tree = _read_npz_tree(path, "load_model", "model")
     meta = tree.get("meta") if isinstance(tree, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != "minicnn-model":
         raise ValueError(f"load_model: {path} is not a minicnn model file (a checkpoint? use the run's {MODEL_FILE})")
-    return meta
+    damaged = f"load_model: {path} is a damaged minicnn model file"
+    for name, kind in _META_FIELDS.items():
+        if not isinstance(meta.get(name), kind):
+            got = "missing" if name not in meta else f"a {type(meta[name]).__name__}: {meta[name]!r}"
+            raise ValueError(f"{damaged}: metadata entry {name!r} must be a {kind.__name__}, it is {got}")
+    names = meta.get("class_names")
+    if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{damaged}: metadata entry 'class_names' must be a list of strings, it is {names!r}")
+    if "config" in meta and not isinstance(meta["config"], dict):
+        raise ValueError(f"{damaged}: metadata entry 'config' must be a dict, it is {meta['config']!r}")
+    if not isinstance(tree.get("state_dict"), dict):
+        got = "missing" if "state_dict" not in tree else f"a {type(tree['state_dict']).__name__}"
+        raise ValueError(f"{damaged}: its 'state_dict' (the weights) must be a dict of arrays, it is {got}")
+    return meta, tree
+
+
+def model_info(path):
+    """The metadata stored beside the weights in a ``model.npz`` (model name, arguments, data set, accuracy)."""
+    return _read_model(path)[0]
 
 
 def load_model(path):
-    """Rebuild the network saved in ``path`` (a ``model.npz`` or a run directory holding one), in eval mode."""
+    """Rebuild the network saved in ``path`` (a ``model.npz`` or a run directory holding one), in eval mode.
+
+    A truncated, corrupt or hand-edited file, and weights of the wrong name,
+    shape or dtype (complex, integer), raise one ``ValueError`` naming the file.
+    """
     path = _model_path(path)
-    meta = model_info(path)
-    tree = _read_npz_tree(path, "load_model")
-    net = build_model(meta["model"], **meta["model_kwargs"])
-    net.load_state_dict(tree["state_dict"])
+    meta, tree = _read_model(path)
+    try:
+        net = build_model(meta["model"], **meta["model_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"load_model: {path} is a damaged minicnn model file: cannot rebuild model {meta['model']!r} with "
+            f"model_kwargs {meta['model_kwargs']!r} ({exc})"
+        ) from None
+    try:
+        net.load_state_dict(tree["state_dict"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"load_model: {path} does not hold usable weights: {exc}") from None
+    for name, value in tree["state_dict"].items():
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        if bad:  # a trained model never holds these (training stops when the loss does): a damaged file
+            raise ValueError(f"load_model: {path} does not hold usable weights: {name} has {bad} NaN or infinite values")
     return net.eval()
 
 
@@ -444,10 +519,43 @@ def load_checkpoint(path):
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
-    tree = _read_npz_tree(path, "load_checkpoint")
+    tree = _read_npz_tree(path, "load_checkpoint", "checkpoint")
     if not isinstance(tree, dict) or tree.get("format") != "minicnn-checkpoint":
         raise ValueError(f"load_checkpoint: {path} is not a minicnn checkpoint")
+    for name, kinds in _CHECKPOINT_FIELDS.items():
+        value = tree.get(name)
+        if name not in tree or isinstance(value, bool) or not isinstance(value, kinds):
+            got = "missing" if name not in tree else f"a {type(value).__name__}: {_short(value)}"
+            wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+            raise ValueError(f"load_checkpoint: {path} is a damaged minicnn checkpoint: entry {name!r} must be {wanted}, it is {got}")
+    if tree["epoch"] < 0:
+        raise ValueError(f"load_checkpoint: {path} is a damaged minicnn checkpoint: epoch {tree['epoch']} < 0")
     return tree
+
+
+# Entries a checkpoint must hold, with their types.
+_CHECKPOINT_FIELDS = {
+    "epoch": (int,),
+    "config": (dict,),
+    "model": (dict,),
+    "optimizer": (dict,),
+    "scheduler": (dict, type(None)),
+    "rng": (dict,),
+    "history": (list,),
+    "time_s": (int, float),
+}
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_real_arrays(state, where):
+    """Refuse complex, integer or non-numeric arrays where floating-point state belongs (they would be cast silently)."""
+    for name, value in state.items():
+        if _is_array(value) and value.dtype.kind != "f" and value.ndim > 0:
+            raise ValueError(f"{where} entry {name} has dtype {value.dtype}; expected float32 or float64")
 
 
 def _make_scheduler(config, optimizer):
@@ -518,6 +626,9 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
         data_kwargs = {"root": config.data_root, "seed": config.seed}
         train_images, train_labels = load_dataset(config.dataset, "train", size=config.size, **data_kwargs)
         test_images, test_labels = load_dataset(config.dataset, "test", size=config.test_size, **data_kwargs)
+        for split, labels in (("training", train_labels), ("test", test_labels)):
+            if len(labels) == 0:  # checked before the first epoch, not after it
+                raise ValueError(f"train: the {split} split of {config.dataset} is empty; nothing to train or score on")
         x_test = to_network_input(test_images)
         xp = _device_xp(net)
 
@@ -527,12 +638,25 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
         history, time_s, start_epoch = [], 0.0, 0
         generators = epoch_generators(config.seed, 1)
         if saved is not None:
-            net.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(saved["scheduler"])
+            section = "model"
+            try:
+                net.load_state_dict(saved["model"])
+                section = "optimizer"
+                _check_real_arrays(saved["optimizer"], "optimizer")
+                optimizer.load_state_dict(saved["optimizer"])
+                section = "scheduler"
+                if scheduler is not None:
+                    if saved["scheduler"] is None:
+                        raise ValueError(f"there is none for the {config.schedule!r} schedule")
+                    scheduler.load_state_dict(saved["scheduler"])
+                section = "rng"
+                generators = _generators_from_state(saved["rng"])
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                detail = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise ValueError(
+                    f"cannot resume from {checkpoint_path}: the checkpoint is damaged (its {section!r} entry: {detail})"
+                ) from None
             history, time_s, start_epoch = saved["history"], saved["time_s"], saved["epoch"]
-            generators = _generators_from_state(saved["rng"])
 
         out.mkdir(parents=True, exist_ok=True)
         n_train = len(train_labels)
@@ -660,11 +784,18 @@ def _atomic_file(path, mode):
     """Open a temporary file beside ``path``; on success it replaces ``path`` in one step (``os.replace``).
 
     A crash or a full disk mid-write leaves the previous file untouched and
-    removes the temporary one. (The name is made here rather than with
-    ``tempfile.mkstemp`` so the file gets the usual permissions, not 0600.)
+    removes the temporary one; the temporaries a killed process could not
+    remove (``.<name>.<pid>.<hex>.tmp`` of a process that has ended) are
+    removed by the next write of the same file
+    (:func:`minicnn.data._tempfiles.remove_stale_temporaries`). (The name is
+    made here rather than with ``tempfile.mkstemp`` so the file gets the usual
+    permissions, not 0600.)
     """
+    from .data._tempfiles import remove_stale_temporaries, temporary_path
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    remove_stale_temporaries(path, "tmp")
+    tmp = temporary_path(path, "tmp")
     try:
         with open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f

@@ -223,3 +223,129 @@ def test_a_diverging_run_is_a_one_line_error_suggesting_a_lower_lr(capsys, tmp_p
     code, _, err = run_cli(capsys, "train", *TINY, "--lr", "1e6", "--out", str(tmp_path / "run"))
     assert code == 2
     assert_one_line_error(err, "training diverged", "--lr 100000")
+
+
+# ------------------------------------------------------------------ bad inputs through the commands (issue [2/8])
+def test_predict_reads_a_16_bit_png_like_its_8_bit_copy(capsys, tmp_path, run_dir):
+    from PIL import Image
+
+    images, _ = mc.data.load_dataset("mnist-5k", "test", size=1, seed=1)
+    page = 255 - images[0]
+    Image.fromarray(page).save(tmp_path / "d8.png")
+    Image.fromarray(page.astype(np.uint16) * 257).save(tmp_path / "d16.png")  # Pillow mode I;16
+    Image.fromarray(page.astype(np.float32) / 255).save(tmp_path / "dF.tif")  # mode F
+    outputs = []
+    for name in ("d8.png", "d16.png", "dF.tif"):
+        code, out, _ = run_cli(capsys, "predict", str(tmp_path / name), "--model", str(run_dir))
+        assert code == 0
+        outputs.append(out.replace(str(tmp_path / name), "IMAGE"))
+    assert outputs[0] == outputs[1] == outputs[2]  # the same class and the same ten probabilities
+
+
+def test_predict_on_a_decompression_bomb_is_a_one_line_error(capsys, tmp_path, run_dir):
+    from PIL import Image
+
+    Image.new("1", (14000, 14000)).save(tmp_path / "bomb.png")
+    code, _, err = run_cli(capsys, "predict", str(tmp_path / "bomb.png"), "--model", str(run_dir))
+    assert code == 2
+    assert_one_line_error(err, "minicnn predict: error:", "bomb.png is too large for a digit crop", "196000000 pixels")
+
+
+def test_plates_of_an_impossible_size_is_a_one_line_error(capsys, tmp_path):
+    argv = ["train", "--dataset", "plates", "--size", "10000000000", "--epochs", "1", "--quiet", "--no-plots"]
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert_one_line_error(err, "minicnn train: error: plates: size = 10,000,000,000 digits would need", "ask for at most")
+
+
+def test_a_folder_without_enough_images_for_a_test_split_fails_before_training(capsys, tmp_path):
+    from PIL import Image
+
+    images, labels = mc.data.load_dataset("mnist-5k", "test", size=20, seed=0)
+    for digit in (0, 1):
+        (tmp_path / "crops" / str(digit)).mkdir(parents=True)
+        Image.fromarray(images[labels == digit][0]).save(tmp_path / "crops" / str(digit) / "a.png")
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--dataset", f"folder:{tmp_path / 'crops'}", "--epochs", "1", "--quiet",
+                           "--no-plots", "--out", str(out))  # fmt: skip
+    assert code == 2
+    assert_one_line_error(err, "has no test images", "needs 3 or more images", "images per class here: 0: 1, 1: 1")
+    assert not (out / "checkpoint.npz").exists()  # refused before the first epoch
+
+
+def test_out_of_memory_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    import minicnn.train
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 75.0 GiB for an array with shape (10000000000, 28, 28) and data type uint8")
+
+    monkeypatch.setattr(minicnn.train, "train", no_memory)
+    code, _, err = run_cli(capsys, "train", *TINY, "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert_one_line_error(err, "minicnn train: error: out of memory (Unable to allocate 75.0 GiB", "smaller --size")
+
+
+def test_an_unexpected_exception_is_one_line_with_the_way_to_the_traceback(capsys, tmp_path, monkeypatch):
+    import minicnn.train
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(minicnn.train, "train", broken)
+    code, _, err = run_cli(capsys, "train", *TINY, "--out", str(tmp_path / "run"))
+    assert code == 1
+    assert_one_line_error(err, "minicnn train: internal error: ZeroDivisionError: division by zero", "MINICNN_DEBUG=1")
+
+
+def _hand_edited(source, target, edit):
+    from minicnn.train import _read_npz_tree, _write_npz_atomic
+
+    tree = _read_npz_tree(source, "test")
+    edit(tree)
+    _write_npz_atomic(target, tree)
+    return target
+
+
+@pytest.fixture
+def damaged_models(tmp_path, run_dir):
+    raw = (run_dir / "model.npz").read_bytes()
+    (tmp_path / "t.npz").write_bytes(raw[:30000])  # head -c 30000 model.npz > t.npz
+    (tmp_path / "empty.npz").write_bytes(b"")
+
+    def complex_weights(tree):
+        tree["state_dict"]["C1.weight"] = tree["state_dict"]["C1.weight"].astype(np.complex128)
+
+    return {
+        tmp_path / "t.npz": "t.npz is not a minicnn model file (not a readable .npz file: truncated or corrupt zip",
+        tmp_path / "empty.npz": "empty.npz is not a minicnn model file (it is empty: 0 bytes)",
+        _hand_edited(run_dir / "model.npz", tmp_path / "nosd.npz", lambda tree: tree.pop("state_dict")):
+            "nosd.npz is a damaged minicnn model file: its 'state_dict'",
+        _hand_edited(run_dir / "model.npz", tmp_path / "complex.npz", complex_weights):
+            "parameter C1.weight has dtype complex128; expected float32 or float64",
+    }  # fmt: skip
+
+
+def test_eval_and_predict_of_a_damaged_model_are_one_line_errors(capsys, tmp_path, damaged_models):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "digit.png")
+    for path, fragment in damaged_models.items():
+        code, _, err = run_cli(capsys, "eval", str(path), "--size", "8")
+        assert code == 2, err
+        assert_one_line_error(err, "minicnn eval: error:", fragment)
+        code, _, err = run_cli(capsys, "predict", str(tmp_path / "digit.png"), "--model", str(path))
+        assert code == 2, err
+        assert_one_line_error(err, "minicnn predict: error:", fragment)
+
+
+def test_resume_from_a_truncated_or_empty_checkpoint_is_a_one_line_error(capsys, tmp_path, run_dir):
+    import shutil
+
+    raw = (run_dir / "checkpoint.npz").read_bytes()
+    for name, payload, fragment in (("trunc", raw[:30000], "truncated or corrupt zip"), ("empty", b"", "it is empty: 0 bytes")):
+        out = tmp_path / name
+        shutil.copytree(run_dir, out)
+        (out / "checkpoint.npz").write_bytes(payload)
+        code, _, err = run_cli(capsys, "train", "--out", str(out), "--resume", "--quiet", "--no-plots")
+        assert code == 2
+        assert_one_line_error(err, "minicnn train: error: load_checkpoint:", "is not a minicnn checkpoint file", fragment)

@@ -213,8 +213,9 @@ def served_mnist(tmp_path, mirror):
     return files, checksums
 
 
-def test_download_success_then_load_from_cache(tmp_path, mirror, served_mnist):
+def test_download_success_then_load_from_cache(tmp_path, mirror, served_mnist, monkeypatch):
     files, checksums = served_mnist
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)  # load_dataset checks the cache against MNIST_MD5
     cache = tmp_path / "cache"
     assert data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums) == cache
     assert sorted(os.listdir(cache)) == sorted(files)  # no temporary files left over
@@ -246,6 +247,28 @@ def test_download_short_response_leaves_no_file(tmp_path, mirror, served_mnist):
     with pytest.raises(data.DownloadError, match=message):
         data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
     assert os.listdir(cache) == []
+
+
+def test_download_removes_the_part_files_of_a_killed_download(tmp_path, mirror, served_mnist):
+    import subprocess
+    import sys
+    import time
+
+    files, checksums = served_mnist
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that has ended, like that of a download killed with SIGKILL
+    name = "train-images-idx3-ubyte.gz"
+    old = time.time() - 2 * 3600
+    stale = [cache / f".{name}.{child.pid}.0123abcd.part", cache / f".{name}.k3j_x9zq.part"]  # new and mkstemp names
+    fresh_legacy = cache / f".{name}.abcdefgh.part"  # no pid and a minute old: may be a running older minicnn
+    for path in [*stale, fresh_legacy]:
+        path.write_bytes(b"partial")
+    for path in stale:
+        os.utime(path, (old, old))
+    data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    assert sorted(os.listdir(cache)) == sorted([*files, fresh_legacy.name])
 
 
 def test_download_falls_back_to_the_next_mirror_after_404(tmp_path, mirror, served_mnist):
@@ -290,11 +313,68 @@ def test_default_mnist_root(tmp_path, monkeypatch):
     assert data.default_mnist_root() == tmp_path / "home" / ".cache" / "minicnn" / "mnist"
 
 
-def test_load_mnist_rejects_labels_that_do_not_match_the_images(tmp_path):
+def test_load_mnist_rejects_labels_that_do_not_match_the_images(tmp_path, monkeypatch):
     small_mnist_files(tmp_path)
     data.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8))
+    checksums = {name: md5_of((tmp_path / name).read_bytes()) for name in os.listdir(tmp_path)}
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)  # files that pass the MD5 check, yet do not match
     with pytest.raises(ValueError, match=r"expected 10 labels .*got shape \(7,\).*delete the damaged file"):
         data.load_dataset("mnist", "test", root=tmp_path, download=False)
+
+
+def _bundled_5k_into(cache):
+    """What a user might do: copy the bundled mnist-5k files into the MNIST cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    folder = resources.files("minicnn.data") / "mnist-5k"
+    for pair in data.MNIST_FILES.values():
+        for name in pair:
+            (cache / name).write_bytes((folder / name).read_bytes())
+
+
+def test_the_bundled_5k_copied_into_the_cache_is_not_taken_for_full_mnist(tmp_path, mirror, served_mnist, monkeypatch):
+    files, checksums = served_mnist  # the "real" MNIST of this test: what the mirror serves, with its MD5 table
+    cache = tmp_path / "cache"
+    _bundled_5k_into(cache)
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)
+    monkeypatch.setattr(mnist_module, "MNIST_MIRRORS", (f"{mirror.base}/b/",))
+    message = r"MNIST test files in .*cache are not the original ones \(t10k-images-idx3-ubyte.gz: MD5 [0-9a-f]{32} of .* bytes, expected"
+    with pytest.raises(ValueError, match=message):
+        data.load_dataset("mnist", "test", root=cache, download=False)
+    images, labels = data.load_dataset("mnist", "test", root=cache)  # downloads the originals over the copies
+    np.testing.assert_array_equal(images, files["t10k-images-idx3-ubyte.gz"][0])
+    assert len(labels) == 10
+    for name, (_, payload) in files.items():
+        assert (cache / name).read_bytes() == payload
+    assert sorted(os.listdir(cache)) == sorted(files)  # no temporary files
+    requests_made = len(mirror.requests)
+    data.load_dataset("mnist", "train", root=cache)
+    assert len(mirror.requests) == requests_made  # verified files are not fetched again
+
+
+def test_a_corrupt_cached_file_is_downloaded_again(tmp_path, mirror, served_mnist):
+    files, checksums = served_mnist
+    cache = tmp_path / "cache"
+    data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    name = "train-images-idx3-ubyte.gz"
+    (cache / name).write_bytes(files[name][1][:100])  # truncated by a full disk, say
+    images, _ = data.load_mnist("train", root=cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    np.testing.assert_array_equal(images, files[name][0])
+    assert (cache / name).read_bytes() == files[name][1]
+    assert mirror.requests[-1] == f"/b/{name}"
+
+
+def test_a_bad_cached_file_that_cannot_be_replaced_is_reported_and_kept(tmp_path, mirror, served_mnist):
+    files, checksums = served_mnist
+    cache = tmp_path / "cache"
+    data.download_mnist(cache, mirrors=[f"{mirror.base}/b/"], checksums=checksums)
+    name = "t10k-labels-idx1-ubyte.gz"
+    (cache / name).write_bytes(b"junk")
+    message = rf"cannot download {name} .*every mirror failed .*HTTP Error 404.*the cached {name} was refused \(MD5"
+    with pytest.raises(data.DownloadError, match=message):
+        data.load_mnist("test", root=cache, mirrors=[f"{mirror.base}/a/"], checksums=checksums)
+    assert (cache / name).read_bytes() == b"junk"  # replaced only by a good copy
+    with pytest.raises(data.DownloadError, match=r"to replace the cached file, which is not the original.*no mirror could be reached"):
+        data.load_mnist("test", root=cache, mirrors=[unreachable_url()], checksums=checksums, timeout=5)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -357,6 +437,20 @@ def test_plates_default_test_size():
     images, labels = data.load_dataset("plates", "test")
     assert images.shape == (1000, 28, 28)
     np.testing.assert_array_equal(np.bincount(labels), [100] * 10)
+
+
+def test_plates_refuse_a_size_that_cannot_fit_in_memory_before_allocating(monkeypatch):
+    from minicnn.data import plates
+
+    with pytest.raises(ValueError, match=r"plates: size = 10,000,000,000 digits would need about 500,000.0 GB .*ask for at most"):
+        data.plate_digits(10_000_000_000)
+    monkeypatch.setattr(plates, "_available_memory", lambda: 1_000_000)  # 1 MB: room for 20 digits
+    with pytest.raises(ValueError, match=r"size = 21 digits would need about 0.0 GB .*more than the 0.0 GB .*at most 20$"):
+        data.plate_digits(21)
+    assert data.plate_digits(20)[0].shape == (20, 28, 28)
+    monkeypatch.setattr(plates, "_available_memory", lambda: None)  # unknown: a fixed cap of a million
+    with pytest.raises(ValueError, match=r"the cap is then 1,000,000"):
+        data.plate_digits(1_000_001)
 
 
 def test_plates_labels_match_the_drawn_digits():
@@ -439,6 +533,102 @@ def test_load_images_rejects_a_non_image(tmp_path):
     path.write_text("hello")
     with pytest.raises(ValueError, match=r"fake.png is not a readable image"):
         data.load_images(path)
+
+
+def _deep_copies(folder, index):
+    """One mnist-5k digit as dark ink on a light page (values 30..220), saved at every bit depth Pillow writes."""
+    from PIL import Image
+
+    images, _ = data.load_dataset("mnist-5k", "test")
+    page = np.kron(255 - images[index], np.ones((2, 2), dtype=np.uint8)).astype(np.float64)
+    page = np.rint(30 + page * (190 / 255)).astype(np.uint8)
+    paths = {
+        "L": folder / "digit8.png",
+        "I;16": folder / "digit16.png",
+        "I": folder / "digit32.tif",
+        "I (8-bit values)": folder / "digit32_small.tif",
+        "F": folder / "digitF.tif",
+        "F (0..255)": folder / "digitF255.tif",
+    }
+    Image.fromarray(page).save(paths["L"])
+    Image.fromarray(page.astype(np.uint16) * 257).save(paths["I;16"])
+    Image.fromarray(page.astype(np.int32) * 257).save(paths["I"])
+    Image.fromarray(page.astype(np.int32)).save(paths["I (8-bit values)"])
+    Image.fromarray(page.astype(np.float32) / 255).save(paths["F"])
+    Image.fromarray(page.astype(np.float32)).save(paths["F (0..255)"])
+    return paths
+
+
+@pytest.mark.parametrize("index", [150, 999])
+def test_16_bit_32_bit_and_float_images_load_like_the_8_bit_copy(tmp_path, index):
+    from PIL import Image
+
+    paths = _deep_copies(tmp_path, index)
+    reference = data.load_images(paths["L"]).astype(int)
+    assert reference.max() == 255 and reference.mean() > 10  # a white digit on black, not an empty crop
+    for mode, path in paths.items():
+        with Image.open(path) as image:
+            assert image.mode == mode.split(" ")[0]
+        loaded = data.load_images(path).astype(int)
+        assert np.abs(loaded - reference).max() <= 1, mode  # within 1/255 (used to be an all-black crop)
+
+
+def test_unit_range_rules():
+    from minicnn.data.folder import unit_range
+
+    np.testing.assert_allclose(unit_range(np.array([[0, 65535]]), "I;16"), [[0.0, 1.0]])
+    np.testing.assert_allclose(unit_range(np.array([[0, 255]]), "I"), [[0.0, 1.0]])
+    np.testing.assert_allclose(unit_range(np.array([[0, 1000]]), "I"), [[0.0, 1000 / 65535]])
+    np.testing.assert_allclose(unit_range(np.array([[-5, 5]]), "I"), [[0.0, 1.0]])
+    np.testing.assert_allclose(unit_range(np.array([[0.25, 0.5]]), "F"), [[0.25, 0.5]])
+    np.testing.assert_allclose(unit_range(np.array([[-3.0, -3.0]]), "F"), [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"x.tif has NaN or infinite pixel values \(mode F\)"):
+        unit_range(np.array([[0.0, np.nan]]), "F", "x.tif")
+
+
+def test_a_float_image_with_nan_is_a_clear_error(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.array([[0.0, np.nan], [1.0, 0.5]], dtype=np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(ValueError, match=r"nan.tif has NaN or infinite pixel values"):
+        data.load_images(tmp_path / "nan.tif")
+
+
+def test_a_decompression_bomb_is_refused_with_its_size(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (14000, 14000)).save(path)  # 196 Mpx, a few kB on disk: Pillow raises DecompressionBombError
+    with pytest.raises(ValueError, match=r"bomb.png is too large for a digit crop \(Image size \(196000000 pixels\)"):
+        data.load_images(path)
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from minicnn.data import folder
+
+    monkeypatch.setattr(folder, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("L", (40, 30)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match=r"big.png is 40 x 30 = 1,200 pixels, more than the limit of 1,000 \(minicnn.data.folder.MAX_IMAGE_PIXELS\)"):
+        data.load_images(tmp_path / "big.png")
+    Image.new("L", (40, 25)).save(tmp_path / "ok.png")
+    assert data.load_images(tmp_path / "ok.png").shape == (28, 28)
+
+
+def test_a_folder_with_too_few_images_per_class_for_a_test_split_is_refused(tmp_path):
+    import matplotlib.image
+
+    for digit, count in ((0, 1), (1, 2)):
+        (tmp_path / str(digit)).mkdir()
+        for k in range(count):
+            matplotlib.image.imsave(tmp_path / str(digit) / f"{k}.png", _dark_digit_on_light(20, 20, 0.3), cmap="gray")
+    assert len(data.load_dataset(f"folder:{tmp_path}", "train")[1]) == 3
+    message = r"has no test images: .* needs 3 or more images; images per class here: 0: 1, 1: 2"
+    with pytest.raises(ValueError, match=message):
+        data.load_dataset(f"folder:{tmp_path}", "test")
+    matplotlib.image.imsave(tmp_path / "1" / "2.png", _dark_digit_on_light(20, 20, 0.5), cmap="gray")
+    assert len(data.load_dataset(f"folder:{tmp_path}", "test")[1]) == 1  # 3 images of one class are enough
 
 
 def test_folder_errors(tmp_path):

@@ -385,3 +385,210 @@ def test_resume_replays_dropout_masks_exactly(tmp_path, monkeypatch, stop_in_epo
     resumed = train(tiny_config(tmp_path / "split"), resume=True, progress=False)
     assert_same_weights(state_of(tmp_path / "split" / CHECKPOINT_FILE), state_of(tmp_path / "whole" / CHECKPOINT_FILE))
     assert without_times(resumed["epochs"]) == without_times(whole["epochs"])
+
+
+# ------------------------------------------------------------------ damaged model and checkpoint files (issue [2/8])
+def _edited_copy(source, target, edit):
+    """Rewrite an npz tree through ``edit(tree)`` with minicnn's own writer (a hand edit of the metadata or weights)."""
+    from minicnn.train import _read_npz_tree, _write_npz_atomic
+
+    tree = _read_npz_tree(source, "test")
+    edit(tree)
+    _write_npz_atomic(target, tree)
+    return target
+
+
+def _raw_tree_copy(source, target, edit_text):
+    """Copy an npz file, replacing its JSON skeleton by ``edit_text(text)`` (a hand edit of the JSON itself)."""
+    with np.load(source) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["__tree__"] = np.array(edit_text(str(arrays["__tree__"])))
+    np.savez(target, **arrays)
+    return target
+
+
+def _damaged_models(folder, model_path):
+    raw = model_path.read_bytes()
+    (folder / "truncated.npz").write_bytes(raw[:30000])
+    (folder / "empty.npz").write_bytes(b"")
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2 : len(raw) // 2 + 64] = bytes(64)
+    (folder / "crc.npz").write_bytes(bytes(flipped))
+
+    def weights(change):
+        return lambda tree: tree["state_dict"].update({"C1.weight": change(tree["state_dict"]["C1.weight"])})
+
+    return {
+        "truncated": (folder / "truncated.npz", r"truncated.npz is not a minicnn model file \(not a readable .npz file: truncated or corrupt zip"),
+        "empty": (folder / "empty.npz", r"empty.npz is not a minicnn model file \(it is empty: 0 bytes\)"),
+        "bad CRC": (folder / "crc.npz", r"crc.npz is not a minicnn model file \(not a readable .npz file: truncated or corrupt zip: BadZipFile"),
+        "no state_dict": (
+            _edited_copy(model_path, folder / "nosd.npz", lambda tree: tree.pop("state_dict")),
+            r"nosd.npz is a damaged minicnn model file: its 'state_dict' \(the weights\) must be a dict of arrays, it is missing",
+        ),
+        "renamed state_dict": (
+            _raw_tree_copy(model_path, folder / "renamed.npz", lambda t: t.replace('"state_dict":', '"state_dikt":', 1)),
+            r"renamed.npz is a damaged minicnn model file: its 'state_dict'",
+        ),
+        "dangling array": (
+            _raw_tree_copy(model_path, folder / "dangling.npz", lambda t: t.replace('"state_dict/C1.weight"', '"no/such/array"')),
+            r"dangling.npz is not a minicnn model file \(damaged: its metadata refers to an array 'no/such/array' that the file does not hold\)",
+        ),
+        "bad JSON": (
+            _raw_tree_copy(model_path, folder / "json.npz", lambda t: t[:-5]),
+            r"json.npz is not a minicnn model file \(damaged: its metadata is not valid JSON: ",
+        ),
+        "no model_kwargs": (
+            _edited_copy(model_path, folder / "nokw.npz", lambda tree: tree["meta"].pop("model_kwargs")),
+            r"nokw.npz is a damaged minicnn model file: metadata entry 'model_kwargs' must be a dict, it is missing",
+        ),
+        "unknown model": (
+            _edited_copy(model_path, folder / "nomodel.npz", lambda tree: tree["meta"].update(model="lenet6")),
+            r"nomodel.npz is a damaged minicnn model file: cannot rebuild model 'lenet6'",
+        ),
+        "complex weights": (
+            _edited_copy(model_path, folder / "complex.npz", weights(lambda w: w.astype(np.complex128))),
+            r"complex.npz does not hold usable weights: load_state_dict: parameter C1.weight has dtype complex128; expected float32 or float64",
+        ),
+        "int64 weights": (
+            _edited_copy(model_path, folder / "int.npz", weights(lambda w: w.astype(np.int64))),
+            r"int.npz does not hold usable weights: load_state_dict: parameter C1.weight has dtype int64; expected float32 or float64",
+        ),
+        "NaN weights": (
+            _edited_copy(model_path, folder / "nan.npz", weights(lambda w: w * np.nan)),
+            r"nan.npz does not hold usable weights: C1.weight has 150 NaN or infinite values",
+        ),
+    }
+
+
+def test_damaged_model_files_are_one_clear_value_error(tmp_path, full_run):
+    out, _ = full_run
+    for case, (path, message) in _damaged_models(tmp_path, out / MODEL_FILE).items():
+        with pytest.raises(ValueError, match=message):
+            load_model(path)
+        if case not in ("complex weights", "int64 weights", "NaN weights", "unknown model"):
+            with pytest.raises(ValueError, match=message):
+                model_info(path)
+
+
+def test_load_state_dict_refuses_complex_and_integer_arrays_instead_of_casting():
+    layer = mc.nn.Linear(2, 2, rng=0)
+    state = layer.state_dict()
+    with pytest.raises(TypeError, match=r"parameter weight has dtype complex128; expected float32 or float64"):
+        layer.load_state_dict({**state, "weight": state["weight"].astype(np.complex128)})
+    with pytest.raises(TypeError, match=r"parameter bias has dtype int64"):
+        layer.load_state_dict({**state, "bias": np.array([1, 2])})
+    with pytest.raises(TypeError, match=r"parameter bias has dtype <U1"):
+        layer.load_state_dict({**state, "bias": np.array(["a", "b"])})
+    layer.load_state_dict({**state, "bias": [1.0, 2.0]})  # a list of floats is still fine
+    np.testing.assert_array_equal(layer.bias.data, [1.0, 2.0])
+
+
+def _damaged_checkpoints(folder, run):
+    def copy_run(name, write):
+        target = folder / name
+        shutil.copytree(run, target)
+        write(target / CHECKPOINT_FILE)
+        return target
+
+    raw = (run / CHECKPOINT_FILE).read_bytes()
+    source = run / CHECKPOINT_FILE
+
+    def edited(edit):
+        return lambda path: _edited_copy(source, path, edit)
+
+    def complex_model(tree):
+        tree["model"]["C1.weight"] = tree["model"]["C1.weight"].astype(np.complex128)
+
+    def complex_velocity(tree):
+        tree["optimizer"]["velocity.0"] = tree["optimizer"]["velocity.0"].astype(np.complex128)
+
+    return {
+        "truncated": (copy_run("trunc", lambda p: p.write_bytes(raw[:30000])), r"checkpoint.npz is not a minicnn checkpoint file \(not a readable .npz file: truncated or corrupt zip"),
+        "empty": (copy_run("empty", lambda p: p.write_bytes(b"")), r"is not a minicnn checkpoint file \(it is empty: 0 bytes\)"),
+        "epoch text": (copy_run("epoch", edited(lambda t: t.update(epoch="one"))), r"damaged minicnn checkpoint: entry 'epoch' must be int, it is a str: 'one'"),
+        "no model": (copy_run("nomodel", edited(lambda t: t.pop("model"))), r"damaged minicnn checkpoint: entry 'model' must be dict, it is missing"),
+        "complex weights": (copy_run("cplx", edited(complex_model)), r"the checkpoint is damaged \(its 'model' entry: load_state_dict: parameter C1.weight has dtype complex128"),
+        "complex velocity": (copy_run("vel", edited(complex_velocity)), r"its 'optimizer' entry: optimizer entry velocity.0 has dtype complex128"),
+        "rng": (copy_run("rng", edited(lambda t: t.update(rng={"shuffle": 3}))), r"its 'rng' entry: no generator state for shuffle, augment, dropout"),
+    }
+
+
+def test_damaged_checkpoints_are_one_clear_value_error_on_resume(tmp_path, full_run):
+    out, _ = full_run
+    config = TrainConfig.from_dict(load_checkpoint(out)["config"])
+    for case, (run, message) in _damaged_checkpoints(tmp_path, out).items():
+        with pytest.raises(ValueError, match=message):
+            train(dataclasses_replace(config, out=run), resume=True, progress=False)
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+# ------------------------------------------------------------------ stale temporaries of killed writes (issue [2/8])
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _aged(path, seconds):
+    import os
+    import time
+
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_removes(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / CHECKPOINT_FILE
+    killed = (
+        "import os, signal, numpy as np\n"
+        "from minicnn.train import _atomic_file\n"
+        f"with _atomic_file({str(target)!r}, 'wb') as f:\n"
+        "    f.write(b'half a checkpoint')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", killed], capture_output=True, timeout=120)
+    assert result.returncode == -9
+    leftovers = temp_files(tmp_path)
+    assert len(leftovers) == 1 and leftovers[0].startswith(".checkpoint.npz.") and not target.exists()
+    _aged(tmp_path / leftovers[0], 60)
+    from minicnn.train import _write_npz_atomic
+
+    _write_npz_atomic(target, {"format": "minicnn-checkpoint"})
+    assert temp_files(tmp_path) == []
+    assert target.is_file()
+
+
+def test_only_stale_temporaries_of_the_same_file_are_removed(tmp_path):
+    import os
+
+    from minicnn.train import _write_npz_atomic
+
+    dead, alive = _dead_pid(), os.getpid()
+    files = {
+        f".checkpoint.npz.{dead}.0123abcd.tmp": (60, False),  # its process ended: removed
+        f".checkpoint.npz.{dead}.1123abcd.tmp": (1, True),  # ended, but written a second ago: kept for now
+        f".checkpoint.npz.{alive}.2123abcd.tmp": (60, True),  # a live process (this one) may still write it
+        f".checkpoint.npz.{alive}.3123abcd.tmp": (2 * 24 * 3600, False),  # two days old: abandoned (pid reused)
+        f".model.npz.{dead}.4123abcd.tmp": (60, True),  # another file's: not this write's business
+        "checkpoint.npz.tmp": (60, True),  # not the pattern
+        f".checkpoint.npz.{dead}.notmine.tmp": (60, True),
+    }
+    for name, (age, _) in files.items():
+        (tmp_path / name).write_bytes(b"x")
+        _aged(tmp_path / name, age)
+    _write_npz_atomic(tmp_path / CHECKPOINT_FILE, {"format": "minicnn-checkpoint"})
+    kept = {p.name for p in tmp_path.iterdir()} - {CHECKPOINT_FILE}
+    assert kept == {name for name, (_, keep) in files.items() if keep}

@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from .pipeline import warp_stack, white_on_black
 
-__all__ = ["PLATE_FONTS", "PLATE_SIZES", "plate_digits"]
+__all__ = ["PLATE_FONTS", "PLATE_SIZES", "PLATE_BYTES_PER_IMAGE", "plate_digits"]
 
 # Bold faces first: plate lettering is heavy. All ship in matplotlib's mpl-data/fonts/ttf.
 PLATE_FONTS = (
@@ -48,6 +48,43 @@ _SPLIT_KEYS = {"train": 0, "test": 1}
 _GLYPH_PIXELS = 64  # em size of the master glyphs, in pixels
 _CANVAS = 72  # master glyphs sit centred on a square canvas this big
 _OUT = 28
+# Peak memory while generating, per image (float64 crops, ink, frame and warp coordinates; measured ~49 kB).
+PLATE_BYTES_PER_IMAGE = 50_000
+# Used where the free memory cannot be read (no /proc/meminfo, no sysconf): 1 million digits, ~50 GB.
+_FALLBACK_MAX_SIZE = 1_000_000
+
+
+def _available_memory():
+    """Bytes of memory available to a new allocation (Linux MemAvailable, else free pages), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(size):
+    """Refuse a ``size`` whose generation would not fit in memory, before allocating anything."""
+    available = _available_memory()
+    limit = _FALLBACK_MAX_SIZE if available is None else available // PLATE_BYTES_PER_IMAGE
+    if size <= limit:
+        return
+    need = size * PLATE_BYTES_PER_IMAGE
+    where = (
+        f"more than the {available / 1e9:.1f} GB of memory available here"
+        if available is not None
+        else f"more than this machine's free memory can be checked for (the cap is then {_FALLBACK_MAX_SIZE:,})"
+    )
+    raise ValueError(
+        f"plates: size = {size:,} digits would need about {need / 1e9:,.1f} GB while they are generated "
+        f"(about {PLATE_BYTES_PER_IMAGE // 1000} kB each), {where}; ask for at most {limit:,}"
+    )
 
 
 def _font_path(file_name):
@@ -115,7 +152,9 @@ def plate_digits(size=None, *, split="train", seed=0):
 
     White digit on black (MNIST convention). Labels are balanced: each digit
     appears ``size // 10`` or ``size // 10 + 1`` times, in random order.
-    ``size`` defaults to :data:`PLATE_SIZES` (6,000 train, 1,000 test).
+    ``size`` defaults to :data:`PLATE_SIZES` (6,000 train, 1,000 test). A
+    ``size`` whose generation needs more memory than is available (about
+    :data:`PLATE_BYTES_PER_IMAGE` bytes per digit) raises ``ValueError`` up front.
     """
     if split not in _SPLIT_KEYS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -125,6 +164,7 @@ def plate_digits(size=None, *, split="train", seed=0):
         raise ValueError(f"plates: size must be a positive integer, got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"plates: seed must be a non-negative integer, got {seed!r}")
+    _check_memory(int(size))
     rng = np.random.default_rng([int(seed), _SPLIT_KEYS[split]])
     glyphs, extents = _master_glyphs()
     n_fonts = len(PLATE_FONTS)

@@ -13,6 +13,8 @@ without computing anything (``Sequential.summary`` uses them).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functional as F
@@ -71,13 +73,63 @@ def _positive_int(layer, name, value):
     return int(value)
 
 
-def _spatial_args(layer, **pairs):
+def _number(layer, name, value, ok=None, rule=""):
+    """A finite real ``value`` (``ok(value)`` true, ``rule`` says what that means) as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: {name} must be a number{' ' + rule if rule else ''}, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (ok is not None and not ok(value)):
+        raise ValueError(f"{layer}: {name} must be a finite number{' ' + rule if rule else ''}, got {value}")
+    return float(value)
+
+
+def _bool(layer, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _float_dtype(layer, dtype):
+    """``dtype`` as a NumPy floating-point dtype (weights must be float32 or float64)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        what = dt if dt is not None else f"{type(dtype).__name__} {dtype!r}"
+        raise TypeError(f"{layer}: dtype must be a floating-point type such as np.float32 or np.float64, got {what}")
+    return dt
+
+
+def _make_rng(layer, rng):
+    """``numpy.random.default_rng(rng)`` with an error that names the layer and the argument."""
+    try:
+        if isinstance(rng, (bool, float, str, bytes)):
+            raise TypeError  # default_rng would take True as the seed 1
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{layer}: rng must be None, a seed (an int >= 0) or a numpy.random.Generator, got {type(rng).__name__} {rng!r}"
+        ) from None
+
+
+def _initializer(layer, init):
+    try:
+        return get_initializer(init)
+    except ValueError as exc:
+        raise ValueError(f"{layer}: {exc}") from None
+
+
+def _spatial_args(layer, optional=(), **pairs):
+    """Each ``name=(value, minimum)`` as an ``(h, w)`` pair of ints >= minimum; names in ``optional`` may be None."""
     out = []
     for name, (value, minimum) in pairs.items():
-        if value is None:
+        if value is None and name in optional:
             out.append(None)
             continue
-        pair = shapes.pair(value, name)
+        try:
+            pair = shapes.pair(value, name)
+        except TypeError as exc:
+            raise TypeError(f"{layer}: {exc}") from None
         if min(pair) < minimum:
             raise ValueError(f"{layer}: {name} must be >= {minimum} along both axes, got {name}={value!r}")
         out.append(pair)
@@ -120,7 +172,7 @@ class Conv2d(Module):
         dtype=np.float32,
     ):
         super().__init__()
-        name = "Conv2d"
+        name = type(self).__name__
         self.in_channels = _positive_int(name, "in_channels", in_channels)
         self.out_channels = _positive_int(name, "out_channels", out_channels)
         self.groups = _positive_int(name, "groups", groups)
@@ -132,9 +184,10 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding, self.dilation = _spatial_args(
             name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1)
         )
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
+        self.weight = Parameter(init(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._x = None
         self._plan = None
@@ -161,7 +214,7 @@ class Conv2d(Module):
             self._plan_for = (x.shape, self.weight.data.shape, x.dtype, backend)
         y = F.conv2d(x, self.weight.data, b, plan=self._plan, **args)
         self._x = x
-        return y
+        return self._keep_output(y)
 
     accepts_input_grad = True
 
@@ -170,6 +223,7 @@ class Conv2d(Module):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         dx, dw, db = F.conv2d_grad(
             x,
             self.weight.data,
@@ -237,8 +291,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int("Linear", "in_features", in_features)
         self.out_features = _positive_int("Linear", "out_features", out_features)
-        rng = np.random.default_rng(rng)
-        self.weight = Parameter(get_initializer(init)((self.out_features, self.in_features), rng, dtype), "weight")
+        bias, dtype, init = _bool("Linear", "bias", bias), _float_dtype("Linear", dtype), _initializer("Linear", init)
+        rng = _make_rng("Linear", rng)
+        self.weight = Parameter(init((self.out_features, self.in_features), rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_features,), dtype=dtype), "bias") if bias else None
         self._x = None
 
@@ -256,7 +311,7 @@ class Linear(Module):
         _check_dtype("Linear", x, self.weight.data)
         y = F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
         self._x = x
-        return y
+        return self._keep_output(y)
 
     accepts_input_grad = True
 
@@ -265,8 +320,7 @@ class Linear(Module):
         x = self._x
         if x is None:
             raise self._no_forward()
-        if tuple(dy.shape) != (x.shape[0], self.out_features):
-            raise ValueError(f"Linear.backward: dy must have shape {(x.shape[0], self.out_features)}, got {tuple(dy.shape)}")
+        self._check_dy(dy)
         dx, dw, db = F.linear_grad(x, self.weight.data, dy, input_grad=input_grad)
         self.weight.grad += dw
         if self.bias is not None:
@@ -299,10 +353,16 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = _spatial_args(
-            self._name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0)
+            self._name, ("stride",), kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0)
         )
         if self.stride is None:
             self.stride = self.kernel_size
+        for axis, k, p in zip(("height", "width"), self.kernel_size, self.padding):
+            if p > k // 2:
+                raise ValueError(
+                    f"{self._name}: padding must be at most half the window, padding <= kernel_size//2 = {k}//2 = "
+                    f"{k // 2} along {axis}, got padding={padding!r}"
+                )
         self._x = None
 
     def _clear_cache(self):
@@ -339,12 +399,13 @@ class MaxPool2d(_Pool2d):
         _check_array(self._name, x, 4, "(N, C, H, W)")
         y, self._indices = F.max_pool2d_with_indices(x, self.kernel_size, stride=self.stride, padding=self.padding)
         self._x = x
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         dx = F.max_pool2d_grad_from_forward(
             x, dy, self.kernel_size, stride=self.stride, padding=self.padding, indices=self._indices
         )
@@ -370,12 +431,13 @@ class AvgPool2d(_Pool2d):
         _check_array(self._name, x, 4, "(N, C, H, W)")
         y = F.avg_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding)
         self._x = x
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         dx = F.avg_pool2d_grad(x, dy, self.kernel_size, stride=self.stride, padding=self.padding)
         self._x = None
         return dx
@@ -396,12 +458,13 @@ class GlobalAvgPool2d(Module):
     def forward(self, x):
         _check_array("GlobalAvgPool2d", x, 4, "(N, C, H, W)")
         self._x = x
-        return F.avg_pool2d(x, x.shape[2:])
+        return self._keep_output(F.avg_pool2d(x, x.shape[2:]))
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         self._x = None
         return F.avg_pool2d_grad(x, dy, x.shape[2:])
 
@@ -436,8 +499,7 @@ class _Activation(Module):
         y = self._y
         if y is None:
             raise self._no_forward()
-        if dy.shape != y.shape:
-            raise ValueError(f"{type(self).__name__}.backward: dy must have shape {tuple(y.shape)}, got {tuple(dy.shape)}")
+        self._check_dy(dy)
         self._y = None
         return y
 
@@ -462,7 +524,7 @@ class ReLU(_Activation):
         # inplace: overwrite x (and, in backward, dy) instead of allocating; only for inputs
         # nobody else reads, such as a convolution's output inside a Sequential
         self._y = y = xp.maximum(x, 0, out=x) if self.inplace else xp.maximum(x, 0)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         y = self._take_output(dy)
@@ -489,7 +551,7 @@ class Sigmoid(_Activation):
         else:
             from cupyx.scipy.special import expit
         self._y = y = expit(x)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         y = self._take_output(dy)
@@ -507,7 +569,7 @@ class Tanh(_Activation):
     def forward(self, x):
         self._check(x)
         self._y = y = array_module(x).tanh(x)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         y = self._take_output(dy)
@@ -521,10 +583,10 @@ class Identity(Module):
         super().__init__()
 
     def forward(self, x):
-        return x
+        return self._keep_output(x)
 
     def backward(self, dy):
-        return dy
+        return self._check_dy(dy)
 
     def output_shape(self, input_shape):
         return tuple(int(s) for s in input_shape)
@@ -546,11 +608,12 @@ class Flatten(Module):
         if not hasattr(x, "ndim") or x.ndim < 2:
             raise ValueError(f"Flatten: input must have a batch axis and at least one more, got {getattr(x, 'shape', x)!r}")
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return self._keep_output(x.reshape(x.shape[0], -1))
 
     def backward(self, dy):
         if self._shape is None:
             raise self._no_forward()
+        self._check_dy(dy)
         shape, self._shape = self._shape, None
         return dy.reshape(shape)
 
@@ -583,7 +646,7 @@ class Dropout(Module):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"Dropout: p is a probability and must lie in [0, 1], got {p}")
         self.p = float(p)
-        self.rng = np.random.default_rng(rng)
+        self.rng = _make_rng("Dropout", rng)
         self._gpu_rng = None
         self._mask = None
         self._ran = False
@@ -603,15 +666,16 @@ class Dropout(Module):
         self._ran = True
         if not self.training or self.p == 0.0:
             self._mask = None
-            return x
+            return self._keep_output(x)
         xp = array_module(x)
         scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
         self._mask = xp.where(self._uniform(x) >= self.p, x.dtype.type(scale), x.dtype.type(0))
-        return x * self._mask
+        return self._keep_output(x * self._mask)
 
     def backward(self, dy):
         if not self._ran:
             raise self._no_forward()
+        self._check_dy(dy)
         self._ran = False
         mask, self._mask = self._mask, None
         return dy if mask is None else dy * mask
@@ -643,12 +707,9 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
-        if not eps > 0:
-            raise ValueError(f"BatchNorm2d: eps must be > 0, got {eps}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm2d: momentum must lie in [0, 1], got {momentum}")
-        self.eps = float(eps)
-        self.momentum = float(momentum)
+        self.eps = _number("BatchNorm2d", "eps", eps, lambda v: v > 0, "> 0")
+        self.momentum = _number("BatchNorm2d", "momentum", momentum, lambda v: 0 <= v <= 1, "in [0, 1]")
+        dtype = _float_dtype("BatchNorm2d", dtype)
         self.weight = Parameter(np.ones(self.num_features, dtype=dtype), "weight")
         self.bias = Parameter(np.zeros(self.num_features, dtype=dtype), "bias")
         self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
@@ -681,11 +742,12 @@ class BatchNorm2d(Module):
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         x_hat = centred * inv_std.reshape(1, -1, 1, 1)
         self._cache = (x_hat, inv_std, self.training)
-        return x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1)
+        return self._keep_output(x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1))
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_hat, inv_std, used_batch_stats = self._cache
         self._cache = None
         axes = (0, 2, 3)

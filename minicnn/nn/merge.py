@@ -48,11 +48,12 @@ class Add(Module):
         for x in xs[2:]:
             y += x
         self._count = len(xs)
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         if self._count is None:
             raise self._no_forward()
+        self._check_dy(dy)
         count, self._count = self._count, None
         return (dy,) * count
 
@@ -87,14 +88,13 @@ class Concat(Module):
         _check_inputs("Concat", xs)
         self.output_shape(*(x.shape for x in xs))
         self._sizes = [x.shape[self.axis] for x in xs]
-        return array_module(xs[0]).concatenate(xs, axis=self.axis)
+        return self._keep_output(array_module(xs[0]).concatenate(xs, axis=self.axis))
 
     def backward(self, dy):
         if self._sizes is None:
             raise self._no_forward()
+        self._check_dy(dy)
         sizes, self._sizes = self._sizes, None
-        if dy.shape[self.axis] != sum(sizes):
-            raise ValueError(f"Concat.backward: dy has {dy.shape[self.axis]} entries along axis {self.axis}, expected {sum(sizes)}")
         cuts, start = [], 0
         for size in sizes[:-1]:
             start += size

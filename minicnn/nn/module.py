@@ -118,6 +118,7 @@ class Module:
         object.__setattr__(self, "_param_names", {})
         object.__setattr__(self, "_buffer_names", {})
         object.__setattr__(self, "_child_names", {})
+        object.__setattr__(self, "_output_spec", None)
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name, value):
@@ -207,6 +208,33 @@ class Module:
             "(each backward uses the cache of one forward)"
         )
 
+    def _keep_output(self, y):
+        """Remember the shape, dtype and array type of forward's output ``y`` for ``_check_dy``; returns ``y``.
+
+        A tuple of outputs (a graph with several heads) keeps one record per output.
+        """
+        spec = tuple(_array_spec(a) for a in y) if isinstance(y, tuple) else _array_spec(y)
+        object.__setattr__(self, "_output_spec", spec)
+        return y
+
+    def _check_dy(self, dy, index=None):
+        """Refuse a ``dy`` that is not the gradient of the last forward output: ``dLoss/dy`` has ``y``'s shape and dtype.
+
+        A wrong-shaped ``dy`` often *broadcasts* (``(1, C, 1, 1)`` against
+        ``(N, C, H, W)``) and would give a wrong gradient of the right shape, so
+        every layer calls this at the top of ``backward``. ``index`` picks one
+        output of a multi-output forward. Returns ``dy``.
+        """
+        spec = self.__dict__.get("_output_spec")
+        if spec is None:
+            return dy
+        name = "dy"
+        if index is not None:
+            spec = spec[index]
+            name = f"dy[{index}]"
+        _check_like(f"{type(self).__name__}.backward", name, dy, spec)
+        return dy
+
     # ------------------------------------------------------------ shape rules
     def output_shape(self, *input_shapes):
         """Shape of the output for inputs of these shapes (batch axis included), without computing anything."""
@@ -265,7 +293,19 @@ class Module:
         for name in sorted(expected & given):
             value = state[name]
             current = params[name].data if name in params else buffers[name]
-            value_shape = tuple(np.shape(value))
+            what = "parameter" if name in params else "buffer"
+            if not (isinstance(value, np.ndarray) or _is_cupy(value)):
+                try:
+                    value = np.asarray(value)
+                except (TypeError, ValueError):  # a ragged list
+                    raise TypeError(f"load_state_dict: {what} {name} must be an array, got {type(state[name]).__name__}") from None
+            if current.dtype.kind == "f" and value.dtype.kind != "f":
+                # Copying would cast silently: complex drops its imaginary part, integers and strings make no weights.
+                raise TypeError(
+                    f"load_state_dict: {what} {name} has dtype {value.dtype}; expected float32 or float64 "
+                    f"(the model's is {current.dtype})"
+                )
+            value_shape = tuple(value.shape)
             if value_shape != tuple(current.shape):
                 raise ValueError(
                     f"load_state_dict: {name!r} has shape {value_shape} in the state but {tuple(current.shape)} in the model"
@@ -313,6 +353,7 @@ class Module:
                 if buf is not None:
                     object.__setattr__(module, name, _move(buf, device, dtype if buf.dtype.kind == "f" else None))
             module._clear_cache()
+            object.__setattr__(module, "_output_spec", None)
         return self
 
     def _clear_cache(self):
@@ -331,6 +372,35 @@ class Module:
         for name, child in children:
             lines.append("  (" + name + "): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + "\n)"
+
+
+def _array_spec(a):
+    """``(shape, dtype, on GPU)`` of an array; ``None`` for something that is not one."""
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        return None
+    return tuple(int(s) for s in a.shape), a.dtype, _is_cupy(a)
+
+
+def _check_like(where, name, dy, spec):
+    """Raise unless ``dy`` is an array of ``spec``'s shape, dtype and kind (NumPy or CuPy)."""
+    if spec is None:
+        return
+    shape, dtype, on_gpu = spec
+    kind = "cupy.ndarray" if on_gpu else "numpy.ndarray"
+    if not hasattr(dy, "shape") or not hasattr(dy, "dtype"):
+        raise TypeError(f"{where}: {name} must be a {kind} of the forward output's shape {shape}, got {type(dy).__name__}")
+    if _is_cupy(dy) != on_gpu:
+        other = "cupy.ndarray" if _is_cupy(dy) else "numpy.ndarray"
+        move = "cupy.asarray(dy)" if on_gpu else "dy.get()"
+        raise TypeError(f"{where}: {name} must be a {kind} like the forward output, got a {other}; move it with {move}")
+    got = tuple(int(s) for s in dy.shape)
+    if got != shape:
+        raise ValueError(f"{where}: {name} must have the shape of the forward output {shape}, got {got}")
+    if dy.dtype != dtype:
+        raise TypeError(
+            f"{where}: {name} must have the dtype of the forward output ({dtype}), got {dy.dtype}; "
+            f"cast it with dy.astype(np.{dtype})"
+        )
 
 
 def _device_of(a):

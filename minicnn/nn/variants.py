@@ -34,16 +34,22 @@ import numpy as np
 
 from .. import functional as F
 from .. import shapes
-from .init import get_initializer, zeros
+from .init import zeros
 from .layers import (
     Conv2d,
     GlobalAvgPool2d,
     ReLU,
     Sigmoid,
+    _bool,
     _check_array,
     _check_dtype,
     _check_shape_ndim,
+    _float_dtype,
+    _initializer,
+    _make_rng,
+    _number,
     _positive_int,
+    _spatial_args,
 )
 from .module import Module, Parameter, array_module
 
@@ -176,12 +182,13 @@ class SeparableConv2d(Module):
         self.mode = mode
         self.in_channels = _positive_int("SeparableConv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("SeparableConv2d", "out_channels", out_channels)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            shapes.pair(kernel_size, "kernel_size"), shapes.pair(stride, "stride"),
-            shapes.pair(padding, "padding"), shapes.pair(dilation, "dilation"),
+        name = "SeparableConv2d"
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _spatial_args(
+            name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1)
         )
         self.kernel_size = (kh, kw)
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         opts = {"init": init, "rng": rng, "dtype": dtype}
         if mode == "depthwise":
             self.depthwise = DepthwiseConv2d(in_channels, (kh, kw), (sh, sw), (ph, pw), (dh, dw), bias=bias, **opts)
@@ -195,9 +202,10 @@ class SeparableConv2d(Module):
     def forward(self, x):
         for layer in self._passes:
             x = layer.forward(x)
-        return x
+        return self._keep_output(x)
 
     def backward(self, dy):
+        self._check_dy(dy)
         for layer in reversed(self._passes):
             dy = layer.backward(dy)
         return dy
@@ -270,9 +278,10 @@ class ConvTranspose2d(Module):
                     f"{name}: output_padding must be smaller than the stride or the dilation; along {axis} "
                     f"output_padding={op} but stride={s} and dilation={d}"
                 )
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
+        self.weight = Parameter(init(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._cache = None
 
@@ -317,11 +326,12 @@ class ConvTranspose2d(Module):
         if self.bias is not None:
             y += self.bias.data.reshape(1, -1, 1, 1)
         self._cache = (x_full, (h, w))
-        return y
+        return self._keep_output(y)
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_full, (h, w) = self._cache
         self._cache = None
         dx = F.conv2d(dy, self.weight.data, **self._conv_args())[:, :, :h, :w]
@@ -375,9 +385,10 @@ class _ConvNd(Module):
         self.stride = _tuple_arg(name, "stride", stride, dims, 1)
         self.padding = _tuple_arg(name, "padding", padding, dims, 0)
         self.dilation = _tuple_arg(name, "dilation", dilation, dims, 1)
-        rng = np.random.default_rng(rng)
+        bias, dtype, init = _bool(name, "bias", bias), _float_dtype(name, dtype), _initializer(name, init)
+        rng = _make_rng(name, rng)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(get_initializer(init)(shape, rng, dtype), "weight")
+        self.weight = Parameter(init(shape, rng, dtype), "weight")
         self.bias = Parameter(zeros((self.out_channels,), dtype=dtype), "bias") if bias else None
         self._cache = None
 
@@ -436,12 +447,13 @@ class Conv1d(_ConvNd):
         b = None if self.bias is None else self.bias.data
         y = F.conv2d(x[:, :, None, :], self.weight.data[:, :, None, :], b, **self._args())
         self._cache = x
-        return y[:, :, 0, :]
+        return self._keep_output(y[:, :, 0, :])
 
     def backward(self, dy):
         x = self._cache
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         self._cache = None
         dx, dw, db = F.conv2d_grad(x[:, :, None, :], self.weight.data[:, :, None, :], dy[:, :, None, :], **self._args())
         self.weight.grad += dw[:, :, 0, :]
@@ -490,11 +502,12 @@ class Conv3d(_ConvNd):
         if self.bias is not None:
             y = y + self.bias.data.reshape(1, -1, 1, 1, 1)
         self._cache = (x_pad, x.shape)
-        return xp.ascontiguousarray(y)
+        return self._keep_output(xp.ascontiguousarray(y))
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_pad, x_shape = self._cache
         self._cache = None
         xp = array_module(dy)
@@ -549,11 +562,12 @@ class ChannelShuffle(Module):
         n, c, h, w = self._check(x.shape)
         g = self.groups
         self._shape = x.shape
-        return x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        return self._keep_output(x.reshape(n, g, c // g, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w))
 
     def backward(self, dy):
         if self._shape is None:
             raise self._no_forward()
+        self._check_dy(dy)
         n, c, h, w = self._shape
         self._shape = None
         g = self.groups
@@ -582,14 +596,13 @@ class _Pointwise(Module):
             what = x.dtype if hasattr(x, "dtype") else type(x).__name__
             raise TypeError(f"{type(self).__name__}: input must be a float32/float64 array, got {what}")
         self._x = x
-        return self._f(x)
+        return self._keep_output(self._f(x))
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
-        if dy.shape != x.shape:
-            raise ValueError(f"{type(self).__name__}.backward: dy must have shape {tuple(x.shape)}, got {tuple(dy.shape)}")
+        self._check_dy(dy)
         self._x = None
         return dy * self._df(x)
 
@@ -701,10 +714,10 @@ class LocalResponseNorm(Module):
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
         self.size = _positive_int("LocalResponseNorm", "size", size)
-        for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-                raise TypeError(f"LocalResponseNorm: {name} must be a number, got {type(value).__name__} {value!r}")
-        self.alpha, self.beta, self.k = float(alpha), float(beta), float(k)
+        # k > 0 and alpha >= 0 keep the base k + alpha/n * sum(a^2) positive, so its power is defined.
+        self.alpha = _number("LocalResponseNorm", "alpha", alpha, lambda v: v >= 0, ">= 0")
+        self.beta = _number("LocalResponseNorm", "beta", beta)
+        self.k = _number("LocalResponseNorm", "k", k, lambda v: v > 0, "> 0")
         self._cache = None
 
     def forward(self, x):
@@ -718,11 +731,12 @@ class LocalResponseNorm(Module):
         base = self.k + (self.alpha / n) * _channel_window_sum(x * x, n // 2, (n - 1) // 2)
         scale = base ** (-self.beta)
         self._cache = (x, base, scale)
-        return x * scale
+        return self._keep_output(x * scale)
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x, base, scale = self._cache
         self._cache = None
         n = self.size
@@ -751,9 +765,8 @@ class LayerNorm2d(Module):
     def __init__(self, num_channels, eps=1e-6, *, dtype=np.float32):
         super().__init__()
         self.num_channels = _positive_int("LayerNorm2d", "num_channels", num_channels)
-        if not eps > 0:
-            raise ValueError(f"LayerNorm2d: eps must be > 0, got {eps}")
-        self.eps = float(eps)
+        self.eps = _number("LayerNorm2d", "eps", eps, lambda v: v > 0, "> 0")
+        dtype = _float_dtype("LayerNorm2d", dtype)
         self.weight = Parameter(np.ones(self.num_channels, dtype=dtype), "weight")
         self.bias = Parameter(np.zeros(self.num_channels, dtype=dtype), "bias")
         self._cache = None
@@ -772,11 +785,12 @@ class LayerNorm2d(Module):
         inv_std = 1.0 / xp.sqrt((centred * centred).mean(axis=1, keepdims=True) + self.eps)
         x_hat = centred * inv_std
         self._cache = (x_hat, inv_std)
-        return x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1)
+        return self._keep_output(x_hat * self.weight.data.reshape(1, -1, 1, 1) + self.bias.data.reshape(1, -1, 1, 1))
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x_hat, inv_std = self._cache
         self._cache = None
         self.weight.grad += (dy * x_hat).sum(axis=(0, 2, 3))
@@ -800,6 +814,8 @@ class LayerScale(Module):
     def __init__(self, channels, init_value=1e-6, *, dtype=np.float32):
         super().__init__()
         self.channels = _positive_int("LayerScale", "channels", channels)
+        init_value = _number("LayerScale", "init_value", init_value)
+        dtype = _float_dtype("LayerScale", dtype)
         self.weight = Parameter(np.full(self.channels, init_value, dtype=dtype), "weight")
         self._x = None
 
@@ -807,12 +823,13 @@ class LayerScale(Module):
         _check_array("LayerScale", x, 4, "(N, C, H, W)")
         _check_channels("LayerScale", tuple(x.shape), self.channels, "channels")
         self._x = x
-        return x * self.weight.data.reshape(1, -1, 1, 1)
+        return self._keep_output(x * self.weight.data.reshape(1, -1, 1, 1))
 
     def backward(self, dy):
         x = self._x
         if x is None:
             raise self._no_forward()
+        self._check_dy(dy)
         self._x = None
         self.weight.grad += (dy * x).sum(axis=(0, 2, 3))
         return dy * self.weight.data.reshape(1, -1, 1, 1)
@@ -845,7 +862,12 @@ class SqueezeExcitation(Module):
         super().__init__()
         self.channels = _positive_int("SqueezeExcitation", "channels", channels)
         self.squeeze_channels = _positive_int("SqueezeExcitation", "squeeze_channels", squeeze_channels)
-        rng = np.random.default_rng(rng)
+        if not (isinstance(activation, type) and issubclass(activation, Module)):
+            raise TypeError(
+                f"SqueezeExcitation: activation must be a layer class such as nn.ReLU or nn.SiLU (not an instance "
+                f"or a name), got {type(activation).__name__} {activation!r}"
+            )
+        rng = _make_rng("SqueezeExcitation", rng)
         self.pool = GlobalAvgPool2d()
         self.fc1 = Conv2d(self.channels, self.squeeze_channels, 1, init=init, rng=rng, dtype=dtype)
         self.activation = activation()
@@ -861,11 +883,12 @@ class SqueezeExcitation(Module):
         for step in self._steps:
             s = step.forward(s)
         self._cache = (x, s)
-        return x * s
+        return self._keep_output(x * s)
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
+        self._check_dy(dy)
         x, s = self._cache
         self._cache = None
         ds = (dy * x).sum(axis=(2, 3), keepdims=True)
