@@ -380,6 +380,11 @@ class CythonBackend(NumpyBackend):
         b = rng.standard_normal(g.o).astype(dtype)
         dy = rng.standard_normal(g.y_shape).astype(dtype)
         chosen, times = {}, {}
+        # paths that compute dX and dW in one pass: then even a lone candidate for dX or dW is timed,
+        # to compare that one pass with the two separate ones
+        both = [n for n in self.STATIC_ORDER["input_grad"]
+                if n != "reference" and self.paths[n].fused
+                and not self.paths[n].takes("input_grad", g, dtype) and not self.paths[n].takes("weight_grad", g, dtype)]
         for op in OPS:
             names = [n for n in self.STATIC_ORDER[op] if n != "reference" and not self.paths[n].takes(op, g, dtype)]
             if not names:
@@ -387,11 +392,8 @@ class CythonBackend(NumpyBackend):
                 continue
             threads = self._threads(g.n, g.macs)
             runs = {name: self._runner(name, op, x, w, b, dy, g, threads) for name in names}
-            chosen[op], times[op] = self.autotuner.choose(runs)
+            chosen[op], times[op] = self.autotuner.choose(runs, time_alone=bool(both) and op != "forward")
         fused = ""
-        both = [n for n in self.STATIC_ORDER["input_grad"]
-                if n != "reference" and self.paths[n].fused
-                and not self.paths[n].takes("input_grad", g, dtype) and not self.paths[n].takes("weight_grad", g, dtype)]
         separate = times.get("input_grad", {}).get(chosen["input_grad"]), times.get("weight_grad", {}).get(chosen["weight_grad"])
         if both and None not in separate:
             # dX and dW in one pass (the batch-in-lanes kernel packs dY once for both; im2col walks the
