@@ -191,10 +191,52 @@ def test_every_path_of_the_table_is_covered_for_every_operation_it_has(cython):
     assert {name for name, _ in CASES} == set(cython.paths)
 
 
+@st.composite
+def plain_layers(draw, max_n=6, max_c=5, max_o=20, min_taps=1, max_k=4):
+    """Any valid correlation (stride 1, no padding): narrow rows, one channel, 1x1 filters included."""
+    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
+    if kh * kw < min_taps:
+        kw = 2
+    return ((draw(st.integers(1, max_n)), draw(st.integers(1, max_c)), kh + draw(st.integers(0, 9)), kw + draw(st.integers(0, 20))),
+            (draw(st.integers(1, max_o)), None, kh, kw), {})
+
+
+@st.composite
+def deep_direct_layers(draw):
+    """Direct-kernel layers beyond the static table's limits: 1x1 filters, K = C*F_H*F_W above 1,280,
+    fewer than 16 output positions (the autotuner times them all)."""
+    k = draw(st.sampled_from([1, 3]))
+    c = draw(st.sampled_from([3, 150])) if k == 3 else draw(st.integers(1, 40))
+    return ((1, c, k - 1 + draw(st.integers(1, 5)), k - 1 + draw(st.integers(4, 7))), (16, None, k, k), {})
+
+
+# Layers every path takes but the static table would not send to it (its measured limits): the
+# autotuner may pick them there, so they must be right too.
+EDGE_CASES = {
+    ("rows", "forward"): lambda dt: plain_layers(),
+    ("rows", "input_grad"): lambda dt: plain_layers(),
+    ("lanes", "input_grad"): lambda dt: plain_layers(max_n=40, max_o=8),
+    ("lanes", "weight_grad"): lambda dt: plain_layers(max_n=40, max_o=8),
+    ("direct", "forward"): lambda dt: deep_direct_layers(),
+    ("batched", "forward"): lambda dt: any_layers(),
+    ("batched", "weight_grad"): lambda dt: any_layers(),
+}
+
+
 @pytest.mark.parametrize("path, op", sorted(CASES), ids=[f"{p}-{o}" for p, o in sorted(CASES)])
 @given(data=st.data(), dtype=DTYPES, seed=st.integers(0, 2**32 - 1))
 def test_forced_path_matches_the_reference(cython, path, op, data, dtype, seed):
-    geometry, x, w, b, dy, kwargs = _arrays(data.draw(CASES[path, op](dtype)), dtype, seed)
+    _check_forced_path(cython, path, op, data.draw(CASES[path, op](dtype)), dtype, seed)
+
+
+@pytest.mark.parametrize("path, op", sorted(EDGE_CASES), ids=[f"{p}-{o}" for p, o in sorted(EDGE_CASES)])
+@given(data=st.data(), dtype=DTYPES, seed=st.integers(0, 2**32 - 1))
+def test_forced_path_matches_the_reference_beyond_the_static_limits(cython, path, op, data, dtype, seed):
+    _check_forced_path(cython, path, op, data.draw(EDGE_CASES[path, op](dtype)), dtype, seed)
+
+
+def _check_forced_path(cython, path, op, case, dtype, seed):
+    geometry, x, w, b, dy, kwargs = _arrays(case, dtype, seed)
     reason = cython.paths[path].takes(op, geometry, dtype)
     assert reason == "", f"{path} does not take the {op} of {geometry.describe()}: {reason}"
     tol = TOL[dtype]

@@ -280,9 +280,15 @@ class CythonBackend(NumpyBackend):
         """``{path: ""}`` for the paths that take ``op`` of this layer, ``{path: reason}`` for the others."""
         return {name: self.paths[name].takes(op, geometry, dtype) for name in self.STATIC_ORDER[op]}
 
+    def prefers(self, op, geometry, dtype):
+        """``{path: ""}`` for the paths the static table would pick from, ``{path: reason}`` for those it skips."""
+        return {name: self.paths[name].takes(op, geometry, dtype) or self.paths[name].prefers(op, geometry, dtype)
+                for name in self.STATIC_ORDER[op]}
+
     def _static_choice(self, op, geometry, dtype):
         for name in self.STATIC_ORDER[op]:
-            if not self.paths[name].takes(op, geometry, dtype):
+            path = self.paths[name]
+            if not path.takes(op, geometry, dtype) and not path.prefers(op, geometry, dtype):
                 return name
         raise AssertionError("the reference path takes every layer")  # pragma: no cover
 
@@ -433,7 +439,10 @@ class CythonBackend(NumpyBackend):
             for name, reason in self.takes(op, geometry, dtype).items():
                 mark = "*" if name == chosen.path(op) else " "
                 timing = f"  {measured[name] * 1e3:.3f} ms" if name in measured else ""
-                lines.append(f"  {mark} {name:<9} {'takes it' if not reason else 'no: ' + reason}{timing}")
+                skipped = self.paths[name].prefers(op, geometry, dtype) if not reason else ""
+                verdict = ("no: " + reason if reason else
+                           "takes it" + (f"; the static table skips it: {skipped}" if skipped else ""))
+                lines.append(f"  {mark} {name:<9} {verdict}{timing}")
         if chosen.fused:
             lines.append(f"dX and dW together: {chosen.fused} (one pass, measured faster than the two separately)")
         if chosen.source == "cache":

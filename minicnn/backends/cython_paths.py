@@ -11,10 +11,13 @@ Backpropagation", eq. 2)::
 
 in a different loop order and data layout. A path's ``takes(op, geometry,
 dtype)`` returns "" when it can compute ``op`` for that layer and otherwise the
-reason it cannot (a stride it does not handle, a size outside the limits its
-measurements set, a kernel not compiled here). Which of the paths that take a
-layer runs is decided in ``cython_backend.py`` (measured, or the static
-order); ``note`` says what the path is for and what was measured.
+reason it cannot (a stride it does not handle, a lane count the kernel needs,
+a kernel not compiled here). ``prefers(op, geometry, dtype)`` holds the limits
+measured on the development machine (where the path lost to another one):
+the static table skips a path there, but the autotuner still times it, since
+a threshold measured on one CPU is a prior, not a law. Which path runs is
+decided in ``cython_backend.py``; ``note`` says what the path is for and what
+was measured.
 
 Paths receive checked, C-contiguous arrays and a ``shapes.ConvGeometry``, and
 never recompute an output size. Workspaces come from the backend and are
@@ -67,6 +70,14 @@ class Path:
         return self._takes(op, g, np.dtype(dtype))
 
     def _takes(self, op, g, dtype):
+        return ""
+
+    def prefers(self, op, g, dtype):
+        """"" if the static table picks this path for ``op`` of ``g`` when it takes it, else the measured
+        reason it is skipped there (a prior from the development machine; the autotuner still times it)."""
+        return self._prefers(op, g, np.dtype(dtype))
+
+    def _prefers(self, op, g, dtype):
         return ""
 
     def workspace(self, name, shape, dtype, zero=False):
@@ -137,40 +148,42 @@ class DirectPath(Path):
     MAX_K = 1280
     WEIGHT_GRAD_MAX_POSITIONS = 1024
 
-    def _forward_limits(self, o, k_taps, taps, oh, ow, role):
-        """The forward kernel's limits for a correlation with ``o`` outputs maps of ``oh`` x ``ow``."""
-        if o % self.LANES:
-            return f"{role} ({o}) is not a multiple of {self.LANES}"
-        if taps < 2:
-            return "1x1 filters (measured slower than im2col, which is a plain copy there)"
-        if k_taps > self.MAX_K:
-            return f"K = C*F_H*F_W = {k_taps} > {self.MAX_K} (measured slower: the weights leave the fast caches)"
-        if ow < 4:
-            return f"rows of {ow} < 4 pixels"
-        if oh * ow < self.MIN_POSITIONS:
-            return f"{oh * ow} < {self.MIN_POSITIONS} output positions"
-        return ""
+    @staticmethod
+    def _correlation(g, op):
+        """(maps out, K, output height, output width, role) of the correlation the forward kernel runs."""
+        if op == "input_grad":  # dY correlated with the rotated filters: C_in "outputs" of size H x W
+            return g.c, g.o * g.taps, g.h, g.w, "C_in"
+        return g.o, g.k, g.oh, g.ow, "C_out"
 
     def _takes(self, op, g, dtype):
         if not self.b._direct_available:
             return "the direct kernel is not compiled here (needs gcc or clang)"
         if not g.stride1:
             return "needs stride 1, no dilation and one group"
-        if op == "forward":
-            return self._forward_limits(g.o, g.k, g.taps, g.oh, g.ow, "C_out")
-        if op == "input_grad":
-            if g.padding[0] > g.kh - 1 or g.padding[1] > g.kw - 1:
-                return "padding larger than the filter minus one"
-            return self._forward_limits(g.c, g.o * g.taps, g.taps, g.h, g.w, "C_in")
-        if g.padding != (0, 0):
+        maps, _, _, ow, role = self._correlation(g, op)
+        if maps % self.LANES:
+            return f"{role} ({maps}) is not a multiple of {self.LANES}"
+        if ow < 4:
+            return f"rows of {ow} < 4 pixels"
+        if op == "input_grad" and (g.padding[0] > g.kh - 1 or g.padding[1] > g.kw - 1):
+            return "padding larger than the filter minus one"
+        if op == "weight_grad" and g.padding != (0, 0):
             return "the weight gradient kernel needs no padding"
-        if g.o % self.LANES:
-            return f"C_out ({g.o}) is not a multiple of {self.LANES}"
-        if g.ow < 4:
-            return f"rows of {g.ow} < 4 pixels"
-        if not self.MIN_POSITIONS <= g.positions <= self.WEIGHT_GRAD_MAX_POSITIONS:
-            return (f"{g.positions} output positions outside [{self.MIN_POSITIONS}, "
-                    f"{self.WEIGHT_GRAD_MAX_POSITIONS}] (over many positions GEMM wins)")
+        return ""
+
+    def _prefers(self, op, g, dtype):
+        _, k_taps, oh, ow, _ = self._correlation(g, op)
+        if op == "weight_grad":
+            if not self.MIN_POSITIONS <= g.positions <= self.WEIGHT_GRAD_MAX_POSITIONS:
+                return (f"{g.positions} output positions outside [{self.MIN_POSITIONS}, "
+                        f"{self.WEIGHT_GRAD_MAX_POSITIONS}] (over many positions GEMM won)")
+            return ""
+        if g.taps < 2:
+            return "1x1 filters (measured slower than im2col, which is a plain copy there)"
+        if k_taps > self.MAX_K:
+            return f"K = {k_taps} > {self.MAX_K} (measured slower: the weights leave the fast caches)"
+        if oh * ow < self.MIN_POSITIONS:
+            return f"{oh * ow} < {self.MIN_POSITIONS} output positions"
         return ""
 
     def forward(self, x, w, b, g, threads):
@@ -225,15 +238,23 @@ class RowsPath(Path):
     def _takes(self, op, g, dtype):
         if not g.plain:
             return "needs stride 1, no padding, no dilation and one group"
-        if op == "forward":
+        if op in ("forward", "input_grad"):
             if not self.b._rows_available:
                 return "the row kernel is not compiled here (needs gcc or clang)"
+            return ""
+        if not self.b._rows_grad_available:
+            return "the row weight-gradient kernel is not compiled here (needs gcc or clang)"
+        lanes = self.conv.rows_weight_grad_lanes(dtype == np.float64)
+        if g.ow < lanes:
+            return f"output rows of {g.ow} < {lanes} pixels (one vector)"
+        return ""
+
+    def _prefers(self, op, g, dtype):
+        if op == "forward":
             if g.ow < self.MIN_WIDTH:
                 return f"output rows of {g.ow} < {self.MIN_WIDTH} pixels (mostly padding in a vector)"
             return ""
         if op == "input_grad":
-            if not self.b._rows_available:
-                return "the row kernel is not compiled here (needs gcc or clang)"
             lanes = self.conv.row_lanes()
             vectors = -(-g.w // lanes) * lanes
             if g.w < self.DX_MIN_WIDTH:
@@ -241,17 +262,12 @@ class RowsPath(Path):
             if g.w < self.DX_MIN_LANE_USE * vectors:
                 return f"input rows of {g.w} fill less than 7/8 of {vectors} vector lanes"
             if g.c < self.DX_MIN_IN_CHANNELS:
-                return "one input channel (one chain of multiply-adds; GEMM wins)"
+                return "one input channel (one chain of multiply-adds; GEMM won)"
             if g.o > self.DX_MAX_OUT_CHANNELS:
                 return f"C_out = {g.o} > {self.DX_MAX_OUT_CHANNELS}"
             return ""
-        if not self.b._rows_grad_available:
-            return "the row weight-gradient kernel is not compiled here (needs gcc or clang)"
         if g.o > self.GRAD_MAX_OUT:
             return f"C_out = {g.o} > {self.GRAD_MAX_OUT} filters"
-        lanes = self.conv.rows_weight_grad_lanes(dtype == np.float64)
-        if g.ow < lanes:
-            return f"output rows of {g.ow} < {lanes} pixels (one vector)"
         return ""
 
     def _call(self, x, w_t, b, y, pad_h, pad_w, threads):
@@ -304,6 +320,19 @@ class LanesPath(Path):
             return "the batch-in-lanes kernels are not compiled here (needs gcc or clang)"
         if not g.plain:
             return "needs stride 1, no padding, no dilation and one group"
+        workspace = self._workspace_bytes(g, dtype)
+        if workspace > self.LARGEST_WORKSPACE_BYTES:
+            return f"{workspace >> 20} MB of workspace per thread > {self.LARGEST_WORKSPACE_BYTES >> 20} MB"
+        return ""
+
+    #: What the kernels may ask for at all, per thread (copies of 16 images' dY and X).
+    LARGEST_WORKSPACE_BYTES = 256 << 20
+
+    def _workspace_bytes(self, g, dtype):
+        lanes = self.conv.lanes_group(dtype == np.float64)
+        return (g.positions * g.o + g.h * g.w * g.c) * lanes * dtype.itemsize
+
+    def _prefers(self, op, g, dtype):
         lanes = self.conv.lanes_group(dtype == np.float64)
         groups = _blocks(g.n, lanes)
         if g.n < lanes:
@@ -314,7 +343,7 @@ class LanesPath(Path):
             return "one input channel (one chain of multiply-adds per pixel)"
         if g.taps < self.MIN_TAPS:
             return "1x1 filters (the per-pixel loop costs more than the arithmetic)"
-        workspace = (g.positions * g.o + g.h * g.w * g.c) * lanes * dtype.itemsize
+        workspace = self._workspace_bytes(g, dtype)
         if workspace > self.MAX_WORKSPACE_BYTES:
             return f"{workspace >> 20} MB of workspace per thread > {self.MAX_WORKSPACE_BYTES >> 20} MB"
         return ""
@@ -354,11 +383,19 @@ class BatchedPath(Path):
 
     MAX_POSITIONS = 64
 
+    #: The whole batch's column matrix, at most (bytes).
+    LARGEST_COLUMNS_BYTES = 256 << 20
+
     def _takes(self, op, g, dtype):
-        if g.positions > self.MAX_POSITIONS:
-            return f"{g.positions} output positions per image > {self.MAX_POSITIONS}"
         if g.k * g.n * g.positions > _INT_MAX:
             return "the batch's column matrix exceeds 2**31 entries"
+        if g.c * g.taps * g.n * g.positions * dtype.itemsize > self.LARGEST_COLUMNS_BYTES:
+            return f"the batch's column matrix would exceed {self.LARGEST_COLUMNS_BYTES >> 20} MB"
+        return ""
+
+    def _prefers(self, op, g, dtype):
+        if g.positions > self.MAX_POSITIONS:
+            return f"{g.positions} output positions per image > {self.MAX_POSITIONS} (one image's product is wide enough)"
         return ""
 
     def forward(self, x, w, b, g, threads):
