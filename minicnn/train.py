@@ -73,7 +73,8 @@ _TREE_KEY = "__tree__"
 # Order of the per-epoch generators spawned from SeedSequence(seed, spawn_key=(epoch,)).
 _STREAMS = ("shuffle", "augment", "dropout")
 # Fields that may differ between a checkpoint and the config that resumes it:
-# where the run lives, which kernels compute it (same arithmetic), and whether figures are drawn.
+# where the run lives and whether figures are drawn. The backend may be named or left to the default,
+# but must be the one that computed the checkpoint (``_check_same_arithmetic``).
 _RESUME_FREE_FIELDS = ("out", "backend", "plots")
 # Data sets trained without augmentation unless asked (see TrainConfig.augment).
 _UNAUGMENTED_DATASETS = ("fashion-mnist",)
@@ -583,6 +584,33 @@ def _check_resumable(config, saved):
         )
 
 
+def _kernel_isa(backend):
+    """The instruction set the CPU kernels run with ("" for backends without CPU kernels)."""
+    from .backends import get_backend
+
+    return getattr(get_backend(backend), "kernel_isa", "") if backend == "cython" else ""
+
+
+def _check_same_arithmetic(saved, backend):
+    """A resumed run ends with the same bits as an uninterrupted one only if the same kernels compute it:
+    another backend sums in another order (the last bits differ), so a change of backend is refused; the
+    cython kernels' instruction set may differ on another machine, which is allowed with a warning."""
+    before = saved.get("backend")
+    if before and before != backend:
+        raise ValueError(
+            f"cannot resume: the checkpoint was computed with the {before!r} backend and this run would use "
+            f"{backend!r}; they round sums differently, so the result would not be the one an uninterrupted run "
+            f"gives. Resume with --backend {before} (or start a new run in another --out)"
+        )
+    isa_before, isa_now = saved.get("kernel_isa", ""), _kernel_isa(backend)
+    if isa_before and isa_now and isa_before != isa_now:
+        import warnings
+
+        warnings.warn(
+            f"resuming a run whose kernels ran for {isa_before} with kernels for {isa_now} (another machine or "
+            f"build): the result will differ from an uninterrupted run in the last bits", RuntimeWarning, stacklevel=3)
+
+
 # --------------------------------------------------------------------------- the loop
 def train(config=None, *, resume=False, progress=True, overwrite=False):
     """Train ``config.model`` as ``config`` says; return the metrics dict also written to ``metrics.json``.
@@ -619,6 +647,8 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
         )
 
     backend = config.backend or current_backend_name()
+    if saved is not None:
+        _check_same_arithmetic(saved, backend)
     with use_backend(backend), single_threaded_blas():
         net = build_model(config.model, seed=config.seed, **_model_kwargs(config))
         if backend == "cupy":
@@ -733,6 +763,7 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
                     "epoch": epoch,
                     "config": config.to_dict(),
                     "backend": backend,
+                    "kernel_isa": _kernel_isa(backend),
                     "model": net.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,

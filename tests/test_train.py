@@ -241,6 +241,18 @@ def test_resume_needs_a_checkpoint_and_the_same_settings(tmp_path, full_run):
         train(tiny_config(copy), progress=False)
 
 
+def test_resume_refuses_another_backend_whose_arithmetic_differs(tmp_path, full_run):
+    full_out, _ = full_run
+    copy = tmp_path / "copy"
+    shutil.copytree(full_out, copy)
+    other = "numpy" if mc.current_backend_name() != "numpy" else "cython"
+    if other not in mc.available_backends():
+        pytest.fail(f"the {other} backend must be available for this test")
+    with pytest.raises(ValueError, match=rf"computed with the '{mc.current_backend_name()}' backend and this run "
+                                         rf"would use '{other}'.*Resume with --backend {mc.current_backend_name()}"):
+        train(tiny_config(copy, backend=other), resume=True, progress=False)
+
+
 def test_resuming_a_finished_run_changes_nothing(tmp_path, full_run):
     full_out, full_metrics = full_run
     copy = tmp_path / "copy"
