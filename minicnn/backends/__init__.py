@@ -229,9 +229,9 @@ def keep_freed_memory(mmap_threshold=32 * 2**20, trim_threshold=512 * 2**20):
     above a threshold back to the kernel when they are freed, so every step
     pays for page faults on fresh memory (about 2,000 per LeNet-5 step at
     batch 256 here, a fifth of its time). This raises the thresholds for the
-    whole process, which is why only the ``minicnn`` command calls it; call
-    it yourself in a training script if you like. Returns False where the C
-    library has no ``mallopt`` (not glibc), True otherwise.
+    whole process; the cython backend calls it when it loads (unless
+    ``MINICNN_KEEP_FREED_MEMORY=0``). Returns False where the C library has no
+    ``mallopt`` (not glibc), True otherwise.
     """
     import ctypes
     import ctypes.util

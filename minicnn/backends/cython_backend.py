@@ -35,6 +35,10 @@ alone), so the two thread pools never fight over the cores and a result never
 depends on how BLAS split a product. Work is split in fixed blocks, so results
 are the same bits with any number of threads. The kernels release the GIL, so
 several Python threads may call them at once.
+
+Memory: when it loads, the backend asks glibc to keep freed memory for reuse
+(``keep_freed_memory``; ``MINICNN_KEEP_FREED_MEMORY=0`` leaves malloc as it
+is), so a training loop does not page-fault its activations in every step.
 """
 
 from __future__ import annotations
@@ -44,10 +48,22 @@ import threading
 
 import numpy as np
 
-from . import EnvironmentSettingError
+from . import EnvironmentSettingError, keep_freed_memory
 from .cython_paths import PATH_CLASSES
 from .numpy_backend import NumpyBackend
 from .plans import OPS, Autotuner, ConvPlan, PlanCache, autotune_enabled, cpu_model, plan_cache_path
+
+
+def _env_flag(name, default):
+    """A yes/no environment variable: 1/true/yes/on or 0/false/no/off; anything else fails loudly."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise EnvironmentSettingError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
 def _default_threads():
@@ -163,6 +179,11 @@ class CythonBackend(NumpyBackend):
         self._pool = pool_kernels
         self.num_threads = _default_threads() if num_threads is None else int(num_threads)
         self._blas = _KernelBlas()
+        if _env_flag("MINICNN_KEEP_FREED_MEMORY", True):
+            # A training step frees and allocates the same activations every time; without this
+            # glibc hands them back to the kernel and every step page-faults them in again: a LeNet-5
+            # step at batch 64 took 3.10 ms against 1.82 ms with it (AMD Zen 5, 2 threads).
+            keep_freed_memory()
         self._local = threading.local()
         self._direct_available = conv_kernels.direct_available()
         self._rows_grad_available = conv_kernels.rows_weight_grad_available()
