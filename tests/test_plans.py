@@ -394,6 +394,12 @@ def test_autotuner_picks_the_fastest_and_gives_up_on_hopeless_candidates():
     assert log.count("c") == 2  # warm-up + one run: more than 2x the best, not repeated
     # a tie within 2% keeps the earlier (static) candidate
     assert tuner.choose({"static": clock.kernel(1.00e-3), "other": clock.kernel(0.99e-3)})[0] == "static"
+    # candidates within 15% of the best take turns again (6 more runs each); others do not
+    log.clear()
+    best, _ = tuner.choose({"a": clock.kernel(1.10e-3, log, "a"), "b": clock.kernel(1.00e-3, log, "b"),
+                            "c": clock.kernel(1.50e-3, log, "c")})
+    assert best == "b" and log.count("a") == log.count("b") == 4 + 6 and log.count("c") == 4
+    assert log[-12:] == ["a", "b"] * 6, "the close candidates alternate"
     # the budget: past it, each remaining candidate gets one timed run only
     log.clear()
     Autotuner(repeats=5, budget_s=0.0, clock=clock).choose({"a": clock.kernel(1e-3, log, "a"), "b": clock.kernel(1e-3, log, "b")})
