@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import statistics
 import tempfile
 import threading
 import time
@@ -116,7 +115,8 @@ class ConvPlan:
     ``source`` is "static" (the first path of the table that takes the
     geometry), "measured" (timed just now), "cache" (timed on an earlier run
     of this machine) or "forced" (asked for by name). ``times`` holds the
-    measured median seconds per path and operation, when there are any.
+    measured seconds per path and operation (the fastest of its runs), when
+    there are any.
     """
 
     forward: str
@@ -212,9 +212,11 @@ class Autotuner:
 
     ``choose(candidates)`` takes ``{name: run}`` in the static order (the
     prior: the first is the static choice) and returns ``(name, {name:
-    median seconds})``. Each candidate runs once untimed (caches, workspaces,
+    seconds})``, each candidate's fastest run: on a shared machine other
+    work only ever adds time, so the fastest of a few runs is the steadiest
+    estimate of what a kernel costs. Each candidate runs once untimed (caches, workspaces,
     page faults), then up to ``repeats`` timed runs; a candidate whose first
-    timed run is more than ``give_up`` times the best median so far is not
+    timed run is more than ``give_up`` times the best so far is not
     repeated (it cannot win), and once ``budget_s`` seconds are spent the
     remaining candidates get one timed run each. Candidates within ``close``
     (15%) of the best then take ``rounds`` more turns, one run each,
@@ -234,7 +236,7 @@ class Autotuner:
         self.clock = clock
 
     def choose(self, candidates, time_alone=False):
-        """``(fastest name, {name: median seconds})``; a lone candidate is timed only with ``time_alone``."""
+        """``(fastest name, {name: seconds of its fastest run})``; a lone candidate is timed only with ``time_alone``."""
         if not candidates:
             raise ValueError("Autotuner.choose: no candidates to time")
         names = list(candidates)
@@ -242,7 +244,7 @@ class Autotuner:
             return names[0], {}
         clock = self.clock
         started = clock()
-        medians, all_samples = {}, {}
+        fastest, all_samples = {}, {}
         for name in names:
             run = candidates[name]
             run()  # warm-up, untimed
@@ -251,17 +253,17 @@ class Autotuner:
                 t0 = clock()
                 run()
                 samples.append(clock() - t0)
-                best = min(medians.values(), default=None)
+                best = min(fastest.values(), default=None)
                 if best is not None and samples[0] > self.give_up * best:
                     break
                 if clock() - started > self.budget_s:
                     break
-            medians[name] = statistics.median(samples)
+            fastest[name] = min(samples)
             all_samples[name] = samples
         # Candidates within `close` (15%) of the best are timed again, taking turns, so that a slow
         # moment of the machine does not decide between two paths that are nearly as fast.
-        best = min(medians.values())
-        contenders = [name for name in names if medians[name] <= best * (1 + self.close)]
+        best = min(fastest.values())
+        contenders = [name for name in names if fastest[name] <= best * (1 + self.close)]
         for _ in range(self.rounds if len(contenders) > 1 else 0):
             if clock() - started > self.budget_s:
                 break
@@ -270,9 +272,9 @@ class Autotuner:
                 candidates[name]()
                 all_samples[name].append(clock() - t0)
         for name in contenders:
-            medians[name] = statistics.median(all_samples[name])
+            fastest[name] = min(all_samples[name])
         best_name = names[0]
         for name in names[1:]:
-            if medians[name] < medians[best_name] * (1 - self.tie):
+            if fastest[name] < fastest[best_name] * (1 - self.tie):
                 best_name = name
-        return best_name, medians
+        return best_name, fastest
