@@ -252,6 +252,17 @@ def _named_backend(backend):
 
 
 # ----------------------------------------------------------------- fully connected
+def _linear_arrays(fn, x, w):
+    x = _as_array(fn, "x", x)
+    w = _as_array(fn, "w", w)
+    _check_ndim(fn, "x", x, 2, "(N, in_features)")
+    _check_ndim(fn, "w", w, 2, "(out_features, in_features)")
+    _check_same(fn, ("x", "w"), (x, w))
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{fn}: x has {x.shape[1]} features but w expects in_features = w.shape[1] = {w.shape[1]}")
+    return x, w
+
+
 def linear(x, w, b=None, *, backend=None):
     """``y = x W^T + b`` for ``x`` (N, in_features) and ``w`` (out_features, in_features).
 
@@ -260,13 +271,7 @@ def linear(x, w, b=None, *, backend=None):
     one thread inside each), like the convolutions, so the two never fight.
     """
     fn = "linear"
-    x = _as_array(fn, "x", x)
-    w = _as_array(fn, "w", w)
-    _check_ndim(fn, "x", x, 2, "(N, in_features)")
-    _check_ndim(fn, "w", w, 2, "(out_features, in_features)")
-    _check_same(fn, ("x", "w"), (x, w))
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{fn}: x has {x.shape[1]} features but w expects in_features = w.shape[1] = {w.shape[1]}")
+    x, w = _linear_arrays(fn, x, w)
     if b is not None:
         b = _as_array(fn, "b", b)
         _check_same(fn, ("x", "b"), (x, b))
@@ -283,13 +288,7 @@ def linear_grad(x, w, dy, *, input_grad=True, backend=None):
     """``(dx, dw, db)`` of ``linear``: ``dx = dy W``, ``dw = dyᵀ x``, ``db = Σ dy`` (deck 002,
     "Aprendizaje: Backpropagation": ``δ^(l) = W^T δ^(l+1)``, ``∇W = δ^(l+1) (a^(l))^T``)."""
     fn = "linear_grad"
-    x = _as_array(fn, "x", x)
-    w = _as_array(fn, "w", w)
-    _check_ndim(fn, "x", x, 2, "(N, in_features)")
-    _check_ndim(fn, "w", w, 2, "(out_features, in_features)")
-    _check_same(fn, ("x", "w"), (x, w))
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{fn}: x has {x.shape[1]} features but w expects in_features = w.shape[1] = {w.shape[1]}")
+    x, w = _linear_arrays(fn, x, w)
     dy = _check_dy(fn, dy, (x.shape[0], w.shape[0]), x)
     impl = _pick_backend(fn, x, backend)
     if x.shape[0] == 0 or min(w.shape) == 0:

@@ -273,28 +273,22 @@ def test_a_folder_without_enough_images_for_a_test_split_fails_before_training(c
     assert not (out / "checkpoint.npz").exists()  # refused before the first epoch
 
 
-def test_out_of_memory_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error, code, fragments", [
+    (MemoryError("Unable to allocate 75.0 GiB for an array with shape (10000000000, 28, 28) and data type uint8"), 2,
+     ("minicnn train: error: out of memory (Unable to allocate 75.0 GiB", "smaller --size")),
+    (ZeroDivisionError("division by zero"), 1,
+     ("minicnn train: internal error: ZeroDivisionError: division by zero", "MINICNN_DEBUG=1")),
+], ids=["out-of-memory", "unexpected"])
+def test_out_of_memory_and_unexpected_exceptions_are_one_line(capsys, tmp_path, monkeypatch, error, code, fragments):
     import minicnn.train
 
-    def no_memory(*args, **kwargs):
-        raise MemoryError("Unable to allocate 75.0 GiB for an array with shape (10000000000, 28, 28) and data type uint8")
+    def failing(*args, **kwargs):
+        raise error
 
-    monkeypatch.setattr(minicnn.train, "train", no_memory)
-    code, _, err = run_cli(capsys, "train", *TINY, "--out", str(tmp_path / "run"))
-    assert code == 2
-    assert_one_line_error(err, "minicnn train: error: out of memory (Unable to allocate 75.0 GiB", "smaller --size")
-
-
-def test_an_unexpected_exception_is_one_line_with_the_way_to_the_traceback(capsys, tmp_path, monkeypatch):
-    import minicnn.train
-
-    def broken(*args, **kwargs):
-        raise ZeroDivisionError("division by zero")
-
-    monkeypatch.setattr(minicnn.train, "train", broken)
-    code, _, err = run_cli(capsys, "train", *TINY, "--out", str(tmp_path / "run"))
-    assert code == 1
-    assert_one_line_error(err, "minicnn train: internal error: ZeroDivisionError: division by zero", "MINICNN_DEBUG=1")
+    monkeypatch.setattr(minicnn.train, "train", failing)
+    got, _, err = run_cli(capsys, "train", *TINY, "--out", str(tmp_path / "run"))
+    assert got == code
+    assert_one_line_error(err, *fragments)
 
 
 def _hand_edited(source, target, edit):

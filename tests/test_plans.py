@@ -147,11 +147,14 @@ def any_layers(draw):
             dict(stride=stride, padding=padding, dilation=dilation, groups=groups))
 
 
+def _each(strategy, ops=OPS):
+    """The same strategy (taking no dtype) for each operation in ``ops``."""
+    return {op: (lambda dt, make=strategy: make()) for op in ops}
+
+
 # (path, operation) -> a strategy of (x_shape, w_shape with None for C_in/groups, kwargs), per dtype
 CASES = {
-    ("dense", "forward"): lambda dt: dense_layers(),
-    ("dense", "input_grad"): lambda dt: dense_layers(),
-    ("dense", "weight_grad"): lambda dt: dense_layers(),
+    **{("dense", op): s for op, s in _each(dense_layers).items()},
     ("direct", "forward"): lambda dt: direct_forward_layers(),
     ("direct", "input_grad"): lambda dt: direct_input_grad_layers(),
     ("direct", "weight_grad"): lambda dt: direct_weight_grad_layers(),
@@ -160,15 +163,9 @@ CASES = {
     ("rows", "weight_grad"): rows_weight_grad_layers,
     ("lanes", "input_grad"): lanes_layers,
     ("lanes", "weight_grad"): lanes_layers,
-    ("batched", "forward"): lambda dt: batched_layers(),
-    ("batched", "input_grad"): lambda dt: batched_layers(),
-    ("batched", "weight_grad"): lambda dt: batched_layers(),
-    ("im2col", "forward"): lambda dt: any_layers(),
-    ("im2col", "input_grad"): lambda dt: any_layers(),
-    ("im2col", "weight_grad"): lambda dt: any_layers(),
-    ("reference", "forward"): lambda dt: any_layers(),
-    ("reference", "input_grad"): lambda dt: any_layers(),
-    ("reference", "weight_grad"): lambda dt: any_layers(),
+    **{("batched", op): s for op, s in _each(batched_layers).items()},
+    **{("im2col", op): s for op, s in _each(any_layers).items()},
+    **{("reference", op): s for op, s in _each(any_layers).items()},
 }
 
 

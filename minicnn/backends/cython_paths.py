@@ -88,14 +88,26 @@ class Path:
         return (self.input_grad(x, w, dy, g, threads), *self.weight_grad(x, w, dy, g, threads))
 
 
+class FusedPath(Path):
+    """A path whose ``grad(..., input_grad)`` computes dW (and dX when asked) in one pass; dX or dW
+    alone come from that pass (the kernel forms dW on its way to dX: cheap next to dX)."""
+
+    fused = True
+
+    def input_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads)[0]
+
+    def weight_grad(self, x, w, dy, g, threads):
+        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
+
+
 def _blocks(total, size):
     return -(-total // size)
 
 
-class DensePath(Path):
+class DensePath(FusedPath):
     name = "dense"
     ops = ("forward", "input_grad", "weight_grad")
-    fused = True
     note = ("a filter as large as its unpadded input (LeNet's C5) is a fully connected layer: one GEMM on the "
             "flattened images, in fixed blocks of rows; C5 at batch 256: forward 0.89 -> 0.16 ms, gradients "
             "1.51 -> 0.35 ms against im2col (AMD Zen 4, 2 threads)")
@@ -127,9 +139,6 @@ class DensePath(Path):
         dx = np.empty_like(x)
         self.b.dense_input_grad(w.reshape(g.o, -1), dy.reshape(g.n, g.o), dx.reshape(g.n, -1), threads)
         return dx
-
-    def weight_grad(self, x, w, dy, g, threads):
-        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
 
 
 class DirectPath(Path):
@@ -298,10 +307,9 @@ class RowsPath(Path):
         return total[: w.size].reshape(w.shape), total[w.size :]
 
 
-class LanesPath(Path):
+class LanesPath(FusedPath):
     name = "lanes"
     ops = ("input_grad", "weight_grad")
-    fused = True
     note = ("the batch in the vector lanes (batch_lanes.h): 16 images per vector (8 in float64), dX, dW and db "
             "of small stride-1 layers (LeNet's C3) in one parallel region; against the other paths on AMD "
             "Zen 4 (float32, batch 64): C3 1.5-1.6x, 8-128 channels on 8x8 to 32x32 maps 1.35-2.5x, float64 "
@@ -370,14 +378,10 @@ class LanesPath(Path):
     def input_grad(self, x, w, dy, g, threads):
         return self.grad(x, w, dy, g, threads, weight_grad=False)[0]
 
-    def weight_grad(self, x, w, dy, g, threads):
-        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
 
-
-class BatchedPath(Path):
+class BatchedPath(FusedPath):
     name = "batched"
     ops = ("forward", "input_grad", "weight_grad")
-    fused = True
     note = ("one GEMM for the whole batch, the images' columns side by side: layers with few output positions "
             "per image, where one image's product is too thin for BLAS")
 
@@ -415,18 +419,10 @@ class BatchedPath(Path):
                                           g.groups, threads, input_grad)
         return dx, dw.reshape(w.shape), bias_grad(dy)
 
-    def input_grad(self, x, w, dy, g, threads):
-        # the batched kernel forms dW on its way (one product, cheap next to dX): discarded here
-        return self.grad(x, w, dy, g, threads)[0]
 
-    def weight_grad(self, x, w, dy, g, threads):
-        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
-
-
-class Im2colPath(Path):
+class Im2colPath(FusedPath):
     name = "im2col"
     ops = ("forward", "input_grad", "weight_grad")
-    fused = True
     note = ("im2col + BLAS GEMM (scipy.linalg.cython_blas), one image per thread, the column matrix built a few "
             "output rows at a time so it stays in cache: every layer, the general path")
 
@@ -456,14 +452,10 @@ class Im2colPath(Path):
         self.conv.conv2d_input_grad_gemm(w, dy, dx, col, *g.stride, *g.padding, *g.dilation, g.groups, threads)
         return dx
 
-    def weight_grad(self, x, w, dy, g, threads):
-        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
 
-
-class ReferencePath(Path):
+class ReferencePath(FusedPath):
     name = "reference"
     ops = ("forward", "input_grad", "weight_grad")
-    fused = True
     note = "the NumPy reference (numpy_backend.py): for layers no compiled path takes (sizes beyond 32-bit ints)"
 
     def takes(self, op, g, dtype):
@@ -474,12 +466,6 @@ class ReferencePath(Path):
 
     def grad(self, x, w, dy, g, threads, input_grad=True):
         return self.b.reference.conv2d_grad(x, w, dy, g, input_grad)
-
-    def input_grad(self, x, w, dy, g, threads):
-        return self.grad(x, w, dy, g, threads)[0]
-
-    def weight_grad(self, x, w, dy, g, threads):
-        return self.grad(x, w, dy, g, threads, input_grad=False)[1:]
 
 
 #: The table, in the static order of preference of the forward pass.
