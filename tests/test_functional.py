@@ -573,12 +573,29 @@ def test_single_threaded_blas_limits_and_restores_nested_and_across_threads():
         with single_threaded_blas():
             assert set(blas_threads()) == {1}
         assert set(blas_threads()) == {1}, "leaving the inner block must not lift the outer limit"
-        worker = threading.Thread(target=lambda: inside_other_thread.append(single_threaded_blas().__enter__()))
+        worker = threading.Thread(target=lambda: inside_other_thread.append(_worker_block(single_threaded_blas)))
         worker.start()
         worker.join()
-        single_threaded_blas().__exit__(None, None, None)  # the worker's block ends
-        assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}, "the worker leaving its block must not lift the main thread's"
     assert blas_threads() == before
+    # a worker thread that enters after the main thread used the limit: its own OpenBLAS count is
+    # 1 inside (OpenBLAS >= 0.3.27 keeps one per thread) and what it was after
+    limiter = single_threaded_blas()
+    if limiter.local_thread_counts():
+        worker = threading.Thread(target=lambda: inside_other_thread.append(_worker_block(single_threaded_blas)))
+        worker.start()
+        worker.join()
+        before_block, inside, after = inside_other_thread[-1]
+        assert set(inside) == {1}, "the worker's own BLAS count is 1 inside the block"
+        assert after == before_block, "and what it was before, after it"
+
+
+def _worker_block(single_threaded_blas):
+    limiter = single_threaded_blas()
+    before = limiter.local_thread_counts()
+    with limiter:
+        inside = limiter.local_thread_counts()
+    return before, inside, limiter.local_thread_counts()
 
 
 @given(

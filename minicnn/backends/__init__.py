@@ -156,20 +156,52 @@ class _OneBlasThread:
     64); this keeps one ``ThreadpoolController`` and only sets and restores
     the limit (about 0.01 ms). Nested and concurrent uses share a counter:
     the first one in sets the limit, the last one out restores it.
+
+    OpenBLAS 0.3.27 and later also keep a thread count per calling thread, and
+    the process-wide limit does not reach a thread that is not the main one (a
+    worker thread's products ran on 2 threads inside the block); so each
+    thread that enters also sets its own count with
+    ``openblas_set_num_threads_local`` and restores it when it leaves.
     """
+
+    _LOCAL_SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_",
+                      "scipy_openblas_set_num_threads_local")
 
     def __init__(self):
         self._lock = threading.Lock()
         self._depth = 0
         self._limiter = None
         self._controller = None
+        self._local_setters = []
+        self._saved = threading.local()
         try:
             import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, which the kernels call, before the scan)
             from threadpoolctl import ThreadpoolController
 
             self._controller = ThreadpoolController().select(user_api="blas")
+            self._local_setters = self._find_local_setters(self._controller)
         except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS as it is
             self._controller = None
+
+    @classmethod
+    def _find_local_setters(cls, controller):
+        import ctypes
+
+        setters = []
+        for lib in controller.lib_controllers:
+            if lib.internal_api != "openblas":
+                continue
+            try:
+                handle = ctypes.CDLL(lib.filepath)
+            except OSError:
+                continue
+            for name in cls._LOCAL_SETTERS:
+                setter = getattr(handle, name, None)
+                if setter is not None:
+                    setter.argtypes, setter.restype = (ctypes.c_int,), ctypes.c_int
+                    setters.append(setter)
+                    break
+        return setters
 
     def __enter__(self):
         if self._controller is None:
@@ -178,17 +210,31 @@ class _OneBlasThread:
             if self._depth == 0:
                 self._limiter = self._controller.limit(limits=1)
             self._depth += 1
+        stack = self._saved.__dict__.setdefault("stack", [])
+        stack.append([setter(1) for setter in self._local_setters])
         return self
 
     def __exit__(self, *exc):
         if self._controller is None:
             return False
+        for setter, previous in zip(self._local_setters, self._saved.stack.pop()):
+            setter(previous)
         with self._lock:
             self._depth -= 1
             if self._depth == 0:
                 self._limiter.restore_original_limits()
                 self._limiter = None
         return False
+
+    def local_thread_counts(self):
+        """The calling thread's own OpenBLAS thread counts (what ``openblas_set_num_threads_local``
+        reports), one per OpenBLAS library that has them."""
+        counts = []
+        for setter in self._local_setters:
+            current = setter(1)
+            setter(current)
+            counts.append(current)
+        return counts
 
 
 _blas_limiter = None
