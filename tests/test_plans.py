@@ -137,6 +137,15 @@ def batched_layers(draw):
 
 
 @st.composite
+def winograd_layers(draw):
+    """3x3 stride-1 layers, padding 0-2 (odd and even output sizes: the last tiles cropped)."""
+    p = draw(st.integers(0, 2))
+    h, w = draw(st.integers(max(3 - 2 * p, 3), 17)), draw(st.integers(max(3 - 2 * p, 3), 17))
+    return ((draw(st.integers(1, 4)), draw(st.integers(1, 20)), h, w), (draw(st.integers(1, 20)), None, 3, 3),
+            dict(padding=p))
+
+
+@st.composite
 def any_layers(draw):
     stride, padding, dilation = draw(st.integers(1, 3)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
     groups = draw(st.sampled_from([1, 1, 2]))
@@ -158,6 +167,8 @@ CASES = {
     ("direct", "forward"): lambda dt: direct_forward_layers(),
     ("direct", "input_grad"): lambda dt: direct_input_grad_layers(),
     ("direct", "weight_grad"): lambda dt: direct_weight_grad_layers(),
+    ("winograd", "forward"): lambda dt: winograd_layers(),
+    ("winograd", "input_grad"): lambda dt: winograd_layers(),
     ("rows", "forward"): lambda dt: rows_forward_layers(),
     ("rows", "input_grad"): lambda dt: rows_input_grad_layers(),
     ("rows", "weight_grad"): rows_weight_grad_layers,
@@ -264,6 +275,7 @@ THREAD_CASES = {
     "dense": ((64, 16, 5, 5), (120, 16, 5, 5), {}),
     "direct": ((16, 6, 14, 14), (16, 6, 5, 5), {}),
     "rows": ((16, 3, 32, 32), (6, 3, 5, 5), {}),
+    "winograd": ((16, 16, 15, 14), (24, 16, 3, 3), dict(padding=1)),
     "lanes": ((64, 6, 14, 14), (16, 6, 5, 5), {}),
     "batched": ((32, 16, 6, 6), (32, 16, 3, 3), {}),
     "im2col": ((16, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),

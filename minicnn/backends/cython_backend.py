@@ -108,10 +108,11 @@ def _import_kernels():
     try:
         from minicnn.kernels.cpu import conv2d as conv_kernels
         from minicnn.kernels.cpu import pool2d as pool_kernels
+        from minicnn.kernels.cpu import winograd as winograd_kernels
     finally:
         for key in added:
             os.environ.pop(key, None)
-    return conv_kernels, pool_kernels
+    return conv_kernels, pool_kernels, winograd_kernels
 
 
 class _KernelBlas:
@@ -165,18 +166,19 @@ class CythonBackend(NumpyBackend):
 
     #: The order in which paths are preferred for each operation when nothing is measured.
     STATIC_ORDER = {
-        "forward": ("dense", "direct", "rows", "batched", "im2col", "reference"),
-        "input_grad": ("dense", "lanes", "direct", "rows", "batched", "im2col", "reference"),
+        "forward": ("dense", "direct", "winograd", "rows", "batched", "im2col", "reference"),
+        "input_grad": ("dense", "lanes", "direct", "winograd", "rows", "batched", "im2col", "reference"),
         "weight_grad": ("dense", "lanes", "direct", "rows", "batched", "im2col", "reference"),
     }
     #: Layers with fewer multiply-adds than this are planned by the static order, never timed.
     AUTOTUNE_MIN_MACS = 1_000_000
 
     def __init__(self, num_threads=None, autotune=None, cache_dir=None, autotuner=None):
-        conv_kernels, pool_kernels = _import_kernels()
+        conv_kernels, pool_kernels, winograd_kernels = _import_kernels()
 
         self._conv = conv_kernels
         self._pool = pool_kernels
+        self._winograd = winograd_kernels
         self.num_threads = _default_threads() if num_threads is None else int(num_threads)
         self._blas = _KernelBlas()
         if _env_flag("MINICNN_KEEP_FREED_MEMORY", True):

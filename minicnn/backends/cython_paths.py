@@ -225,6 +225,63 @@ class DirectPath(Path):
         return dw, bias_grad(dy)
 
 
+class WinogradPath(Path):
+    name = "winograd"
+    ops = ("forward", "input_grad")
+    note = ("Winograd F(2x2, 3x3) (Lavin and Gray 2016; kernels/cpu/winograd.pyx, minicnn/winograd.py): 3x3 "
+            "stride-1 layers, 16 products U[xi] @ V[xi] per block of 2x2 output tiles instead of 36 "
+            "multiply-adds per tile and channel pair; dX is the same kernel on dY padded by 2 - P, filters "
+            "rotated, channels swapped. Not in the static table: chosen only by measurement")
+
+    #: Output tiles per block (fixed by the shapes, never by the thread count: the same bits on any
+    #: number of threads): V and M of one block take 16*(C_in + C_out)*TILE_BLOCK values per thread.
+    TILE_BLOCK = 64
+
+    def _takes(self, op, g, dtype):
+        if (g.kh, g.kw) != (3, 3):
+            return f"needs a 3x3 filter, not {g.kh}x{g.kw}"
+        if not g.stride1:
+            return "needs stride 1, no dilation and one group"
+        if op == "input_grad" and (g.padding[0] > 2 or g.padding[1] > 2):
+            return "padding larger than 2 (dY would be padded by 2 - P < 0)"
+        if 16 * max(g.o, g.c) * max(g.c, g.o) > _INT_MAX:
+            return "the transformed filters exceed 2**31 entries"
+        return ""
+
+    def _prefers(self, op, g, dtype):
+        return "not measured on the development machine; chosen only by measurement"
+
+    def _tile_block(self, g, op):
+        tiles = self.kernels.tile_count(g.n, g.h, g.w) if op == "input_grad" else self.kernels.tile_count(g.n, g.oh, g.ow)
+        return max(1, min(self.TILE_BLOCK, tiles)), tiles
+
+    @property
+    def kernels(self):
+        return self.b._winograd
+
+    def _call(self, x, w, b, y, pad_h, pad_w, op, g, threads):
+        """``y = conv2d(x, w, padding) + b`` by the kernel: ``w`` (maps out, maps in, 3, 3)."""
+        maps_out, maps_in = w.shape[:2]
+        block, tiles = self._tile_block(g, op)
+        threads = max(1, min(threads, -(-tiles // block)))
+        u = self.workspace("wino_u", (16, maps_out, maps_in), x.dtype)
+        self.kernels.filter_transform(w, u, threads)
+        v = self.workspace("wino_v", (threads, 16 * maps_in * block), x.dtype)
+        m = self.workspace("wino_m", (threads, 16 * maps_out * block), x.dtype)
+        self.kernels.winograd_forward(x, u, b, y, pad_h, pad_w, block, v, m, threads)
+        return y
+
+    def forward(self, x, w, b, g, threads):
+        return self._call(x, w, b, np.empty(g.y_shape, dtype=x.dtype), *g.padding, "forward", g, threads)
+
+    def input_grad(self, x, w, dy, g, threads):
+        """dX as a forward correlation (deck 002, "Aprendizaje: Backpropagation", eq. 2): dY padded by
+        2 - P, correlated with the filters rotated by 180 degrees, input and output channels swapped."""
+        w_r = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return self._call(dy, w_r, None, np.empty_like(x), 2 - g.padding[0], 2 - g.padding[1], "input_grad", g,
+                          threads)
+
+
 class RowsPath(Path):
     name = "rows"
     ops = ("forward", "input_grad", "weight_grad")
@@ -469,4 +526,4 @@ class ReferencePath(FusedPath):
 
 
 #: The table, in the static order of preference of the forward pass.
-PATH_CLASSES = (DensePath, DirectPath, RowsPath, LanesPath, BatchedPath, Im2colPath, ReferencePath)
+PATH_CLASSES = (DensePath, DirectPath, WinogradPath, RowsPath, LanesPath, BatchedPath, Im2colPath, ReferencePath)

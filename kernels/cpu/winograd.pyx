@@ -1,0 +1,205 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Winograd F(2x2, 3x3) convolution on the CPU (Lavin and Gray, "Fast Algorithms for Convolutional
+Neural Networks", CVPR 2016): a 3x3, stride-1, undilated, ungrouped layer with 16 multiplications per
+2x2 output tile and channel pair instead of 36. The readable NumPy version, with the 1-D derivation,
+is ``minicnn/winograd.py``; the matrices here are the same (B^T, G, A^T), written out as additions.
+
+Steps (``winograd_forward``):
+
+* the filter transform ``U[xi, o, c] = (G w[o, c] G^T)[xi]`` (``filter_transform``, once per call,
+  xi = 4*row + column of the 4x4 transformed tile);
+* for a block of ``tile_block`` output tiles (tiles of several images in one block; the blocks are
+  fixed by the shapes, never by the thread count, so the result is the same bits on any number of
+  threads): the input transform ``V[xi, c, t] = (B^T d B)[xi]`` of each 4x4 input patch ``d``
+  (gathered with the zero padding), then 16 products ``M[xi] = U[xi] @ V[xi]`` (C_out x C_in by
+  C_in x tiles) by BLAS on one thread, then the output transform ``Y = A^T M A`` plus the bias,
+  written into y with the last row and column of tiles cropped for odd output sizes.
+
+OpenMP splits the blocks; each thread has its own V and M workspace (rows of ``v_workspace`` and
+``m_workspace``, allocated and kept by the backend).
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k, floating alpha,
+                               const floating* a, int lda, const floating* b, int ldb,
+                               floating beta, floating* c, int ldc) noexcept nogil:
+    """Row-major ``C(m x n) = alpha * op(A) @ op(B) + beta * C`` (as in conv2d.pyx: the column-major
+    call with the operands swapped)."""
+    if floating is float:
+        sgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
+    else:
+        dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
+
+
+cdef inline void filter_tile(const floating* g, floating* u, Py_ssize_t stride) noexcept nogil:
+    """``u[xi * stride] = (G g G^T)[xi]`` for one 3x3 filter ``g`` (row-major)."""
+    cdef floating t[12]  # t = G g (4x3)
+    cdef int j, i
+    for j in range(3):
+        t[j] = g[j]
+        t[3 + j] = (g[j] + g[3 + j] + g[6 + j]) * <floating>0.5
+        t[6 + j] = (g[j] - g[3 + j] + g[6 + j]) * <floating>0.5
+        t[9 + j] = g[6 + j]
+    for i in range(4):  # (G g) G^T, row by row
+        u[(4 * i) * stride] = t[3 * i]
+        u[(4 * i + 1) * stride] = (t[3 * i] + t[3 * i + 1] + t[3 * i + 2]) * <floating>0.5
+        u[(4 * i + 2) * stride] = (t[3 * i] - t[3 * i + 1] + t[3 * i + 2]) * <floating>0.5
+        u[(4 * i + 3) * stride] = t[3 * i + 2]
+
+
+def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
+    """``u[xi, o, c] = (G w[o, c] G^T)[xi]`` for filters ``w`` (C_out, C_in, 3, 3); ``u`` is (16, C_out, C_in)."""
+    cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o, c
+    cdef Py_ssize_t stride = out_ch * channels
+    for o in prange(out_ch, nogil=True, schedule="static", num_threads=num_threads):
+        for c in range(channels):
+            filter_tile(&w[o, c, 0, 0], &u[0, o, c], stride)
+
+
+cdef inline void input_tile(const floating* d, floating* v, Py_ssize_t stride) noexcept nogil:
+    """``v[xi * stride] = (B^T d B)[xi]`` for one 4x4 patch ``d`` (row-major)."""
+    cdef floating t[16]  # t = B^T d
+    cdef int j, i
+    for j in range(4):
+        t[j] = d[j] - d[8 + j]
+        t[4 + j] = d[4 + j] + d[8 + j]
+        t[8 + j] = d[8 + j] - d[4 + j]
+        t[12 + j] = d[4 + j] - d[12 + j]
+    for i in range(4):  # (B^T d) B, row by row
+        v[(4 * i) * stride] = t[4 * i] - t[4 * i + 2]
+        v[(4 * i + 1) * stride] = t[4 * i + 1] + t[4 * i + 2]
+        v[(4 * i + 2) * stride] = t[4 * i + 2] - t[4 * i + 1]
+        v[(4 * i + 3) * stride] = t[4 * i + 1] - t[4 * i + 3]
+
+
+cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
+                      Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, int ph, int pw,
+                      Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
+    """``V[xi, c, l]`` (leading dimension ``ld``) for the tiles ``first <= first + l < first + count``
+    (numbered image by image, row of tiles by row of tiles); pixels in the padding read as zero."""
+    cdef floating d[16]
+    cdef Py_ssize_t c, l, img, tile, ti, tj, r0, c0, p, q, rr, cc
+    cdef Py_ssize_t plane = height * width
+    cdef const floating* src
+    for c in range(channels):
+        img = first // tiles_per_image
+        tile = first - img * tiles_per_image
+        ti = tile // tiles_wide
+        tj = tile - ti * tiles_wide
+        for l in range(count):
+            src = x + (img * channels + c) * plane
+            r0 = 2 * ti - ph
+            c0 = 2 * tj - pw
+            if r0 >= 0 and r0 + 4 <= height and c0 >= 0 and c0 + 4 <= width:
+                for p in range(4):
+                    for q in range(4):
+                        d[4 * p + q] = src[(r0 + p) * width + c0 + q]
+            else:
+                for p in range(4):
+                    rr = r0 + p
+                    for q in range(4):
+                        cc = c0 + q
+                        if 0 <= rr < height and 0 <= cc < width:
+                            d[4 * p + q] = src[rr * width + cc]
+                        else:
+                            d[4 * p + q] = 0
+            input_tile(d, v + c * ld + l, channels * ld)
+            tj += 1  # the next tile: along the row of tiles, then the next row, then the next image
+            if tj == tiles_wide:
+                tj = 0
+                ti += 1
+                if ti * tiles_wide == tiles_per_image:
+                    ti = 0
+                    img += 1
+
+
+cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_ssize_t first, Py_ssize_t count,
+                       Py_ssize_t ld, Py_ssize_t out_ch, Py_ssize_t oh, Py_ssize_t ow,
+                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
+    """``y[img, o, 2ti:2ti+2, 2tj:2tj+2] = (A^T M A) + b[o]`` for the block's tiles, cropped at the edges."""
+    cdef floating s[8]
+    cdef floating mm[16]
+    cdef floating b, y00, y01, y10, y11
+    cdef Py_ssize_t o, l, img, tile, ti, tj, j, xi, row, col
+    cdef Py_ssize_t stride = out_ch * ld
+    cdef Py_ssize_t plane = oh * ow
+    cdef floating* dst
+    for o in range(out_ch):
+        b = bias[o] if bias != NULL else 0
+        img = first // tiles_per_image
+        tile = first - img * tiles_per_image
+        ti = tile // tiles_wide
+        tj = tile - ti * tiles_wide
+        for l in range(count):
+            for xi in range(16):
+                mm[xi] = m[xi * stride + o * ld + l]
+            for j in range(4):  # s = A^T M (2x4)
+                s[j] = mm[j] + mm[4 + j] + mm[8 + j]
+                s[4 + j] = mm[4 + j] - mm[8 + j] - mm[12 + j]
+            y00 = s[0] + s[1] + s[2] + b  # (A^T M) A
+            y01 = s[1] - s[2] - s[3] + b
+            y10 = s[4] + s[5] + s[6] + b
+            y11 = s[5] - s[6] - s[7] + b
+            row = 2 * ti
+            col = 2 * tj
+            dst = y + (img * out_ch + o) * plane + row * ow + col
+            dst[0] = y00
+            if col + 1 < ow:
+                dst[1] = y01
+            if row + 1 < oh:
+                dst[ow] = y10
+                if col + 1 < ow:
+                    dst[ow + 1] = y11
+            tj += 1
+            if tj == tiles_wide:
+                tj = 0
+                ti += 1
+                if ti * tiles_wide == tiles_per_image:
+                    ti = 0
+                    img += 1
+
+
+def tile_count(Py_ssize_t n_images, Py_ssize_t oh, Py_ssize_t ow):
+    """Output tiles of 2x2 in a batch (the last row and column of tiles padded for odd sizes)."""
+    return n_images * ((oh + 1) // 2) * ((ow + 1) // 2)
+
+
+def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, const floating[::1] b,
+                     floating[:, :, :, ::1] y, int ph, int pw, int tile_block,
+                     floating[:, ::1] v_workspace, floating[:, ::1] m_workspace, int num_threads):
+    """``y = conv2d(x, w, padding=(ph, pw)) + b`` for 3x3 filters given ``u = filter_transform(w)``; ``b``
+    may be None. ``v_workspace`` needs 16*C_in*tile_block entries per thread, ``m_workspace``
+    16*C_out*tile_block (``num_threads`` rows at least)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = u.shape[1], oh = y.shape[2], ow = y.shape[3]
+    cdef Py_ssize_t tiles_wide = (ow + 1) // 2
+    cdef Py_ssize_t tiles_per_image = ((oh + 1) // 2) * tiles_wide
+    cdef Py_ssize_t total = n_images * tiles_per_image
+    cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block
+    cdef Py_ssize_t blk, first, count, xi
+    cdef int t, ncols
+    cdef floating* v
+    cdef floating* m
+    cdef const floating* bias = NULL
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* up = &u[0, 0, 0]
+    cdef floating* yp = &y[0, 0, 0, 0]
+    cdef int c_int = <int>channels, o_int = <int>out_ch, ld = tile_block
+    if b is not None:
+        bias = &b[0]
+    for blk in prange(blocks, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        v = &v_workspace[t, 0]
+        m = &m_workspace[t, 0]
+        first = blk * tile_block
+        count = min(<Py_ssize_t>tile_block, total - first)
+        ncols = <int>count
+        input_tiles(xp, v, first, count, ld, channels, height, width, ph, pw, tiles_wide, tiles_per_image)
+        for xi in range(16):
+            gemm_rowmajor(c'N', c'N', o_int, ncols, c_int, <floating>1.0, up + xi * out_ch * channels, c_int,
+                          v + xi * channels * ld, ld, <floating>0.0, m + xi * out_ch * ld, ld)
+        output_tiles(m, yp, bias, first, count, ld, out_ch, oh, ow, tiles_wide, tiles_per_image)

@@ -1,0 +1,60 @@
+"""The textbook Winograd F(2x2, 3x3) module (minicnn/winograd.py) against the direct correlation.
+
+The cython backend's ``winograd`` path is checked against the reference in test_plans.py (forced by
+name, like every path); here: the matrices of Lavin and Gray (2016), their 1-D identity, the NumPy
+functions in float64, and the float32 accuracy of the compiled path on a deep layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn.winograd import AT, BT, G, winograd_conv2d, winograd_input_grad
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_the_matrices_compute_two_outputs_of_a_three_tap_correlation(seed):
+    """F(2, 3): A^T [(G g) ⊙ (B^T d)] = (d0 g0 + d1 g1 + d2 g2, d1 g0 + d2 g1 + d3 g2)."""
+    rng = np.random.default_rng(seed)
+    d, g = rng.standard_normal(4), rng.standard_normal(3)
+    want = np.array([d[0] * g[0] + d[1] * g[1] + d[2] * g[2], d[1] * g[0] + d[2] * g[1] + d[3] * g[2]])
+    np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), want, rtol=1e-12, atol=1e-12)
+    assert BT.shape == (4, 4) and G.shape == (4, 3) and AT.shape == (2, 4)
+
+
+def test_the_matrices_are_lavin_and_grays():
+    np.testing.assert_array_equal(BT, [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+    np.testing.assert_array_equal(G, [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    np.testing.assert_array_equal(AT, [[1, 1, 1, 0], [0, 1, -1, -1]])
+
+
+@st.composite
+def layers(draw):
+    p = draw(st.integers(0, 2))
+    h, w = draw(st.integers(max(1, 3 - 2 * p), 13)), draw(st.integers(max(1, 3 - 2 * p), 13))
+    return draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5)), h, w, p
+
+
+@settings(max_examples=60)
+@given(layer=layers(), seed=st.integers(0, 2**32 - 1))
+def test_the_numpy_winograd_forward_and_input_gradient_match_the_direct_correlation(layer, seed):
+    n, c, o, h, w, p = layer
+    rng = np.random.default_rng(seed)
+    x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    want = F.conv2d(x, wt, b, padding=p, backend="numpy")
+    np.testing.assert_allclose(winograd_conv2d(x, wt, p, b), want, rtol=1e-10, atol=1e-10)
+    dy = rng.standard_normal(want.shape)
+    want_dx = F.conv2d_grad(x, wt, dy, padding=p, backend="numpy")[0]
+    np.testing.assert_allclose(winograd_input_grad(wt, dy, p, x.shape), want_dx, rtol=1e-10, atol=1e-10)
+
+
+def test_the_numpy_winograd_refuses_what_it_cannot_compute():
+    with pytest.raises(ValueError, match="3x3"):
+        winograd_conv2d(np.zeros((1, 2, 5, 5)), np.zeros((1, 2, 5, 5)))
+    with pytest.raises(ValueError, match="padding above 2"):
+        winograd_input_grad(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 9, 9)), 3, (1, 1, 5, 5))
