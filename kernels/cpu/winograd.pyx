@@ -60,29 +60,25 @@ def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int 
             filter_tile(&w[o, c, 0, 0], &u[0, o, c], stride)
 
 
-cdef inline void input_tile(const floating* d, floating* v, Py_ssize_t stride) noexcept nogil:
-    """``v[xi * stride] = (B^T d B)[xi]`` for one 4x4 patch ``d`` (row-major)."""
-    cdef floating t[16]  # t = B^T d
-    cdef int j, i
-    for j in range(4):
-        t[j] = d[j] - d[8 + j]
-        t[4 + j] = d[4 + j] + d[8 + j]
-        t[8 + j] = d[8 + j] - d[4 + j]
-        t[12 + j] = d[4 + j] - d[12 + j]
-    for i in range(4):  # (B^T d) B, row by row
-        v[(4 * i) * stride] = t[4 * i] - t[4 * i + 2]
-        v[(4 * i + 1) * stride] = t[4 * i + 1] + t[4 * i + 2]
-        v[(4 * i + 2) * stride] = t[4 * i + 2] - t[4 * i + 1]
-        v[(4 * i + 3) * stride] = t[4 * i + 1] - t[4 * i + 3]
+cdef extern from "winograd.h" nogil:
+    int MINICNN_WINO_MAX_TILES
+    void minicnn_wino_input_f32(const float* src, int height, int width, int r0, int c0, int tiles,
+                                float* v, Py_ssize_t stride)
+    void minicnn_wino_input_f64(const double* src, int height, int width, int r0, int c0, int tiles,
+                                double* v, Py_ssize_t stride)
+    void minicnn_wino_output_f32(const float* m, Py_ssize_t stride, int tiles, float bias, float* dst,
+                                 int ow, int width, int two_rows)
+    void minicnn_wino_output_f64(const double* m, Py_ssize_t stride, int tiles, double bias, double* dst,
+                                 int ow, int width, int two_rows)
 
 
 cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
                       Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, int ph, int pw,
                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
     """``V[xi, c, l]`` (leading dimension ``ld``) for the tiles ``first <= first + l < first + count``
-    (numbered image by image, row of tiles by row of tiles); pixels in the padding read as zero."""
-    cdef floating d[16]
-    cdef Py_ssize_t c, l, img, tile, ti, tj, r0, c0, p, q, rr, cc
+    (numbered image by image, row of tiles by row of tiles), a segment of one row of tiles at a time
+    (winograd.h); pixels in the padding read as zero."""
+    cdef Py_ssize_t c, l, img, tile, ti, tj, seg
     cdef Py_ssize_t plane = height * width
     cdef const floating* src
     for c in range(channels):
@@ -90,25 +86,18 @@ cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize
         tile = first - img * tiles_per_image
         ti = tile // tiles_wide
         tj = tile - ti * tiles_wide
-        for l in range(count):
+        l = 0
+        while l < count:
+            seg = min(tiles_wide - tj, count - l)
             src = x + (img * channels + c) * plane
-            r0 = 2 * ti - ph
-            c0 = 2 * tj - pw
-            if r0 >= 0 and r0 + 4 <= height and c0 >= 0 and c0 + 4 <= width:
-                for p in range(4):
-                    for q in range(4):
-                        d[4 * p + q] = src[(r0 + p) * width + c0 + q]
+            if floating is float:
+                minicnn_wino_input_f32(src, <int>height, <int>width, <int>(2 * ti - ph), <int>(2 * tj - pw),
+                                       <int>seg, v + c * ld + l, channels * ld)
             else:
-                for p in range(4):
-                    rr = r0 + p
-                    for q in range(4):
-                        cc = c0 + q
-                        if 0 <= rr < height and 0 <= cc < width:
-                            d[4 * p + q] = src[rr * width + cc]
-                        else:
-                            d[4 * p + q] = 0
-            input_tile(d, v + c * ld + l, channels * ld)
-            tj += 1  # the next tile: along the row of tiles, then the next row, then the next image
+                minicnn_wino_input_f64(src, <int>height, <int>width, <int>(2 * ti - ph), <int>(2 * tj - pw),
+                                       <int>seg, v + c * ld + l, channels * ld)
+            l += seg
+            tj += seg  # the next segment: the rest of the row of tiles, then the next row, then the next image
             if tj == tiles_wide:
                 tj = 0
                 ti += 1
@@ -121,46 +110,41 @@ cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_
                        Py_ssize_t ld, Py_ssize_t out_ch, Py_ssize_t oh, Py_ssize_t ow,
                        Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
     """``y[img, o, 2ti:2ti+2, 2tj:2tj+2] = (A^T M A) + b[o]`` for the block's tiles, cropped at the edges."""
-    cdef floating s[8]
-    cdef floating mm[16]
-    cdef floating b, y00, y01, y10, y11
-    cdef Py_ssize_t o, l, img, tile, ti, tj, j, xi, row, col
+    cdef floating b
+    cdef Py_ssize_t o, l, img, tile, ti, tj, seg, width
     cdef Py_ssize_t stride = out_ch * ld
     cdef Py_ssize_t plane = oh * ow
     cdef floating* dst
+    cdef int two_rows
     for o in range(out_ch):
         b = bias[o] if bias != NULL else 0
         img = first // tiles_per_image
         tile = first - img * tiles_per_image
         ti = tile // tiles_wide
         tj = tile - ti * tiles_wide
-        for l in range(count):
-            for xi in range(16):
-                mm[xi] = m[xi * stride + o * ld + l]
-            for j in range(4):  # s = A^T M (2x4)
-                s[j] = mm[j] + mm[4 + j] + mm[8 + j]
-                s[4 + j] = mm[4 + j] - mm[8 + j] - mm[12 + j]
-            y00 = s[0] + s[1] + s[2] + b  # (A^T M) A
-            y01 = s[1] - s[2] - s[3] + b
-            y10 = s[4] + s[5] + s[6] + b
-            y11 = s[5] - s[6] - s[7] + b
-            row = 2 * ti
-            col = 2 * tj
-            dst = y + (img * out_ch + o) * plane + row * ow + col
-            dst[0] = y00
-            if col + 1 < ow:
-                dst[1] = y01
-            if row + 1 < oh:
-                dst[ow] = y10
-                if col + 1 < ow:
-                    dst[ow + 1] = y11
-            tj += 1
+        l = 0
+        while l < count:
+            seg = min(tiles_wide - tj, count - l)
+            width = min(2 * seg, ow - 2 * tj)
+            two_rows = 2 * ti + 1 < oh
+            dst = y + (img * out_ch + o) * plane + 2 * ti * ow + 2 * tj
+            if floating is float:
+                minicnn_wino_output_f32(m + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, two_rows)
+            else:
+                minicnn_wino_output_f64(m + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, two_rows)
+            l += seg
+            tj += seg
             if tj == tiles_wide:
                 tj = 0
                 ti += 1
                 if ti * tiles_wide == tiles_per_image:
                     ti = 0
                     img += 1
+
+
+def max_tile_block():
+    """The most tiles a block may hold (the transforms' row buffers, winograd.h)."""
+    return MINICNN_WINO_MAX_TILES
 
 
 def tile_count(Py_ssize_t n_images, Py_ssize_t oh, Py_ssize_t ow):
@@ -189,6 +173,8 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u
     cdef const floating* up = &u[0, 0, 0]
     cdef floating* yp = &y[0, 0, 0, 0]
     cdef int c_int = <int>channels, o_int = <int>out_ch, ld = tile_block
+    if not 1 <= tile_block <= MINICNN_WINO_MAX_TILES:
+        raise ValueError(f"tile_block must be in [1, {MINICNN_WINO_MAX_TILES}], got {tile_block}")
     if b is not None:
         bias = &b[0]
     for blk in prange(blocks, nogil=True, schedule="dynamic", num_threads=num_threads):

@@ -1,0 +1,95 @@
+/* Winograd F(2x2, 3x3) input and output transforms for a row of tiles (kernels/cpu/winograd.pyx).
+ *
+ * Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016); the matrices and
+ * the derivation are in minicnn/winograd.py. Both transforms run on a segment of tiles that are
+ * neighbours in one row of tiles, so that each step is a loop along the row the compiler
+ * vectorises (plain C compiled once per instruction set: MINICNN_CLONES, multiversion.h):
+ *
+ *  input:  the 4 input rows under the segment, zero-padded, are combined into t = B^T d (whole
+ *          rows, contiguous), then each tile's columns into V = t B (reads of stride 2), stored as
+ *          16 streams v[xi * stride + k] contiguous in the tile k;
+ *  output: the 16 streams m[xi * stride + k] of the products give Y = A^T M A + b, two output rows
+ *          of the segment, written through a row buffer so that the last tile of an odd-sized
+ *          output is cropped by the copy.
+ */
+#ifndef MINICNN_WINOGRAD_H
+#define MINICNN_WINOGRAD_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "multiversion.h"
+
+/* The longest segment of tiles (the tile block of the path is at most this). */
+#define MINICNN_WINO_MAX_TILES 256
+#define MINICNN_WINO_SPAN (2 * MINICNN_WINO_MAX_TILES + 2)
+
+#define MINICNN_WINO_DEFINE(T, SUFFIX)                                                                   \
+    /* V[xi * stride + k] = (B^T d_k B)[xi] for the `tiles` 4x4 patches whose top-left pixel is         \
+     * (r0, c0 + 2k) of the (height x width) plane `src`; pixels outside it read as zero. */             \
+    MINICNN_CLONES static void minicnn_wino_input_##SUFFIX(const T *src, int height, int width, int r0,    \
+                                                            int c0, int tiles, T *v, ptrdiff_t stride)    \
+    {                                                                                                    \
+        T d[4][MINICNN_WINO_SPAN];                                                                       \
+        T t[4][MINICNN_WINO_SPAN];                                                                       \
+        int span = 2 * tiles + 2, lo = c0 < 0 ? -c0 : 0, hi = width - c0 < span ? width - c0 : span;   \
+        for (int p = 0; p < 4; p++) {                                                                    \
+            int row = r0 + p;                                                                            \
+            if (row < 0 || row >= height || hi <= lo) {                                                  \
+                memset(d[p], 0, sizeof(T) * span);                                                      \
+                continue;                                                                                \
+            }                                                                                            \
+            if (lo > 0) memset(d[p], 0, sizeof(T) * lo);                                                \
+            memcpy(d[p] + lo, src + (ptrdiff_t)row * width + c0 + lo, sizeof(T) * (hi - lo));           \
+            if (hi < span) memset(d[p] + hi, 0, sizeof(T) * (span - hi));                               \
+        }                                                                                                \
+        for (int j = 0; j < span; j++) { /* t = B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3 */        \
+            t[0][j] = d[0][j] - d[2][j];                                                                 \
+            t[1][j] = d[1][j] + d[2][j];                                                                 \
+            t[2][j] = d[2][j] - d[1][j];                                                                 \
+            t[3][j] = d[1][j] - d[3][j];                                                                 \
+        }                                                                                                \
+        for (int i = 0; i < 4; i++) { /* V = t B: columns t0 - t2, t1 + t2, t2 - t1, t1 - t3 */         \
+            T *v0 = v + (4 * i) * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;       \
+            const T *ti = t[i];                                                                          \
+            for (int k = 0; k < tiles; k++) {                                                            \
+                T a = ti[2 * k], b = ti[2 * k + 1], c = ti[2 * k + 2], e = ti[2 * k + 3];                 \
+                v0[k] = a - c;                                                                           \
+                v1[k] = b + c;                                                                           \
+                v2[k] = c - b;                                                                           \
+                v3[k] = b - e;                                                                           \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+                                                                                                         \
+    /* y rows 2ti, 2ti + 1 (the second when `two_rows`), columns c0 .. c0 + 2*tiles - 1 cropped to        \
+     * `width` values from c0: (A^T M_k A) + bias for the `tiles` tiles of m[xi * stride + k]. */       \
+    MINICNN_CLONES static void minicnn_wino_output_##SUFFIX(const T *m, ptrdiff_t stride, int tiles,      \
+                                                             T bias, T *dst, int ow, int width,          \
+                                                             int two_rows)                               \
+    {                                                                                                    \
+        T r0[2 * MINICNN_WINO_MAX_TILES], r1[2 * MINICNN_WINO_MAX_TILES];                               \
+        const T *m0 = m, *m1 = m + stride, *m2 = m + 2 * stride, *m3 = m + 3 * stride;                   \
+        const T *m4 = m + 4 * stride, *m5 = m + 5 * stride, *m6 = m + 6 * stride, *m7 = m + 7 * stride;  \
+        const T *m8 = m + 8 * stride, *m9 = m + 9 * stride, *m10 = m + 10 * stride;                      \
+        const T *m11 = m + 11 * stride, *m12 = m + 12 * stride, *m13 = m + 13 * stride;                  \
+        const T *m14 = m + 14 * stride, *m15 = m + 15 * stride;                                          \
+        for (int k = 0; k < tiles; k++) {                                                                \
+            /* s = A^T M: rows m0 + m1 + m2 and m1 - m2 - m3 (of the 4x4 tile) */                        \
+            T s00 = m0[k] + m4[k] + m8[k], s01 = m1[k] + m5[k] + m9[k];                                  \
+            T s02 = m2[k] + m6[k] + m10[k], s03 = m3[k] + m7[k] + m11[k];                                \
+            T s10 = m4[k] - m8[k] - m12[k], s11 = m5[k] - m9[k] - m13[k];                                \
+            T s12 = m6[k] - m10[k] - m14[k], s13 = m7[k] - m11[k] - m15[k];                              \
+            r0[2 * k] = s00 + s01 + s02 + bias; /* (A^T M) A */                                          \
+            r0[2 * k + 1] = s01 - s02 - s03 + bias;                                                      \
+            r1[2 * k] = s10 + s11 + s12 + bias;                                                          \
+            r1[2 * k + 1] = s11 - s12 - s13 + bias;                                                      \
+        }                                                                                                \
+        memcpy(dst, r0, sizeof(T) * width);                                                              \
+        if (two_rows) memcpy(dst + ow, r1, sizeof(T) * width);                                           \
+    }
+
+MINICNN_WINO_DEFINE(float, f32)
+MINICNN_WINO_DEFINE(double, f64)
+
+#endif
