@@ -24,14 +24,56 @@
 #define MINICNN_WINO_MAX_TILES 256
 #define MINICNN_WINO_SPAN (2 * MINICNN_WINO_MAX_TILES + 2)
 
+/* Channels of one filter transformed at a time (the filter transform's staging buffer). */
+#define MINICNN_WINO_CHUNK 128
+
+/* The streams of one transform never overlap (each is its own xi); tell the vectoriser so. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MINICNN_WINO_IVDEP _Pragma("GCC ivdep")
+#elif defined(__clang__)
+#define MINICNN_WINO_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define MINICNN_WINO_IVDEP
+#endif
+
 #define MINICNN_WINO_DEFINE(T, SUFFIX)                                                                   \
+    /* u[xi * stride + c] = (G g_c G^T)[xi] for the `channels` 3x3 kernels g_c = w[9c .. 9c + 8] of one  \
+     * filter: the taps staged tap-major, so the loop over the channels is vectorised. */                \
+    MINICNN_CLONES static void minicnn_wino_filter_##SUFFIX(const T *w, int channels, T *u,             \
+                                                             ptrdiff_t stride)                           \
+    {                                                                                                    \
+        T g[9][MINICNN_WINO_CHUNK];                                                                      \
+        for (int c0 = 0; c0 < channels; c0 += MINICNN_WINO_CHUNK) {                                      \
+            int n = channels - c0 < MINICNN_WINO_CHUNK ? channels - c0 : MINICNN_WINO_CHUNK;             \
+            for (int c = 0; c < n; c++)                                                                  \
+                for (int k = 0; k < 9; k++) g[k][c] = w[(ptrdiff_t)(c0 + c) * 9 + k];                    \
+            T *uc = u + c0;                                                                              \
+            MINICNN_WINO_IVDEP                                                                           \
+            for (int c = 0; c < n; c++) {                                                                \
+                T t[4][3]; /* t = G g */                                                                 \
+                for (int j = 0; j < 3; j++) {                                                            \
+                    t[0][j] = g[j][c];                                                                   \
+                    t[1][j] = (g[j][c] + g[3 + j][c] + g[6 + j][c]) * (T)0.5;                            \
+                    t[2][j] = (g[j][c] - g[3 + j][c] + g[6 + j][c]) * (T)0.5;                            \
+                    t[3][j] = g[6 + j][c];                                                               \
+                }                                                                                        \
+                for (int i = 0; i < 4; i++) { /* (G g) G^T */                                           \
+                    uc[(4 * i) * stride + c] = t[i][0];                                                  \
+                    uc[(4 * i + 1) * stride + c] = (t[i][0] + t[i][1] + t[i][2]) * (T)0.5;               \
+                    uc[(4 * i + 2) * stride + c] = (t[i][0] - t[i][1] + t[i][2]) * (T)0.5;               \
+                    uc[(4 * i + 3) * stride + c] = t[i][2];                                              \
+                }                                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+                                                                                                         \
     /* V[xi * stride + k] = (B^T d_k B)[xi] for the `tiles` 4x4 patches whose top-left pixel is         \
      * (r0, c0 + 2k) of the (height x width) plane `src`; pixels outside it read as zero. */             \
     MINICNN_CLONES static void minicnn_wino_input_##SUFFIX(const T *src, int height, int width, int r0,    \
                                                             int c0, int tiles, T *v, ptrdiff_t stride)    \
     {                                                                                                    \
         T d[4][MINICNN_WINO_SPAN];                                                                       \
-        T t[4][MINICNN_WINO_SPAN];                                                                       \
+        T te[4][MINICNN_WINO_MAX_TILES + 1], to[4][MINICNN_WINO_MAX_TILES + 1]; /* t = B^T d: even, odd columns */ \
         int span = 2 * tiles + 2, lo = c0 < 0 ? -c0 : 0, hi = width - c0 < span ? width - c0 : span;   \
         for (int p = 0; p < 4; p++) {                                                                    \
             int row = r0 + p;                                                                            \
@@ -43,21 +85,22 @@
             memcpy(d[p] + lo, src + (ptrdiff_t)row * width + c0 + lo, sizeof(T) * (hi - lo));           \
             if (hi < span) memset(d[p] + hi, 0, sizeof(T) * (span - hi));                               \
         }                                                                                                \
-        for (int j = 0; j < span; j++) { /* t = B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3 */        \
-            t[0][j] = d[0][j] - d[2][j];                                                                 \
-            t[1][j] = d[1][j] + d[2][j];                                                                 \
-            t[2][j] = d[2][j] - d[1][j];                                                                 \
-            t[3][j] = d[1][j] - d[3][j];                                                                 \
+        /* t = B^T d, rows d0 - d2, d1 + d2, d2 - d1, d1 - d3, split into even and odd columns */        \
+        for (int j = 0; j <= tiles; j++) {                                                               \
+            T a0 = d[0][2 * j], a1 = d[1][2 * j], a2 = d[2][2 * j], a3 = d[3][2 * j];                     \
+            T b0 = d[0][2 * j + 1], b1 = d[1][2 * j + 1], b2 = d[2][2 * j + 1], b3 = d[3][2 * j + 1];     \
+            te[0][j] = a0 - a2; te[1][j] = a1 + a2; te[2][j] = a2 - a1; te[3][j] = a1 - a3;             \
+            to[0][j] = b0 - b2; to[1][j] = b1 + b2; to[2][j] = b2 - b1; to[3][j] = b1 - b3;             \
         }                                                                                                \
         for (int i = 0; i < 4; i++) { /* V = t B: columns t0 - t2, t1 + t2, t2 - t1, t1 - t3 */         \
             T *v0 = v + (4 * i) * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;       \
-            const T *ti = t[i];                                                                          \
-            for (int k = 0; k < tiles; k++) {                                                            \
-                T a = ti[2 * k], b = ti[2 * k + 1], c = ti[2 * k + 2], e = ti[2 * k + 3];                 \
-                v0[k] = a - c;                                                                           \
-                v1[k] = b + c;                                                                           \
-                v2[k] = c - b;                                                                           \
-                v3[k] = b - e;                                                                           \
+            const T *e = te[i], *o = to[i];                                                              \
+            MINICNN_WINO_IVDEP                                                                           \
+            for (int k = 0; k < tiles; k++) { /* tile k: columns 2k, 2k + 1, 2k + 2, 2k + 3 */            \
+                v0[k] = e[k] - e[k + 1];                                                                 \
+                v1[k] = o[k] + e[k + 1];                                                                 \
+                v2[k] = e[k + 1] - o[k];                                                                 \
+                v3[k] = o[k] - o[k + 1];                                                                 \
             }                                                                                            \
         }                                                                                                \
     }                                                                                                    \
@@ -74,6 +117,7 @@
         const T *m8 = m + 8 * stride, *m9 = m + 9 * stride, *m10 = m + 10 * stride;                      \
         const T *m11 = m + 11 * stride, *m12 = m + 12 * stride, *m13 = m + 13 * stride;                  \
         const T *m14 = m + 14 * stride, *m15 = m + 15 * stride;                                          \
+        MINICNN_WINO_IVDEP                                                                               \
         for (int k = 0; k < tiles; k++) {                                                                \
             /* s = A^T M: rows m0 + m1 + m2 and m1 - m2 - m3 (of the 4x4 tile) */                        \
             T s00 = m0[k] + m4[k] + m8[k], s01 = m1[k] + m5[k] + m9[k];                                  \

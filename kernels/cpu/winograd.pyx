@@ -35,33 +35,10 @@ cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k, 
         dgemm(&trans_b, &trans_a, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
 
 
-cdef inline void filter_tile(const floating* g, floating* u, Py_ssize_t stride) noexcept nogil:
-    """``u[xi * stride] = (G g G^T)[xi]`` for one 3x3 filter ``g`` (row-major)."""
-    cdef floating t[12]  # t = G g (4x3)
-    cdef int j, i
-    for j in range(3):
-        t[j] = g[j]
-        t[3 + j] = (g[j] + g[3 + j] + g[6 + j]) * <floating>0.5
-        t[6 + j] = (g[j] - g[3 + j] + g[6 + j]) * <floating>0.5
-        t[9 + j] = g[6 + j]
-    for i in range(4):  # (G g) G^T, row by row
-        u[(4 * i) * stride] = t[3 * i]
-        u[(4 * i + 1) * stride] = (t[3 * i] + t[3 * i + 1] + t[3 * i + 2]) * <floating>0.5
-        u[(4 * i + 2) * stride] = (t[3 * i] - t[3 * i + 1] + t[3 * i + 2]) * <floating>0.5
-        u[(4 * i + 3) * stride] = t[3 * i + 2]
-
-
-def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
-    """``u[xi, o, c] = (G w[o, c] G^T)[xi]`` for filters ``w`` (C_out, C_in, 3, 3); ``u`` is (16, C_out, C_in)."""
-    cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o, c
-    cdef Py_ssize_t stride = out_ch * channels
-    for o in prange(out_ch, nogil=True, schedule="static", num_threads=num_threads):
-        for c in range(channels):
-            filter_tile(&w[o, c, 0, 0], &u[0, o, c], stride)
-
-
 cdef extern from "winograd.h" nogil:
     int MINICNN_WINO_MAX_TILES
+    void minicnn_wino_filter_f32(const float* w, int channels, float* u, Py_ssize_t stride)
+    void minicnn_wino_filter_f64(const double* w, int channels, double* u, Py_ssize_t stride)
     void minicnn_wino_input_f32(const float* src, int height, int width, int r0, int c0, int tiles,
                                 float* v, Py_ssize_t stride)
     void minicnn_wino_input_f64(const double* src, int height, int width, int r0, int c0, int tiles,
@@ -70,6 +47,18 @@ cdef extern from "winograd.h" nogil:
                                  int ow, int width, int two_rows)
     void minicnn_wino_output_f64(const double* m, Py_ssize_t stride, int tiles, double bias, double* dst,
                                  int ow, int width, int two_rows)
+
+
+def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
+    """``u[xi, o, c] = (G w[o, c] G^T)[xi]`` for filters ``w`` (C_out, C_in, 3, 3); ``u`` is (16, C_out, C_in)
+    (winograd.h: one filter's channels at a time, vectorised over the channels)."""
+    cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o
+    cdef Py_ssize_t stride = out_ch * channels
+    for o in prange(out_ch, nogil=True, schedule="static", num_threads=num_threads):
+        if floating is float:
+            minicnn_wino_filter_f32(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
+        else:
+            minicnn_wino_filter_f64(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
 
 
 cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,

@@ -233,14 +233,17 @@ class WinogradPath(Path):
             "multiply-adds per tile and channel pair; dX is the same kernel on dY padded by 2 - P, filters "
             "rotated, channels swapped. Not in the static table: chosen only by measurement")
 
-    #: Output tiles per block: the largest power of two in [MIN_TILE_BLOCK, the kernel's maximum (256)]
-    #: whose V and M (16*(C_in + C_out) values per tile) fit in BLOCK_BYTES per thread. The block
-    #: depends on the shapes and dtype only, never on the thread count, so the result is the same
-    #: bits on any number of threads. Measured on AMD Zen 5 (2 threads, float32): the deep layer
-    #: (256 -> 256 channels) 14.3 ms at 64 tiles, 14.0 at 128, 17.4 at 256; the mid layer (64 -> 64)
-    #: 36.6 at 64, 32.4 at 256 (OPENBLAS_CORETYPE=Haswell; 10.5, 9.8, 11.8 and 21.4, 19.4 without it).
+    #: Output tiles per block: V and M of a block (16*(C_in + C_out) values per tile) fit in BLOCK_BYTES
+    #: per thread, at most the kernel's 256 tiles; the blocks are then made a multiple of 8 in number
+    #: (2, 4 or 8 threads get equal shares: the deep layer's 784 tiles were 7 blocks of 128, 4 on one
+    #: thread and 3 on the other) and equal in size, at least MIN_TILE_BLOCK tiles. They depend on the
+    #: shapes and dtype only, never on the thread count: the same bits on any number of threads.
+    #: Measured on AMD Zen 5 (2 threads, float32, powers of two): the deep layer (256 -> 256 channels)
+    #: 14.3 ms at 64 tiles, 14.0 at 128, 17.4 at 256; the mid layer (64 -> 64) 36.6 at 64, 32.4 at 256
+    #: (OPENBLAS_CORETYPE=Haswell; 10.5, 9.8, 11.8 and 21.4, 19.4 ms without it).
     BLOCK_BYTES = 4 << 20
     MIN_TILE_BLOCK = 16
+    SHARES = 8
 
     def _takes(self, op, g, dtype):
         if (g.kh, g.kw) != (3, 3):
@@ -259,9 +262,11 @@ class WinogradPath(Path):
     def _tile_block(self, g, op, itemsize):
         """(tiles per block, tiles in all) of the correlation the kernel runs for ``op``."""
         tiles = self.kernels.tile_count(g.n, g.h, g.w) if op == "input_grad" else self.kernels.tile_count(g.n, g.oh, g.ow)
-        fit = self.BLOCK_BYTES // (16 * (g.c + g.o) * itemsize)
-        block = max(self.MIN_TILE_BLOCK, min(self.kernels.max_tile_block(), fit))
-        return min(1 << (block.bit_length() - 1), tiles), tiles
+        fit = max(self.MIN_TILE_BLOCK, min(self.kernels.max_tile_block(), self.BLOCK_BYTES // (16 * (g.c + g.o) * itemsize)))
+        blocks = _blocks(tiles, fit)
+        if blocks > 1:
+            blocks = min(_blocks(blocks, self.SHARES) * self.SHARES, _blocks(tiles, self.MIN_TILE_BLOCK))
+        return _blocks(tiles, blocks), tiles
 
     @property
     def kernels(self):
