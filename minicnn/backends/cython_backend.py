@@ -6,7 +6,7 @@ into the extension modules ``minicnn.kernels.cpu.conv2d`` and
 (outputs and per-thread workspaces); the kernels only compute.
 
 Convolution has several kernel families, the *paths* of ``cython_paths.py``
-(dense, direct, rows, batch-in-lanes, batched, im2col + GEMM, and the NumPy
+(dense, direct, Winograd F(2x2, 3x3), rows, batch-in-lanes, batched, im2col + GEMM, and the NumPy
 reference as the last resort). Each says which layers it ``takes`` for the
 forward pass, the input gradient and the weight gradient. For each geometry
 and dtype the backend makes a ``ConvPlan``, one path per operation:
@@ -160,7 +160,7 @@ __all__ = ["CythonBackend"]
 
 
 class CythonBackend(NumpyBackend):
-    """Compiled CPU kernels: dense, direct, row, batch-in-lanes and im2col + BLAS convolution; pooling loops."""
+    """Compiled CPU kernels: dense, direct, Winograd, row, batch-in-lanes and im2col + BLAS convolution; pooling loops."""
 
     name = "cython"
 
