@@ -82,3 +82,44 @@ def test_the_compiled_float32_winograd_is_as_accurate_as_a_direct_sum_on_a_wide_
                             plan={"input_grad": "winograd", "weight_grad": "reference"}, backend="cython")[0]
     assert got.dtype == np.float32
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_the_static_table_never_picks_winograd_only_the_autotuner_may():
+    """Its speed depends on the BLAS build (with OPENBLAS_CORETYPE=Haswell it lost to the direct kernel
+    on the Zen 5 machine), so ``prefers`` gives a reason for every layer and the static plan skips it."""
+    if "cython" not in mc.available_backends():
+        pytest.fail("the cython backend is not built")
+    from minicnn import shapes
+    from minicnn.backends.cython_backend import CythonBackend
+
+    backend = CythonBackend(autotune=False)
+    path = backend.paths["winograd"]
+    g = shapes.conv2d_geometry((16, 256, 14, 14), (256, 256, 3, 3), padding=1)
+    for op in ("forward", "input_grad"):
+        assert path.takes(op, g, np.float32) == ""
+        assert "chosen only by measurement" in path.prefers(op, g, np.float32)
+    plan = backend.plan_conv2d(g, np.float32)
+    assert "winograd" not in (plan.forward, plan.input_grad, plan.weight_grad)
+    assert "has no weight_grad kernel" in path.takes("weight_grad", g, np.float32)
+    assert "3x3" in path.takes("forward", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 5, 5)), np.float32)
+    assert "stride 1" in path.takes("forward", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 3, 3), stride=2), np.float32)
+    assert "padding larger than 2" in path.takes("input_grad", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 3, 3), padding=3),
+                                                 np.float32)
+
+
+@pytest.mark.parametrize("x_shape, out, padding", [
+    ((2, 3, 5, 6), 4, 3),      # forward padding beyond 2: whole patches in the padding
+    ((1, 2, 1, 2), 3, 4),      # an input smaller than one patch
+    ((1, 2, 3, 700), 5, 1),    # 350 tiles in a row: a row spans several blocks
+    ((2, 700, 4, 5), 3, 1),    # more channels than one staging chunk of the filter transform (128)
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_winograd_forward_on_edge_shapes(x_shape, out, padding, dtype):
+    if "cython" not in mc.available_backends():
+        pytest.fail("the cython backend is not built")
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal((out, x_shape[1], 3, 3)), rng.standard_normal(out)
+    want = F.conv2d(x, w, b, padding=padding, backend="numpy")
+    got = F.conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), padding=padding, plan="winograd", backend="cython")
+    bound = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(got - want).max() <= bound * np.abs(want).max()
