@@ -29,6 +29,7 @@ cat >"$tmp/all_kernels.c" <<'C'
 #include "direct_rows_grad.h"
 #include "batch_lanes.h"
 #include "pool_2x2.h"
+#include "winograd.h"
 
 /* Every kernel once per element type, with run-time sizes (nothing folds away). */
 #define ALL_KERNELS(T, S)                                                                              \
@@ -42,6 +43,9 @@ cat >"$tmp/all_kernels.c" <<'C'
         minicnn_lanes_unpack_##S(a, 3, n, c);                                                          \
         minicnn_lanes_input_grad_##S(a, b, c, 6, n, n, 16, 5, 5);                                      \
         minicnn_lanes_weight_grad_##S(a, b, c, d, 6, n, n, 16, 5, 5);                                  \
+        minicnn_wino_filter_##S(a, (int)n, c, n);                                                      \
+        minicnn_wino_input_##S(a, (int)n, (int)n, -1, -1, 7, c, n);                                    \
+        minicnn_wino_output_##S(a, n, 7, b[0], c, (int)n, 13, 1);                                      \
     }
 ALL_KERNELS(float, f32)
 ALL_KERNELS(double, f64)
