@@ -507,6 +507,19 @@ def test_a_foreign_cache_is_ignored_with_a_warning(tmp_path):
     assert plan.source == "measured" and plan.forward == "im2col"
 
 
+def test_a_cache_measured_by_another_table_of_paths_is_measured_again(tmp_path):
+    """A path added since the cache was written (say, Winograd) must get its chance to be timed."""
+    backend, timed = _fake_backend(tmp_path, {"im2col": 1e-4})
+    old_table = dict(backend.plan_cache.header, paths="dense,direct,rows,lanes,batched,im2col,reference")
+    path = backend.plan_cache.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"forward": "direct", "input_grad": "lanes", "weight_grad": "lanes"}
+    path.write_text(json.dumps({"format": 1, **old_table, "plans": {backend._plan_key(C3, np.float32): entry}}))
+    with pytest.warns(RuntimeWarning, match="written for"):
+        plan = backend.plan_conv2d(C3, np.float32)
+    assert plan.source == "measured" and timed
+
+
 def test_small_layers_and_autotune_off_use_the_static_order(tmp_path):
     backend, timed = _fake_backend(tmp_path, {"im2col": 1e-9}, autotune=False)
     assert backend.plan_conv2d(C3, np.float32).source == "static" and not timed

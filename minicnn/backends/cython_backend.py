@@ -326,7 +326,8 @@ class CythonBackend(NumpyBackend):
         if self._plan_cache is None:
             from .. import __version__
 
-            header = {"cpu": cpu_model(), "isa": self.kernel_isa, "minicnn": __version__}
+            # the table's paths too: a cache measured before a path was added would never time it
+            header = {"cpu": cpu_model(), "isa": self.kernel_isa, "minicnn": __version__, "paths": ",".join(self.paths)}
             path = plan_cache_path(header["cpu"], header["isa"], header["minicnn"], self._cache_dir)
             self._plan_cache = PlanCache(path, header)
         return self._plan_cache
