@@ -61,20 +61,39 @@ def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int 
             minicnn_wino_filter_f64(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
 
 
+cdef inline void locate_tile(Py_ssize_t first, Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image,
+                             Py_ssize_t* img, Py_ssize_t* ti, Py_ssize_t* tj) noexcept nogil:
+    """Image, row and column of tile number ``first`` (tiles numbered image by image, row by row)."""
+    cdef Py_ssize_t tile
+    img[0] = first // tiles_per_image
+    tile = first - img[0] * tiles_per_image
+    ti[0] = tile // tiles_wide
+    tj[0] = tile - ti[0] * tiles_wide
+
+
+cdef inline void next_segment(Py_ssize_t seg, Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image,
+                              Py_ssize_t* img, Py_ssize_t* ti, Py_ssize_t* tj) noexcept nogil:
+    """Past a segment of ``seg`` tiles: the rest of the row of tiles, then the next row, then the next image."""
+    tj[0] += seg
+    if tj[0] == tiles_wide:
+        tj[0] = 0
+        ti[0] += 1
+        if ti[0] * tiles_wide == tiles_per_image:
+            ti[0] = 0
+            img[0] += 1
+
+
 cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
                       Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, int ph, int pw,
                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
     """``V[xi, c, l]`` (leading dimension ``ld``) for the tiles ``first <= first + l < first + count``
     (numbered image by image, row of tiles by row of tiles), a segment of one row of tiles at a time
     (winograd.h); pixels in the padding read as zero."""
-    cdef Py_ssize_t c, l, img, tile, ti, tj, seg
+    cdef Py_ssize_t c, l, img, ti, tj, seg
     cdef Py_ssize_t plane = height * width
     cdef const floating* src
     for c in range(channels):
-        img = first // tiles_per_image
-        tile = first - img * tiles_per_image
-        ti = tile // tiles_wide
-        tj = tile - ti * tiles_wide
+        locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
         while l < count:
             seg = min(tiles_wide - tj, count - l)
@@ -86,13 +105,7 @@ cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize
                 minicnn_wino_input_f64(src, <int>height, <int>width, <int>(2 * ti - ph), <int>(2 * tj - pw),
                                        <int>seg, v + c * ld + l, channels * ld)
             l += seg
-            tj += seg  # the next segment: the rest of the row of tiles, then the next row, then the next image
-            if tj == tiles_wide:
-                tj = 0
-                ti += 1
-                if ti * tiles_wide == tiles_per_image:
-                    ti = 0
-                    img += 1
+            next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
 
 cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_ssize_t first, Py_ssize_t count,
@@ -100,17 +113,14 @@ cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_
                        Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
     """``y[img, o, 2ti:2ti+2, 2tj:2tj+2] = (A^T M A) + b[o]`` for the block's tiles, cropped at the edges."""
     cdef floating b
-    cdef Py_ssize_t o, l, img, tile, ti, tj, seg, width
+    cdef Py_ssize_t o, l, img, ti, tj, seg, width
     cdef Py_ssize_t stride = out_ch * ld
     cdef Py_ssize_t plane = oh * ow
     cdef floating* dst
     cdef int two_rows
     for o in range(out_ch):
         b = bias[o] if bias != NULL else 0
-        img = first // tiles_per_image
-        tile = first - img * tiles_per_image
-        ti = tile // tiles_wide
-        tj = tile - ti * tiles_wide
+        locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
         while l < count:
             seg = min(tiles_wide - tj, count - l)
@@ -122,13 +132,7 @@ cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_
             else:
                 minicnn_wino_output_f64(m + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, two_rows)
             l += seg
-            tj += seg
-            if tj == tiles_wide:
-                tj = 0
-                ti += 1
-                if ti * tiles_wide == tiles_per_image:
-                    ti = 0
-                    img += 1
+            next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
 
 def max_tile_block():
