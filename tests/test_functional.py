@@ -531,20 +531,6 @@ def test_cython_conv_with_several_threads_matches_reference(x_shape, w_shape):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-2)
 
 
-def assert_cython_grads_match_reference(x, w, dy, input_grad):
-    """``conv2d_grad`` on "cython" equals the reference: dW, db, and dX (or None without input_grad)."""
-    dx, dw, db = F.conv2d_grad(x, w, dy, input_grad=input_grad, backend="cython")
-    want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
-    tol = TOL[x.dtype.type]
-    np.testing.assert_allclose(dw, want_dw, **tol)
-    np.testing.assert_allclose(db, want_db, **tol)
-    if input_grad:
-        np.testing.assert_allclose(dx, want_dx, **tol)
-    else:
-        assert dx is None
-    assert dw.shape == w.shape and db.shape == (w.shape[0],) and dw.dtype == db.dtype == x.dtype
-
-
 def test_keep_freed_memory_reports_whether_it_applied():
     import sys
 

@@ -273,6 +273,5 @@ def test_wrapper_direct(kernels, dtype, ow):
                                   np.empty((2, 3 * ow * o), dtype), 0, 0, np.empty((2, 1), dtype), 2)
     _close(y, F.conv2d(x, w, b, backend="numpy"))
     dw_t = np.zeros((2, 1, c * k * k, o), dtype)
-    kernels.conv2d_backward_direct(x, w, dy, None, dw_t, np.empty((2, 1), dtype), np.empty((2, 3 * ow * o), dtype),
-                                   2, False)
+    kernels.conv2d_weight_grad_direct(x, dy, dw_t, np.empty((2, 3 * ow * o), dtype), 2)
     _close(np.ascontiguousarray(dw_t.sum(axis=0)[0].T).reshape(w.shape), _reference_grads(x, w, dy)[1])

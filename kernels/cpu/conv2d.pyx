@@ -552,27 +552,21 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, ::1]
                 out[s] = y_t[s * out_ch + o] + bias
 
 
-def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                           const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
-                           floating[:, :, :, ::1] dw_workspace, floating[:, ::1] col_workspace,
-                           floating[:, ::1] dy_workspace, int num_threads, bint input_grad=True):
+def conv2d_weight_grad_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                              floating[:, :, :, ::1] dw_workspace, floating[:, ::1] dy_workspace, int num_threads):
     """Weight gradient by the direct kernel into ``dw_workspace[g]`` (1, K, C_out) for fixed groups of
-    images (as in ``conv2d_backward``; summed by the caller in group order); ``dx`` as in
-    ``conv2d_backward`` (W^T @ dY, then col2im). The column and dY workspaces have a row per thread."""
+    images (as in ``conv2d_backward``; the caller sums them in group order). ``dy_workspace`` has a
+    row per thread (dY of one image with the pixel index first)."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t kh = height - oh + 1, kw = width - ow + 1
     cdef Py_ssize_t image_groups = dw_workspace.shape[0]
-    cdef int k = <int>(w.shape[1] * kh * kw)
-    cdef int positions = <int>(oh * ow)
-    cdef int out_count = <int>out_ch
+    cdef Py_ssize_t positions = oh * ow
     cdef Py_ssize_t n, o, s, part
-    cdef int t
     cdef floating* dy_t
     cdef const floating* src
     for part in prange(image_groups, nogil=True, schedule="static", num_threads=num_threads):
-        t = threadid()
-        dy_t = &dy_workspace[t, 0]
+        dy_t = &dy_workspace[threadid(), 0]
         for n in range(n_images * part // image_groups, n_images * (part + 1) // image_groups):
             for o in range(out_ch):
                 src = &dy[n, o, 0, 0]
@@ -584,10 +578,6 @@ def conv2d_backward_direct(const floating[:, :, :, ::1] x, const floating[:, :, 
             else:
                 minicnn_direct_weight_grad_f64(&x[n, 0, 0, 0], dy_t, &dw_workspace[part, 0, 0, 0],
                                                channels, height, width, out_ch, kh, kw)
-            if input_grad:
-                input_grad_image(&w[0, 0, 0, 0], &dy[n, 0, 0, 0], &col_workspace[t, 0], &dx[n, 0, 0, 0],
-                                 channels, height, width, kh, kw, 1, 1, 0, 0, 1, 1, oh, ow, 1, out_count, k,
-                                 positions)
 
 
 # ---------------------------------------------------------------------------------------------

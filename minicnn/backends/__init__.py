@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import os
 import threading
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "keep_freed_memory",
     "BACKEND_NAMES",
     "EnvironmentSettingError",
+    "env_flag",
 ]
 
 BACKEND_NAMES = ("numpy", "cython", "cupy")
@@ -45,6 +47,19 @@ class EnvironmentSettingError(ValueError):
     Raised, not swallowed: a backend that fails for this reason must not be
     silently replaced by a slower one.
     """
+
+
+def env_flag(name, default):
+    """A yes/no environment variable: unset or empty gives ``default``; 1/true/yes/on or 0/false/no/off;
+    anything else raises ``EnvironmentSettingError`` naming the variable."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise EnvironmentSettingError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
 
 
 _instances: dict = {}

@@ -218,9 +218,8 @@ class DirectPath(Path):
     def weight_grad(self, x, w, dy, g, threads):
         parts = self.b.image_groups(g.n, g.k * g.o * x.itemsize)
         dw_t = self.workspace("dw", (parts, 1, g.k, g.o), x.dtype, zero=True)
-        col = self.workspace("col", (1, 1), x.dtype)
         dy_t = self.workspace("dy_t", (threads, g.positions * g.o), x.dtype)
-        self.conv.conv2d_backward_direct(x, w, dy, None, dw_t, col, dy_t, min(threads, parts), False)
+        self.conv.conv2d_weight_grad_direct(x, dy, dw_t, dy_t, min(threads, parts))
         dw = np.ascontiguousarray(dw_t.sum(axis=0)[0].T).reshape(w.shape)
         return dw, bias_grad(dy)
 
@@ -442,7 +441,7 @@ class LanesPath(FusedPath):
         partial = self.workspace("lanes_partial", (groups, w.size + g.o), x.dtype) if weight_grad else None
         dx = np.empty_like(x) if input_grad else None
         w_l = np.ascontiguousarray(w.transpose(0, 2, 3, 1)) if input_grad else None
-        self.b.last_lanes_helpers = self.conv.conv2d_grad_lanes(
+        self.conv.conv2d_grad_lanes(
             x, w_l, dy, dx, partial, workspace, threads, input_grad, weight_grad)
         if not weight_grad:
             return dx, None, None
@@ -500,10 +499,14 @@ class Im2colPath(FusedPath):
     note = ("im2col + BLAS GEMM (scipy.linalg.cython_blas), one image per thread, the column matrix built a few "
             "output rows at a time so it stays in cache: every layer, the general path")
 
+    def _columns(self, g, threads, dtype):
+        """Each thread's column matrix for a few output rows at a time (conv2d.pyx, chunk_rows)."""
+        rows = self.conv.column_chunk_rows(g.c * g.taps, g.oh, g.ow)
+        return self.workspace("col", (threads, g.c * g.taps * g.ow * rows), dtype)
+
     def forward(self, x, w, b, g, threads):
         y = np.empty(g.y_shape, dtype=x.dtype)
-        col = self.workspace("col", (threads, g.c * g.taps * g.ow * self.conv.column_chunk_rows(g.c * g.taps, g.oh, g.ow)),
-                             x.dtype)
+        col = self._columns(g, threads, x.dtype)
         self.conv.conv2d_forward(x, w, b, y, col, *g.stride, *g.padding, *g.dilation, g.groups, threads)
         return y
 
@@ -511,8 +514,7 @@ class Im2colPath(FusedPath):
         dx = np.empty_like(x) if input_grad else None
         parts = self.b.image_groups(g.n, g.k * g.o * x.itemsize)
         dw_parts = self.workspace("dw", (parts, g.groups, g.k, g.o_per_group), x.dtype, zero=True)
-        col = self.workspace("col", (threads, g.c * g.taps * g.ow * self.conv.column_chunk_rows(g.c * g.taps, g.oh, g.ow)),
-                             x.dtype)
+        col = self._columns(g, threads, x.dtype)
         self.conv.conv2d_backward(x, w, dy, dx, dw_parts, col, *g.stride, *g.padding, *g.dilation, g.groups,
                                   min(threads, parts), input_grad)
         # per group of filters the kernel accumulates dW^T (K, C_out/groups); sum the image groups, transpose back

@@ -51,17 +51,11 @@ __all__ = [
 #: The three operations of a convolution layer a path may implement.
 OPS = ("forward", "input_grad", "weight_grad")
 
-_FALSE = ("0", "false", "no", "off")
-
-
 def autotune_enabled():
     """``MINICNN_AUTOTUNE`` unset or true: measure; ``0``/``false``/``no``/``off``: use the static table."""
-    value = os.environ.get("MINICNN_AUTOTUNE", "1").strip().lower()
-    if value in _FALSE:
-        return False
-    if value in ("", "1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"MINICNN_AUTOTUNE must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
+    from . import env_flag
+
+    return env_flag("MINICNN_AUTOTUNE", True)
 
 
 def cache_dir():
