@@ -1,9 +1,11 @@
-"""Winograd's minimal filtering, F(2x2, 3x3): the textbook version in NumPy.
+"""Winograd's minimal filtering, F(2x2, 3x3) and F(4x4, 3x3): the textbook version in NumPy.
 
 Reference: A. Lavin and S. Gray, "Fast Algorithms for Convolutional Neural
-Networks", CVPR 2016 (arXiv:1509.09308), section 4.1. The cython backend's
-``winograd`` path (kernels/cpu/winograd.pyx) computes the same thing with
-BLAS; this module is the readable version the tests check it against.
+Networks", CVPR 2016 (arXiv:1509.09308), sections 4.1 and 4.2. The cython
+backend's ``winograd`` path (kernels/cpu/winograd.pyx) computes F(2x2, 3x3)
+with BLAS; this module is the readable version the tests check it against.
+(Beyond the decks: the slides compute a correlation as the double sum of deck
+003, "Correlación cruzada"; this is a faster way to get the same numbers.)
 
 The 1-D case, F(2, 3): two outputs of a 3-tap correlation
 ---------------------------------------------------------
@@ -31,33 +33,82 @@ The filter factors (``g0``, ``(g0+g1+g2)/2``, ...) depend on the filter alone,
 so over many tiles they are computed once. In matrix form, with the matrices
 below, ``y = A^T [(G g) ⊙ (B^T d)]`` (⊙: elementwise product).
 
-The 2-D case, F(2x2, 3x3)
--------------------------
-Nesting the 1-D algorithm in rows and columns: for a 4x4 input tile ``d`` and
-a 3x3 filter ``g`` the 2x2 output tile is::
+Where the matrices come from: the correlation is a product of polynomials
+(Toom-Cook). ``G g`` evaluates the filter polynomial g0 + g1 t + g2 t^2 at the
+points 0, 1, -1 and "infinity" (its leading coefficient), scaled; the products
+are the output polynomial at those points, and ``A^T`` interpolates it back
+(its columns are the powers of the points: (1, 0), (1, 1), (1, -1), and
+(0, -1) for infinity). F(4, 3) does the same with six points, 0, 1, -1, 2, -2
+and infinity (``POINTS``): 6 multiplications for 4 outputs instead of 12.
+
+The 2-D case, F(m x m, 3x3)
+---------------------------
+Nesting the 1-D algorithm in rows and columns: for an (m + 2) x (m + 2) input
+tile ``d`` and a 3x3 filter ``g`` the m x m output tile is::
 
     Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
 
-16 multiplications instead of 36. Over the channels of a layer the elementwise
-product becomes, for each of the 16 positions ξ of the 4x4 transformed tile,
-a matrix product: ``M[ξ] = U[ξ] @ V[ξ]`` with ``U[ξ] (C_out x C_in)`` the
-transformed filters and ``V[ξ] (C_in x tiles)`` the transformed input tiles
-(Lavin and Gray, eq. 12). Neighbouring tiles overlap by 2 pixels (the filter
-size minus one); an output of odd size has its last tile padded with zeros and
-cropped.
+F(2x2, 3x3): 16 multiplications instead of 36; F(4x4, 3x3): 36 instead of
+144 (``multiplications``). Over the channels of a layer the elementwise
+product becomes, for each position ξ of the transformed tile, a matrix
+product: ``M[ξ] = U[ξ] @ V[ξ]`` with ``U[ξ] (C_out x C_in)`` the transformed
+filters and ``V[ξ] (C_in x tiles)`` the transformed input tiles (Lavin and
+Gray, eq. 12). Neighbouring tiles overlap by 2 pixels (the filter size minus
+one); an output whose size is not a multiple of m has its last tiles padded
+with zeros and cropped.
 
-The price is accuracy: the transforms add and subtract values of similar size
-(and halve them), so in float32 the result is a little less accurate than a
-direct correlation (Lavin and Gray, section 5; the tests state the tolerance).
+The gradients
+-------------
+* dX is the same algorithm on dY padded by 2 - P, with the filters rotated by
+  180 degrees and their channel axes swapped (deck 002, "Aprendizaje:
+  Backpropagation", eq. 2).
+* dW[o, c] = sum over images and tiles of the correlation of the input patch
+  with the m x m tile of dY: a 3x3 output of an m x m "filter", F(3 x 3, m x m).
+  Writing the tile's contribution to the loss, sum(dY ⊙ Y) =
+  sum((A dY A^T) ⊙ (G g G^T) ⊙ (B^T d B)), and differentiating by g gives::
+
+      dW = G^T [ sum over tiles (A dY A^T) ⊙ (B^T d B) ] G
+
+  the same input transform, A in the place of G for dY, G^T in the place of
+  A^T: 16 (36) products per tile again, each a matrix product over the tiles,
+  ``M[ξ] = DY[ξ] @ V[ξ]^T`` (C_out x C_in).
+
+Accuracy
+--------
+The transforms add and subtract values of similar size (and scale them), so
+in float32 the result is less accurate than a direct correlation (Lavin and
+Gray, section 5), and F(4x4) more so than F(2x2): its matrices hold entries up
+to 8 and 1/24. ``error_bound`` is the worst-case bound of the computed result
+(the algorithm run on absolute values, times the rounding of the longest chain
+of operations); the tests check the compiled and the NumPy versions against
+it. Measured on unit-normal data (float32 against float64, 16x16 maps, max
+error over the largest output; AMD EPYC Zen 5, this module's NumPy version):
+
+=====  ===========  ===========  ========
+C_in   F(2x2,3x3)   F(4x4,3x3)   direct
+=====  ===========  ===========  ========
+1      1.1e-7       1.4e-6       8.6e-8
+16     1.9e-7       1.9e-6       8.9e-8
+64     3.8e-7       6.7e-6       1.4e-7
+256    6.1e-7       8.5e-6       2.2e-7
+=====  ===========  ===========  ========
+
+(``test_winograd.py::test_the_measured_error_growth``, which prints the table.)
+F(2x2) stays within the 1e-4 relative asked of a float32 path by more than two
+orders of magnitude; F(4x4) is 10-17 times less accurate than F(2x2), still
+within it. The compiled path (kernels/cpu/winograd.pyx) is F(2x2, 3x3) for
+that reason: on the deep 256-channel layer its error is below the direct
+kernel's (test_winograd.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BT", "G", "AT", "winograd_conv2d", "winograd_input_grad"]
+__all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "MATRICES", "POINTS", "multiplications",
+           "winograd_conv2d", "winograd_input_grad", "winograd_weight_grad", "error_bound"]
 
-#: Input transform B^T (4x4), Lavin and Gray 2016, eq. (7)/(8) for F(2x2, 3x3).
+#: Input transform B^T (4x4), Lavin and Gray 2016, section 4.1, for F(2x2, 3x3).
 BT = np.array([[1, 0, -1, 0],
                [0, 1, 1, 0],
                [0, -1, 1, 0],
@@ -73,51 +124,153 @@ G = np.array([[1.0, 0.0, 0.0],
 AT = np.array([[1, 1, 1, 0],
                [0, 1, -1, -1]], dtype=np.float64)
 
+#: Input transform B^T (6x6), Lavin and Gray 2016, section 4.2, for F(4x4, 3x3).
+BT4 = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+
+#: Filter transform G (6x3), same source.
+G4 = np.array([[1 / 4, 0, 0],
+               [-1 / 6, -1 / 6, -1 / 6],
+               [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6],
+               [0, 0, 1]], dtype=np.float64)
+
+#: Output transform A^T (4x6), same source.
+AT4 = np.array([[1, 1, 1, 1, 1, 0],
+                [0, 1, -1, 2, -2, 0],
+                [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+
+#: Output tile size m -> (A^T, G, B^T) of F(m x m, 3x3).
+MATRICES = {2: (AT, G, BT), 4: (AT4, G4, BT4)}
+
+#: Output tile size m -> the polynomial points of the matrices, in the order of their rows of G.
+POINTS = {2: (0, 1, -1, np.inf), 4: (0, 1, -1, 2, -2, np.inf)}
+
 
 def _pair(value):
     return (value, value) if np.isscalar(value) else tuple(value)
 
 
-def winograd_conv2d(x, w, padding=0, b=None):
-    """``conv2d(x, w, b, stride=1, padding=padding)`` for 3x3 filters by F(2x2, 3x3).
+def _matrices(m):
+    if m not in MATRICES:
+        raise ValueError(f"tile size m must be one of {sorted(MATRICES)} (F(m x m, 3x3)), got {m!r}")
+    return MATRICES[m]
 
-    ``x`` (N, C_in, H, W), ``w`` (C_out, C_in, 3, 3); returns (N, C_out, H + 2P - 2, W + 2P - 2).
-    """
-    x = np.asarray(x)
-    w = np.asarray(w)
+
+def multiplications(m, r=3):
+    """(Winograd, direct) multiplications per m x m output tile of an r x r filter and one channel pair:
+    the elementwise product has as many entries as the transformed tile, B^T's size squared
+    (16 and 36 for m = 2 and 4), against m*m*r*r for the double sum (36 and 144)."""
+    if r != 3:
+        raise ValueError(f"the matrices here are for 3x3 filters, got r = {r}")
+    alpha = _matrices(m)[2].shape[0]
+    return alpha * alpha, m * m * r * r
+
+
+def _tiles(x, padding, m):
+    """The overlapping (m + 2) x (m + 2) patches of x zero-padded by P (and at the far edges to whole
+    tiles): (patches (N, C, tiles_h, tiles_w, m+2, m+2), output height, output width)."""
     n, c, h, wd = x.shape
-    o, c_w, kh, kw = w.shape
-    if (kh, kw) != (3, 3) or c_w != c:
-        raise ValueError(f"needs 3x3 filters over all {c} input channels, got {w.shape}")
     ph, pw = _pair(padding)
     oh, ow = h + 2 * ph - 2, wd + 2 * pw - 2
     if oh < 1 or ow < 1:
         raise ValueError("the filter does not fit in the padded input")
-    th, tw = -(-oh // 2), -(-ow // 2)  # tiles of 2x2 outputs, the last ones padded
-    # zero padding: P on the top and left, enough on the bottom and right for whole 4x4 patches
-    padded = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    th, tw = -(-oh // m), -(-ow // m)  # tiles of m x m outputs, the last ones padded
+    padded = np.zeros((n, c, m * th + 2, m * tw + 2), dtype=x.dtype)
     padded[:, :, ph:ph + h, pw:pw + wd] = x
-    # d[n, c, ti, tj] is the 4x4 patch at rows 2ti..2ti+3, columns 2tj..2tj+3 (overlapping by 2)
-    d = np.lib.stride_tricks.sliding_window_view(padded, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
-    u = np.einsum("ij,ocjk,lk->ocil", G, w, G)          # U = G g G^T, per (filter, channel)
-    v = np.einsum("ij,nctsjk,lk->nctsil", BT, d, BT)     # V = B^T d B, per (image, channel, tile)
-    m = np.einsum("ocil,nctsil->notsil", u, v)           # the elementwise product, summed over channels
-    y = np.einsum("ai,notsil,bl->notsab", AT, m, AT)     # Y = A^T M A: a 2x2 output tile
-    y = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, o, 2 * th, 2 * tw)[:, :, :oh, :ow]
+    # d[n, c, ti, tj] is the patch at rows m*ti..m*ti+m+1, columns m*tj..m*tj+m+1
+    d = np.lib.stride_tricks.sliding_window_view(padded, (m + 2, m + 2), axis=(2, 3))[:, :, ::m, ::m]
+    return d, oh, ow
+
+
+def winograd_conv2d(x, w, padding=0, b=None, m=2):
+    """``conv2d(x, w, b, stride=1, padding=padding)`` for 3x3 filters by F(m x m, 3x3), m = 2 or 4.
+
+    ``x`` (N, C_in, H, W), ``w`` (C_out, C_in, 3, 3); returns (N, C_out, H + 2P - 2, W + 2P - 2).
+    """
+    return _correlate(np.asarray(x), np.asarray(w), padding, b, m, *_matrices(m))
+
+
+def _correlate(x, w, padding, b, m, at, g_mat, bt):
+    dtype = np.result_type(x, w)
+    at, g_mat, bt = (mat.astype(dtype) for mat in (at, g_mat, bt))  # float32 data: float32 transforms
+    n, c = x.shape[:2]
+    o, c_w, kh, kw = w.shape
+    if (kh, kw) != (3, 3) or c_w != c:
+        raise ValueError(f"needs 3x3 filters over all {c} input channels, got {w.shape}")
+    d, oh, ow = _tiles(x, padding, m)
+    th, tw = d.shape[2:4]
+    u = np.einsum("ij,ocjk,lk->ocil", g_mat, w, g_mat)   # U = G g G^T, per (filter, channel)
+    v = np.einsum("ij,nctsjk,lk->nctsil", bt, d, bt)     # V = B^T d B, per (image, channel, tile)
+    prod = np.einsum("ocil,nctsil->notsil", u, v)        # the elementwise product, summed over channels
+    y = np.einsum("ai,notsil,bl->notsab", at, prod, at)  # Y = A^T M A: an m x m output tile
+    y = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, o, m * th, m * tw)[:, :, :oh, :ow]
     if b is not None:
         y = y + np.asarray(b).reshape(1, o, 1, 1)
-    return np.ascontiguousarray(y, dtype=np.result_type(x, w))
+    return np.ascontiguousarray(y, dtype=dtype)
 
 
-def winograd_input_grad(w, dy, padding, x_shape):
-    """dX of ``y = conv2d(x, w, padding=padding)`` (3x3, stride 1) by F(2x2, 3x3): the same algorithm on
+def winograd_input_grad(w, dy, padding, x_shape, m=2):
+    """dX of ``y = conv2d(x, w, padding=padding)`` (3x3, stride 1) by F(m x m, 3x3): the same algorithm on
     dY zero-padded by 2 - P, with the filters rotated by 180 degrees and their channel axes swapped
     (dX[c, y, x] = sum_{o,p,q} W[o, c, p, q] dY[o, y + P - p, x + P - q])."""
     ph, pw = _pair(padding)
     if ph > 2 or pw > 2:
         raise ValueError("padding above 2 leaves dY padded by a negative amount")
     w_rot = np.asarray(w)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-    dx = winograd_conv2d(dy, w_rot, (2 - ph, 2 - pw))
+    dx = winograd_conv2d(dy, w_rot, (2 - ph, 2 - pw), m=m)
     if dx.shape != tuple(x_shape):
         raise ValueError(f"dY {np.shape(dy)} does not come from an input of shape {tuple(x_shape)}")
     return dx
+
+
+def winograd_weight_grad(x, dy, padding=0, m=2):
+    """(dW, db) of ``y = conv2d(x, w, b, padding=padding)`` (3x3, stride 1) by F(3x3, m x m):
+    ``dW = G^T [sum over images and tiles (A dY A^T) ⊙ (B^T d B)] G`` and ``db[o] = sum dY[:, o]``."""
+    x, dy = np.asarray(x), np.asarray(dy)
+    dtype = np.result_type(x, dy)
+    at, g_mat, bt = (mat.astype(dtype) for mat in _matrices(m))
+    d, oh, ow = _tiles(x, padding, m)
+    n, o = dy.shape[:2]
+    if dy.shape != (n, o, oh, ow) or n != x.shape[0]:
+        raise ValueError(f"dY {dy.shape} does not come from x {x.shape} with padding {padding} "
+                         f"(it would be (N, C_out, {oh}, {ow}))")
+    th, tw = d.shape[2:4]
+    tiles = np.zeros((n, o, m * th, m * tw), dtype=dy.dtype)
+    tiles[:, :, :oh, :ow] = dy  # the last tiles padded with zeros, as in the forward pass
+    e = tiles.reshape(n, o, th, m, tw, m).transpose(0, 1, 2, 4, 3, 5)  # e[n, o, ti, tj] = m x m tile of dY
+    v = np.einsum("ij,nctsjk,lk->nctsil", bt, d, bt)       # V = B^T d B (the forward's input transform)
+    dyt = np.einsum("ia,notsab,jb->notsij", at.T, e, at.T)  # A dY A^T, per (image, filter, tile)
+    prod = np.einsum("notsil,nctsil->ocil", dyt, v)        # summed over images and tiles
+    dw = np.einsum("ji,ocjk,kl->ocil", g_mat, prod, g_mat)  # G^T M G: the 3x3 gradient
+    return np.ascontiguousarray(dw, dtype=dtype), dy.sum(axis=(0, 2, 3)).astype(dtype)
+
+
+def error_bound(x, w, padding=0, m=2, dtype=np.float32):
+    """An upper bound of |Winograd in ``dtype`` - exact correlation| for every output of
+    ``winograd_conv2d(x, w, padding, m=m)``, inputs already representable in ``dtype``.
+
+    The algorithm run on absolute values (|A^T| [(|G| |g| |G|^T) ⊙ (|B^T| |d| |B|)] |A|) times
+    gamma_k = k u / (1 - k u), u the unit roundoff and k the longest chain of roundings one output
+    goes through: the two-sided filter and input transforms, the sum over C_in channels, the output
+    transform, and the constants of G, which are not exact in binary (Higham, "Accuracy and
+    Stability of Numerical Algorithms", 2002, section 3.1: a sum of k products in any order is off
+    by at most gamma_k times the sum of their absolute values). A worst case, so it holds for
+    any summation order a BLAS or a thread count picks; real errors are 10-100 times smaller.
+    """
+    at, g_mat, bt = _matrices(m)
+    x, w = np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(w, dtype=np.float64))
+
+    def chain(mat):  # roundings of a two-sided transform by ``mat``: the additions per row, and a scaling
+        return 2 * (int(np.count_nonzero(mat, axis=1).max()) - 1 + 1)
+
+    k = chain(g_mat) + chain(bt) + chain(at) + x.shape[1] + 1
+    u = np.finfo(dtype).eps / 2
+    gamma = k * u / (1 - k * u)
+    return gamma * _correlate(x, w, padding, None, m, np.abs(at), np.abs(g_mat), np.abs(bt))

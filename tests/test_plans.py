@@ -169,6 +169,7 @@ CASES = {
     ("direct", "weight_grad"): lambda dt: direct_weight_grad_layers(),
     ("winograd", "forward"): lambda dt: winograd_layers(),
     ("winograd", "input_grad"): lambda dt: winograd_layers(),
+    ("winograd", "weight_grad"): lambda dt: winograd_layers(),
     ("rows", "forward"): lambda dt: rows_forward_layers(),
     ("rows", "input_grad"): lambda dt: rows_input_grad_layers(),
     ("rows", "weight_grad"): rows_weight_grad_layers,

@@ -10,7 +10,9 @@
  *          16 streams v[xi * stride + k] contiguous in the tile k;
  *  output: the 16 streams m[xi * stride + k] of the products give Y = A^T M A + b, two output rows
  *          of the segment, written through a row buffer so that the last tile of an odd-sized
- *          output is cropped by the copy.
+ *          output is cropped by the copy;
+ *  dY:     for the weight gradient, the 2 rows of dY under the segment give E = A e A^T, 16 streams
+ *          like the input's.
  */
 #ifndef MINICNN_WINOGRAD_H
 #define MINICNN_WINOGRAD_H
@@ -131,6 +133,43 @@
         }                                                                                                \
         memcpy(dst, r0, sizeof(T) * width);                                                              \
         if (two_rows) memcpy(dst + ow, r1, sizeof(T) * width);                                           \
+    }                                                                                                    \
+                                                                                                         \
+    /* E[xi * stride + k] = (A e_k A^T)[xi] for the `tiles` 2x2 tiles e_k of dY whose top-left pixel is  \
+     * (r0, c0 + 2k) of the (height x width) plane `src` (the weight gradient's transform of dY, in      \
+     * the place of the filter's); pixels beyond the plane read as zero. A = (A^T)^T turns a pair        \
+     * (a, b) into (a, a + b, a - b, -b). */                                                             \
+    MINICNN_CLONES static void minicnn_wino_grad_##SUFFIX(const T *src, int height, int width, int r0,     \
+                                                           int c0, int tiles, T *e, ptrdiff_t stride)    \
+    {                                                                                                    \
+        T row[2][2 * MINICNN_WINO_MAX_TILES];                                                           \
+        int span = 2 * tiles, hi = width - c0 < span ? width - c0 : span;                                \
+        for (int p = 0; p < 2; p++) {                                                                    \
+            if (r0 + p >= height) {                                                                      \
+                memset(row[p], 0, sizeof(T) * span);                                                    \
+                continue;                                                                                \
+            }                                                                                            \
+            memcpy(row[p], src + (ptrdiff_t)(r0 + p) * width + c0, sizeof(T) * hi);                      \
+            if (hi < span) memset(row[p] + hi, 0, sizeof(T) * (span - hi));                             \
+        }                                                                                                \
+        T *e0 = e, *e1 = e + stride, *e2 = e + 2 * stride, *e3 = e + 3 * stride;                         \
+        T *e4 = e + 4 * stride, *e5 = e + 5 * stride, *e6 = e + 6 * stride, *e7 = e + 7 * stride;        \
+        T *e8 = e + 8 * stride, *e9 = e + 9 * stride, *e10 = e + 10 * stride, *e11 = e + 11 * stride;    \
+        T *e12 = e + 12 * stride, *e13 = e + 13 * stride, *e14 = e + 14 * stride;                        \
+        T *e15 = e + 15 * stride;                                                                        \
+        const T *top = row[0], *bottom = row[1];                                                         \
+        MINICNN_WINO_IVDEP                                                                               \
+        for (int k = 0; k < tiles; k++) {                                                                \
+            T a0 = top[2 * k], b0 = top[2 * k + 1], a1 = bottom[2 * k], b1 = bottom[2 * k + 1];          \
+            /* t = A e: rows (r0, r0 + r1, r0 - r1, -r1), each a pair of columns (a, b) */               \
+            T t0a = a0, t0b = b0, t1a = a0 + a1, t1b = b0 + b1;                                          \
+            T t2a = a0 - a1, t2b = b0 - b1, t3a = -a1, t3b = -b1;                                        \
+            /* (A e) A^T: each row's pair (a, b) -> (a, a + b, a - b, -b) */                             \
+            e0[k] = t0a; e1[k] = t0a + t0b; e2[k] = t0a - t0b; e3[k] = -t0b;                             \
+            e4[k] = t1a; e5[k] = t1a + t1b; e6[k] = t1a - t1b; e7[k] = -t1b;                             \
+            e8[k] = t2a; e9[k] = t2a + t2b; e10[k] = t2a - t2b; e11[k] = -t2b;                           \
+            e12[k] = t3a; e13[k] = t3a + t3b; e14[k] = t3a - t3b; e15[k] = -t3b;                         \
+        }                                                                                                \
     }
 
 MINICNN_WINO_DEFINE(float, f32)

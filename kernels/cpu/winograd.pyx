@@ -4,7 +4,7 @@ Neural Networks", CVPR 2016): a 3x3, stride-1, undilated, ungrouped layer with 1
 2x2 output tile and channel pair instead of 36. The readable NumPy version, with the 1-D derivation,
 is ``minicnn/winograd.py``; the matrices here are the same (B^T, G, A^T), written out as additions.
 
-Steps (``winograd_forward``):
+Steps of the forward pass (``winograd_forward``):
 
 * the filter transform ``U[xi, o, c] = (G w[o, c] G^T)[xi]`` (``filter_transform``, once per call,
   xi = 4*row + column of the 4x4 transformed tile);
@@ -17,6 +17,15 @@ Steps (``winograd_forward``):
 
 OpenMP splits the blocks; each thread has its own V and M workspace (rows of ``v_workspace`` and
 ``m_workspace``, allocated and kept by the backend).
+
+The weight gradient (``winograd_weight_grad``) is F(3x3, 2x2) (minicnn/winograd.py derives it):
+``dW = G^T [sum over tiles (A dY A^T) ⊙ (B^T d B)] G``. Per block of tiles, the same input transform V,
+the transform E = A e A^T of each 2x2 tile e of dY, then 16 products ``M[xi] += E[xi] @ V[xi]^T``
+(C_out x tiles by tiles x C_in). The blocks are split into a fixed number of parts (by the shapes,
+never the thread count); each part's sum is accumulated in block order by one thread, and
+``weight_output_transform`` adds the parts in order before ``G^T M G``: the same bits on any number
+of threads. (Sharing each block among the threads instead, transforms by channel and products by
+xi, measured 1.4x slower on the deep layer: the threads' products then read each other's transforms.)
 """
 
 from cython cimport floating
@@ -47,6 +56,10 @@ cdef extern from "winograd.h" nogil:
                                  int ow, int width, int two_rows)
     void minicnn_wino_output_f64(const double* m, Py_ssize_t stride, int tiles, double bias, double* dst,
                                  int ow, int width, int two_rows)
+    void minicnn_wino_grad_f32(const float* src, int height, int width, int r0, int c0, int tiles,
+                               float* e, Py_ssize_t stride)
+    void minicnn_wino_grad_f64(const double* src, int height, int width, int r0, int c0, int tiles,
+                               double* e, Py_ssize_t stride)
 
 
 def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
@@ -73,7 +86,8 @@ cdef inline void locate_tile(Py_ssize_t first, Py_ssize_t tiles_wide, Py_ssize_t
 
 cdef inline void next_segment(Py_ssize_t seg, Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image,
                               Py_ssize_t* img, Py_ssize_t* ti, Py_ssize_t* tj) noexcept nogil:
-    """Past a segment of ``seg`` tiles: the rest of the row of tiles, then the next row, then the next image."""
+    """Past a segment of ``seg`` tiles (at most the rest of the row of tiles, and at most
+    MINICNN_WINO_MAX_TILES, the transforms' row buffers): to the next row at its end, then the next image."""
     tj[0] += seg
     if tj[0] == tiles_wide:
         tj[0] = 0
@@ -84,19 +98,19 @@ cdef inline void next_segment(Py_ssize_t seg, Py_ssize_t tiles_wide, Py_ssize_t 
 
 
 cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
-                      Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, int ph, int pw,
+                      Py_ssize_t c_begin, Py_ssize_t c_end, Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, int ph, int pw,
                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
     """``V[xi, c, l]`` (leading dimension ``ld``) for the tiles ``first <= first + l < first + count``
-    (numbered image by image, row of tiles by row of tiles), a segment of one row of tiles at a time
-    (winograd.h); pixels in the padding read as zero."""
+    (numbered image by image, row of tiles by row of tiles) and the channels ``c_begin <= c < c_end``,
+    a segment of one row of tiles at a time (winograd.h); pixels in the padding read as zero."""
     cdef Py_ssize_t c, l, img, ti, tj, seg
     cdef Py_ssize_t plane = height * width
     cdef const floating* src
-    for c in range(channels):
+    for c in range(c_begin, c_end):
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
         while l < count:
-            seg = min(tiles_wide - tj, count - l)
+            seg = min(tiles_wide - tj, count - l, <Py_ssize_t>MINICNN_WINO_MAX_TILES)
             src = x + (img * channels + c) * plane
             if floating is float:
                 minicnn_wino_input_f32(src, <int>height, <int>width, <int>(2 * ti - ph), <int>(2 * tj - pw),
@@ -123,7 +137,7 @@ cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
         while l < count:
-            seg = min(tiles_wide - tj, count - l)
+            seg = min(tiles_wide - tj, count - l, <Py_ssize_t>MINICNN_WINO_MAX_TILES)
             width = min(2 * seg, ow - 2 * tj)
             two_rows = 2 * ti + 1 < oh
             dst = y + (img * out_ch + o) * plane + 2 * ti * ow + 2 * tj
@@ -135,9 +149,29 @@ cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_
             next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
 
-def max_tile_block():
-    """The most tiles a block may hold (the transforms' row buffers, winograd.h)."""
-    return MINICNN_WINO_MAX_TILES
+cdef void grad_tiles(const floating* dy, floating* e, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
+                     Py_ssize_t o_begin, Py_ssize_t o_end, Py_ssize_t out_ch, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_wide,
+                     Py_ssize_t tiles_per_image) noexcept nogil:
+    """``E[xi, o, l] = (A e A^T)[xi]`` (leading dimension ``ld``) of the 2x2 tiles e of dY numbered
+    ``first <= first + l < first + count`` and the filters ``o_begin <= o < o_end``, a segment of one
+    row of tiles at a time (winograd.h)."""
+    cdef Py_ssize_t o, l, img, ti, tj, seg
+    cdef Py_ssize_t plane = oh * ow
+    cdef const floating* src
+    for o in range(o_begin, o_end):
+        locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
+        l = 0
+        while l < count:
+            seg = min(tiles_wide - tj, count - l, <Py_ssize_t>MINICNN_WINO_MAX_TILES)
+            src = dy + (img * out_ch + o) * plane
+            if floating is float:
+                minicnn_wino_grad_f32(src, <int>oh, <int>ow, <int>(2 * ti), <int>(2 * tj), <int>seg,
+                                      e + o * ld + l, out_ch * ld)
+            else:
+                minicnn_wino_grad_f64(src, <int>oh, <int>ow, <int>(2 * ti), <int>(2 * tj), <int>seg,
+                                      e + o * ld + l, out_ch * ld)
+            l += seg
+            next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
 
 def tile_count(Py_ssize_t n_images, Py_ssize_t oh, Py_ssize_t ow):
@@ -166,8 +200,8 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u
     cdef const floating* up = &u[0, 0, 0]
     cdef floating* yp = &y[0, 0, 0, 0]
     cdef int c_int = <int>channels, o_int = <int>out_ch, ld = tile_block
-    if not 1 <= tile_block <= MINICNN_WINO_MAX_TILES:
-        raise ValueError(f"tile_block must be in [1, {MINICNN_WINO_MAX_TILES}], got {tile_block}")
+    if tile_block < 1:
+        raise ValueError(f"tile_block must be at least 1, got {tile_block}")
     if b is not None:
         bias = &b[0]
     for blk in prange(blocks, nogil=True, schedule="dynamic", num_threads=num_threads):
@@ -177,8 +211,87 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u
         first = blk * tile_block
         count = min(<Py_ssize_t>tile_block, total - first)
         ncols = <int>count
-        input_tiles(xp, v, first, count, ld, channels, height, width, ph, pw, tiles_wide, tiles_per_image)
+        input_tiles(xp, v, first, count, ld, 0, channels, channels, height, width, ph, pw, tiles_wide, tiles_per_image)
         for xi in range(16):
             gemm_rowmajor(c'N', c'N', o_int, ncols, c_int, <floating>1.0, up + xi * out_ch * channels, c_int,
                           v + xi * channels * ld, ld, <floating>0.0, m + xi * out_ch * ld, ld)
         output_tiles(m, yp, bias, first, count, ld, out_ch, oh, ow, tiles_wide, tiles_per_image)
+
+
+def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
+                         floating[:, :, :, ::1] m_parts, int ph, int pw, int tile_block, int blocks_per_part,
+                         floating[:, ::1] v_workspace, floating[:, ::1] e_workspace, int num_threads):
+    """``m_parts[part, xi] = sum over the part's tiles of E[xi] @ V[xi]^T`` (C_out x C_in) for the weight
+    gradient of ``y = conv2d(x, w, padding=(ph, pw))``, 3x3 filters; part ``p`` holds the blocks of
+    ``tile_block`` tiles numbered ``p * blocks_per_part`` up to the next part's (every part one at
+    least), summed in block order by one thread. ``v_workspace`` needs 16*C_in*tile_block entries per
+    thread, ``e_workspace`` 16*C_out*tile_block."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t tiles_wide = (ow + 1) // 2
+    cdef Py_ssize_t tiles_per_image = ((oh + 1) // 2) * tiles_wide
+    cdef Py_ssize_t total = n_images * tiles_per_image
+    cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block
+    cdef Py_ssize_t parts = m_parts.shape[0], part, blk, first, count, xi
+    cdef int t, ncols
+    cdef floating beta
+    cdef floating* v
+    cdef floating* e
+    cdef floating* mp
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* dyp = &dy[0, 0, 0, 0]
+    cdef int c_int = <int>channels, o_int = <int>out_ch, ld = tile_block
+    if tile_block < 1:
+        raise ValueError(f"tile_block must be at least 1, got {tile_block}")
+    if blocks_per_part < 1 or not (parts - 1) * blocks_per_part < blocks <= parts * blocks_per_part:
+        raise ValueError(f"{parts} parts of {blocks_per_part} blocks do not cover {blocks} blocks, each part one at least")
+    for part in prange(parts, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        v = &v_workspace[t, 0]
+        e = &e_workspace[t, 0]
+        mp = &m_parts[part, 0, 0, 0]
+        for blk in range(part * blocks_per_part, min((part + 1) * blocks_per_part, blocks)):
+            first = blk * tile_block
+            count = min(<Py_ssize_t>tile_block, total - first)
+            ncols = <int>count
+            input_tiles(xp, v, first, count, ld, 0, channels, channels, height, width, ph, pw, tiles_wide,
+                        tiles_per_image)
+            grad_tiles(dyp, e, first, count, ld, 0, out_ch, out_ch, oh, ow, tiles_wide, tiles_per_image)
+            beta = 0.0 if blk == part * blocks_per_part else 1.0
+            for xi in range(16):
+                gemm_rowmajor(c'N', c'T', o_int, c_int, ncols, <floating>1.0, e + xi * out_ch * ld, ld,
+                              v + xi * channels * ld, ld, beta, mp + xi * out_ch * channels, c_int)
+
+
+cdef void filter_gradient(const floating* m_parts, Py_ssize_t parts, Py_ssize_t part_stride,
+                          Py_ssize_t xi_stride, floating* dw) noexcept nogil:
+    """The 3x3 ``dw = G^T M G`` of one (filter, channel) pair, ``M[xi]`` the sum over the parts, in order,
+    of ``m_parts[part * part_stride + xi * xi_stride]``."""
+    cdef floating m[16]
+    cdef floating s[3][4]
+    cdef Py_ssize_t part, i, j
+    for i in range(16):
+        m[i] = m_parts[i * xi_stride]
+    for part in range(1, parts):
+        for i in range(16):
+            m[i] = m[i] + m_parts[part * part_stride + i * xi_stride]
+    for j in range(4):  # s = G^T M: rows m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3
+        s[0][j] = m[j] + (m[4 + j] + m[8 + j]) * <floating>0.5
+        s[1][j] = (m[4 + j] - m[8 + j]) * <floating>0.5
+        s[2][j] = (m[4 + j] + m[8 + j]) * <floating>0.5 + m[12 + j]
+    for i in range(3):  # (G^T M) G, the same on the columns
+        dw[3 * i] = s[i][0] + (s[i][1] + s[i][2]) * <floating>0.5
+        dw[3 * i + 1] = (s[i][1] - s[i][2]) * <floating>0.5
+        dw[3 * i + 2] = (s[i][1] + s[i][2]) * <floating>0.5 + s[i][3]
+
+
+def weight_output_transform(const floating[:, :, :, ::1] m_parts, floating[:, :, :, ::1] dw, int num_threads):
+    """``dw[o, c] = G^T M G`` with ``M[xi] = sum of m_parts[part, xi, o, c]`` over the parts, in order."""
+    cdef Py_ssize_t parts = m_parts.shape[0], out_ch = dw.shape[0], channels = dw.shape[1]
+    cdef Py_ssize_t o, c
+    cdef Py_ssize_t xi_stride = out_ch * channels
+    cdef const floating* mp = &m_parts[0, 0, 0, 0]
+    cdef floating* dwp = &dw[0, 0, 0, 0]
+    for o in prange(out_ch, nogil=True, schedule="static", num_threads=num_threads):
+        for c in range(channels):
+            filter_gradient(mp + o * channels + c, parts, 16 * xi_stride, xi_stride, dwp + (o * channels + c) * 9)

@@ -156,7 +156,7 @@ class CythonBackend(NumpyBackend):
     STATIC_ORDER = {
         "forward": ("dense", "direct", "winograd", "rows", "batched", "im2col", "reference"),
         "input_grad": ("dense", "lanes", "direct", "winograd", "rows", "batched", "im2col", "reference"),
-        "weight_grad": ("dense", "lanes", "direct", "rows", "batched", "im2col", "reference"),
+        "weight_grad": ("dense", "lanes", "direct", "winograd", "rows", "batched", "im2col", "reference"),
     }
     #: Layers with fewer multiply-adds than this are planned by the static order, never timed.
     AUTOTUNE_MIN_MACS = 1_000_000
@@ -310,8 +310,10 @@ class CythonBackend(NumpyBackend):
         if self._plan_cache is None:
             from .. import __version__
 
-            # the table's paths too: a cache measured before a path was added would never time it
-            header = {"cpu": cpu_model(), "isa": self.kernel_isa, "minicnn": __version__, "paths": ",".join(self.paths)}
+            # the table's paths and their operations too: a cache measured before a path (or a path's
+            # operation) was added would never time it
+            paths = ",".join(f"{name}:{'+'.join(path.ops)}" for name, path in self.paths.items())
+            header = {"cpu": cpu_model(), "isa": self.kernel_isa, "minicnn": __version__, "paths": paths}
             path = plan_cache_path(header["cpu"], header["isa"], header["minicnn"], self._cache_dir)
             self._plan_cache = PlanCache(path, header)
         return self._plan_cache

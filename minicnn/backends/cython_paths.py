@@ -226,7 +226,7 @@ class DirectPath(Path):
 
 class WinogradPath(Path):
     name = "winograd"
-    ops = ("forward", "input_grad")
+    ops = ("forward", "input_grad", "weight_grad")
     note = ("Winograd F(2x2, 3x3) (Lavin and Gray 2016; kernels/cpu/winograd.pyx, minicnn/winograd.py): 3x3 "
             "stride-1 layers, 16 products U[xi] @ V[xi] per block of 2x2 output tiles (2.25x fewer multiplications); "
             "dX is the same kernel on dY padded by 2 - P, filters rotated, channels swapped. AMD Zen 5, 2 threads, "
@@ -234,7 +234,8 @@ class WinogradPath(Path):
             "against direct 18.6 / im2col 20.4, dX 12.5 against 18.3 / 15.0; mid 32x64x56x56 forward 19.6 against "
             "27.1 / 39.2, dX 18.9 against 26.7 / 34.3 (a noisy shared machine; 8.0 and 15.4 ms forward when quiet). "
             "With OPENBLAS_CORETYPE=Haswell (AVX2 GEMM) it loses: deep 15.3 against direct 14.5, mid 41.8 against "
-            "27.6. Not in the static table (measured on one machine only): chosen only by the autotuner")
+            "27.6. dW is F(3x3, 2x2): 16 products E[xi] @ V[xi]^T per block of tiles, summed in fixed parts. "
+            "Not in the static table (measured on one machine only): chosen only by the autotuner")
 
     #: Output tiles per block: V and M of a block (16*(C_in + C_out) values per tile) fit in BLOCK_BYTES
     #: per thread, at most the kernel's 256 tiles; the blocks are then made a multiple of 8 in number
@@ -245,6 +246,11 @@ class WinogradPath(Path):
     #: 14.3 ms at 64 tiles, 14.0 at 128, 17.4 at 256; the mid layer (64 -> 64) 36.6 at 64, 32.4 at 256
     #: (OPENBLAS_CORETYPE=Haswell; 10.5, 9.8, 11.8 and 21.4, 19.4 ms without it).
     BLOCK_BYTES = 4 << 20
+    MAX_TILE_BLOCK = 256
+    #: The weight gradient's partial sums: a power of two of parts, at most MAX_PARTS, holding
+    #: 16*C_out*C_in values each, at most PARTS_BYTES together.
+    MAX_PARTS = 8
+    PARTS_BYTES = 8 << 20
     MIN_TILE_BLOCK = 16
     SHARES = 8
 
@@ -265,7 +271,7 @@ class WinogradPath(Path):
     def _tile_block(self, g, op, itemsize):
         """(tiles per block, tiles in all) of the correlation the kernel runs for ``op``."""
         tiles = self.kernels.tile_count(g.n, g.h, g.w) if op == "input_grad" else self.kernels.tile_count(g.n, g.oh, g.ow)
-        fit = max(self.MIN_TILE_BLOCK, min(self.kernels.max_tile_block(), self.BLOCK_BYTES // (16 * (g.c + g.o) * itemsize)))
+        fit = max(self.MIN_TILE_BLOCK, min(self.MAX_TILE_BLOCK, self.BLOCK_BYTES // (16 * (g.c + g.o) * itemsize)))
         blocks = _blocks(tiles, fit)
         if blocks > 1:
             blocks = min(_blocks(blocks, self.SHARES) * self.SHARES, _blocks(tiles, self.MIN_TILE_BLOCK))
@@ -289,6 +295,28 @@ class WinogradPath(Path):
 
     def forward(self, x, w, b, g, threads):
         return self._call(x, w, b, np.empty(g.y_shape, dtype=x.dtype), *g.padding, "forward", g, threads)
+
+    def _parts(self, g, blocks, itemsize):
+        """(parts, blocks per part) of the weight gradient's sum: a power of two, at most MAX_PARTS and
+        PARTS_BYTES of partial sums, no part empty; by the shapes alone, so the same bits on any thread count."""
+        parts = 1
+        while parts * 2 <= min(self.MAX_PARTS, blocks) and parts * 2 * 16 * g.o * g.c * itemsize <= self.PARTS_BYTES:
+            parts *= 2
+        per_part = _blocks(blocks, parts)
+        return _blocks(blocks, per_part), per_part
+
+    def weight_grad(self, x, w, dy, g, threads):
+        """dW by F(3x3, 2x2) (minicnn/winograd.py): ``G^T [sum over tiles (A dY A^T) ⊙ (B^T d B)] G``."""
+        block, tiles = self._tile_block(g, "weight_grad", x.itemsize)
+        parts, per_part = self._parts(g, _blocks(tiles, block), x.itemsize)
+        threads = max(1, min(threads, parts))
+        m_parts = self.workspace("wino_dw", (parts, 16, g.o, g.c), x.dtype)
+        v = self.workspace("wino_v", (threads, 16 * g.c * block), x.dtype)
+        e = self.workspace("wino_e", (threads, 16 * g.o * block), x.dtype)
+        self.kernels.winograd_weight_grad(x, dy, m_parts, *g.padding, block, per_part, v, e, threads)
+        dw = np.empty_like(w)
+        self.kernels.weight_output_transform(m_parts, dw, threads)
+        return dw, bias_grad(dy)
 
     def input_grad(self, x, w, dy, g, threads):
         """dX as a forward correlation (deck 002, "Aprendizaje: Backpropagation", eq. 2): dY padded by
