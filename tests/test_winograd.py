@@ -195,7 +195,10 @@ def test_the_static_table_never_picks_winograd_only_the_autotuner_may():
         assert path.takes(op, g, np.float32) == ""
         assert "chosen only by measurement" in path.prefers(op, g, np.float32)
     plan = backend.plan_conv2d(g, np.float32)
-    assert "winograd" not in (plan.forward, plan.input_grad, plan.weight_grad)
+    assert not {"winograd", "winograd4"} & {plan.forward, plan.input_grad, plan.weight_grad}
+    four = backend.paths["winograd4"]
+    assert four.takes("forward", g, np.float32) == "" and "chosen only by measurement" in four.prefers("forward", g, np.float32)
+    assert "has no weight_grad kernel" in four.takes("weight_grad", g, np.float32)
     assert "3x3" in path.takes("forward", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 5, 5)), np.float32)
     assert "stride 1" in path.takes("forward", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 3, 3), stride=2), np.float32)
     assert "padding larger than 2" in path.takes("input_grad", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 3, 3), padding=3),
@@ -206,15 +209,42 @@ def test_the_static_table_never_picks_winograd_only_the_autotuner_may():
     ((2, 3, 5, 6), 4, 3),      # forward padding beyond 2: whole patches in the padding
     ((1, 2, 1, 2), 3, 4),      # an input smaller than one patch
     ((1, 2, 3, 700), 5, 1),    # 350 tiles in a row: a row spans several blocks
+    ((1, 2, 5, 1100), 3, 1),   # 275 tiles of 4 in a row: more than the transforms' 256-tile row buffers
     ((2, 700, 4, 5), 3, 1),    # more channels than one staging chunk of the filter transform (128)
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_compiled_winograd_forward_on_edge_shapes(x_shape, out, padding, dtype):
+@pytest.mark.parametrize("path", ["winograd", "winograd4"])
+def test_the_compiled_winograd_forward_on_edge_shapes(x_shape, out, padding, dtype, path):
     if "cython" not in mc.available_backends():
         pytest.fail("the cython backend is not built")
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal(x_shape), rng.standard_normal((out, x_shape[1], 3, 3)), rng.standard_normal(out)
     want = F.conv2d(x, w, b, padding=padding, backend="numpy")
-    got = F.conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), padding=padding, plan="winograd", backend="cython")
+    got = F.conv2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), padding=padding, plan=path, backend="cython")
     bound = 1e-5 if dtype == np.float32 else 1e-12
     assert np.abs(got - want).max() <= bound * np.abs(want).max()
+
+
+@pytest.mark.parametrize("path, m", [("winograd", 2), ("winograd4", 4)])
+@pytest.mark.parametrize("op", ["forward", "input_grad"])
+def test_the_compiled_paths_stay_within_the_error_bound_of_their_tile(path, m, op):
+    """float32 F(2x2) and F(4x4) kernels against float64, on 192 input channels, within
+    ``winograd.error_bound`` (a worst case over every summation order: the BLAS's, the blocks')."""
+    if "cython" not in mc.available_backends():
+        pytest.fail("the cython backend is not built")
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 192, 13, 14)).astype(np.float32)
+    w = (rng.standard_normal((64, 192, 3, 3)) / 40).astype(np.float32)
+    if op == "forward":
+        exact = F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, backend="numpy")
+        got = F.conv2d(x, w, padding=1, plan=path, backend="cython")
+        bound = error_bound(x, w, 1, m=m)
+    else:  # dX is the forward algorithm on dY padded by 1 with the rotated, transposed filters
+        dy = rng.standard_normal((2, 64, 13, 14)).astype(np.float32)
+        exact = F.conv2d_grad(x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64), padding=1,
+                              backend="numpy")[0]
+        got = F.conv2d_grad(x, w, dy, padding=1, plan={"input_grad": path, "weight_grad": "im2col"}, backend="cython")[0]
+        bound = error_bound(dy, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), 1, m=m)
+    assert got.dtype == np.float32
+    assert np.all(np.abs(got - exact) <= bound)
+    assert np.abs(got - exact).max() <= 1e-4 * np.abs(exact).max()

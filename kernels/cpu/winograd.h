@@ -175,4 +175,125 @@
 MINICNN_WINO_DEFINE(float, f32)
 MINICNN_WINO_DEFINE(double, f64)
 
+/* F(4x4, 3x3): 6x6 transformed tiles, 36 streams (the matrices of minicnn/winograd.py, section 4.2 of
+ * Lavin and Gray), the same three steps with tiles 4 outputs apart. */
+#define MINICNN_WINO4_SPAN (4 * MINICNN_WINO_MAX_TILES + 2)
+
+/* The filter polynomial at the points 0, 1, -1, 2, -2, infinity, scaled (a row of G4 times (a, b, c)). */
+#define MINICNN_WINO4_G(T, a, b, c, out, step)                                                          \
+    do {                                                                                                 \
+        (out)[0 * (step)] = (a) * (T)0.25;                                                               \
+        (out)[1 * (step)] = ((a) + (b) + (c)) * (T)(-1.0 / 6.0);                                         \
+        (out)[2 * (step)] = ((a) - (b) + (c)) * (T)(-1.0 / 6.0);                                         \
+        (out)[3 * (step)] = (a) * (T)(1.0 / 24.0) + (b) * (T)(1.0 / 12.0) + (c) * (T)(1.0 / 6.0);        \
+        (out)[4 * (step)] = (a) * (T)(1.0 / 24.0) - (b) * (T)(1.0 / 12.0) + (c) * (T)(1.0 / 6.0);        \
+        (out)[5 * (step)] = (c);                                                                         \
+    } while (0)
+
+#define MINICNN_WINO4_DEFINE(T, SUFFIX)                                                                  \
+    /* u[xi * stride + c] = (G4 g_c G4^T)[xi], xi = 6 * row + column, for the `channels` 3x3 kernels  \
+     * g_c = w[9c .. 9c + 8] of one filter. */                                                           \
+    MINICNN_CLONES static void minicnn_wino4_filter_##SUFFIX(const T *w, int channels, T *u,            \
+                                                              ptrdiff_t stride)                          \
+    {                                                                                                    \
+        T g[9][MINICNN_WINO_CHUNK];                                                                      \
+        for (int c0 = 0; c0 < channels; c0 += MINICNN_WINO_CHUNK) {                                      \
+            int n = channels - c0 < MINICNN_WINO_CHUNK ? channels - c0 : MINICNN_WINO_CHUNK;             \
+            for (int c = 0; c < n; c++)                                                                  \
+                for (int k = 0; k < 9; k++) g[k][c] = w[(ptrdiff_t)(c0 + c) * 9 + k];                    \
+            T *uc = u + c0;                                                                              \
+            MINICNN_WINO_IVDEP                                                                           \
+            for (int c = 0; c < n; c++) {                                                                \
+                T t[6][3]; /* t = G4 g, column by column */                                              \
+                for (int j = 0; j < 3; j++) {                                                            \
+                    T col[6];                                                                            \
+                    MINICNN_WINO4_G(T, g[j][c], g[3 + j][c], g[6 + j][c], col, 1);                       \
+                    for (int i = 0; i < 6; i++) t[i][j] = col[i];                                        \
+                }                                                                                        \
+                for (int i = 0; i < 6; i++) /* (G4 g) G4^T, row by row */                              \
+                    MINICNN_WINO4_G(T, t[i][0], t[i][1], t[i][2], uc + (ptrdiff_t)(6 * i) * stride + c, stride); \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+                                                                                                         \
+    /* V[xi * stride + k] = (B4^T d_k B4)[xi] for the `tiles` 6x6 patches whose top-left pixel is       \
+     * (r0, c0 + 4k) of the (height x width) plane `src`; pixels outside it read as zero. */             \
+    MINICNN_CLONES static void minicnn_wino4_input_##SUFFIX(const T *src, int height, int width, int r0,   \
+                                                             int c0, int tiles, T *v, ptrdiff_t stride)   \
+    {                                                                                                    \
+        T d[6][MINICNN_WINO4_SPAN], t[6][MINICNN_WINO4_SPAN];                                           \
+        int span = 4 * tiles + 2, lo = c0 < 0 ? -c0 : 0, hi = width - c0 < span ? width - c0 : span;   \
+        for (int p = 0; p < 6; p++) {                                                                    \
+            int row = r0 + p;                                                                            \
+            if (row < 0 || row >= height || hi <= lo) {                                                  \
+                memset(d[p], 0, sizeof(T) * span);                                                      \
+                continue;                                                                                \
+            }                                                                                            \
+            if (lo > 0) memset(d[p], 0, sizeof(T) * lo);                                                \
+            memcpy(d[p] + lo, src + (ptrdiff_t)row * width + c0 + lo, sizeof(T) * (hi - lo));           \
+            if (hi < span) memset(d[p] + hi, 0, sizeof(T) * (span - hi));                               \
+        }                                                                                                \
+        /* t = B4^T d on whole rows */                                                                   \
+        MINICNN_WINO_IVDEP                                                                               \
+        for (int j = 0; j < span; j++) {                                                                 \
+            T a0 = d[0][j], a1 = d[1][j], a2 = d[2][j], a3 = d[3][j], a4 = d[4][j], a5 = d[5][j];       \
+            t[0][j] = 4 * a0 - 5 * a2 + a4;                                                              \
+            t[1][j] = -4 * (a1 + a2) + a3 + a4;                                                          \
+            t[2][j] = 4 * (a1 - a2) - a3 + a4;                                                           \
+            t[3][j] = 2 * (a3 - a1) - a2 + a4;                                                           \
+            t[4][j] = 2 * (a1 - a3) - a2 + a4;                                                           \
+            t[5][j] = 4 * a1 - 5 * a3 + a5;                                                              \
+        }                                                                                                \
+        for (int i = 0; i < 6; i++) { /* V = t B4: the same combinations of each tile's 6 columns */    \
+            T *v0 = v + (6 * i) * stride;                                                                \
+            const T *r = t[i];                                                                           \
+            MINICNN_WINO_IVDEP                                                                           \
+            for (int k = 0; k < tiles; k++) {                                                            \
+                T a0 = r[4 * k], a1 = r[4 * k + 1], a2 = r[4 * k + 2], a3 = r[4 * k + 3];                \
+                T a4 = r[4 * k + 4], a5 = r[4 * k + 5];                                                  \
+                v0[k] = 4 * a0 - 5 * a2 + a4;                                                            \
+                v0[stride + k] = -4 * (a1 + a2) + a3 + a4;                                               \
+                v0[2 * stride + k] = 4 * (a1 - a2) - a3 + a4;                                            \
+                v0[3 * stride + k] = 2 * (a3 - a1) - a2 + a4;                                            \
+                v0[4 * stride + k] = 2 * (a1 - a3) - a2 + a4;                                            \
+                v0[5 * stride + k] = 4 * a1 - 5 * a3 + a5;                                               \
+            }                                                                                            \
+        }                                                                                                \
+    }                                                                                                    \
+                                                                                                         \
+    /* y rows 4ti .. 4ti + rows - 1, columns c0 .. c0 + 4*tiles - 1 cropped to `width` values:           \
+     * (A4^T M_k A4) + bias for the `tiles` tiles of m[xi * stride + k]. */                              \
+    MINICNN_CLONES static void minicnn_wino4_output_##SUFFIX(const T *m, ptrdiff_t stride, int tiles,     \
+                                                              T bias, T *dst, int ow, int width,         \
+                                                              int rows)                                  \
+    {                                                                                                    \
+        T out[4][4 * MINICNN_WINO_MAX_TILES];                                                           \
+        MINICNN_WINO_IVDEP                                                                               \
+        for (int k = 0; k < tiles; k++) {                                                                \
+            T s[4][6]; /* s = A4^T M */                                                                  \
+            for (int j = 0; j < 6; j++) {                                                                \
+                T m0 = m[j * stride + k], m1 = m[(6 + j) * stride + k], m2 = m[(12 + j) * stride + k];   \
+                T m3 = m[(18 + j) * stride + k], m4 = m[(24 + j) * stride + k];                          \
+                T m5 = m[(30 + j) * stride + k];                                                         \
+                T p12 = m1 + m2, n12 = m1 - m2, p34 = m3 + m4, n34 = m3 - m4;                            \
+                s[0][j] = m0 + p12 + p34;                                                                \
+                s[1][j] = n12 + 2 * n34;                                                                 \
+                s[2][j] = p12 + 4 * p34;                                                                 \
+                s[3][j] = n12 + 8 * n34 + m5;                                                            \
+            }                                                                                            \
+            for (int i = 0; i < 4; i++) { /* (A4^T M) A4 */                                              \
+                T p12 = s[i][1] + s[i][2], n12 = s[i][1] - s[i][2];                                      \
+                T p34 = s[i][3] + s[i][4], n34 = s[i][3] - s[i][4];                                      \
+                out[i][4 * k] = s[i][0] + p12 + p34 + bias;                                              \
+                out[i][4 * k + 1] = n12 + 2 * n34 + bias;                                                \
+                out[i][4 * k + 2] = p12 + 4 * p34 + bias;                                                \
+                out[i][4 * k + 3] = n12 + 8 * n34 + s[i][5] + bias;                                      \
+            }                                                                                            \
+        }                                                                                                \
+        for (int i = 0; i < rows; i++) memcpy(dst + (ptrdiff_t)i * ow, out[i], sizeof(T) * width);     \
+    }
+
+MINICNN_WINO4_DEFINE(float, f32)
+MINICNN_WINO4_DEFINE(double, f64)
+
 #endif

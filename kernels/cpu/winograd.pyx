@@ -60,18 +60,41 @@ cdef extern from "winograd.h" nogil:
                                float* e, Py_ssize_t stride)
     void minicnn_wino_grad_f64(const double* src, int height, int width, int r0, int c0, int tiles,
                                double* e, Py_ssize_t stride)
+    void minicnn_wino4_filter_f32(const float* w, int channels, float* u, Py_ssize_t stride)
+    void minicnn_wino4_filter_f64(const double* w, int channels, double* u, Py_ssize_t stride)
+    void minicnn_wino4_input_f32(const float* src, int height, int width, int r0, int c0, int tiles,
+                                 float* v, Py_ssize_t stride)
+    void minicnn_wino4_input_f64(const double* src, int height, int width, int r0, int c0, int tiles,
+                                 double* v, Py_ssize_t stride)
+    void minicnn_wino4_output_f32(const float* m, Py_ssize_t stride, int tiles, float bias, float* dst,
+                                  int ow, int width, int rows)
+    void minicnn_wino4_output_f64(const double* m, Py_ssize_t stride, int tiles, double bias, double* dst,
+                                  int ow, int width, int rows)
 
 
-def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
-    """``u[xi, o, c] = (G w[o, c] G^T)[xi]`` for filters ``w`` (C_out, C_in, 3, 3); ``u`` is (16, C_out, C_in)
-    (winograd.h: one filter's channels at a time, vectorised over the channels)."""
+def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads, int m=2):
+    """``u[xi, o, c] = (G w[o, c] G^T)[xi]`` for filters ``w`` (C_out, C_in, 3, 3) and F(m x m, 3x3); ``u`` is
+    ((m + 2)**2, C_out, C_in) (winograd.h: one filter's channels at a time)."""
     cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o
     cdef Py_ssize_t stride = out_ch * channels
+    check_tile(m)
+    if u.shape[0] != (m + 2) * (m + 2):
+        raise ValueError(f"u needs {(m + 2) * (m + 2)} transformed positions for F({m}x{m}, 3x3), got {u.shape[0]}")
     for o in prange(out_ch, nogil=True, schedule="static", num_threads=num_threads):
-        if floating is float:
+        if m == 4:
+            if floating is float:
+                minicnn_wino4_filter_f32(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
+            else:
+                minicnn_wino4_filter_f64(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
+        elif floating is float:
             minicnn_wino_filter_f32(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
         else:
             minicnn_wino_filter_f64(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
+
+
+cdef check_tile(int m):
+    if m != 2 and m != 4:
+        raise ValueError(f"the output tile m must be 2 or 4 (F(m x m, 3x3)), got {m}")
 
 
 cdef inline void locate_tile(Py_ssize_t first, Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image,
@@ -99,52 +122,63 @@ cdef inline void next_segment(Py_ssize_t seg, Py_ssize_t tiles_wide, Py_ssize_t 
 
 cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
                       Py_ssize_t c_begin, Py_ssize_t c_end, Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, int ph, int pw,
-                      Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
+                      Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image, int m) noexcept nogil:
     """``V[xi, c, l]`` (leading dimension ``ld``) for the tiles ``first <= first + l < first + count``
     (numbered image by image, row of tiles by row of tiles) and the channels ``c_begin <= c < c_end``,
     a segment of one row of tiles at a time (winograd.h); pixels in the padding read as zero."""
     cdef Py_ssize_t c, l, img, ti, tj, seg
     cdef Py_ssize_t plane = height * width
     cdef const floating* src
+    cdef int r0, c0
     for c in range(c_begin, c_end):
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
         while l < count:
             seg = min(tiles_wide - tj, count - l, <Py_ssize_t>MINICNN_WINO_MAX_TILES)
             src = x + (img * channels + c) * plane
-            if floating is float:
-                minicnn_wino_input_f32(src, <int>height, <int>width, <int>(2 * ti - ph), <int>(2 * tj - pw),
-                                       <int>seg, v + c * ld + l, channels * ld)
+            r0 = <int>(m * ti - ph)
+            c0 = <int>(m * tj - pw)
+            if m == 4:
+                if floating is float:
+                    minicnn_wino4_input_f32(src, <int>height, <int>width, r0, c0, <int>seg, v + c * ld + l, channels * ld)
+                else:
+                    minicnn_wino4_input_f64(src, <int>height, <int>width, r0, c0, <int>seg, v + c * ld + l, channels * ld)
+            elif floating is float:
+                minicnn_wino_input_f32(src, <int>height, <int>width, r0, c0, <int>seg, v + c * ld + l, channels * ld)
             else:
-                minicnn_wino_input_f64(src, <int>height, <int>width, <int>(2 * ti - ph), <int>(2 * tj - pw),
-                                       <int>seg, v + c * ld + l, channels * ld)
+                minicnn_wino_input_f64(src, <int>height, <int>width, r0, c0, <int>seg, v + c * ld + l, channels * ld)
             l += seg
             next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
 
-cdef void output_tiles(const floating* m, floating* y, const floating* bias, Py_ssize_t first, Py_ssize_t count,
+cdef void output_tiles(const floating* prod, floating* y, const floating* bias, Py_ssize_t first, Py_ssize_t count,
                        Py_ssize_t ld, Py_ssize_t out_ch, Py_ssize_t oh, Py_ssize_t ow,
-                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image) noexcept nogil:
-    """``y[img, o, 2ti:2ti+2, 2tj:2tj+2] = (A^T M A) + b[o]`` for the block's tiles, cropped at the edges."""
+                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image, int m) noexcept nogil:
+    """``y[img, o, m*ti:m*ti+m, m*tj:m*tj+m] = (A^T M A) + b[o]`` for the block's tiles, cropped at the edges."""
     cdef floating b
     cdef Py_ssize_t o, l, img, ti, tj, seg, width
     cdef Py_ssize_t stride = out_ch * ld
     cdef Py_ssize_t plane = oh * ow
     cdef floating* dst
-    cdef int two_rows
+    cdef int rows
     for o in range(out_ch):
         b = bias[o] if bias != NULL else 0
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
         while l < count:
             seg = min(tiles_wide - tj, count - l, <Py_ssize_t>MINICNN_WINO_MAX_TILES)
-            width = min(2 * seg, ow - 2 * tj)
-            two_rows = 2 * ti + 1 < oh
-            dst = y + (img * out_ch + o) * plane + 2 * ti * ow + 2 * tj
-            if floating is float:
-                minicnn_wino_output_f32(m + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, two_rows)
+            width = min(m * seg, ow - m * tj)
+            rows = <int>min(<Py_ssize_t>m, oh - m * ti)
+            dst = y + (img * out_ch + o) * plane + m * ti * ow + m * tj
+            if m == 4:
+                if floating is float:
+                    minicnn_wino4_output_f32(prod + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, rows)
+                else:
+                    minicnn_wino4_output_f64(prod + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, rows)
+            elif floating is float:
+                minicnn_wino_output_f32(prod + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, rows == 2)
             else:
-                minicnn_wino_output_f64(m + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, two_rows)
+                minicnn_wino_output_f64(prod + o * ld + l, stride, <int>seg, b, dst, <int>ow, <int>width, rows == 2)
             l += seg
             next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
@@ -174,27 +208,28 @@ cdef void grad_tiles(const floating* dy, floating* e, Py_ssize_t first, Py_ssize
             next_segment(seg, tiles_wide, tiles_per_image, &img, &ti, &tj)
 
 
-def tile_count(Py_ssize_t n_images, Py_ssize_t oh, Py_ssize_t ow):
-    """Output tiles of 2x2 in a batch (the last row and column of tiles padded for odd sizes)."""
-    return n_images * ((oh + 1) // 2) * ((ow + 1) // 2)
+def tile_count(Py_ssize_t n_images, Py_ssize_t oh, Py_ssize_t ow, int m=2):
+    """Output tiles of m x m in a batch (the last row and column of tiles padded where m does not divide the size)."""
+    return n_images * ((oh + m - 1) // m) * ((ow + m - 1) // m)
 
 
 def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, const floating[::1] b,
                      floating[:, :, :, ::1] y, int ph, int pw, int tile_block,
-                     floating[:, ::1] v_workspace, floating[:, ::1] m_workspace, int num_threads):
-    """``y = conv2d(x, w, padding=(ph, pw)) + b`` for 3x3 filters given ``u = filter_transform(w)``; ``b``
-    may be None. ``v_workspace`` needs 16*C_in*tile_block entries per thread, ``m_workspace``
-    16*C_out*tile_block (``num_threads`` rows at least)."""
+                     floating[:, ::1] v_workspace, floating[:, ::1] m_workspace, int num_threads, int m=2):
+    """``y = conv2d(x, w, padding=(ph, pw)) + b`` for 3x3 filters by F(m x m, 3x3) given
+    ``u = filter_transform(w, m=m)``; ``b`` may be None. ``v_workspace`` needs (m+2)**2 * C_in * tile_block
+    entries per thread, ``m_workspace`` (m+2)**2 * C_out * tile_block (``num_threads`` rows at least)."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = u.shape[1], oh = y.shape[2], ow = y.shape[3]
-    cdef Py_ssize_t tiles_wide = (ow + 1) // 2
-    cdef Py_ssize_t tiles_per_image = ((oh + 1) // 2) * tiles_wide
+    cdef Py_ssize_t tiles_wide = (ow + m - 1) // m
+    cdef Py_ssize_t tiles_per_image = ((oh + m - 1) // m) * tiles_wide
     cdef Py_ssize_t total = n_images * tiles_per_image
     cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block
+    cdef Py_ssize_t positions = (m + 2) * (m + 2)
     cdef Py_ssize_t blk, first, count, xi
     cdef int t, ncols
     cdef floating* v
-    cdef floating* m
+    cdef floating* prod
     cdef const floating* bias = NULL
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating* up = &u[0, 0, 0]
@@ -202,20 +237,24 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u
     cdef int c_int = <int>channels, o_int = <int>out_ch, ld = tile_block
     if tile_block < 1:
         raise ValueError(f"tile_block must be at least 1, got {tile_block}")
+    check_tile(m)
+    if u.shape[0] != positions:
+        raise ValueError(f"u needs {positions} transformed positions for F({m}x{m}, 3x3), got {u.shape[0]}")
     if b is not None:
         bias = &b[0]
     for blk in prange(blocks, nogil=True, schedule="dynamic", num_threads=num_threads):
         t = threadid()
         v = &v_workspace[t, 0]
-        m = &m_workspace[t, 0]
+        prod = &m_workspace[t, 0]
         first = blk * tile_block
         count = min(<Py_ssize_t>tile_block, total - first)
         ncols = <int>count
-        input_tiles(xp, v, first, count, ld, 0, channels, channels, height, width, ph, pw, tiles_wide, tiles_per_image)
-        for xi in range(16):
+        input_tiles(xp, v, first, count, ld, 0, channels, channels, height, width, ph, pw, tiles_wide,
+                    tiles_per_image, m)
+        for xi in range(positions):
             gemm_rowmajor(c'N', c'N', o_int, ncols, c_int, <floating>1.0, up + xi * out_ch * channels, c_int,
-                          v + xi * channels * ld, ld, <floating>0.0, m + xi * out_ch * ld, ld)
-        output_tiles(m, yp, bias, first, count, ld, out_ch, oh, ow, tiles_wide, tiles_per_image)
+                          v + xi * channels * ld, ld, <floating>0.0, prod + xi * out_ch * ld, ld)
+        output_tiles(prod, yp, bias, first, count, ld, out_ch, oh, ow, tiles_wide, tiles_per_image, m)
 
 
 def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
@@ -255,7 +294,7 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
             count = min(<Py_ssize_t>tile_block, total - first)
             ncols = <int>count
             input_tiles(xp, v, first, count, ld, 0, channels, channels, height, width, ph, pw, tiles_wide,
-                        tiles_per_image)
+                        tiles_per_image, 2)
             grad_tiles(dyp, e, first, count, ld, 0, out_ch, out_ch, oh, ow, tiles_wide, tiles_per_image)
             beta = 0.0 if blk == part * blocks_per_part else 1.0
             for xi in range(16):
