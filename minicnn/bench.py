@@ -23,6 +23,8 @@ Cases:
   mid-network and a deep 3x3 layer and a 1x1 layer; for the cython backend
   also every kernel path that takes each operation, timed alone, and how the
   path its plan chose compares with the fastest;
+* the forward pass of VGG-16's 13 convolutions (with ReLU and max pooling)
+  on one 224x224 image, and the forward path the plan gave each layer;
 * max and average pooling 2x2, forward + backward;
 * LeNet-5 (ReLU, max pooling) SGD-with-momentum training steps, images/s.
 """
@@ -48,7 +50,7 @@ __all__ = ["CASES", "run_benchmarks", "add_parser", "run", "machine_info"]
 @dataclass
 class Case:
     name: str
-    kind: str  # "conv", "pool", "train"
+    kind: str  # "conv", "pool", "train", "model"
     description: str
     params: dict = field(default_factory=dict)
     flops: float = 0.0  # floating-point operations per run (2 per multiply-add), for GFLOP/s
@@ -77,15 +79,34 @@ CASES = [
          dict(x=(16, 256, 14, 14), w=(256, 256, 3, 3), padding=1)),
     Case("conv_1x1", "conv", "conv2d fwd+bwd, 1x1: x 32x128x28x28, w 128x128x1x1",
          dict(x=(32, 128, 28, 28), w=(128, 128, 1, 1), padding=0)),
+    Case("vgg16", "model", "VGG-16's 13 convolutions (+ ReLU, 5 max pools), forward of one 3x224x224 image",
+         dict(x=(1, 3, 224, 224), config="vgg16")),
     Case("maxpool", "pool", "max pool 2x2 fwd+bwd, x 64x6x28x28", dict(x=(64, 6, 28, 28), kind="max")),
     Case("avgpool", "pool", "avg pool 2x2 fwd+bwd, x 64x6x28x28", dict(x=(64, 6, 28, 28), kind="avg")),
     Case("train_b64", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 64", dict(batch=64)),
     Case("train_b256", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 256", dict(batch=256)),
     Case("train_b1024", "train", "LeNet-5 (relu, max) SGD-momentum step, batch 1024", dict(batch=1024)),
 ]
+def _vgg_layers(config, x_shape):
+    """(x_shape, w_shape) of each 3x3/1 pad-1 convolution of a VGG configuration ("M": a 2x2/2 max pool)."""
+    from .models.zoo import VGG_CONFIGS
+
+    n, c, h, w = x_shape
+    layers = []
+    for item in VGG_CONFIGS[config]:
+        if item == "M":
+            h, w = h // 2, w // 2
+        else:
+            layers.append(((n, c, h, w), (item, c, 3, 3)))
+            c = item
+    return layers
+
+
 for _case in CASES:
     if _case.kind == "conv":
         _case.flops = _conv_flops(_case.params["x"], _case.params["w"], _case.params["padding"])
+    if _case.kind == "model":  # forward only: a third of _conv_flops' forward + two gradients
+        _case.flops = sum(_conv_flops(x, w, 1) / 3 for x, w in _vgg_layers(_case.params["config"], _case.params["x"]))
     if _case.kind == "train":
         _case.images = _case.params["batch"]
 
@@ -227,7 +248,54 @@ def _make_train(impl, params, rng):
     return step
 
 
-_FACTORIES = {"conv": _make_conv, "pool": _make_pool, "train": _make_train}
+def _make_model(impl, params, rng):
+    """Inference through a VGG configuration's convolutions: conv 3x3 pad 1 + bias, ReLU, and 2x2/2 max pools."""
+    from .models.zoo import VGG_CONFIGS
+
+    x = rng.standard_normal(params["x"]).astype(np.float32)
+    weights = [((rng.standard_normal(w) * np.sqrt(2 / (9 * w[1]))).astype(np.float32), np.zeros(w[0], np.float32))
+               for _, w in _vgg_layers(params["config"], params["x"])]
+    config = VGG_CONFIGS[params["config"]]
+    if impl.startswith("torch"):
+        import torch
+
+        dev = _torch_device(impl)
+        tw = [(torch.tensor(w, device=dev), torch.tensor(b, device=dev)) for w, b in weights]
+        xt = torch.tensor(x, device=dev)
+
+        def step():
+            with torch.no_grad():
+                y, k = xt, 0
+                for item in config:
+                    if item == "M":
+                        y = torch.nn.functional.max_pool2d(y, 2)
+                    else:
+                        y = torch.relu_(torch.nn.functional.conv2d(y, *tw[k], padding=1))
+                        k += 1
+            return y
+
+        return step
+    xp = np
+    if impl == "cupy":
+        import cupy as xp
+    dw = [(_to_device(w, impl), _to_device(b, impl)) for w, b in weights]
+    xd = _to_device(x, impl)
+
+    def step():
+        y, k = xd, 0
+        for item in config:
+            if item == "M":
+                y = F.max_pool2d(y, 2, backend=impl)
+            else:
+                y = F.conv2d(y, *dw[k], padding=1, backend=impl)
+                xp.maximum(y, 0, out=y)
+                k += 1
+        return y
+
+    return step
+
+
+_FACTORIES = {"conv": _make_conv, "pool": _make_pool, "train": _make_train, "model": _make_model}
 
 
 def _same_openmp_settings_for_torch():
@@ -413,12 +481,24 @@ def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=Fa
         row["ratio_torch_over_minicnn"] = _ratios(medians)
         if case.kind == "conv" and "cython" in case_impls:
             row["cython_paths"] = time_paths(case, n)
+        if case.kind == "model" and "cython" in case_impls:
+            row["cython_forward_paths"] = _model_plans(case)
         results.append(row)
         log(_format_row(row))
     return {"machine": machine_info(), "method": __doc__.split("Cases:")[0].strip(), "results": results}
 
 
-BIG_CASES = ("conv_mid", "conv_deep", "conv_1x1")
+BIG_CASES = ("conv_mid", "conv_deep", "conv_1x1", "vgg16")
+
+
+def _model_plans(case):
+    """The forward path the cython backend's plan takes for each convolution of a model case."""
+    from . import shapes
+
+    backend = mc.get_backend("cython")
+    return [{"x": list(x), "w": list(w),
+             "forward": backend.plan_conv2d(shapes.conv2d_geometry(x, w, padding=1), np.float32).forward}
+            for x, w in _vgg_layers(case.params["config"], case.params["x"])]
 
 
 def time_paths(case, repeats):
@@ -494,6 +574,10 @@ def _format_row(row):
             ratio = entry["chosen_over_fastest"]
             text += (f"\n{'':<12} | cython {op}: {paths} ms; plan: {entry['chosen']}"
                      + (f" ({ratio:.2f}x the fastest)" if ratio else ""))
+    if "cython_forward_paths" in row:
+        layers = ", ".join(f"{layer['w'][1]}->{layer['w'][0]}@{layer['x'][2]}: {layer['forward']}"
+                           for layer in row["cython_forward_paths"])
+        text += f"\n{'':<12} | cython forward paths: {layers}"
     if "cpu_gemm_gflops" in row:
         shares = ", ".join(f"{impl} {f:.0%}" for impl, f in row["fraction_of_cpu_gemm"].items())
         text += f"\n{'':<12} | float32 GEMM here (NumPy, 2048^3): {row['cpu_gemm_gflops']:.1f} GFLOP/s; {shares} of it"

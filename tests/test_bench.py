@@ -3,6 +3,7 @@
 import json
 import statistics
 
+import numpy as np
 import pytest
 
 import minicnn as mc
@@ -49,3 +50,18 @@ def test_cpu_gemm_rate_is_a_plausible_rate():
 def test_bench_rejects_bad_arguments(capsys, argv, fragment):
     assert main(["bench", "--cases", "avgpool", *argv]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_the_vgg_case_runs_the_same_network_in_both_libraries():
+    """The model case times the same computation in minicnn and PyTorch: same weights, same output."""
+    torch = pytest.importorskip("torch")
+    params = dict(x=(1, 3, 32, 32), config="vgg11")
+    got = bench._make_model("cython", params, np.random.default_rng(4))()
+    want = bench._make_model("torch", params, np.random.default_rng(4))().numpy()
+    assert got.shape == want.shape == (1, 512, 1, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert torch.is_tensor(bench._make_model("torch", params, np.random.default_rng(4))())
+    vgg16 = next(c for c in bench.CASES if c.name == "vgg16")
+    # 2 * multiply-adds of the 13 convolutions of VGG-16 on 224x224: 15.35 GMAC (Simonyan and Zisserman's 15.5 G
+    # counts the fully connected layers too)
+    assert vgg16.flops == pytest.approx(2 * 15.346e9, rel=1e-3)

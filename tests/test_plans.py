@@ -172,6 +172,8 @@ CASES = {
     ("winograd", "weight_grad"): lambda dt: winograd_layers(),
     ("winograd4", "forward"): lambda dt: winograd_layers(),
     ("winograd4", "input_grad"): lambda dt: winograd_layers(),
+    **{(name, op): (lambda dt: winograd_layers()) for name in ("winograd_wide", "winograd4_wide")
+       for op in ("forward", "input_grad")},
     ("rows", "forward"): lambda dt: rows_forward_layers(),
     ("rows", "input_grad"): lambda dt: rows_input_grad_layers(),
     ("rows", "weight_grad"): rows_weight_grad_layers,
@@ -280,6 +282,8 @@ THREAD_CASES = {
     "rows": ((16, 3, 32, 32), (6, 3, 5, 5), {}),
     "winograd": ((16, 16, 15, 14), (24, 16, 3, 3), dict(padding=1)),
     "winograd4": ((16, 16, 15, 14), (24, 16, 3, 3), dict(padding=1)),
+    "winograd_wide": ((2, 16, 15, 14), (96, 16, 3, 3), dict(padding=1)),
+    "winograd4_wide": ((2, 16, 15, 14), (96, 16, 3, 3), dict(padding=1)),
     "lanes": ((64, 6, 14, 14), (16, 6, 5, 5), {}),
     "batched": ((32, 16, 6, 6), (32, 16, 3, 3), {}),
     "im2col": ((16, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),

@@ -248,3 +248,32 @@ def test_the_compiled_paths_stay_within_the_error_bound_of_their_tile(path, m, o
     assert got.dtype == np.float32
     assert np.all(np.abs(got - exact) <= bound)
     assert np.abs(got - exact).max() <= 1e-4 * np.abs(exact).max()
+
+
+def test_the_spec_entries_beyond_the_decks():
+    """spec/beyond/winograd.toml: the multiplication counts from the module's own matrices, and the hand
+    example through its own F(2, 3) (kept out of the five decks' files: the decks do not teach it)."""
+    import tomllib
+    from pathlib import Path
+
+    spec = tomllib.loads((Path(__file__).resolve().parent.parent / "spec" / "beyond" / "winograd.toml").read_text())
+    checked = 0
+    for entry in spec["entry"]:
+        assert entry["deck"] == spec["deck"] == "beyond the decks"
+        if entry["check"] == "winograd_multiplications":
+            fast, direct = multiplications(entry["m"])
+            assert [fast, direct] == entry["expected"]
+            assert direct / fast == entry["reduction"]
+            # the count is the number of entries of the elementwise product the algorithm forms
+            at, g_mat, bt = MATRICES[entry["m"]]
+            assert (g_mat @ np.ones((3, 3)) @ g_mat.T).size == fast
+        elif entry["check"] == "winograd_by_hand":
+            at, g_mat, bt = MATRICES[2]
+            y = at @ ((g_mat @ np.array(entry["g"], float)) * (bt @ np.array(entry["d"], float)))
+            np.testing.assert_allclose(y, entry["expected"], atol=1e-12)
+            d, g = entry["d"], entry["g"]
+            assert [d[0] * g[0] + d[1] * g[1] + d[2] * g[2], d[1] * g[0] + d[2] * g[1] + d[3] * g[2]] == entry["expected"]
+        else:
+            pytest.fail(f"{entry['id']}: unknown check {entry['check']!r}")
+        checked += 1
+    assert checked == 3

@@ -152,16 +152,17 @@ cdef void input_tiles(const floating* x, floating* v, Py_ssize_t first, Py_ssize
 
 
 cdef void output_tiles(const floating* prod, floating* y, const floating* bias, Py_ssize_t first, Py_ssize_t count,
-                       Py_ssize_t ld, Py_ssize_t out_ch, Py_ssize_t oh, Py_ssize_t ow,
-                       Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image, int m) noexcept nogil:
-    """``y[img, o, m*ti:m*ti+m, m*tj:m*tj+m] = (A^T M A) + b[o]`` for the block's tiles, cropped at the edges."""
+                       Py_ssize_t ld, Py_ssize_t o_begin, Py_ssize_t o_end, Py_ssize_t out_ch, Py_ssize_t oh,
+                       Py_ssize_t ow, Py_ssize_t tiles_wide, Py_ssize_t tiles_per_image, int m) noexcept nogil:
+    """``y[img, o, m*ti:m*ti+m, m*tj:m*tj+m] = (A^T M A) + b[o]`` for the block's tiles and the filters
+    ``o_begin <= o < o_end``, cropped at the edges."""
     cdef floating b
     cdef Py_ssize_t o, l, img, ti, tj, seg, width
     cdef Py_ssize_t stride = out_ch * ld
     cdef Py_ssize_t plane = oh * ow
     cdef floating* dst
     cdef int rows
-    for o in range(out_ch):
+    for o in range(o_begin, o_end):
         b = bias[o] if bias != NULL else 0
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         l = 0
@@ -254,7 +255,61 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u
         for xi in range(positions):
             gemm_rowmajor(c'N', c'N', o_int, ncols, c_int, <floating>1.0, up + xi * out_ch * channels, c_int,
                           v + xi * channels * ld, ld, <floating>0.0, prod + xi * out_ch * ld, ld)
-        output_tiles(prod, yp, bias, first, count, ld, out_ch, oh, ow, tiles_wide, tiles_per_image, m)
+        output_tiles(prod, yp, bias, first, count, ld, 0, out_ch, out_ch, oh, ow, tiles_wide, tiles_per_image, m)
+
+
+def winograd_forward_wide(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u, const floating[::1] b,
+                          floating[:, :, :, ::1] y, int ph, int pw, int tile_block, int filter_block,
+                          floating[::1] v_workspace, floating[::1] m_workspace, int num_threads, int m=2):
+    """``winograd_forward`` for layers with few tiles and many channels (a deep layer at batch 1): the
+    blocks of ``tile_block`` tiles one after the other, the threads sharing each block's three steps
+    (the input transform by channel, the (m+2)**2 products by position and ``filter_block`` filters,
+    the output transform by filter), so that each thread reads only its share of U. Every product
+    has a shape fixed by the layer: the same bits on any number of threads. ``v_workspace`` needs
+    (m+2)**2 * C_in * tile_block entries, ``m_workspace`` (m+2)**2 * C_out * tile_block."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = u.shape[1], oh = y.shape[2], ow = y.shape[3]
+    cdef Py_ssize_t tiles_wide = (ow + m - 1) // m
+    cdef Py_ssize_t tiles_per_image = ((oh + m - 1) // m) * tiles_wide
+    cdef Py_ssize_t total = n_images * tiles_per_image
+    cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block
+    cdef Py_ssize_t positions = (m + 2) * (m + 2)
+    cdef Py_ssize_t filter_blocks = (out_ch + filter_block - 1) // filter_block
+    cdef Py_ssize_t blk, first, count, job, xi, o0, unit
+    cdef int ncols, rows
+    cdef floating* v = &v_workspace[0]
+    cdef floating* prod = &m_workspace[0]
+    cdef const floating* bias = NULL
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* up = &u[0, 0, 0]
+    cdef floating* yp = &y[0, 0, 0, 0]
+    cdef int c_int = <int>channels, ld = tile_block
+    if tile_block < 1 or filter_block < 1:
+        raise ValueError(f"tile_block and filter_block must be at least 1, got {tile_block} and {filter_block}")
+    check_tile(m)
+    if u.shape[0] != positions:
+        raise ValueError(f"u needs {positions} transformed positions for F({m}x{m}, 3x3), got {u.shape[0]}")
+    if v_workspace.shape[0] < positions * channels * tile_block or m_workspace.shape[0] < positions * out_ch * tile_block:
+        raise ValueError("the workspaces are smaller than one block of tiles")
+    if b is not None:
+        bias = &b[0]
+    with nogil:
+        for blk in range(blocks):
+            first = blk * tile_block
+            count = min(<Py_ssize_t>tile_block, total - first)
+            ncols = <int>count
+            for unit in prange(channels, schedule="static", num_threads=num_threads):
+                input_tiles(xp, v, first, count, ld, unit, unit + 1, channels, height, width, ph, pw, tiles_wide,
+                            tiles_per_image, m)
+            for job in prange(positions * filter_blocks, schedule="static", num_threads=num_threads):
+                xi = job // filter_blocks
+                o0 = (job - xi * filter_blocks) * filter_block
+                rows = <int>min(<Py_ssize_t>filter_block, out_ch - o0)
+                gemm_rowmajor(c'N', c'N', rows, ncols, c_int, <floating>1.0, up + (xi * out_ch + o0) * channels, c_int,
+                              v + xi * channels * ld, ld, <floating>0.0, prod + (xi * out_ch + o0) * ld, ld)
+            for unit in prange(out_ch, schedule="static", num_threads=num_threads):
+                output_tiles(prod, yp, bias, first, count, ld, unit, unit + 1, out_ch, oh, ow, tiles_wide,
+                             tiles_per_image, m)
 
 
 def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,

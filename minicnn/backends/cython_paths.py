@@ -341,6 +341,41 @@ class Winograd4Path(WinogradPath):
     POSITIONS = 36
 
 
+class WinogradWidePath(WinogradPath):
+    name = "winograd_wide"
+    ops = ("forward", "input_grad")
+    note = ("Winograd F(2x2, 3x3) for layers with few tiles and many channels (VGG-16's 28x28 and 14x14 layers "
+            "at batch 1): the blocks of tiles one after the other, the threads sharing each block (the products "
+            "split by position and by 64 filters), so each thread reads only its share of the transformed filters "
+            "instead of all of them once per block. Chosen only by the autotuner")
+
+    #: V and M of one block (all the tiles when they fit), shared by the threads.
+    WIDE_BLOCK_BYTES = 16 << 20
+    #: Filters per product: fixed by the layer, never by the thread count.
+    FILTER_BLOCK = 64
+
+    def _call(self, x, w, b, y, pad_h, pad_w, op, g, threads):
+        maps_out, maps_in = w.shape[:2]
+        out_h, out_w = y.shape[2:]
+        tiles = self.kernels.tile_count(g.n, out_h, out_w, self.TILE)
+        fit = max(self.MIN_TILE_BLOCK, self.WIDE_BLOCK_BYTES // (self.POSITIONS * (maps_in + maps_out) * x.itemsize))
+        block = _blocks(tiles, _blocks(tiles, fit))
+        u = self.workspace("wino_u", (self.POSITIONS, maps_out, maps_in), x.dtype)
+        self.kernels.filter_transform(w, u, threads, self.TILE)
+        v = self.workspace("wino_v", (self.POSITIONS * maps_in * block,), x.dtype)
+        m = self.workspace("wino_m", (self.POSITIONS * maps_out * block,), x.dtype)
+        self.kernels.winograd_forward_wide(x, u, b, y, pad_h, pad_w, block, self.FILTER_BLOCK, v, m, threads, self.TILE)
+        return y
+
+
+class Winograd4WidePath(WinogradWidePath):
+    name = "winograd4_wide"
+    note = ("Winograd F(4x4, 3x3) in the winograd_wide layout: few tiles, many channels, 36 products per block "
+            "split by position and filters among the threads. Chosen only by the autotuner")
+    TILE = 4
+    POSITIONS = 36
+
+
 class RowsPath(Path):
     name = "rows"
     ops = ("forward", "input_grad", "weight_grad")
@@ -588,4 +623,4 @@ class ReferencePath(FusedPath):
 
 
 #: The table, in the static order of preference of the forward pass.
-PATH_CLASSES = (DensePath, DirectPath, WinogradPath, Winograd4Path, RowsPath, LanesPath, BatchedPath, Im2colPath, ReferencePath)
+PATH_CLASSES = (DensePath, DirectPath, WinogradPath, Winograd4Path, WinogradWidePath, Winograd4WidePath, RowsPath, LanesPath, BatchedPath, Im2colPath, ReferencePath)
