@@ -526,8 +526,9 @@ def time_paths(case, repeats):
             if op == "forward":
                 steps[name] = lambda forced=forced: backend.conv2d(x, w, None, geometry, forced)
             elif op == "input_grad":
-                steps[name] = lambda forced=forced: backend._run(backend.paths[forced.input_grad].input_grad, x, w, dy,
-                                                                 geometry, backend._threads(geometry.n, geometry.macs))
+                threads = backend._path_threads(name, "input_grad", geometry)
+                steps[name] = lambda forced=forced, threads=threads: backend._run(
+                    backend.paths[forced.input_grad].input_grad, x, w, dy, geometry, threads)
             else:
                 steps[name] = lambda forced=forced: backend.conv2d_grad(x, w, dy, geometry, False, forced)
         times = {}

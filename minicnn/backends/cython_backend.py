@@ -233,6 +233,11 @@ class CythonBackend(NumpyBackend):
         grain = self.MIN_WORK_PER_THREAD if grain is None else grain
         return max(1, min(self.num_threads, work_items, work // grain))
 
+    def _path_threads(self, name, op, g, macs=None):
+        """Threads for path ``name`` computing ``op`` of ``g``: as many as it has independent items of work
+        (the images for most paths, blocks of tiles for the Winograd ones) and the work can feed."""
+        return self._threads(self.paths[name].parallel_items(op, g), g.macs if macs is None else macs)
+
     def _pool_threads(self, planes, work):
         return self._threads(planes, work, self.MIN_POOL_WORK_PER_THREAD)
 
@@ -408,16 +413,15 @@ class CythonBackend(NumpyBackend):
             if not names:
                 chosen[op] = "reference"
                 continue
-            threads = self._threads(g.n, g.macs)
-            runs = {name: self._runner(name, op, x, w, b, dy, g, threads) for name in names}
+            runs = {name: self._runner(name, op, x, w, b, dy, g, self._path_threads(name, op, g)) for name in names}
             chosen[op], times[op] = self.autotuner.choose(runs, time_alone=bool(both) and op != "forward")
         fused = ""
         separate = times.get("input_grad", {}).get(chosen["input_grad"]), times.get("weight_grad", {}).get(chosen["weight_grad"])
         if both and None not in separate:
             # dX and dW in one pass (the batch-in-lanes kernel packs dY once for both; im2col walks the
             # images once): the best such pass against the best dX and dW run one after the other
-            threads = self._threads(g.n, 2 * g.macs)
-            runs = {name: self._runner(name, "grad", x, w, b, dy, g, threads) for name in both}
+            runs = {name: self._runner(name, "grad", x, w, b, dy, g, self._path_threads(name, "grad", g, 2 * g.macs))
+                    for name in both}
             best, fused_times = self.autotuner.choose(runs)
             times["grad"] = fused_times
             if fused_times.get(best, float("inf")) < sum(separate) * (1 - self.autotuner.tie):
@@ -465,7 +469,7 @@ class CythonBackend(NumpyBackend):
     def conv2d(self, x, w, b, geometry, plan=None):
         plan = self.plan_conv2d(geometry, x.dtype, plan)
         self._check_forced(plan, "forward", geometry, x.dtype)
-        threads = self._threads(geometry.n, geometry.macs)
+        threads = self._path_threads(plan.forward, "forward", geometry)
         return self._run(self.paths[plan.forward].forward, x, w, b, geometry, threads)
 
     def conv2d_grad(self, x, w, dy, geometry, input_grad=True, plan=None):
@@ -474,17 +478,18 @@ class CythonBackend(NumpyBackend):
         self._check_forced(plan, "weight_grad", g, x.dtype)
         if input_grad:
             self._check_forced(plan, "input_grad", g, x.dtype)
-        threads = self._threads(g.n, g.macs)
         if input_grad:
             fused = plan.fused
             if plan.source == "forced" and plan.input_grad == plan.weight_grad:
                 fused = plan.input_grad  # a path forced for both gradients runs its own (fused) pass
             if fused and self.paths[fused].fused:
-                return self._run(self.paths[fused].grad, x, w, dy, g, self._threads(g.n, 2 * g.macs))
-            dx = self._run(self.paths[plan.input_grad].input_grad, x, w, dy, g, threads)
+                return self._run(self.paths[fused].grad, x, w, dy, g, self._path_threads(fused, "grad", g, 2 * g.macs))
+            dx = self._run(self.paths[plan.input_grad].input_grad, x, w, dy, g,
+                           self._path_threads(plan.input_grad, "input_grad", g))
         else:
             dx = None
-        dw, db = self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g, threads)
+        dw, db = self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g,
+                           self._path_threads(plan.weight_grad, "weight_grad", g))
         return dx, dw, db
 
     # ------------------------------------------------------------------ pooling
