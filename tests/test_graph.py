@@ -59,8 +59,8 @@ def test_sequential_runs_relu_after_max_pool_with_identical_results(backend_name
             nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5, 3, rng=2),
         ))
 
-    net, reference = build(), build()
-    types = [type(layer).__name__ for layer in net._order]
+    net, reference = build().fuse(), build()
+    types = [type(layer).__name__ for layer in net.execution_order]
     assert types[:7] == ["Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "ReLU"]
     assert types[7] == "AvgPool2d", "only max pooling commutes with ReLU"
     xp = _xp(backend_name)
@@ -261,7 +261,7 @@ def test_backward_without_input_gradient_gives_the_same_parameter_gradients(make
     full = {name: p.grad.copy() for name, p in net.named_parameters()}
     net.zero_grad()
     net(x)
-    assert net.backward(dy, input_grad=False) is None
+    assert net.backward(dy, need_dx=False) is None
     for name, p in net.named_parameters():
         np.testing.assert_array_equal(p.grad, full[name], err_msg=name)
 

@@ -166,15 +166,20 @@ class CupyBackend(NumpyBackend):
         themselves need is checked: GPU arrays of the geometry's shapes and
         sizes within their 32-bit indices.
         """
-        g = geometry
         dtype = _guard_float_array(fn, "x", x)
-        _guard_like(fn, "x", x, dtype, g.x_shape)
-        _guard_like(fn, "w", w, dtype, g.w_shape)
+        _guard_like(fn, "x", x, dtype, geometry.x_shape)
+        _guard_like(fn, "w", w, dtype, geometry.w_shape)
+        return dtype, self._conv_dims(fn, geometry)
+
+    @staticmethod
+    def _conv_dims(fn, geometry):
+        """``(N, C, H, W, C_out, F_H, F_W, H_out, W_out, groups)`` of a geometry whose sizes fit the kernels' 32-bit indices."""
+        g = geometry
         _guard_int32(
             fn, {"N*C": g.n * g.c, "C*H*W": g.c * g.h * g.w, "C_out*H_out*W_out": g.o * g.positions,
                  "C*F_H*F_W": g.c * g.taps, "stride, padding and dilation": max(*g.stride, *g.padding, *g.dilation)}
         )
-        return dtype, (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.groups)
+        return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.groups)
 
     @staticmethod
     def _conv_sizes(dims, stride, padding, dilation):
@@ -250,47 +255,77 @@ class CupyBackend(NumpyBackend):
     def conv2d_grad(self, x, w, dy, geometry, input_grad=True, plan=None):
         """Gradients ``(dX, dW, db)`` of ``conv2d`` (see ``NumpyBackend.conv2d_grad``) on the GPU.
 
-        im2col, per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
-        Backpropagation"): ``dW_g = dY_g . columns_g^T`` sums every position's
-        contribution to the shared weights; ``dcolumns_g = W_g^T . dY_g`` is
-        the error each tap sends back, and ``col2im`` adds, for every input
-        pixel, the taps that read it (the "upsample(W^T delta)" of the slide);
-        ``db`` sums ``dY`` over the batch and positions. With
-        ``input_grad=False`` nothing of ``dX`` is computed and it is None.
+        The two halves are ``conv2d_input_grad`` and ``conv2d_weight_grad``;
+        with ``input_grad=False`` nothing of ``dX`` is computed and it is None.
         """
         fn = "conv2d_grad"
-        dtype, dims = self._conv_geometry(fn, x, w, geometry)
+        self._conv_geometry(fn, x, w, geometry)
+        dx = self.conv2d_input_grad(w, dy, geometry, fn=fn) if input_grad else None
+        dw, db = self.conv2d_weight_grad(x, dy, geometry, fn=fn)
+        return dx, dw, db
+
+    @staticmethod
+    def _errors(dy_slice, dims):
+        """dY of a slice of the batch as ``(G, C_out/G, n*H_out*W_out)``, the column order of ``_columns``."""
+        count = dy_slice.shape[0]
+        _, _, _, _, o, _, _, oh, ow, g = dims
+        errors = cupy.ascontiguousarray(dy_slice.reshape(count, o, oh * ow).transpose(1, 0, 2))
+        return errors.reshape(g, o // g, count * oh * ow)
+
+    def conv2d_input_grad(self, w, dy, geometry, plan=None, *, fn="conv2d_input_grad"):
+        """``dX`` alone (see ``NumpyBackend.conv2d_input_grad``) on the GPU; it never reads ``X``.
+
+        im2col, per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
+        Backpropagation"): ``dcolumns_g = W_g^T . dY_g`` is the error each tap
+        sends back, and ``col2im`` adds, for every input pixel, the taps that
+        read it (the "upsample(W^T delta)" of the slide).
+        """
+        dtype = _guard_float_array(fn, "w", w)
+        _guard_like(fn, "w", w, dtype, geometry.w_shape)
+        dims = self._conv_dims(fn, geometry)
         stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
         _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
-        dx = cupy.empty_like(x) if input_grad else None
+        dx = cupy.empty((n, c, h, wd), dtype=dtype)
         if self._algorithm(fn) == "direct":
-            dw = cupy.empty_like(w)
+            sizes = self._conv_sizes(dims, stride, padding, dilation)
+            self._launch("conv2d.cu", "conv2d_backward_input_direct", dtype, dx.size, (dy, w, dx), sizes)
+            return dx
+        weights_t = w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)  # (G, C_g*F_H*F_W, C_out/G)
+        for start, stop in self._batch_slices(dims, dy.itemsize):
+            dcolumns = cupy.ascontiguousarray(cupy.matmul(weights_t, self._errors(dy[start:stop], dims)))
+            self._launch(
+                "conv2d.cu", "col2im", dtype, (stop - start) * c * h * wd, (dcolumns, dx[start:stop]),
+                self._column_sizes(stop - start, dims, stride, padding, dilation),
+            )
+        return dx
+
+    def conv2d_weight_grad(self, x, dy, geometry, plan=None, *, fn="conv2d_weight_grad"):
+        """``(dW, db)`` alone (see ``NumpyBackend.conv2d_weight_grad``) on the GPU; it never reads ``W``.
+
+        im2col, per group ``g``: ``dW_g = dY_g . columns_g^T`` sums every
+        position's contribution to the shared weights; ``db`` sums ``dY`` over
+        the batch and positions.
+        """
+        dtype = _guard_float_array(fn, "x", x)
+        _guard_like(fn, "x", x, dtype, geometry.x_shape)
+        dims = self._conv_dims(fn, geometry)
+        stride, padding, dilation, _ = geometry.hyper
+        n, c, h, wd, o, kh, kw, oh, ow, g = dims
+        _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
+        if self._algorithm(fn) == "direct":
+            dw = cupy.empty(geometry.w_shape, dtype=dtype)
             db = cupy.empty((o,), dtype=dtype)
             sizes = self._conv_sizes(dims, stride, padding, dilation)
-            if input_grad:
-                self._launch("conv2d.cu", "conv2d_backward_input_direct", dtype, dx.size, (dy, w, dx), sizes)
             self._launch("conv2d.cu", "conv2d_backward_weight_direct", dtype, dw.size, (x, dy, dw), sizes)
             self._launch("conv2d.cu", "conv2d_backward_bias_direct", dtype, o, (dy, db), (n, o, oh, ow))
-            return dx, dw, db
-        weights_t = w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)  # (G, C_g*F_H*F_W, C_out/G)
+            return dw, db
         dw = None
         for start, stop in self._batch_slices(dims, x.itemsize):
-            count = stop - start
             columns = self._columns(x[start:stop], dims, stride, padding, dilation)
-            # dY of the slice as (G, C_out/G, n*H_out*W_out), the column order of `columns`.
-            errors = cupy.ascontiguousarray(dy[start:stop].reshape(count, o, oh * ow).transpose(1, 0, 2))
-            errors = errors.reshape(g, o // g, count * oh * ow)
-            part = cupy.matmul(errors, columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
+            part = cupy.matmul(self._errors(dy[start:stop], dims), columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
             dw = part if dw is None else dw + part
-            if input_grad:
-                dcolumns = cupy.ascontiguousarray(cupy.matmul(weights_t, errors))  # (G, C_g*F_H*F_W, n*H_out*W_out)
-                self._launch(
-                    "conv2d.cu", "col2im", dtype, count * c * h * wd, (dcolumns, dx[start:stop]),
-                    self._column_sizes(count, dims, stride, padding, dilation),
-                )
-        db = dy.sum(axis=(0, 2, 3))
-        return dx, cupy.ascontiguousarray(dw.reshape(w.shape)), db
+        return cupy.ascontiguousarray(dw.reshape(geometry.w_shape)), dy.sum(axis=(0, 2, 3))
 
     # ------------------------------------------------------------------ pooling
     def _pool_dims(self, fn, geometry):

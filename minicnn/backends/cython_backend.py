@@ -483,6 +483,23 @@ class CythonBackend(NumpyBackend):
         dw, db = self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g, threads)
         return dx, dw, db
 
+    def conv2d_input_grad(self, w, dy, geometry, plan=None):
+        """dX alone, on the plan's input-gradient path. The paths take an ``x`` for its shape and dtype (a
+        fused path also forms a dW it drops), so a zero array stands in: calloc'd, it costs no pass over memory."""
+        g = geometry
+        plan = self.plan_conv2d(g, dy.dtype, plan)
+        self._check_forced(plan, "input_grad", g, dy.dtype)
+        x = np.zeros(g.x_shape, dtype=dy.dtype)
+        return self._run(self.paths[plan.input_grad].input_grad, x, w, dy, g, self._threads(g.n, g.macs))
+
+    def conv2d_weight_grad(self, x, dy, geometry, plan=None):
+        """(dW, db) alone, on the plan's weight-gradient path; ``w`` is read for its shape and dtype only."""
+        g = geometry
+        plan = self.plan_conv2d(g, x.dtype, plan)
+        self._check_forced(plan, "weight_grad", g, x.dtype)
+        w = np.zeros(g.w_shape, dtype=x.dtype)
+        return self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g, self._threads(g.n, g.macs))
+
     # ------------------------------------------------------------------ pooling
     @staticmethod
     def _pool_fits_int32(g):

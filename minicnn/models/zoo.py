@@ -353,7 +353,7 @@ class GoogLeNet(Network):
         self._aux_ran = bool(aux)
         return (x, *aux) if aux else x
 
-    def backward(self, dy):
+    def backward(self, dy, *, need_dx=True):
         heads = {}
         if self._aux_ran:
             if not isinstance(dy, (tuple, list)) or len(dy) != 1 + len(self.aux_attach):
