@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import shapes
+from .arrays import array_module, contiguous, is_cupy
 from .backends import backend_for_array
 
 __all__ = [
@@ -42,25 +43,15 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # --------------------------------------------------------------------------- checks
 def _as_array(fn, name, a, xp_module=None):
     """Check that ``a`` is a float32/float64 array; return it C-contiguous, native byte order."""
-    module = type(a).__module__
-    if not (isinstance(a, np.ndarray) or (module.startswith("cupy") and hasattr(a, "__cuda_array_interface__"))):
+    if not (isinstance(a, np.ndarray) or (is_cupy(a) and hasattr(a, "__cuda_array_interface__"))):
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray (or cupy.ndarray), got {type(a).__name__}")
     dtype = a.dtype
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {dtype}")
     if not dtype.isnative:
         a = a.astype(dtype.newbyteorder("="))
-    xp = _array_module(a)
     # (ascontiguousarray would turn a 0-d array into a 1-d one, and the error would then misname it)
-    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
-
-
-def _array_module(a):
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy
-
-    return cupy
+    return contiguous(a)
 
 
 def _check_ndim(fn, name, a, ndim, layout):
@@ -82,7 +73,7 @@ def _check_same(fn, names, arrays):
 
 def _pick_backend(fn, x, backend, name="x"):
     chosen = backend_for_array(x, backend)
-    if chosen.xp is not _array_module(x):
+    if chosen.xp is not array_module(x):
         raise TypeError(
             f"{fn}: backend {chosen.name!r} works on {chosen.xp.__name__} arrays but {name} is a "
             f"{type(x).__module__}.{type(x).__name__}; move the data or choose another backend"

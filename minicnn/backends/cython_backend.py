@@ -48,26 +48,10 @@ import threading
 
 import numpy as np
 
-from . import EnvironmentSettingError, env_flag, keep_freed_memory
+from ..runtime import default_threads, env_flag, keep_freed_memory, single_threaded_blas
 from .cython_paths import PATH_CLASSES
 from .numpy_backend import NumpyBackend
 from .plans import OPS, Autotuner, ConvPlan, PlanCache, autotune_enabled, cpu_model, plan_cache_path
-
-
-def _default_threads():
-    env = os.environ.get("MINICNN_NUM_THREADS")
-    if env is not None and env.strip():
-        try:
-            value = int(env)
-        except ValueError:
-            raise EnvironmentSettingError(f"MINICNN_NUM_THREADS must be a positive int, got {env!r}") from None
-        if value < 1:
-            raise EnvironmentSettingError(f"MINICNN_NUM_THREADS must be >= 1, got {value}")
-        return value
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 # How long our idle OpenMP threads spin before they sleep, unless the user says otherwise: long
@@ -114,10 +98,9 @@ class _KernelBlas:
     """
 
     def __init__(self):
-        from . import _shared_blas_limiter
 
         self.per_call = True
-        self.limiter = _shared_blas_limiter()
+        self.limiter = single_threaded_blas()
         try:
             import scipy
             import scipy.linalg  # noqa: F401  (loads the BLAS the kernels call)
@@ -167,7 +150,7 @@ class CythonBackend(NumpyBackend):
         self._conv = conv_kernels
         self._pool = pool_kernels
         self._winograd = winograd_kernels
-        self.num_threads = _default_threads() if num_threads is None else int(num_threads)
+        self.num_threads = default_threads() if num_threads is None else int(num_threads)
         self._blas = _KernelBlas()
         if env_flag("MINICNN_KEEP_FREED_MEMORY", True):
             # A training step frees and allocates the same activations every time; without this
