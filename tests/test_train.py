@@ -604,3 +604,25 @@ def test_only_stale_temporaries_of_the_same_file_are_removed(tmp_path):
     write_npz_atomic(tmp_path / CHECKPOINT_FILE, {"format": "minicnn-checkpoint"})
     kept = {p.name for p in tmp_path.iterdir()} - {CHECKPOINT_FILE}
     assert kept == {name for name, (_, keep) in files.items() if keep}
+
+
+def test_step_is_one_sgd_update_and_skips_only_the_first_layers_input_gradient(rng):
+    from minicnn.train import step
+
+    x = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    nets = [mc.models.lenet5(seed=0).fuse() for _ in range(2)]
+    optimizers = [mc.optim.SGD(net.parameters(), lr=0.05, momentum=0.9) for net in nets]
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
+    loss, logits = step(nets[0], loss_fn, optimizers[0], x, y)
+    # by hand: the whole backward pass, the network's input gradient included
+    want_logits = nets[1](x)
+    want_loss = loss_fn(want_logits, y)
+    optimizers[1].zero_grad()
+    assert nets[1].backward(loss_fn.backward()).shape == x.shape
+    optimizers[1].step()
+    assert loss == want_loss
+    np.testing.assert_array_equal(logits, want_logits)
+    for (name, got), want in zip(nets[0].named_parameters(), nets[1].parameters()):
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-6, atol=1e-7, err_msg=name)
+        assert not np.array_equal(got.data, mc.models.lenet5(seed=0).state_dict()[name]), f"{name} was not updated"

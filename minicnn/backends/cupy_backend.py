@@ -264,6 +264,13 @@ class CupyBackend(NumpyBackend):
         dw, db = self.conv2d_weight_grad(x, dy, geometry, fn=fn)
         return dx, dw, db
 
+    def _gradient_dims(self, fn, name, a, shape, dy, geometry):
+        """Check the one array a gradient alone reads (``x`` or ``w``) and ``dy``; return ``(dtype, dims)``."""
+        dtype = _guard_float_array(fn, name, a)
+        _guard_like(fn, name, a, dtype, shape)
+        _guard_like(fn, "dy", dy, dtype, geometry.y_shape)
+        return dtype, self._conv_dims(fn, geometry)
+
     @staticmethod
     def _errors(dy_slice, dims):
         """dY of a slice of the batch as ``(G, C_out/G, n*H_out*W_out)``, the column order of ``_columns``."""
@@ -280,12 +287,9 @@ class CupyBackend(NumpyBackend):
         sends back, and ``col2im`` adds, for every input pixel, the taps that
         read it (the "upsample(W^T delta)" of the slide).
         """
-        dtype = _guard_float_array(fn, "w", w)
-        _guard_like(fn, "w", w, dtype, geometry.w_shape)
-        dims = self._conv_dims(fn, geometry)
+        dtype, dims = self._gradient_dims(fn, "w", w, geometry.w_shape, dy, geometry)
         stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
-        _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
         dx = cupy.empty((n, c, h, wd), dtype=dtype)
         if self._algorithm(fn) == "direct":
             sizes = self._conv_sizes(dims, stride, padding, dilation)
@@ -307,12 +311,9 @@ class CupyBackend(NumpyBackend):
         position's contribution to the shared weights; ``db`` sums ``dY`` over
         the batch and positions.
         """
-        dtype = _guard_float_array(fn, "x", x)
-        _guard_like(fn, "x", x, dtype, geometry.x_shape)
-        dims = self._conv_dims(fn, geometry)
+        dtype, dims = self._gradient_dims(fn, "x", x, geometry.x_shape, dy, geometry)
         stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
-        _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
         if self._algorithm(fn) == "direct":
             dw = cupy.empty(geometry.w_shape, dtype=dtype)
             db = cupy.empty((o,), dtype=dtype)

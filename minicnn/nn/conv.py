@@ -136,9 +136,7 @@ class Conv2d(Module):
             input_grad=need_dx,
             plan=self._plan,
         )
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        self.add_grads(weight=dw, bias=db)
         return dx
 
     def output_shape(self, input_shape):
@@ -384,9 +382,7 @@ class ConvTranspose2d(Module):
         x_full, (h, w) = self.saved(dy)
         # y = A_W^T x, so <dy, y> = <conv(dy, W), x>: its W-gradient is the convolution's dW with "upstream" x.
         dw, _ = F.conv2d_weight_grad(dy, self.weight.shape, x_full, **self._conv_args())
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += dy.sum(axis=(0, 2, 3))
+        self.add_grads(weight=dw, bias=dy.sum(axis=(0, 2, 3)))
         if not need_dx:
             return None
         dx = F.conv2d(dy, self.weight.data, **self._conv_args())[:, :, :h, :w]
@@ -495,9 +491,7 @@ class Conv1d(_ConvNd):
         (x,) = self.saved(dy)
         dx, dw, db = F.conv2d_grad(x[:, :, None, :], self.weight.data[:, :, None, :], dy[:, :, None, :],
                                    input_grad=need_dx, **self._args())
-        self.weight.grad += dw[:, :, 0, :]
-        if self.bias is not None:
-            self.bias.grad += db
+        self.add_grads(weight=dw[:, :, 0, :], bias=db)
         return None if dx is None else dx[:, :, 0, :]
 
 
@@ -560,8 +554,6 @@ class Conv3d(_ConvNd):
             dx_pad[:, :, start : start + s * (depth_out - 1) + 1 : s] += dframes.reshape(n, depth_out, c, h, w).transpose(
                 0, 2, 1, 3, 4
             )
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += dy.sum(axis=(0, 2, 3, 4))
+        self.add_grads(weight=dw, bias=dy.sum(axis=(0, 2, 3, 4)))
         p = self.padding[0]
         return xp.ascontiguousarray(dx_pad[:, :, p : p + x_shape[2]])

@@ -51,9 +51,7 @@ class Linear(Module):
         """``dx = dy W`` (None with ``need_dx=False``); adds ``∇W = dyᵀ x`` and ``∇b = Σ dy`` to the ``.grad``."""
         (x,) = self.saved(dy)
         dx, dw, db = F.linear_grad(x, self.weight.data, dy, input_grad=need_dx)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        self.add_grads(weight=dw, bias=db)
         return dx
 
     def output_shape(self, input_shape):

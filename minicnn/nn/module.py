@@ -189,6 +189,13 @@ class Module:
         object.__setattr__(self, "_saved", None)
         return values
 
+    def add_grads(self, **grads):
+        """``self.<name>.grad += value`` for each ``name=value`` (a bias of None is skipped): the parameter half of backward."""
+        for name, grad in grads.items():
+            param = self.__dict__[name]
+            if param is not None:
+                param.grad += grad
+
     def fuse(self):
         """Let containers run equivalent, cheaper orders of their layers (see ``Sequential.fuse``); returns self.
 
