@@ -140,9 +140,10 @@ def check_groups(layer, in_channels, out_channels, groups):
         )
 
 
-def check_channels(layer, shape, expected, name="in_channels"):
+def check_channels(layer, shape, expected, name="in_channels", what="input channels"):
+    """Axis 1 of ``shape`` (channels, or a dense layer's features) must be ``expected``, the layer's ``name``."""
     if shape[1] != expected:
-        raise ValueError(f"{layer}: expected {expected} input channels ({name}), got {shape[1]} in input of shape {shape}")
+        raise ValueError(f"{layer}: expected {expected} {what} ({name}), got {shape[1]} in input of shape {shape}")
 
 
 def output_sizes(layer, sizes, kernel, stride, padding, dilation):

@@ -100,11 +100,8 @@ class Conv2d(Module):
         self._plan_for = None
 
     def _check_input_shape(self, shape):
-        n, c, h, w = check_shape_ndim("Conv2d", shape, 4, "(N, C_in, H, W)")
-        if c != self.in_channels:
-            raise ValueError(
-                f"Conv2d: expected {self.in_channels} input channels (in_channels), got {c} in input of shape {shape}"
-            )
+        shape = check_shape_ndim("Conv2d", shape, 4, "(N, C_in, H, W)")
+        check_channels("Conv2d", shape, self.in_channels)
         return shape
 
     def forward(self, x):
@@ -160,16 +157,17 @@ class Conv2d(Module):
         )
 
     def extra_repr(self):
-        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            text += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            text += f", dilation={self.dilation}"
-        if self.groups != 1:
-            text += f", groups={self.groups}"
-        if self.bias is None:
-            text += ", bias=False"
-        return text
+        return _conv_repr(self) + (", bias=False" if self.bias is None else "")
+
+
+def _conv_repr(layer, extra=()):
+    """``"C_in, C_out, kernel_size=..., stride=..."`` and every other hyper-parameter that is not its default."""
+    text = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
+    for name, default in (("padding", (0, 0)), *extra, ("dilation", (1, 1)), ("groups", 1)):
+        value = getattr(layer, name)
+        if value != default:
+            text += f", {name}={value}"
+    return text
 
 
 class DepthwiseConv2d(Conv2d):
@@ -394,16 +392,7 @@ class ConvTranspose2d(Module):
         return n * h * w * shapes.conv2d_params(self.in_channels, self.out_channels, self.kernel_size, self.groups, False)
 
     def extra_repr(self):
-        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            text += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            text += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            text += f", dilation={self.dilation}"
-        if self.groups != 1:
-            text += f", groups={self.groups}"
-        return text
+        return _conv_repr(self, (("output_padding", (0, 0)),))
 
 
 class _ConvNd(Module):

@@ -6,7 +6,17 @@ import numpy as np
 
 from .. import functional as F
 from .. import shapes
-from .checks import boolean, check_array, check_dtype, check_shape_ndim, float_dtype, initializer, make_rng, positive_int
+from .checks import (
+    boolean,
+    check_array,
+    check_channels,
+    check_dtype,
+    check_shape_ndim,
+    float_dtype,
+    initializer,
+    make_rng,
+    positive_int,
+)
 from .init import zeros
 from .module import Module, Parameter
 
@@ -32,11 +42,8 @@ class Linear(Module):
         self.bias = Parameter(zeros((self.out_features,), dtype=dtype), "bias") if bias else None
 
     def _check_input_shape(self, shape):
-        n, f = check_shape_ndim("Linear", shape, 2, "(N, in_features)")
-        if f != self.in_features:
-            raise ValueError(
-                f"Linear: expected {self.in_features} input features (in_features), got {f} in input of shape {shape}"
-            )
+        shape = check_shape_ndim("Linear", shape, 2, "(N, in_features)")
+        check_channels("Linear", shape, self.in_features, "in_features", "input features")
         return shape
 
     def forward(self, x):
