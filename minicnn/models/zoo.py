@@ -104,7 +104,9 @@ class Network(Sequential):
         return blocks.is_lazy(self)
 
     def forward(self, x):
-        blocks.refuse_shape_only(self)
+        if not self.__dict__.get("_runnable"):  # once it has real weights, it keeps them: check once
+            blocks.refuse_shape_only(self)
+            object.__setattr__(self, "_runnable", True)
         return super().forward(x)
 
     def _shape(self, input_shape):
