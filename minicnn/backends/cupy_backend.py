@@ -255,78 +255,86 @@ class CupyBackend(NumpyBackend):
     def conv2d_grad(self, x, w, dy, geometry, input_grad=True, plan=None):
         """Gradients ``(dX, dW, db)`` of ``conv2d`` (see ``NumpyBackend.conv2d_grad``) on the GPU.
 
-        The two halves are ``conv2d_input_grad`` and ``conv2d_weight_grad``;
-        with ``input_grad=False`` nothing of ``dX`` is computed and it is None.
+        ``conv2d_input_grad`` and ``conv2d_weight_grad`` are the two halves;
+        im2col computes both in one pass over the batch. With
+        ``input_grad=False`` nothing of ``dX`` is computed and it is None.
         """
         fn = "conv2d_grad"
-        self._conv_geometry(fn, x, w, geometry)
-        dx = self.conv2d_input_grad(w, dy, geometry, fn=fn) if input_grad else None
-        dw, db = self.conv2d_weight_grad(x, dy, geometry, fn=fn)
-        return dx, dw, db
+        dtype, dims = self._conv_geometry(fn, x, w, geometry)
+        _guard_like(fn, "dy", dy, dtype, geometry.y_shape)
+        if self._algorithm(fn) == "direct":
+            dx = self._input_grad_direct(w, dy, geometry, dims) if input_grad else None
+            return (dx, *self._weight_grad_direct(x, dy, geometry, dims))
+        dx, dw = self._im2col_grads(x, w if input_grad else None, dy, geometry, dims)
+        return dx, dw, dy.sum(axis=(0, 2, 3))
+
+    def conv2d_input_grad(self, w, dy, geometry, plan=None):
+        """``dX`` alone (see ``NumpyBackend.conv2d_input_grad``) on the GPU; it never reads ``X``."""
+        fn = "conv2d_input_grad"
+        dims = self._gradient_dims(fn, "w", w, geometry.w_shape, dy, geometry)
+        if self._algorithm(fn) == "direct":
+            return self._input_grad_direct(w, dy, geometry, dims)
+        return self._im2col_grads(None, w, dy, geometry, dims)[0]
+
+    def conv2d_weight_grad(self, x, dy, geometry, plan=None):
+        """``(dW, db)`` alone (see ``NumpyBackend.conv2d_weight_grad``) on the GPU; it never reads ``W``."""
+        fn = "conv2d_weight_grad"
+        dims = self._gradient_dims(fn, "x", x, geometry.x_shape, dy, geometry)
+        if self._algorithm(fn) == "direct":
+            return self._weight_grad_direct(x, dy, geometry, dims)
+        return self._im2col_grads(x, None, dy, geometry, dims)[1], dy.sum(axis=(0, 2, 3))
 
     def _gradient_dims(self, fn, name, a, shape, dy, geometry):
-        """Check the one array a gradient alone reads (``x`` or ``w``) and ``dy``; return ``(dtype, dims)``."""
+        """Check the one array a gradient alone reads (``x`` or ``w``) and ``dy``; return the dims."""
         dtype = _guard_float_array(fn, name, a)
         _guard_like(fn, name, a, dtype, shape)
         _guard_like(fn, "dy", dy, dtype, geometry.y_shape)
-        return dtype, self._conv_dims(fn, geometry)
+        return self._conv_dims(fn, geometry)
 
-    @staticmethod
-    def _errors(dy_slice, dims):
-        """dY of a slice of the batch as ``(G, C_out/G, n*H_out*W_out)``, the column order of ``_columns``."""
-        count = dy_slice.shape[0]
-        _, _, _, _, o, _, _, oh, ow, g = dims
-        errors = cupy.ascontiguousarray(dy_slice.reshape(count, o, oh * ow).transpose(1, 0, 2))
-        return errors.reshape(g, o // g, count * oh * ow)
-
-    def conv2d_input_grad(self, w, dy, geometry, plan=None, *, fn="conv2d_input_grad"):
-        """``dX`` alone (see ``NumpyBackend.conv2d_input_grad``) on the GPU; it never reads ``X``.
-
-        im2col, per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
-        Backpropagation"): ``dcolumns_g = W_g^T . dY_g`` is the error each tap
-        sends back, and ``col2im`` adds, for every input pixel, the taps that
-        read it (the "upsample(W^T delta)" of the slide).
-        """
-        dtype, dims = self._gradient_dims(fn, "w", w, geometry.w_shape, dy, geometry)
-        stride, padding, dilation, _ = geometry.hyper
-        n, c, h, wd, o, kh, kw, oh, ow, g = dims
-        dx = cupy.empty((n, c, h, wd), dtype=dtype)
-        if self._algorithm(fn) == "direct":
-            sizes = self._conv_sizes(dims, stride, padding, dilation)
-            self._launch("conv2d.cu", "conv2d_backward_input_direct", dtype, dx.size, (dy, w, dx), sizes)
-            return dx
-        weights_t = w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)  # (G, C_g*F_H*F_W, C_out/G)
-        for start, stop in self._batch_slices(dims, dy.itemsize):
-            dcolumns = cupy.ascontiguousarray(cupy.matmul(weights_t, self._errors(dy[start:stop], dims)))
-            self._launch(
-                "conv2d.cu", "col2im", dtype, (stop - start) * c * h * wd, (dcolumns, dx[start:stop]),
-                self._column_sizes(stop - start, dims, stride, padding, dilation),
-            )
+    def _input_grad_direct(self, w, dy, geometry, dims):
+        dx = cupy.empty(geometry.x_shape, dtype=dy.dtype)
+        sizes = self._conv_sizes(dims, *geometry.hyper[:3])
+        self._launch("conv2d.cu", "conv2d_backward_input_direct", dy.dtype, dx.size, (dy, w, dx), sizes)
         return dx
 
-    def conv2d_weight_grad(self, x, dy, geometry, plan=None, *, fn="conv2d_weight_grad"):
-        """``(dW, db)`` alone (see ``NumpyBackend.conv2d_weight_grad``) on the GPU; it never reads ``W``.
+    def _weight_grad_direct(self, x, dy, geometry, dims):
+        dw = cupy.empty(geometry.w_shape, dtype=dy.dtype)
+        db = cupy.empty((geometry.o,), dtype=dy.dtype)
+        sizes = self._conv_sizes(dims, *geometry.hyper[:3])
+        self._launch("conv2d.cu", "conv2d_backward_weight_direct", dy.dtype, dw.size, (x, dy, dw), sizes)
+        self._launch("conv2d.cu", "conv2d_backward_bias_direct", dy.dtype, geometry.o, (dy, db), geometry.y_shape)
+        return dw, db
 
-        im2col, per group ``g``: ``dW_g = dY_g . columns_g^T`` sums every
-        position's contribution to the shared weights; ``db`` sums ``dY`` over
-        the batch and positions.
+    def _im2col_grads(self, x, w, dy, geometry, dims):
+        """``(dX, dW)`` by im2col, one pass over the batch; ``x=None`` skips dW, ``w=None`` skips dX.
+
+        Per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
+        Backpropagation"): ``dW_g = dY_g . columns_g^T`` sums every position's
+        contribution to the shared weights; ``dcolumns_g = W_g^T . dY_g`` is
+        the error each tap sends back, and ``col2im`` adds, for every input
+        pixel, the taps that read it (the "upsample(W^T delta)" of the slide).
         """
-        dtype, dims = self._gradient_dims(fn, "x", x, geometry.x_shape, dy, geometry)
         stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
-        if self._algorithm(fn) == "direct":
-            dw = cupy.empty(geometry.w_shape, dtype=dtype)
-            db = cupy.empty((o,), dtype=dtype)
-            sizes = self._conv_sizes(dims, stride, padding, dilation)
-            self._launch("conv2d.cu", "conv2d_backward_weight_direct", dtype, dw.size, (x, dy, dw), sizes)
-            self._launch("conv2d.cu", "conv2d_backward_bias_direct", dtype, o, (dy, db), (n, o, oh, ow))
-            return dw, db
+        dx = None if w is None else cupy.empty((n, c, h, wd), dtype=dy.dtype)
+        weights_t = None if w is None else w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)
         dw = None
-        for start, stop in self._batch_slices(dims, x.itemsize):
-            columns = self._columns(x[start:stop], dims, stride, padding, dilation)
-            part = cupy.matmul(self._errors(dy[start:stop], dims), columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
-            dw = part if dw is None else dw + part
-        return cupy.ascontiguousarray(dw.reshape(geometry.w_shape)), dy.sum(axis=(0, 2, 3))
+        for start, stop in self._batch_slices(dims, dy.itemsize):
+            count = stop - start
+            # dY of the slice as (G, C_out/G, n*H_out*W_out), the column order of `columns`.
+            errors = cupy.ascontiguousarray(dy[start:stop].reshape(count, o, oh * ow).transpose(1, 0, 2))
+            errors = errors.reshape(g, o // g, count * oh * ow)
+            if x is not None:
+                columns = self._columns(x[start:stop], dims, stride, padding, dilation)
+                part = cupy.matmul(errors, columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
+                dw = part if dw is None else dw + part
+            if w is not None:
+                dcolumns = cupy.ascontiguousarray(cupy.matmul(weights_t, errors))  # (G, C_g*F_H*F_W, n*H_out*W_out)
+                self._launch(
+                    "conv2d.cu", "col2im", dy.dtype, count * c * h * wd, (dcolumns, dx[start:stop]),
+                    self._column_sizes(count, dims, stride, padding, dilation),
+                )
+        return dx, (None if dw is None else cupy.ascontiguousarray(dw.reshape(geometry.w_shape)))
 
     # ------------------------------------------------------------------ pooling
     def _pool_dims(self, fn, geometry):
