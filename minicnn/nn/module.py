@@ -43,7 +43,7 @@ class Parameter:
         if data.dtype.kind != "f":
             raise TypeError(f"Parameter: data must be a floating-point array, got dtype {data.dtype}")
         self.data = data
-        # zeros, not zeros_like: a fresh zeroed array is mapped lazily, so a shape-only (lazy) model costs no memory
+        # a fresh zeroed array (calloc): its pages cost memory only once a backward pass writes them
         self.grad = array_module(data).zeros(data.shape, dtype=data.dtype)
         self.name = name
 
