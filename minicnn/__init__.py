@@ -26,7 +26,7 @@ from .backends import (
 __version__ = "0.1.0"
 
 # Submodules loaded on first use, so `import minicnn` stays light (no matplotlib, no tqdm).
-_LAZY_SUBMODULES = ("nn", "graph", "optim", "models", "data", "train", "plots", "bench", "cli")
+_LAZY_SUBMODULES = ("nn", "graph", "optim", "models", "data", "train", "io", "plots", "bench", "cli")
 
 __all__ = [
     "functional",

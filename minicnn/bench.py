@@ -231,19 +231,18 @@ def _make_train(impl, params, rng):
             opt.step()
 
         return step
-    net = mc.models.lenet5(activation="relu", pool="max", seed=0)
+    from .train import step as training_step
+
+    net = mc.models.lenet5(activation="relu", pool="max", seed=0).fuse()  # as `minicnn train` runs it
     if impl == "cupy":
         net.to("gpu")
     loss_fn = mc.nn.SoftmaxCrossEntropy()
     opt = mc.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     xd, yd = _to_device(x, impl), _to_device(labels, impl)
 
-    def step():  # the plain loop of the README: no thread settings of the user's own
+    def step():  # the step of `minicnn train` and the README: no thread settings of the user's own
         with mc.use_backend(impl):
-            loss_fn(net(xd), yd)
-            net.backward(loss_fn.backward(), input_grad=False)
-            opt.step()
-            opt.zero_grad()
+            training_step(net, loss_fn, opt, xd, yd)
 
     return step
 

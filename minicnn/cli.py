@@ -92,18 +92,22 @@ def _float(minimum, maximum=None, *, open_min=False, open_max=False):
 # --------------------------------------------------------------------------- parser
 def build_parser():
     """The ``argparse`` parser of ``minicnn`` with every command (optional ones included when they import)."""
-    from .backends import BACKEND_NAMES
-    from .train import SCHEDULES, TrainConfig
-
-    defaults = TrainConfig(out=Path("runs/<timestamp>"))
-    parser = argparse.ArgumentParser(prog=_PROG, description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter)
     from . import __version__
 
+    parser = argparse.ArgumentParser(prog=_PROG, description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     commands.required = True
+    for add in (_add_train, _add_eval, _add_predict, _add_summary, _add_backends):
+        add(commands)
+    _add_optional_commands(commands)
+    return parser
 
-    # train ------------------------------------------------------------------
+
+def _add_train(commands):
+    from .train import TrainConfig
+
+    defaults = TrainConfig(out=Path("runs/<timestamp>"))
     train = commands.add_parser(
         "train",
         help="train LeNet-5 and save model, metrics and plots",
@@ -124,6 +128,12 @@ examples:
   minicnn train --dataset folder:~/crops --out runs/plates       # ~/crops/<digit>/*.png
   minicnn train --out runs/first --resume                        # continue after Ctrl-C""",
     )
+    _add_train_data_options(train, defaults)
+    _add_train_run_options(train, defaults)
+    train.set_defaults(handler=_cmd_train)
+
+
+def _add_train_data_options(train, defaults):
     opt = train.add_argument_group("data")
     opt.add_argument("--dataset", default=argparse.SUPPRESS, metavar="NAME",
                      help=f"mnist-5k (bundled), mnist, fashion-mnist, plates or folder:PATH (default: {defaults.dataset})")
@@ -141,6 +151,12 @@ examples:
                      help=f"activation after every layer but the last (default: {defaults.activation})")
     opt.add_argument("--pool", choices=("max", "avg"), default=argparse.SUPPRESS,
                      help=f"S2 and S4 pooling (default: {defaults.pool})")
+
+
+def _add_train_run_options(train, defaults):
+    from .backends import BACKEND_NAMES
+    from .train import SCHEDULES
+
     opt = train.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
                      help=f"passes over the training set (default: {defaults.epochs})")
@@ -167,9 +183,11 @@ examples:
     opt.add_argument("--no-plots", dest="plots", action="store_false", default=argparse.SUPPRESS,
                      help="skip the figures at the end")
     opt.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.set_defaults(handler=_cmd_train)
 
-    # eval -------------------------------------------------------------------
+
+def _add_eval(commands):
+    from .backends import BACKEND_NAMES
+
     evaluate = commands.add_parser(
         "eval",
         help="accuracy of a saved model on a test split",
@@ -188,7 +206,10 @@ examples:
     evaluate.add_argument("--backend", choices=BACKEND_NAMES, help="kernels to compute with")
     evaluate.set_defaults(handler=_cmd_eval)
 
-    # predict ----------------------------------------------------------------
+
+def _add_predict(commands):
+    from .backends import BACKEND_NAMES
+
     predict = commands.add_parser(
         "predict",
         help="classify digit images with a saved model",
@@ -204,7 +225,8 @@ examples:
     predict.add_argument("--backend", choices=BACKEND_NAMES, help="kernels to compute with")
     predict.set_defaults(handler=_cmd_predict)
 
-    # summary ----------------------------------------------------------------
+
+def _add_summary(commands):
     summary = commands.add_parser(
         "summary",
         help="layers, output shapes, parameters and MACs of a model",
@@ -220,7 +242,8 @@ examples:
                          help="one input image, channels first (default: the model's own, 1 32 32 for lenet5)")
     summary.set_defaults(handler=_cmd_summary)
 
-    # backends ---------------------------------------------------------------
+
+def _add_backends(commands):
     backends = commands.add_parser(
         "backends",
         help="list the compute backends and why any is unavailable",
@@ -242,9 +265,6 @@ examples:
     backends.add_argument("--groups", type=_positive_int, default=1, help="with --explain (default 1)")
     backends.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="with --explain")
     backends.set_defaults(handler=_cmd_backends)
-
-    _add_optional_commands(commands)
-    return parser
 
 
 def _add_optional_commands(commands):

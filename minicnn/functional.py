@@ -16,11 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import shapes
+from .arrays import array_module, contiguous, is_cupy
 from .backends import backend_for_array
 
 __all__ = [
     "conv2d",
     "conv2d_grad",
+    "conv2d_input_grad",
+    "conv2d_weight_grad",
     "max_pool2d",
     "max_pool2d_with_indices",
     "max_pool2d_grad",
@@ -40,25 +43,15 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # --------------------------------------------------------------------------- checks
 def _as_array(fn, name, a, xp_module=None):
     """Check that ``a`` is a float32/float64 array; return it C-contiguous, native byte order."""
-    module = type(a).__module__
-    if not (isinstance(a, np.ndarray) or (module.startswith("cupy") and hasattr(a, "__cuda_array_interface__"))):
+    if not (isinstance(a, np.ndarray) or (is_cupy(a) and hasattr(a, "__cuda_array_interface__"))):
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray (or cupy.ndarray), got {type(a).__name__}")
     dtype = a.dtype
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {dtype}")
     if not dtype.isnative:
         a = a.astype(dtype.newbyteorder("="))
-    xp = _array_module(a)
     # (ascontiguousarray would turn a 0-d array into a 1-d one, and the error would then misname it)
-    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
-
-
-def _array_module(a):
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy
-
-    return cupy
+    return contiguous(a)
 
 
 def _check_ndim(fn, name, a, ndim, layout):
@@ -78,11 +71,11 @@ def _check_same(fn, names, arrays):
             )
 
 
-def _pick_backend(fn, x, backend):
+def _pick_backend(fn, x, backend, name="x"):
     chosen = backend_for_array(x, backend)
-    if chosen.xp is not _array_module(x):
+    if chosen.xp is not array_module(x):
         raise TypeError(
-            f"{fn}: backend {chosen.name!r} works on {chosen.xp.__name__} arrays but x is a "
+            f"{fn}: backend {chosen.name!r} works on {chosen.xp.__name__} arrays but {name} is a "
             f"{type(x).__module__}.{type(x).__name__}; move the data or choose another backend"
         )
     return chosen
@@ -93,9 +86,7 @@ def _conv_geometry(fn, x, w, stride, padding, dilation, groups):
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
     _check_ndim(fn, "w", w, 4, "(C_out, C_in/groups, F_H, F_W)")
     _check_same(fn, ("x", "w"), (x, w))
-    geometry = shapes.conv2d_geometry(x.shape, w.shape, stride, padding, dilation, groups, fn=fn)
-    _check_padded_size(fn, geometry)
-    return geometry
+    return _shape_geometry(fn, x.shape, w.shape, stride, padding, dilation, groups)
 
 
 def _pool_geometry(fn, x, kernel_size, stride, padding):
@@ -120,9 +111,9 @@ def _check_padded_size(fn, g):
         )
 
 
-def _check_dy(fn, dy, expected_shape, like):
+def _check_dy(fn, dy, expected_shape, like, like_name="x"):
     dy = _as_array(fn, "dy", dy)
-    _check_same(fn, ("x", "dy"), (like, dy))
+    _check_same(fn, (like_name, "dy"), (like, dy))
     if tuple(dy.shape) != tuple(expected_shape):
         raise ValueError(
             f"{fn}: dy must have the output's shape {tuple(expected_shape)}, got {tuple(dy.shape)}"
@@ -191,6 +182,54 @@ def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_gr
         xp = impl.xp
         return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
     return impl.conv2d_grad(x, w, dy, geometry, bool(input_grad), plan)
+
+
+def conv2d_input_grad(x_shape, w, dy, *, stride=1, padding=0, dilation=1, groups=1, plan=None, backend=None):
+    """``dx`` alone of ``y = conv2d(x, w, b)`` for an input of shape ``x_shape``, given ``dy``; ``x`` itself is not needed.
+
+    The error goes back through the transposed filters (deck
+    002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation"). As
+    ``torch.nn.grad.conv2d_input``: it is also the transposed convolution of
+    ``dy`` (``ConvTranspose2d``'s forward pass), at the cost of dX only.
+    """
+    fn = "conv2d_input_grad"
+    w = _as_array(fn, "w", w)
+    _check_ndim(fn, "w", w, 4, "(C_out, C_in/groups, F_H, F_W)")
+    geometry = _shape_geometry(fn, _shape(fn, "x_shape", x_shape), w.shape, stride, padding, dilation, groups)
+    dy = _check_dy(fn, dy, geometry.y_shape, w, like_name="w")
+    impl = _pick_backend(fn, dy, backend, "dy")
+    if plan is not None:
+        plan = impl.plan_conv2d(geometry, w.dtype, plan)
+    if geometry.n == 0:
+        return impl.xp.zeros(geometry.x_shape, dtype=w.dtype)
+    return impl.conv2d_input_grad(w, dy, geometry, plan)
+
+
+def conv2d_weight_grad(x, w_shape, dy, *, stride=1, padding=0, dilation=1, groups=1, plan=None, backend=None):
+    """``(dw, db)`` alone of ``y = conv2d(x, w, b)`` for filters of shape ``w_shape``, given ``dy``; ``w`` is not needed.
+
+    ``∇W_k = Σ_i a_i * rot90(δ_k, 2)`` and ``∇b_k = Σ_{a,b} (δ_k)_{a,b}``
+    (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 2),
+    as ``torch.nn.grad.conv2d_weight`` (plus the bias gradient).
+    """
+    fn = "conv2d_weight_grad"
+    x = _as_array(fn, "x", x)
+    _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
+    geometry = _shape_geometry(fn, x.shape, _shape(fn, "w_shape", w_shape), stride, padding, dilation, groups)
+    dy = _check_dy(fn, dy, geometry.y_shape, x)
+    impl = _pick_backend(fn, x, backend)
+    if plan is not None:
+        plan = impl.plan_conv2d(geometry, x.dtype, plan)
+    if geometry.n == 0:
+        return impl.xp.zeros(geometry.w_shape, dtype=x.dtype), impl.xp.zeros(geometry.o, dtype=x.dtype)
+    return impl.conv2d_weight_grad(x, dy, geometry, plan)
+
+
+def _shape_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
+    geometry = shapes.conv2d_geometry(tuple(int(s) for s in x_shape), tuple(int(s) for s in w_shape), stride, padding,
+                                      dilation, groups, fn=fn)
+    _check_padded_size(fn, geometry)
+    return geometry
 
 
 def conv2d_plan(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, dtype=np.float32, plan=None,

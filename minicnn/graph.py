@@ -51,16 +51,6 @@ def _check_module(container, module, used):
     used.add(id(module))
 
 
-def _backward(module, dy, input_grad):
-    """``module.backward(dy)``; with ``input_grad=False`` the module may skip ``dx`` (then None is returned)."""
-    if input_grad:
-        return module.backward(dy)
-    if module.accepts_input_grad:
-        return module.backward(dy, input_grad=False)
-    module.backward(dy)
-    return None
-
-
 def _sample_shape(shape):
     """Batch axis dropped, as the slides write sizes: (1, 6, 28, 28) -> '6x28x28'."""
     return "x".join(str(s) for s in shape[1:])
@@ -92,26 +82,17 @@ def format_table(headers, rows, total=None):
 
 
 # --------------------------------------------------------------- Sequential
-def _relu_then_max_pool(first, second):
-    from .nn.layers import MaxPool2d, ReLU
+def _fused_order(layers):
+    """The layers in an order with the same result and less work: a layer that ``commutes_with`` the next runs after it.
 
-    return type(first) is ReLU and type(second) is MaxPool2d
-
-
-def _execution_order(layers):
-    """The layers in the order ``forward`` runs them: a ReLU followed by a max pooling runs after it.
-
-    ReLU is non-decreasing, so it commutes with taking a maximum:
-    ``max_window(max(0, x)) = max(0, max_window(x))``, and the gradient is the
-    same too (it reaches the window's winner when the maximum is positive,
-    nothing otherwise). Pooling first makes the ReLU work on a map 4x smaller
-    for LeNet-5's 2x2 windows, fewer passes over memory in a training step.
-    The result, forward and backward, is the same bit for bit.
+    ``ReLU.commutes_with(MaxPool2d)`` is the case that matters: the ReLU then
+    works on the pooled map, 4x smaller for LeNet-5's 2x2 windows.
     """
     order = list(layers)
     i = 0
     while i + 1 < len(order):
-        if _relu_then_max_pool(order[i], order[i + 1]):
+        commutes = getattr(order[i], "commutes_with", None)
+        if commutes is not None and commutes(order[i + 1]):
             order[i], order[i + 1] = order[i + 1], order[i]
             i += 2
         else:
@@ -126,16 +107,19 @@ class Sequential(Module):
     ``Sequential({"C1": conv, "S2": pool, ...})`` keeps the given names (they
     prefix the ``state_dict`` keys: "C1.weight").
 
-    One reordering, with the same result: a ``ReLU`` directly followed by a
-    ``MaxPool2d`` runs after the pooling, on the smaller map (the two commute;
-    see ``_execution_order``). Calling the layers one by one, or a slice of
-    the container, still gives every intermediate map as written.
+    It runs the layers as written. ``fuse()`` lets it run an equivalent,
+    cheaper order instead: a ``ReLU`` directly followed by a ``MaxPool2d``
+    then runs after the pooling, on the smaller map (the two commute, so the
+    result, forward and backward, is the same bit for bit). Calling the
+    layers one by one, or a slice of the container, still gives every
+    intermediate map as written.
     """
 
     def __init__(self, *layers):
         super().__init__()
         object.__setattr__(self, "_layers", [])
         object.__setattr__(self, "_order", [])
+        object.__setattr__(self, "_fused", False)
         object.__setattr__(self, "_used", set())
         if len(layers) == 1 and isinstance(layers[0], dict):
             for name, layer in layers[0].items():
@@ -151,8 +135,28 @@ class Sequential(Module):
         _check_module(self, layer, self._used)
         setattr(self, name, layer)
         self._layers.append((name, layer))
-        object.__setattr__(self, "_order", _execution_order([module for _, module in self._layers]))
+        self._set_order()
         return self
+
+    def fuse(self):
+        """Run commuting neighbours in the cheaper order from now on (see the class docstring); returns self."""
+        object.__setattr__(self, "_fused", True)
+        self._set_order()
+        return super().fuse()
+
+    @property
+    def fused(self):
+        """True once ``fuse()`` was called."""
+        return self._fused
+
+    @property
+    def execution_order(self):
+        """The layers in the order ``forward`` runs them: as written, or as ``fuse()`` reordered them."""
+        return list(self._order)
+
+    def _set_order(self):
+        layers = [module for _, module in self._layers]
+        object.__setattr__(self, "_order", _fused_order(layers) if self._fused else layers)
 
     def __len__(self):
         return len(self._layers)
@@ -176,20 +180,21 @@ class Sequential(Module):
             x = layer.forward(x)
         return self._keep_output(x)
 
-    accepts_input_grad = True
-
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, *, need_dx=True):
         """Backpropagate ``dy`` through the layers in reverse; returns ``dx``.
 
-        ``input_grad=False`` returns None and lets the first layer skip
-        computing ``dx`` (a training step on data needs only the parameter
-        gradients).
+        ``need_dx=False`` lets the first layer skip computing ``dx`` (a
+        training step on data needs only the parameter gradients); the
+        result is then None.
         """
         self._check_dy(dy)
         order = self._order
         for layer in reversed(order[1:]):
             dy = layer.backward(dy)
-        return _backward(order[0], dy, input_grad) if order else dy
+        if not order:
+            return dy
+        dx = order[0].backward(dy, need_dx=need_dx)
+        return dx if need_dx else None
 
     # ------------------------------------------------------------ shapes
     def output_shape(self, input_shape):
@@ -273,7 +278,7 @@ class Graph(Module):
     (one output) or a tuple (several outputs); ``backward(*dys)`` takes one
     gradient per output (``None`` for an output that does not reach the loss)
     and returns the gradient of each input (a tuple if several), or None with
-    ``input_grad=False``, which also lets the layers reading a graph input
+    ``need_dx=False``, which also lets the layers reading only graph inputs
     skip computing it.
     Layers are registered under their node names (``name`` or "0", "1", ...),
     which prefix the ``state_dict`` keys.
@@ -383,9 +388,7 @@ class Graph(Module):
         outputs = [values[node.index] for node in self._outputs]
         return self._keep_output(outputs[0] if len(outputs) == 1 else tuple(outputs))
 
-    accepts_input_grad = True
-
-    def backward(self, *dys, input_grad=True):
+    def backward(self, *dys, need_dx=True):
         order = self._plan()
         if len(dys) == 1 and len(self._outputs) > 1 and isinstance(dys[0], (tuple, list)):
             dys = tuple(dys[0])
@@ -408,14 +411,13 @@ class Graph(Module):
             if dy is None:
                 continue
             grads[node.index] = None
+            # A layer reading only graph inputs need not compute dx when need_dx is False.
+            wanted = need_dx or any(inp.module is not None for inp in node.inputs)
+            dx = node.module.backward(dy, need_dx=wanted)
             if len(node.inputs) == 1:
-                # A layer reading a graph input need not compute dx when input_grad is False.
-                wanted = input_grad or node.inputs[0].module is not None
-                dx = _backward(node.module, dy, wanted)
                 if dx is not None:
                     accumulate(node.inputs[0].index, dx)
                 continue
-            dx = node.module.backward(dy)
             if not isinstance(dx, tuple) or len(dx) != len(node.inputs):
                 raise TypeError(
                     f"Graph.backward: {type(node.module).__name__} at node {node.name!r} has {len(node.inputs)} "
@@ -424,7 +426,7 @@ class Graph(Module):
             for inp, d in zip(node.inputs, dx):
                 if d is not None:
                     accumulate(inp.index, d)
-        if not input_grad:
+        if not need_dx:
             return None
         dxs = [grads[node.index] for node in self._inputs]
         return dxs[0] if len(dxs) == 1 else tuple(dxs)

@@ -20,7 +20,8 @@ import numbers
 
 import numpy as np
 
-from .nn.module import Parameter, _move
+from .arrays import to_device
+from .nn.module import Parameter
 
 __all__ = ["SGD", "StepLR", "CosineLR"]
 
@@ -145,7 +146,7 @@ def _move_like(value, like):
     device = "cpu" if isinstance(like, np.ndarray) else "gpu"
     if value is None:
         return (np if device == "cpu" else _gpu()).zeros_like(like)
-    return _move(value, device, like.dtype).copy()
+    return to_device(value, device, like.dtype).copy()
 
 
 def _gpu():

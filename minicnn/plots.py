@@ -20,6 +20,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .arrays import array_module, to_host
+
 __all__ = [
     "plot_curves",
     "plot_filters",
@@ -50,10 +52,6 @@ def _save(figure, path):
     path = Path(path)
     figure.savefig(path, dpi=100)
     return path
-
-
-def _host(a):
-    return a.get() if type(a).__module__.startswith("cupy") else np.asarray(a)
 
 
 def plot_curves(history, path):
@@ -99,7 +97,7 @@ def plot_filters(net, path, layer=None):
     name, conv = convs[0] if layer is None else next(((n, c) for n, c in convs if n == layer), (None, None))
     if conv is None:
         raise ValueError(f"plot_filters: no Conv2d named {layer!r}; convolutions: {[n for n, _ in convs]}")
-    weights = _host(conv.weight.data)
+    weights = to_host(conv.weight.data)
     c_out, c_in = weights.shape[:2]
     kernels = weights.reshape(c_out * c_in, *weights.shape[2:])
     columns = min(len(kernels), 8)
@@ -135,9 +133,9 @@ def _feature_maps(net, x):
             if isinstance(layer, Conv2d):
                 following = layers[position + 1][1] if position + 1 < len(layers) else None
                 if type(following).__name__ not in _ACTIVATION_TYPES:
-                    captured.append((name, _host(x)[0]))
+                    captured.append((name, to_host(x)[0]))
             elif isinstance(previous[1], Conv2d) and type(layer).__name__ in _ACTIVATION_TYPES:
-                captured.append((f"{previous[0]} + {type(layer).__name__}", _host(x)[0]))
+                captured.append((f"{previous[0]} + {type(layer).__name__}", to_host(x)[0]))
             if len(captured) == 2:
                 break
     finally:
@@ -157,10 +155,8 @@ def plot_feature_maps(net, image, path, label=None):
     x = image.reshape(1, 1, *image.shape[-2:]) if image.dtype.kind == "f" else to_network_input(image)
     x = x.astype(np.float32)
     param = next(iter(net.parameters()), None)
-    if param is not None and type(param.data).__module__.startswith("cupy"):
-        import cupy
-
-        x = cupy.asarray(x)
+    if param is not None:
+        x = array_module(param.data).asarray(x)
     stages = _feature_maps(net, x)
     if not stages:
         raise ValueError("plot_feature_maps: the network has no Conv2d layer")
@@ -171,7 +167,7 @@ def plot_feature_maps(net, image, path, label=None):
     ax = panels[0].subplots(1, columns)[0]
     for blank in panels[0].axes[1:]:
         blank.set_axis_off()
-    ax.imshow(_host(x)[0, 0], cmap="gray")
+    ax.imshow(to_host(x)[0, 0], cmap="gray")
     ax.set_axis_off()
     panels[0].suptitle("input digit" if label is None else f"input digit (label {label})", x=0.02, ha="left")
     for panel, (title, maps), n_rows in zip(panels[1:], stages, rows):

@@ -28,27 +28,40 @@ states the next epoch starts from.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
-import os
 import time
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from .backends import current_backend_name, single_threaded_blas, use_backend
+from .arrays import is_array, to_host
+from .backends import current_backend_name, use_backend
+from .io import (
+    CHECKPOINT_FILE,
+    FORMAT_VERSION,
+    METRICS_FILE,
+    MODEL_FILE,
+    build_model,
+    class_names,
+    load_checkpoint,
+    load_model,
+    model_info,
+    model_names,
+    write_json_atomic,
+    write_model,
+    write_npz_atomic,
+)
+from .runtime import single_threaded_blas
 
 __all__ = [
     "TrainConfig",
     "TrainingDiverged",
     "Evaluation",
     "train",
+    "step",
     "evaluate",
     "predict",
     "build_model",
@@ -65,11 +78,6 @@ __all__ = [
 ]
 
 SCHEDULES = ("cosine", "step", "constant")
-CHECKPOINT_FILE = "checkpoint.npz"
-MODEL_FILE = "model.npz"
-METRICS_FILE = "metrics.json"
-_FORMAT_VERSION = 1
-_TREE_KEY = "__tree__"
 # Order of the per-epoch generators spawned from SeedSequence(seed, spawn_key=(epoch,)).
 _STREAMS = ("shuffle", "augment", "dropout")
 # Fields that may differ between a checkpoint and the config that resumes it:
@@ -218,118 +226,13 @@ def _seed_dropout(net, generator):
     The layers share it and draw in forward order, which is the same in every run.
     """
     for module in _modules(net):
-        if isinstance(getattr(module, "rng", None), np.random.Generator):
-            module.rng = generator
-            if hasattr(module, "_gpu_rng"):
-                module._gpu_rng = None  # re-seeded from module.rng at its next GPU forward
+        reseed = getattr(module, "reseed", None)
+        if reseed is not None:
+            reseed(generator)
 
 
 def _modules(net):
     return net.modules() if hasattr(net, "modules") else [net]
-
-
-# --------------------------------------------------------------------------- npz trees
-def _is_array(a):
-    return isinstance(a, np.ndarray) or type(a).__module__.startswith("cupy")
-
-
-def _host(a):
-    return a.get() if type(a).__module__.startswith("cupy") else np.asarray(a)
-
-
-def _pack(obj, path, arrays):
-    """Split ``obj`` into a JSON skeleton and the arrays it holds (stored as npz entries named by their path)."""
-    if _is_array(obj):
-        key = path or "array"
-        while key in arrays or key == _TREE_KEY:
-            key += "_"
-        arrays[key] = _host(obj)
-        return {"__array__": key}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj):
-            return {k: _pack(v, f"{path}/{k}" if path else k, arrays) for k, v in obj.items()}
-        return {"__items__": [[_pack(k, path, {}), _pack(v, f"{path}/{k}", arrays)] for k, v in obj.items()]}
-    if isinstance(obj, (list, tuple)):
-        return [_pack(v, f"{path}/{i}", arrays) for i, v in enumerate(obj)]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store a {type(obj).__name__} in an npz file: {obj!r}")
-
-
-def _unpack(skeleton, arrays):
-    if isinstance(skeleton, dict):
-        if set(skeleton) == {"__array__"}:
-            key = skeleton["__array__"]
-            if not isinstance(key, str) or key not in arrays:
-                raise _DamagedTree(f"its metadata refers to an array {key!r} that the file does not hold")
-            return arrays[key]
-        if set(skeleton) == {"__items__"}:
-            items = skeleton["__items__"]
-            if not isinstance(items, list) or not all(isinstance(kv, list) and len(kv) == 2 for kv in items):
-                raise _DamagedTree("its metadata has a malformed '__items__' entry")
-            return {_hashable(_unpack(k, arrays)): _unpack(v, arrays) for k, v in items}
-        return {k: _unpack(v, arrays) for k, v in skeleton.items()}
-    if isinstance(skeleton, list):
-        return [_unpack(v, arrays) for v in skeleton]
-    return skeleton
-
-
-class _DamagedTree(ValueError):
-    """The JSON skeleton of an npz tree does not fit its arrays (a hand-edited or damaged file)."""
-
-
-def _hashable(key):
-    if isinstance(key, (dict, list)) or _is_array(key):
-        raise _DamagedTree(f"its metadata has a dictionary key that is not a number or a string: {key!r}")
-    return key
-
-
-def _write_npz_atomic(path, tree):
-    """Write ``tree`` to ``path`` as npz through a temporary file and ``os.replace``.
-
-    A crash (or a full disk) mid-write leaves the previous file untouched, and
-    no temporary file behind.
-    """
-    path = Path(path)
-    arrays = {}
-    skeleton = _pack(tree, "", arrays)
-    arrays[_TREE_KEY] = np.array(json.dumps(skeleton))
-    with _atomic_file(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def _read_npz_tree(path, what, kind="model"):
-    """The tree stored by :func:`_write_npz_atomic`; any damage is one ``ValueError`` naming ``path`` and ``kind``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: no such file {path}")
-    not_ours = f"{what}: {path} is not a minicnn {kind} file"
-    if path.stat().st_size == 0:
-        raise ValueError(f"{not_ours} (it is empty: 0 bytes)")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{not_ours} (not a readable .npz file: truncated or corrupt zip, no end-of-archive record)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as exc:
-        raise ValueError(f"{not_ours} (not a readable .npz file: truncated or corrupt zip: {type(exc).__name__}: {exc})") from None
-    if _TREE_KEY not in arrays:
-        raise ValueError(f"{not_ours}: it is an .npz file but not one written by minicnn (no {_TREE_KEY!r} entry)")
-    text = arrays.pop(_TREE_KEY)
-    if text.shape != () or text.dtype.kind != "U":
-        raise ValueError(f"{not_ours} (damaged: its {_TREE_KEY!r} entry is a {text.dtype} array of shape {text.shape}, not text)")
-    try:
-        return _unpack(json.loads(str(text)), arrays)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{not_ours} (damaged: its metadata is not valid JSON: {exc})") from None
-    except _DamagedTree as exc:
-        raise ValueError(f"{not_ours} (damaged: {exc})") from None
-    except RecursionError:
-        raise ValueError(f"{not_ours} (damaged: its metadata is nested too deeply)") from None
 
 
 # --------------------------------------------------------------------------- models
@@ -337,109 +240,11 @@ def _model_kwargs(config):
     return {"activation": config.activation, "pool": config.pool, "num_classes": 10}
 
 
-def build_model(name="lenet5", *, seed=0, **kwargs):
-    """``minicnn.models.<name>(seed=seed, **kwargs)``, with a clear error for an unknown name."""
-    from . import models
-
-    factory = getattr(models, name, None) if isinstance(name, str) and not name.startswith("_") else None
-    if not callable(factory):
-        raise ValueError(f"unknown model {name!r}; minicnn.models has: {', '.join(model_names())}")
-    return factory(seed=seed, **kwargs)
-
-
-def model_names():
-    """Names of the model builders in :mod:`minicnn.models` (their ``__all__``)."""
-    from . import models
-
-    names = getattr(models, "__all__", None) or [n for n in dir(models) if not n.startswith("_")]
-    return [n for n in names if callable(getattr(models, n, None)) and not isinstance(getattr(models, n), type)]
-
-
 def save_model(path, net, config, *, extra=None):
     """Write ``net``'s weights and how to rebuild it (model name and arguments) to ``path`` (npz, atomically)."""
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    meta = {
-        "format": "minicnn-model",
-        "version": _FORMAT_VERSION,
-        "model": config.model,
-        "model_kwargs": _model_kwargs(config),
-        "dataset": config.dataset,
-        "class_names": _class_names(config.dataset),
-        "config": config.to_dict(),
-        **(extra or {}),
-    }
-    _write_npz_atomic(path, {"meta": meta, "state_dict": net.state_dict()})
-
-
-# Metadata a model file must carry, with the type each entry must have.
-_META_FIELDS = {"model": str, "model_kwargs": dict, "dataset": str}
-
-
-def _read_model(path):
-    """``(meta, tree)`` of a ``model.npz``, with the metadata and ``state_dict`` checked for shape and type."""
-    path = _model_path(path)
-    tree = _read_npz_tree(path, "load_model", "model")
-    meta = tree.get("meta") if isinstance(tree, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != "minicnn-model":
-        raise ValueError(f"load_model: {path} is not a minicnn model file (a checkpoint? use the run's {MODEL_FILE})")
-    damaged = f"load_model: {path} is a damaged minicnn model file"
-    for name, kind in _META_FIELDS.items():
-        if not isinstance(meta.get(name), kind):
-            got = "missing" if name not in meta else f"a {type(meta[name]).__name__}: {meta[name]!r}"
-            raise ValueError(f"{damaged}: metadata entry {name!r} must be a {kind.__name__}, it is {got}")
-    names = meta.get("class_names")
-    if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise ValueError(f"{damaged}: metadata entry 'class_names' must be a list of strings, it is {names!r}")
-    if "config" in meta and not isinstance(meta["config"], dict):
-        raise ValueError(f"{damaged}: metadata entry 'config' must be a dict, it is {meta['config']!r}")
-    if not isinstance(tree.get("state_dict"), dict):
-        got = "missing" if "state_dict" not in tree else f"a {type(tree['state_dict']).__name__}"
-        raise ValueError(f"{damaged}: its 'state_dict' (the weights) must be a dict of arrays, it is {got}")
-    return meta, tree
-
-
-def model_info(path):
-    """The metadata stored beside the weights in a ``model.npz`` (model name, arguments, data set, accuracy)."""
-    return _read_model(path)[0]
-
-
-def load_model(path):
-    """Rebuild the network saved in ``path`` (a ``model.npz`` or a run directory holding one), in eval mode.
-
-    A truncated, corrupt or hand-edited file, and weights of the wrong name,
-    shape or dtype (complex, integer), raise one ``ValueError`` naming the file.
-    """
-    path = _model_path(path)
-    meta, tree = _read_model(path)
-    try:
-        net = build_model(meta["model"], **meta["model_kwargs"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"load_model: {path} is a damaged minicnn model file: cannot rebuild model {meta['model']!r} with "
-            f"model_kwargs {meta['model_kwargs']!r} ({exc})"
-        ) from None
-    try:
-        net.load_state_dict(tree["state_dict"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"load_model: {path} does not hold usable weights: {exc}") from None
-    for name, value in tree["state_dict"].items():
-        bad = int(np.count_nonzero(~np.isfinite(value)))
-        if bad:  # a trained model never holds these (training stops when the loss does): a damaged file
-            raise ValueError(f"load_model: {path} does not hold usable weights: {name} has {bad} NaN or infinite values")
-    return net.eval()
-
-
-def _model_path(path):
-    path = Path(path)
-    return path / MODEL_FILE if path.is_dir() else path
-
-
-def _class_names(dataset):
-    if dataset == "fashion-mnist":
-        from .data import FASHION_MNIST_CLASSES
-
-        return list(FASHION_MNIST_CLASSES)
-    return [str(d) for d in range(10)]
+    write_model(path, net, model=config.model, model_kwargs=_model_kwargs(config), dataset=config.dataset,
+                config=config.to_dict(), extra=extra)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -452,12 +257,10 @@ class Evaluation(NamedTuple):
 
 
 def _device_xp(net):
-    for param in net.parameters():
-        if type(param.data).__module__.startswith("cupy"):
-            import cupy
+    from .arrays import array_module
 
-            return cupy
-        break
+    for param in net.parameters():
+        return array_module(param.data)
     return np
 
 
@@ -491,7 +294,7 @@ def evaluate(net, x, y, batch_size=500):
     for start, logits in _logits_in_batches(net, x, batch_size):
         labels = y[start : start + len(logits)]
         total_loss += loss_fn(logits, labels) * len(labels)
-        predictions[start : start + len(labels)] = _host(logits.argmax(axis=1))
+        predictions[start : start + len(labels)] = to_host(logits.argmax(axis=1))
     return Evaluation(total_loss / len(y), float(np.mean(predictions == y)), predictions)
 
 
@@ -510,52 +313,15 @@ def predict(net, images, batch_size=500):
     x = images if images.dtype.kind == "f" else to_network_input(images)
     if x.ndim != 4:
         raise ValueError(f"predict: images must be (H, W), (N, H, W) uint8 or (N, 1, H, W) float, got shape {images.shape}")
-    probabilities = np.concatenate([_host(softmax(logits)) for _, logits in _logits_in_batches(net, x, batch_size)])
+    probabilities = np.concatenate([to_host(softmax(logits)) for _, logits in _logits_in_batches(net, x, batch_size)])
     return probabilities[0] if single else probabilities
 
 
 # --------------------------------------------------------------------------- checkpoints
-def load_checkpoint(path):
-    """The contents of a ``checkpoint.npz`` (or a run directory's): model, optimizer, scheduler, RNG states, history."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    tree = _read_npz_tree(path, "load_checkpoint", "checkpoint")
-    if not isinstance(tree, dict) or tree.get("format") != "minicnn-checkpoint":
-        raise ValueError(f"load_checkpoint: {path} is not a minicnn checkpoint")
-    for name, kinds in _CHECKPOINT_FIELDS.items():
-        value = tree.get(name)
-        if name not in tree or isinstance(value, bool) or not isinstance(value, kinds):
-            got = "missing" if name not in tree else f"a {type(value).__name__}: {_short(value)}"
-            wanted = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
-            raise ValueError(f"load_checkpoint: {path} is a damaged minicnn checkpoint: entry {name!r} must be {wanted}, it is {got}")
-    if tree["epoch"] < 0:
-        raise ValueError(f"load_checkpoint: {path} is a damaged minicnn checkpoint: epoch {tree['epoch']} < 0")
-    return tree
-
-
-# Entries a checkpoint must hold, with their types.
-_CHECKPOINT_FIELDS = {
-    "epoch": (int,),
-    "config": (dict,),
-    "model": (dict,),
-    "optimizer": (dict,),
-    "scheduler": (dict, type(None)),
-    "rng": (dict,),
-    "history": (list,),
-    "time_s": (int, float),
-}
-
-
-def _short(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _check_real_arrays(state, where):
     """Refuse complex, integer or non-numeric arrays where floating-point state belongs (they would be cast silently)."""
     for name, value in state.items():
-        if _is_array(value) and value.dtype.kind != "f" and value.ndim > 0:
+        if is_array(value) and value.dtype.kind != "f" and value.ndim > 0:
             raise ValueError(f"{where} entry {name} has dtype {value.dtype}; expected float32 or float64")
 
 
@@ -612,6 +378,43 @@ def _check_same_arithmetic(saved, backend):
 
 
 # --------------------------------------------------------------------------- the loop
+def step(net, loss_fn, optimizer, x, y):
+    """One training step on the batch ``(x, y)``; returns ``(loss, logits)``.
+
+    Mini-batch SGD (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Stochastic
+    Gradient Descend"): forward, loss, backpropagation, one update. The
+    network's input is data, whose gradient nobody needs, so its first layer
+    skips ``dx`` (``need_dx=False``). ``minicnn train``, ``minicnn bench``
+    and the README all run this step.
+    """
+    optimizer.zero_grad()
+    logits = net(x)
+    loss = loss_fn(logits, y)
+    net.backward(loss_fn.backward(), need_dx=False)
+    optimizer.step()
+    return loss, logits
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch."""
+
+    config: TrainConfig
+    backend: str
+    net: object
+    optimizer: object
+    scheduler: object
+    data: dict
+    history: list
+    time_s: float
+    start_epoch: int
+    generators: dict
+
+    @property
+    def checkpoint_path(self):
+        return self.config.out / CHECKPOINT_FILE
+
+
 def train(config=None, *, resume=False, progress=True, overwrite=False):
     """Train ``config.model`` as ``config`` says; return the metrics dict also written to ``metrics.json``.
 
@@ -624,177 +427,197 @@ def train(config=None, *, resume=False, progress=True, overwrite=False):
     Raises :class:`TrainingDiverged` when the loss turns NaN or infinite; the
     checkpoint of the last finished epoch is left as it was.
     """
-    from tqdm.auto import tqdm
-
-    from . import optim
-    from .data import augment, batches, load_dataset, to_network_input
-    from .nn import SoftmaxCrossEntropy
-
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
+    saved = _saved_run(config, resume, overwrite)
+    backend = config.backend or current_backend_name()
+    if saved is not None:
+        _check_same_arithmetic(saved, backend)
+    with use_backend(backend), single_threaded_blas():
+        run = _start(config, backend, saved)
+        config.out.mkdir(parents=True, exist_ok=True)
+        test = None
+        for epoch in range(run.start_epoch + 1, config.epochs + 1):
+            test = _epoch(run, epoch, progress)
+            if run.scheduler is not None:
+                run.scheduler.step()
+            run.generators = epoch_generators(config.seed, epoch + 1)
+            _write_checkpoint(run, epoch)
+        return _finish(run, test)
+
+
+def _saved_run(config, resume, overwrite):
+    """The checkpoint to resume from (None for a new run), after the checks that the run directory allows it."""
     out = config.out
     checkpoint_path = out / CHECKPOINT_FILE
-    saved = None
     if resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}; train without resume to start this run")
         saved = load_checkpoint(checkpoint_path)
         _check_resumable(config, saved["config"])
-    elif not overwrite and any((out / name).exists() for name in (CHECKPOINT_FILE, MODEL_FILE)):
+        return saved
+    if not overwrite and any((out / name).exists() for name in (CHECKPOINT_FILE, MODEL_FILE)):
         raise FileExistsError(
             f"{out} already holds a training run; resume it (--resume), overwrite it (--overwrite) or choose another --out"
         )
+    return None
 
-    backend = config.backend or current_backend_name()
+
+def _start(config, backend, saved):
+    """The network (with its commuting layers fused), data, optimizer and schedule of a run, restored from ``saved``."""
+    from . import optim
+    from .data import load_dataset, to_network_input
+
+    net = build_model(config.model, seed=config.seed, **_model_kwargs(config)).fuse()
+    if backend == "cupy":
+        net.to("gpu")
+    data_kwargs = {"root": config.data_root, "seed": config.seed}
+    train_images, train_labels = load_dataset(config.dataset, "train", size=config.size, **data_kwargs)
+    test_images, test_labels = load_dataset(config.dataset, "test", size=config.test_size, **data_kwargs)
+    for split, labels in (("training", train_labels), ("test", test_labels)):
+        if len(labels) == 0:  # checked before the first epoch, not after it
+            raise ValueError(f"train: the {split} split of {config.dataset} is empty; nothing to train or score on")
+    data = {"train_images": train_images, "train_labels": train_labels, "test_images": test_images,
+            "test_labels": test_labels, "x_test": to_network_input(test_images)}
+    optimizer = optim.SGD(net.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    run = _Run(config, backend, net, optimizer, _make_scheduler(config, optimizer), data, [], 0.0, 0,
+               epoch_generators(config.seed, 1))
     if saved is not None:
-        _check_same_arithmetic(saved, backend)
-    with use_backend(backend), single_threaded_blas():
-        net = build_model(config.model, seed=config.seed, **_model_kwargs(config))
-        if backend == "cupy":
-            net.to("gpu")
-        data_kwargs = {"root": config.data_root, "seed": config.seed}
-        train_images, train_labels = load_dataset(config.dataset, "train", size=config.size, **data_kwargs)
-        test_images, test_labels = load_dataset(config.dataset, "test", size=config.test_size, **data_kwargs)
-        for split, labels in (("training", train_labels), ("test", test_labels)):
-            if len(labels) == 0:  # checked before the first epoch, not after it
-                raise ValueError(f"train: the {split} split of {config.dataset} is empty; nothing to train or score on")
-        x_test = to_network_input(test_images)
-        xp = _device_xp(net)
+        _restore(run, saved)
+    return run
 
-        loss_fn = SoftmaxCrossEntropy()
-        optimizer = optim.SGD(net.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-        scheduler = _make_scheduler(config, optimizer)
-        history, time_s, start_epoch = [], 0.0, 0
-        generators = epoch_generators(config.seed, 1)
-        if saved is not None:
-            section = "model"
-            try:
-                net.load_state_dict(saved["model"])
-                section = "optimizer"
-                _check_real_arrays(saved["optimizer"], "optimizer")
-                optimizer.load_state_dict(saved["optimizer"])
-                section = "scheduler"
-                if scheduler is not None:
-                    if saved["scheduler"] is None:
-                        raise ValueError(f"there is none for the {config.schedule!r} schedule")
-                    scheduler.load_state_dict(saved["scheduler"])
-                section = "rng"
-                generators = _generators_from_state(saved["rng"])
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                detail = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
-                raise ValueError(
-                    f"cannot resume from {checkpoint_path}: the checkpoint is damaged (its {section!r} entry: {detail})"
-                ) from None
-            history, time_s, start_epoch = saved["history"], saved["time_s"], saved["epoch"]
 
-        out.mkdir(parents=True, exist_ok=True)
-        n_train = len(train_labels)
-        n_batches = math.ceil(n_train / config.batch_size)
-        for epoch in range(start_epoch + 1, config.epochs + 1):
-            started = time.perf_counter()
-            lr = float(optimizer.lr)
-            _seed_dropout(net, generators["dropout"])
-            net.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=True)
-            try:
-                batch_stream = batches(train_images, train_labels, config.batch_size, shuffle=True, seed=generators["shuffle"])
-                for index, (images, labels) in enumerate(batch_stream, start=1):
-                    if config.augment:
-                        images = augment(images, generators["augment"], max_shift=config.max_shift, max_rotation=config.max_rotation)
-                    logits = net(xp.asarray(to_network_input(images)))
-                    loss = loss_fn(logits, labels)
-                    if not math.isfinite(loss):
-                        raise TrainingDiverged(
-                            f"training diverged: the loss is {loss} at epoch {epoch}/{config.epochs}, batch "
-                            f"{index}/{n_batches} (lr = {lr:g}); try a lower learning rate, e.g. --lr {lr / 10:g}. "
-                            + _last_good(checkpoint_path, start_epoch, epoch)
-                        )
-                    optimizer.zero_grad()
-                    net.backward(loss_fn.backward())
-                    optimizer.step()
-                    loss_sum += loss * len(labels)
-                    correct += int(_host((logits.argmax(axis=1) == xp.asarray(labels)).sum()))
-                    seen += len(labels)
-                    bar.update(1)
-                    rate = seen / (time.perf_counter() - started)
-                    bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.2%}", "img/s": f"{rate:.0f}"}, refresh=False)
-                train_seconds = time.perf_counter() - started
-                test = evaluate(net, x_test, test_labels, config.eval_batch_size)
-                if not math.isfinite(test.loss):
-                    raise TrainingDiverged(
-                        f"training diverged: the test loss is {test.loss} after epoch {epoch}/{config.epochs} "
-                        f"(lr = {lr:g}); try a lower learning rate, e.g. --lr {lr / 10:g}. "
-                        + _last_good(checkpoint_path, start_epoch, epoch)
-                    )
-                bar.set_postfix(
-                    {
-                        "loss": f"{loss_sum / seen:.4f}",
-                        "acc": f"{correct / seen:.2%}",
-                        "img/s": f"{seen / train_seconds:.0f}",
-                        "test_acc": f"{test.accuracy:.2%}",
-                    }
-                )
-            finally:
-                bar.close()
-            seconds = time.perf_counter() - started
-            time_s += seconds
-            history.append(
-                {
-                    "epoch": epoch,
-                    "lr": lr,
-                    "train_loss": loss_sum / seen,
-                    "train_accuracy": correct / seen,
-                    "test_loss": test.loss,
-                    "test_accuracy": test.accuracy,
-                    "seconds": seconds,
-                    "images_per_s": seen / train_seconds,
-                }
+def _restore(run, saved):
+    """Load the model, optimizer, schedule and generators of checkpoint ``saved`` into ``run``."""
+    section = "model"
+    try:
+        run.net.load_state_dict(saved["model"])
+        section = "optimizer"
+        _check_real_arrays(saved["optimizer"], "optimizer")
+        run.optimizer.load_state_dict(saved["optimizer"])
+        section = "scheduler"
+        if run.scheduler is not None:
+            if saved["scheduler"] is None:
+                raise ValueError(f"there is none for the {run.config.schedule!r} schedule")
+            run.scheduler.load_state_dict(saved["scheduler"])
+        section = "rng"
+        run.generators = _generators_from_state(saved["rng"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        detail = f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(
+            f"cannot resume from {run.checkpoint_path}: the checkpoint is damaged (its {section!r} entry: {detail})"
+        ) from None
+    run.history, run.time_s, run.start_epoch = saved["history"], saved["time_s"], saved["epoch"]
+
+
+def _epoch(run, epoch, progress):
+    """Train one epoch and score it on the test split; appends the epoch's record to the history, returns the test ``Evaluation``."""
+    from tqdm.auto import tqdm
+
+    config = run.config
+    started = time.perf_counter()
+    lr = float(run.optimizer.lr)
+    _seed_dropout(run.net, run.generators["dropout"])
+    run.net.train()
+    n_batches = math.ceil(len(run.data["train_labels"]) / config.batch_size)
+    bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=True)
+    try:
+        loss_sum, correct, seen = _train_batches(run, epoch, lr, bar, started)
+        train_seconds = time.perf_counter() - started
+        test = evaluate(run.net, run.data["x_test"], run.data["test_labels"], config.eval_batch_size)
+        if not math.isfinite(test.loss):
+            raise TrainingDiverged(
+                f"training diverged: the test loss is {test.loss} after epoch {epoch}/{config.epochs} "
+                f"(lr = {lr:g}); try a lower learning rate, e.g. --lr {lr / 10:g}. "
+                + _last_good(run.checkpoint_path, run.start_epoch, epoch)
             )
-            if scheduler is not None:
-                scheduler.step()
-            generators = epoch_generators(config.seed, epoch + 1)
-            _write_npz_atomic(
-                checkpoint_path,
-                {
-                    "format": "minicnn-checkpoint",
-                    "version": _FORMAT_VERSION,
-                    "epoch": epoch,
-                    "config": config.to_dict(),
-                    "backend": backend,
-                    "kernel_isa": _kernel_isa(backend),
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "rng": _generators_state(generators),
-                    "history": history,
-                    "time_s": time_s,
-                },
-            )
+        bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.2%}",
+                         "img/s": f"{seen / train_seconds:.0f}", "test_acc": f"{test.accuracy:.2%}"})
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    run.time_s += seconds
+    run.history.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                        "test_loss": test.loss, "test_accuracy": test.accuracy, "seconds": seconds,
+                        "images_per_s": seen / train_seconds})
+    return test
 
-        # The last epoch's evaluation is the final one; a resumed run that had already finished evaluates anew.
-        final = test if start_epoch < config.epochs else evaluate(net, x_test, test_labels, config.eval_batch_size)
-        metrics = {
-            "model": config.model,
-            "backend": backend,
-            "dataset": {"name": config.dataset, "train_size": int(n_train), "test_size": int(len(test_labels))},
-            "config": config.to_dict(),
-            "epochs": history,
-            "test_accuracy": final.accuracy,
-            "test_loss": final.loss,
-            "time_s": time_s,
-        }
-        save_model(out / MODEL_FILE, net, config, extra={"test_accuracy": final.accuracy})
-        _write_json_atomic(out / METRICS_FILE, metrics)
-        if config.plots:
-            from .plots import save_training_plots
 
-            figures = save_training_plots(
-                out, net, history, test_images, test_labels, final.predictions, class_names=_class_names(config.dataset)
+def _train_batches(run, epoch, lr, bar, started):
+    """One pass over the shuffled (and augmented) training split, one ``step`` per batch; ``(loss sum, correct, seen)``."""
+    from .data import augment, batches, to_network_input
+    from .nn import SoftmaxCrossEntropy
+
+    config, net, generators = run.config, run.net, run.generators
+    xp = _device_xp(net)
+    loss_fn = SoftmaxCrossEntropy()
+    n_batches = math.ceil(len(run.data["train_labels"]) / config.batch_size)
+    loss_sum, correct, seen = 0.0, 0, 0
+    batch_stream = batches(run.data["train_images"], run.data["train_labels"], config.batch_size, shuffle=True,
+                           seed=generators["shuffle"])
+    for index, (images, labels) in enumerate(batch_stream, start=1):
+        if config.augment:
+            images = augment(images, generators["augment"], max_shift=config.max_shift, max_rotation=config.max_rotation)
+        loss, logits = step(net, loss_fn, run.optimizer, xp.asarray(to_network_input(images)), labels)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged: the loss is {loss} at epoch {epoch}/{config.epochs}, batch "
+                f"{index}/{n_batches} (lr = {lr:g}); try a lower learning rate, e.g. --lr {lr / 10:g}. "
+                + _last_good(run.checkpoint_path, run.start_epoch, epoch)
             )
-            metrics["plots"] = [path.name for path in figures]
-            _write_json_atomic(out / METRICS_FILE, metrics)
+        loss_sum += loss * len(labels)
+        correct += int(to_host((logits.argmax(axis=1) == xp.asarray(labels)).sum()))
+        seen += len(labels)
+        bar.update(1)
+        rate = seen / (time.perf_counter() - started)
+        bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.2%}", "img/s": f"{rate:.0f}"}, refresh=False)
+    return loss_sum, correct, seen
+
+
+def _write_checkpoint(run, epoch):
+    """Everything the next epoch needs, written atomically after epoch ``epoch``."""
+    write_npz_atomic(run.checkpoint_path, {
+        "format": "minicnn-checkpoint",
+        "version": FORMAT_VERSION,
+        "epoch": epoch,
+        "config": run.config.to_dict(),
+        "backend": run.backend,
+        "kernel_isa": _kernel_isa(run.backend),
+        "model": run.net.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "rng": _generators_state(run.generators),
+        "history": run.history,
+        "time_s": run.time_s,
+    })
+
+
+def _finish(run, test):
+    """Metrics, the saved model and (if asked) the figures of a finished run; returns the metrics."""
+    config, data, out = run.config, run.data, run.config.out
+    # The last epoch's evaluation is the final one; a resumed run that had already finished evaluates anew.
+    final = test if test is not None else evaluate(run.net, data["x_test"], data["test_labels"], config.eval_batch_size)
+    metrics = {
+        "model": config.model,
+        "backend": run.backend,
+        "dataset": {"name": config.dataset, "train_size": int(len(data["train_labels"])),
+                    "test_size": int(len(data["test_labels"]))},
+        "config": config.to_dict(),
+        "epochs": run.history,
+        "test_accuracy": final.accuracy,
+        "test_loss": final.loss,
+        "time_s": run.time_s,
+    }
+    save_model(out / MODEL_FILE, run.net, config, extra={"test_accuracy": final.accuracy})
+    write_json_atomic(out / METRICS_FILE, metrics)
+    if config.plots:
+        from .plots import save_training_plots
+
+        figures = save_training_plots(out, run.net, run.history, data["test_images"], data["test_labels"],
+                                      final.predictions, class_names=class_names(config.dataset))
+        metrics["plots"] = [path.name for path in figures]
+        write_json_atomic(out / METRICS_FILE, metrics)
     return metrics
 
 
@@ -804,36 +627,3 @@ def _last_good(checkpoint_path, start_epoch, epoch):
     return "No epoch finished, so there is no checkpoint to resume from."
 
 
-def _write_json_atomic(path, obj):
-    with _atomic_file(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
-@contextlib.contextmanager
-def _atomic_file(path, mode):
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one step (``os.replace``).
-
-    A crash or a full disk mid-write leaves the previous file untouched and
-    removes the temporary one; the temporaries a killed process could not
-    remove (``.<name>.<pid>.<hex>.tmp`` of a process that has ended) are
-    removed by the next write of the same file
-    (:func:`minicnn.data._tempfiles.remove_stale_temporaries`). (The name is
-    made here rather than with ``tempfile.mkstemp`` so the file gets the usual
-    permissions, not 0600.)
-    """
-    from .data._tempfiles import remove_stale_temporaries, temporary_path
-
-    path = Path(path)
-    remove_stale_temporaries(path, "tmp")
-    tmp = temporary_path(path, "tmp")
-    try:
-        with open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

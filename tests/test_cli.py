@@ -292,11 +292,11 @@ def test_out_of_memory_and_unexpected_exceptions_are_one_line(capsys, tmp_path, 
 
 
 def _hand_edited(source, target, edit):
-    from minicnn.train import _read_npz_tree, _write_npz_atomic
+    from minicnn.io import read_npz_tree, write_npz_atomic
 
-    tree = _read_npz_tree(source, "test")
+    tree = read_npz_tree(source, "test")
     edit(tree)
-    _write_npz_atomic(target, tree)
+    write_npz_atomic(target, tree)
     return target
 
 

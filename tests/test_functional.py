@@ -645,3 +645,40 @@ def test_cython_im2col_in_chunks_of_output_rows_matches_reference(x_shape, w_sha
     for a, b_ in zip(got, F.conv2d_grad(x, w, dy, **kwargs, backend="numpy")):
         np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-10)
 
+
+
+# ------------------------------------------------------------------ one gradient alone
+@given(cfg=strategies.conv_configs(max_n=3, max_c=4, max_hw=9), seed=strategies.seeds)
+def test_each_gradient_alone_equals_its_part_of_conv2d_grad(cfg, seed):
+    # dX alone reads only the filters, (dW, db) alone only the input; each equals its part of conv2d_grad.
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(cfg.x_shape)
+    w = rng.standard_normal(cfg.w_shape)
+    dy = rng.standard_normal(cfg.out_shape)
+    want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, **cfg.kwargs, backend="numpy")
+    for backend_name in mc.available_backends():
+        if backend_name == "cupy":
+            continue  # tests/gpu covers the GPU
+        dx = F.conv2d_input_grad(cfg.x_shape, w, dy, **cfg.kwargs, backend=backend_name)
+        dw, db = F.conv2d_weight_grad(x, cfg.w_shape, dy, **cfg.kwargs, backend=backend_name)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(dw, want_dw, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(db, want_db, rtol=1e-9, atol=1e-9)
+
+
+def test_gradients_alone_reject_bad_shapes_by_name():
+    w = np.zeros((4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d_input_grad: dy must have the output's shape \(1, 4, 3, 3\)"):
+        F.conv2d_input_grad((1, 2, 5, 5), w, np.zeros((1, 4, 5, 5)))
+    with pytest.raises(ValueError, match="conv2d_input_grad: x_shape must be 4 ints"):
+        F.conv2d_input_grad((2, 5, 5), w, np.zeros((1, 4, 3, 3)))
+    with pytest.raises(ValueError, match="conv2d_weight_grad: w_shape must be 4 ints"):
+        F.conv2d_weight_grad(np.zeros((1, 2, 5, 5)), (4, 2, 3), np.zeros((1, 4, 3, 3)))
+    with pytest.raises(TypeError, match="conv2d_weight_grad: dy has dtype float32 but x has dtype float64"):
+        F.conv2d_weight_grad(np.zeros((1, 2, 5, 5)), (4, 2, 3, 3), np.zeros((1, 4, 3, 3), dtype=np.float32))
+
+
+def test_gradients_alone_on_an_empty_batch_are_zeros():
+    dx = F.conv2d_input_grad((0, 2, 5, 5), np.ones((4, 2, 3, 3)), np.zeros((0, 4, 3, 3)))
+    dw, db = F.conv2d_weight_grad(np.zeros((0, 2, 5, 5)), (4, 2, 3, 3), np.zeros((0, 4, 3, 3)))
+    assert dx.shape == (0, 2, 5, 5) and not dw.any() and dw.shape == (4, 2, 3, 3) and db.shape == (4,)

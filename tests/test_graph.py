@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 from gradcheck import check_module_gradients
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from strategies import to_numpy
 
 import minicnn as mc
@@ -59,8 +61,8 @@ def test_sequential_runs_relu_after_max_pool_with_identical_results(backend_name
             nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5, 3, rng=2),
         ))
 
-    net, reference = build(), build()
-    types = [type(layer).__name__ for layer in net._order]
+    net, reference = build().fuse(), build()
+    types = [type(layer).__name__ for layer in net.execution_order]
     assert types[:7] == ["Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "ReLU"]
     assert types[7] == "AvgPool2d", "only max pooling commutes with ReLU"
     xp = _xp(backend_name)
@@ -261,7 +263,7 @@ def test_backward_without_input_gradient_gives_the_same_parameter_gradients(make
     full = {name: p.grad.copy() for name, p in net.named_parameters()}
     net.zero_grad()
     net(x)
-    assert net.backward(dy, input_grad=False) is None
+    assert net.backward(dy, need_dx=False) is None
     for name, p in net.named_parameters():
         np.testing.assert_array_equal(p.grad, full[name], err_msg=name)
 
@@ -346,3 +348,32 @@ def test_lenet5_matches_torch(activation, pool, rng):
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.weight.grad, b.weight.grad.numpy(), rtol=1e-8, atol=1e-13)
         np.testing.assert_allclose(a.bias.grad, b.bias.grad.numpy(), rtol=1e-8, atol=1e-13)
+
+
+@settings(max_examples=20)
+@given(
+    layers=st.lists(st.sampled_from(["relu", "max", "avg", "conv", "tanh"]), min_size=2, max_size=7),
+    inplace=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_fuse_changes_nothing(layers, inplace, seed):
+    # Any stack of convolutions, activations and poolings: the fused network gives the unfused one's
+    # output, input gradient and parameter gradients bit for bit.
+    def build():
+        rng = np.random.default_rng(seed)
+        made = {"relu": lambda: nn.ReLU(inplace=inplace), "tanh": nn.Tanh, "max": lambda: nn.MaxPool2d(2, stride=1),
+                "avg": lambda: nn.AvgPool2d(2, stride=1), "conv": lambda: nn.Conv2d(2, 2, 2, rng=rng, dtype=np.float64)}
+        return Sequential(nn.Conv2d(1, 2, 1, rng=rng, dtype=np.float64), *(made[name]() for name in layers))
+
+    x = np.random.default_rng(seed).standard_normal((2, 1, 12, 12))
+    for backend_name in [b for b in mc.available_backends() if b != "cupy"]:
+        plain, fused = build(), build().fuse()
+        assert fused.fused and not plain.fused
+        assert [type(m) for m in plain.execution_order] == [type(m) for m in plain]
+        with mc.use_backend(backend_name):
+            y, y_fused = plain(x.copy()), fused(x.copy())
+            np.testing.assert_array_equal(y_fused, y)
+            dy = np.random.default_rng(seed + 1).standard_normal(y.shape)
+            np.testing.assert_array_equal(fused.backward(dy.copy()), plain.backward(dy.copy()))
+        for got, want in zip(fused.parameters(), plain.parameters()):
+            np.testing.assert_array_equal(got.grad, want.grad)

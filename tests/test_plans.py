@@ -262,6 +262,8 @@ def _check_forced_path(cython, path, op, case, dtype, seed):
         plan = {"input_grad": path, "weight_grad": "reference"}
         dx, _, _ = F.conv2d_grad(x, w, dy, plan=plan, backend="cython", **kwargs)
         np.testing.assert_allclose(dx, want_dx, **tol)
+        # dX alone, by the same path
+        np.testing.assert_allclose(F.conv2d_input_grad(x.shape, w, dy, plan=plan, backend="cython", **kwargs), want_dx, **tol)
         if cython.paths[path].takes("weight_grad", geometry, dtype) == "":
             # both by this path: its fused pass where it has one
             dx, dw, db = F.conv2d_grad(x, w, dy, plan=path, backend="cython", **kwargs)
@@ -273,6 +275,10 @@ def _check_forced_path(cython, path, op, case, dtype, seed):
     np.testing.assert_allclose(dw, want_dw, **tol)
     np.testing.assert_allclose(db, want_db, **tol)
     assert dw.dtype == db.dtype == np.dtype(dtype) and dw.shape == w.shape
+    # (dW, db) alone, by the same path
+    for got, want in zip(F.conv2d_weight_grad(x, w.shape, dy, plan={"weight_grad": path}, backend="cython", **kwargs),
+                         (want_dw, want_db)):
+        np.testing.assert_allclose(got, want, **tol)
 
 
 # One layer per path, big enough that the work is split over two threads.

@@ -402,11 +402,11 @@ def test_resume_replays_dropout_masks_exactly(tmp_path, monkeypatch, stop_in_epo
 # ------------------------------------------------------------------ damaged model and checkpoint files (issue [2/8])
 def _edited_copy(source, target, edit):
     """Rewrite an npz tree through ``edit(tree)`` with minicnn's own writer (a hand edit of the metadata or weights)."""
-    from minicnn.train import _read_npz_tree, _write_npz_atomic
+    from minicnn.io import read_npz_tree, write_npz_atomic
 
-    tree = _read_npz_tree(source, "test")
+    tree = read_npz_tree(source, "test")
     edit(tree)
-    _write_npz_atomic(target, tree)
+    write_npz_atomic(target, tree)
     return target
 
 
@@ -566,8 +566,8 @@ def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_remove
     target = tmp_path / CHECKPOINT_FILE
     killed = (
         "import os, signal, numpy as np\n"
-        "from minicnn.train import _atomic_file\n"
-        f"with _atomic_file({str(target)!r}, 'wb') as f:\n"
+        "from minicnn.io import atomic_file\n"
+        f"with atomic_file({str(target)!r}, 'wb') as f:\n"
         "    f.write(b'half a checkpoint')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -576,9 +576,9 @@ def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_remove
     leftovers = temp_files(tmp_path)
     assert len(leftovers) == 1 and leftovers[0].startswith(".checkpoint.npz.") and not target.exists()
     _aged(tmp_path / leftovers[0], 60)
-    from minicnn.train import _write_npz_atomic
+    from minicnn.io import write_npz_atomic
 
-    _write_npz_atomic(target, {"format": "minicnn-checkpoint"})
+    write_npz_atomic(target, {"format": "minicnn-checkpoint"})
     assert temp_files(tmp_path) == []
     assert target.is_file()
 
@@ -586,7 +586,7 @@ def test_a_write_killed_by_sigkill_leaves_a_temporary_that_the_next_write_remove
 def test_only_stale_temporaries_of_the_same_file_are_removed(tmp_path):
     import os
 
-    from minicnn.train import _write_npz_atomic
+    from minicnn.io import write_npz_atomic
 
     dead, alive = _dead_pid(), os.getpid()
     files = {
@@ -601,6 +601,28 @@ def test_only_stale_temporaries_of_the_same_file_are_removed(tmp_path):
     for name, (age, _) in files.items():
         (tmp_path / name).write_bytes(b"x")
         _aged(tmp_path / name, age)
-    _write_npz_atomic(tmp_path / CHECKPOINT_FILE, {"format": "minicnn-checkpoint"})
+    write_npz_atomic(tmp_path / CHECKPOINT_FILE, {"format": "minicnn-checkpoint"})
     kept = {p.name for p in tmp_path.iterdir()} - {CHECKPOINT_FILE}
     assert kept == {name for name, (_, keep) in files.items() if keep}
+
+
+def test_step_is_one_sgd_update_and_skips_only_the_first_layers_input_gradient(rng):
+    from minicnn.train import step
+
+    x = rng.standard_normal((8, 1, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    nets = [mc.models.lenet5(seed=0).fuse() for _ in range(2)]
+    optimizers = [mc.optim.SGD(net.parameters(), lr=0.05, momentum=0.9) for net in nets]
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
+    loss, logits = step(nets[0], loss_fn, optimizers[0], x, y)
+    # by hand: the whole backward pass, the network's input gradient included
+    want_logits = nets[1](x)
+    want_loss = loss_fn(want_logits, y)
+    optimizers[1].zero_grad()
+    assert nets[1].backward(loss_fn.backward()).shape == x.shape
+    optimizers[1].step()
+    assert loss == want_loss
+    np.testing.assert_array_equal(logits, want_logits)
+    for (name, got), want in zip(nets[0].named_parameters(), nets[1].parameters()):
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-6, atol=1e-7, err_msg=name)
+        assert not np.array_equal(got.data, mc.models.lenet5(seed=0).state_dict()[name]), f"{name} was not updated"

@@ -1,7 +1,10 @@
 """Backends: one small interface, several implementations.
 
 A backend is an object with the primitives of ``NumpyBackend`` (conv2d,
-conv2d_grad, max_pool2d, max_pool2d_grad, avg_pool2d, avg_pool2d_grad).
+conv2d_grad and each gradient alone: conv2d_input_grad, conv2d_weight_grad;
+linear, linear_grad; max_pool2d, max_pool2d_grad, avg_pool2d,
+avg_pool2d_grad). Threads, BLAS limits and allocator tuning live in
+``minicnn.runtime`` (re-exported here).
 ``minicnn.functional`` validates arguments and then calls the chosen one.
 
 * ``"numpy"``  the reference (readable NumPy, the test oracle);
@@ -17,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import os
-import threading
+
+from ..arrays import is_cupy
+from ..runtime import EnvironmentSettingError, env_flag, keep_freed_memory, single_threaded_blas
 
 __all__ = [
     "available_backends",
@@ -40,27 +44,6 @@ _MODULES = {
     "cython": ("minicnn.backends.cython_backend", "CythonBackend"),
     "cupy": ("minicnn.backends.cupy_backend", "CupyBackend"),
 }
-
-class EnvironmentSettingError(ValueError):
-    """An environment variable of minicnn's (MINICNN_NUM_THREADS, MINICNN_AUTOTUNE, ...) holds a bad value.
-
-    Raised, not swallowed: a backend that fails for this reason must not be
-    silently replaced by a slower one.
-    """
-
-
-def env_flag(name, default):
-    """A yes/no environment variable: unset or empty gives ``default``; 1/true/yes/on or 0/false/no/off;
-    anything else raises ``EnvironmentSettingError`` naming the variable."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise EnvironmentSettingError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {value!r}")
-
 
 _instances: dict = {}
 _load_errors: dict = {}
@@ -163,156 +146,10 @@ def use_backend(name):
         _current.reset(token)
 
 
-class _OneBlasThread:
-    """Context manager: BLAS on one thread inside the block (threadpoolctl), re-entrant and cheap.
-
-    ``threadpoolctl.threadpool_limits`` finds the loaded BLAS libraries anew
-    on every call (about 0.2 ms here, 5% of a LeNet-5 training step at batch
-    64); this keeps one ``ThreadpoolController`` and only sets and restores
-    the limit (about 0.01 ms). Nested and concurrent uses share a counter:
-    the first one in sets the limit, the last one out restores it.
-
-    OpenBLAS 0.3.27 and later also keep a thread count per calling thread, and
-    the process-wide limit does not reach a thread that is not the main one (a
-    worker thread's products ran on 2 threads inside the block); so each
-    thread that enters also sets its own count with
-    ``openblas_set_num_threads_local`` and restores it when it leaves.
-    """
-
-    _LOCAL_SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_",
-                      "scipy_openblas_set_num_threads_local")
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._limiter = None
-        self._controller = None
-        self._local_setters = []
-        self._saved = threading.local()
-        try:
-            import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, which the kernels call, before the scan)
-            from threadpoolctl import ThreadpoolController
-
-            self._controller = ThreadpoolController().select(user_api="blas")
-            self._local_setters = self._find_local_setters(self._controller)
-        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS as it is
-            self._controller = None
-
-    @classmethod
-    def _find_local_setters(cls, controller):
-        import ctypes
-
-        setters = []
-        for lib in controller.lib_controllers:
-            if lib.internal_api != "openblas":
-                continue
-            try:
-                handle = ctypes.CDLL(lib.filepath)
-            except OSError:
-                continue
-            for name in cls._LOCAL_SETTERS:
-                setter = getattr(handle, name, None)
-                if setter is not None:
-                    setter.argtypes, setter.restype = (ctypes.c_int,), ctypes.c_int
-                    setters.append(setter)
-                    break
-        return setters
-
-    def __enter__(self):
-        if self._controller is None:
-            return self
-        with self._lock:
-            if self._depth == 0:
-                self._limiter = self._controller.limit(limits=1)
-            self._depth += 1
-        stack = self._saved.__dict__.setdefault("stack", [])
-        stack.append([setter(1) for setter in self._local_setters])
-        return self
-
-    def __exit__(self, *exc):
-        if self._controller is None:
-            return False
-        for setter, previous in zip(self._local_setters, self._saved.stack.pop()):
-            setter(previous)
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-        return False
-
-    def local_thread_counts(self):
-        """The calling thread's own OpenBLAS thread counts (what ``openblas_set_num_threads_local``
-        reports), one per OpenBLAS library that has them."""
-        counts = []
-        for setter in self._local_setters:
-            current = setter(1)
-            setter(current)
-            counts.append(current)
-        return counts
-
-
-_blas_limiter = None
-_blas_limiter_lock = threading.Lock()
-
-
-def _shared_blas_limiter():
-    global _blas_limiter
-    with _blas_limiter_lock:
-        if _blas_limiter is None:
-            _blas_limiter = _OneBlasThread()
-    return _blas_limiter
-
-
-def single_threaded_blas():
-    """Context manager: BLAS (NumPy's and SciPy's) on one thread inside the block.
-
-    minicnn's CPU kernels parallelise over the batch with OpenMP; the small
-    matrix products of a CNN's dense layers gain nothing from BLAS threads,
-    and on a machine with few cores two thread pools that spin-wait for each
-    other make a training step many times slower. ``minicnn train`` and
-    ``minicnn bench`` run inside this; wrap your own training loop in it too.
-    The BLAS libraries are found once, at the first call: a BLAS loaded later
-    (by another library) is not limited.
-    """
-    return _shared_blas_limiter()
-
-
-_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
-_M_MMAP_THRESHOLD = -3
-
-
-def keep_freed_memory(mmap_threshold=32 * 2**20, trim_threshold=512 * 2**20):
-    """Ask glibc's ``malloc`` to keep freed memory for the next allocation instead of unmapping it.
-
-    A training step allocates and frees the same few megabytes of
-    activations and gradients every time. By default glibc hands blocks
-    above a threshold back to the kernel when they are freed, so every step
-    pays for page faults on fresh memory (about 2,000 per LeNet-5 step at
-    batch 256 here, a fifth of its time). This raises the thresholds for the
-    whole process; the cython backend calls it when it loads (unless
-    ``MINICNN_KEEP_FREED_MEMORY=0``). Returns False where the C library has no
-    ``mallopt`` (not glibc), True otherwise.
-    """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
-
-
 def backend_for_array(x, name=None):
     """Pick the backend for array ``x``: CuPy arrays go to "cupy", NumPy arrays to the current one."""
     if name is not None:
         return get_backend(name)
-    if type(x).__module__.startswith("cupy"):
+    if is_cupy(x):
         return get_backend("cupy")
     return get_backend(None)

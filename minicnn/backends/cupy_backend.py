@@ -166,15 +166,20 @@ class CupyBackend(NumpyBackend):
         themselves need is checked: GPU arrays of the geometry's shapes and
         sizes within their 32-bit indices.
         """
-        g = geometry
         dtype = _guard_float_array(fn, "x", x)
-        _guard_like(fn, "x", x, dtype, g.x_shape)
-        _guard_like(fn, "w", w, dtype, g.w_shape)
+        _guard_like(fn, "x", x, dtype, geometry.x_shape)
+        _guard_like(fn, "w", w, dtype, geometry.w_shape)
+        return dtype, self._conv_dims(fn, geometry)
+
+    @staticmethod
+    def _conv_dims(fn, geometry):
+        """``(N, C, H, W, C_out, F_H, F_W, H_out, W_out, groups)`` of a geometry whose sizes fit the kernels' 32-bit indices."""
+        g = geometry
         _guard_int32(
             fn, {"N*C": g.n * g.c, "C*H*W": g.c * g.h * g.w, "C_out*H_out*W_out": g.o * g.positions,
                  "C*F_H*F_W": g.c * g.taps, "stride, padding and dilation": max(*g.stride, *g.padding, *g.dilation)}
         )
-        return dtype, (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.groups)
+        return (g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.oh, g.ow, g.groups)
 
     @staticmethod
     def _conv_sizes(dims, stride, padding, dilation):
@@ -250,47 +255,86 @@ class CupyBackend(NumpyBackend):
     def conv2d_grad(self, x, w, dy, geometry, input_grad=True, plan=None):
         """Gradients ``(dX, dW, db)`` of ``conv2d`` (see ``NumpyBackend.conv2d_grad``) on the GPU.
 
-        im2col, per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
-        Backpropagation"): ``dW_g = dY_g . columns_g^T`` sums every position's
-        contribution to the shared weights; ``dcolumns_g = W_g^T . dY_g`` is
-        the error each tap sends back, and ``col2im`` adds, for every input
-        pixel, the taps that read it (the "upsample(W^T delta)" of the slide);
-        ``db`` sums ``dY`` over the batch and positions. With
+        ``conv2d_input_grad`` and ``conv2d_weight_grad`` are the two halves;
+        im2col computes both in one pass over the batch. With
         ``input_grad=False`` nothing of ``dX`` is computed and it is None.
         """
         fn = "conv2d_grad"
         dtype, dims = self._conv_geometry(fn, x, w, geometry)
+        _guard_like(fn, "dy", dy, dtype, geometry.y_shape)
+        if self._algorithm(fn) == "direct":
+            dx = self._input_grad_direct(w, dy, geometry, dims) if input_grad else None
+            return (dx, *self._weight_grad_direct(x, dy, geometry, dims))
+        dx, dw = self._im2col_grads(x, w if input_grad else None, dy, geometry, dims)
+        return dx, dw, dy.sum(axis=(0, 2, 3))
+
+    def conv2d_input_grad(self, w, dy, geometry, plan=None):
+        """``dX`` alone (see ``NumpyBackend.conv2d_input_grad``) on the GPU; it never reads ``X``."""
+        fn = "conv2d_input_grad"
+        dims = self._gradient_dims(fn, "w", w, geometry.w_shape, dy, geometry)
+        if self._algorithm(fn) == "direct":
+            return self._input_grad_direct(w, dy, geometry, dims)
+        return self._im2col_grads(None, w, dy, geometry, dims)[0]
+
+    def conv2d_weight_grad(self, x, dy, geometry, plan=None):
+        """``(dW, db)`` alone (see ``NumpyBackend.conv2d_weight_grad``) on the GPU; it never reads ``W``."""
+        fn = "conv2d_weight_grad"
+        dims = self._gradient_dims(fn, "x", x, geometry.x_shape, dy, geometry)
+        if self._algorithm(fn) == "direct":
+            return self._weight_grad_direct(x, dy, geometry, dims)
+        return self._im2col_grads(x, None, dy, geometry, dims)[1], dy.sum(axis=(0, 2, 3))
+
+    def _gradient_dims(self, fn, name, a, shape, dy, geometry):
+        """Check the one array a gradient alone reads (``x`` or ``w``) and ``dy``; return the dims."""
+        dtype = _guard_float_array(fn, name, a)
+        _guard_like(fn, name, a, dtype, shape)
+        _guard_like(fn, "dy", dy, dtype, geometry.y_shape)
+        return self._conv_dims(fn, geometry)
+
+    def _input_grad_direct(self, w, dy, geometry, dims):
+        dx = cupy.empty(geometry.x_shape, dtype=dy.dtype)
+        sizes = self._conv_sizes(dims, *geometry.hyper[:3])
+        self._launch("conv2d.cu", "conv2d_backward_input_direct", dy.dtype, dx.size, (dy, w, dx), sizes)
+        return dx
+
+    def _weight_grad_direct(self, x, dy, geometry, dims):
+        dw = cupy.empty(geometry.w_shape, dtype=dy.dtype)
+        db = cupy.empty((geometry.o,), dtype=dy.dtype)
+        sizes = self._conv_sizes(dims, *geometry.hyper[:3])
+        self._launch("conv2d.cu", "conv2d_backward_weight_direct", dy.dtype, dw.size, (x, dy, dw), sizes)
+        self._launch("conv2d.cu", "conv2d_backward_bias_direct", dy.dtype, geometry.o, (dy, db), geometry.y_shape)
+        return dw, db
+
+    def _im2col_grads(self, x, w, dy, geometry, dims):
+        """``(dX, dW)`` by im2col, one pass over the batch; ``x=None`` skips dW, ``w=None`` skips dX.
+
+        Per group ``g`` (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje:
+        Backpropagation"): ``dW_g = dY_g . columns_g^T`` sums every position's
+        contribution to the shared weights; ``dcolumns_g = W_g^T . dY_g`` is
+        the error each tap sends back, and ``col2im`` adds, for every input
+        pixel, the taps that read it (the "upsample(W^T delta)" of the slide).
+        """
         stride, padding, dilation, _ = geometry.hyper
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
-        _guard_like(fn, "dy", dy, dtype, (n, o, oh, ow))
-        dx = cupy.empty_like(x) if input_grad else None
-        if self._algorithm(fn) == "direct":
-            dw = cupy.empty_like(w)
-            db = cupy.empty((o,), dtype=dtype)
-            sizes = self._conv_sizes(dims, stride, padding, dilation)
-            if input_grad:
-                self._launch("conv2d.cu", "conv2d_backward_input_direct", dtype, dx.size, (dy, w, dx), sizes)
-            self._launch("conv2d.cu", "conv2d_backward_weight_direct", dtype, dw.size, (x, dy, dw), sizes)
-            self._launch("conv2d.cu", "conv2d_backward_bias_direct", dtype, o, (dy, db), (n, o, oh, ow))
-            return dx, dw, db
-        weights_t = w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)  # (G, C_g*F_H*F_W, C_out/G)
+        dx = None if w is None else cupy.empty((n, c, h, wd), dtype=dy.dtype)
+        weights_t = None if w is None else w.reshape(g, o // g, c // g * kh * kw).transpose(0, 2, 1)
         dw = None
-        for start, stop in self._batch_slices(dims, x.itemsize):
+        for start, stop in self._batch_slices(dims, dy.itemsize):
             count = stop - start
-            columns = self._columns(x[start:stop], dims, stride, padding, dilation)
             # dY of the slice as (G, C_out/G, n*H_out*W_out), the column order of `columns`.
             errors = cupy.ascontiguousarray(dy[start:stop].reshape(count, o, oh * ow).transpose(1, 0, 2))
             errors = errors.reshape(g, o // g, count * oh * ow)
-            part = cupy.matmul(errors, columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
-            dw = part if dw is None else dw + part
-            if input_grad:
+            if x is not None:
+                columns = self._columns(x[start:stop], dims, stride, padding, dilation)
+                part = cupy.matmul(errors, columns.transpose(0, 2, 1))  # (G, C_out/G, C_g*F_H*F_W)
+                dw = part if dw is None else dw + part
+            if w is not None:
                 dcolumns = cupy.ascontiguousarray(cupy.matmul(weights_t, errors))  # (G, C_g*F_H*F_W, n*H_out*W_out)
                 self._launch(
-                    "conv2d.cu", "col2im", dtype, count * c * h * wd, (dcolumns, dx[start:stop]),
+                    "conv2d.cu", "col2im", dy.dtype, count * c * h * wd, (dcolumns, dx[start:stop]),
                     self._column_sizes(count, dims, stride, padding, dilation),
                 )
-        db = dy.sum(axis=(0, 2, 3))
-        return dx, cupy.ascontiguousarray(dw.reshape(w.shape)), db
+        return dx, (None if dw is None else cupy.ascontiguousarray(dw.reshape(geometry.w_shape)))
 
     # ------------------------------------------------------------------ pooling
     def _pool_dims(self, fn, geometry):

@@ -48,26 +48,10 @@ import threading
 
 import numpy as np
 
-from . import EnvironmentSettingError, env_flag, keep_freed_memory
+from ..runtime import default_threads, env_flag, keep_freed_memory, single_threaded_blas
 from .cython_paths import PATH_CLASSES
 from .numpy_backend import NumpyBackend
 from .plans import OPS, Autotuner, ConvPlan, PlanCache, autotune_enabled, cpu_model, plan_cache_path
-
-
-def _default_threads():
-    env = os.environ.get("MINICNN_NUM_THREADS")
-    if env is not None and env.strip():
-        try:
-            value = int(env)
-        except ValueError:
-            raise EnvironmentSettingError(f"MINICNN_NUM_THREADS must be a positive int, got {env!r}") from None
-        if value < 1:
-            raise EnvironmentSettingError(f"MINICNN_NUM_THREADS must be >= 1, got {value}")
-        return value
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 # How long our idle OpenMP threads spin before they sleep, unless the user says otherwise: long
@@ -114,10 +98,9 @@ class _KernelBlas:
     """
 
     def __init__(self):
-        from . import _shared_blas_limiter
 
         self.per_call = True
-        self.limiter = _shared_blas_limiter()
+        self.limiter = single_threaded_blas()
         try:
             import scipy
             import scipy.linalg  # noqa: F401  (loads the BLAS the kernels call)
@@ -169,7 +152,7 @@ class CythonBackend(NumpyBackend):
         self._conv = conv_kernels
         self._pool = pool_kernels
         self._winograd = winograd_kernels
-        self.num_threads = _default_threads() if num_threads is None else int(num_threads)
+        self.num_threads = default_threads() if num_threads is None else int(num_threads)
         self._blas = _KernelBlas()
         if env_flag("MINICNN_KEEP_FREED_MEMORY", True):
             # A training step frees and allocates the same activations every time; without this
@@ -491,6 +474,23 @@ class CythonBackend(NumpyBackend):
         dw, db = self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g,
                            self._path_threads(plan.weight_grad, "weight_grad", g))
         return dx, dw, db
+
+    def conv2d_input_grad(self, w, dy, geometry, plan=None):
+        """dX alone, on the plan's input-gradient path. The paths take an ``x`` for its shape and dtype (a
+        fused path also forms a dW it drops), so a zero array stands in: calloc'd, it costs no pass over memory."""
+        g = geometry
+        plan = self.plan_conv2d(g, dy.dtype, plan)
+        self._check_forced(plan, "input_grad", g, dy.dtype)
+        x = np.zeros(g.x_shape, dtype=dy.dtype)
+        return self._run(self.paths[plan.input_grad].input_grad, x, w, dy, g, self._threads(g.n, g.macs))
+
+    def conv2d_weight_grad(self, x, dy, geometry, plan=None):
+        """(dW, db) alone, on the plan's weight-gradient path; ``w`` is read for its shape and dtype only."""
+        g = geometry
+        plan = self.plan_conv2d(g, x.dtype, plan)
+        self._check_forced(plan, "weight_grad", g, x.dtype)
+        w = np.zeros(g.w_shape, dtype=x.dtype)
+        return self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g, self._threads(g.n, g.macs))
 
     # ------------------------------------------------------------------ pooling
     @staticmethod

@@ -87,19 +87,22 @@ class NumpyBackend:
         """Gradients ``(dX, dW, db)`` of ``conv2d`` given ``dY = dLoss/dY`` (``dX`` is None when not ``input_grad``).
 
         Deck 002_35ce60e4ae78ad9e.txt, slides "Aprendizaje: Backpropagation":
-
-        * ``dW_k = sum_i a_i * rot90(delta_k, 2)``: the true convolution of the
-          input with the rotated error is the cross-correlation of the input
-          with the error, i.e. ``dW[o, c, p, q] = sum_{n,i,j} dY[n,o,i,j] X[n, c, i*S + p*D, j*S + q*D]``;
-        * ``db_k = sum_{a,b} delta_k``;
-        * ``delta^(l) = upsample(W^T delta^(l+1))``: each output's error flows
-          back to the inputs under the filter, weighted by the filter
-          (a "full" convolution with the flipped kernel), written here as the
-          scatter of every tap.
-
+        the two halves are ``conv2d_input_grad`` and ``conv2d_weight_grad``.
         Deck 003_7c437a475fa69432.txt, "RETRO-PROPAGACIÓN EN CAPAS
         CONVOLUCIONALES": each position contributes its own gradient and the
         shared weight's gradient is their sum.
+        """
+        dx = self.conv2d_input_grad(w, dy, geometry, plan) if input_grad else None
+        dw, db = self.conv2d_weight_grad(x, dy, geometry, plan)
+        return dx, dw, db
+
+    def conv2d_input_grad(self, w, dy, geometry, plan=None):
+        """``dX`` alone: ``delta^(l) = upsample(W^T delta^(l+1))``.
+
+        Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation": each
+        output's error flows back to the inputs under the filter, weighted by
+        the filter (a "full" convolution with the flipped kernel), written
+        here as the scatter of every tap. It reads the filters, never ``X``.
         """
         xp = self.xp
         stride, padding, dilation, groups = geometry.hyper
@@ -108,23 +111,40 @@ class NumpyBackend:
         g, og = groups, o // groups
         oh, ow = geometry.oh, geometry.ow
         ph, pw = padding
-        x_pad = self._pad(x, padding)
-        xg = x_pad.reshape(n, g, cg, *x_pad.shape[2:])
         wg = w.reshape(g, og, cg, kh, kw)
         dyg = dy.reshape(n, g, og, oh, ow)
-        dx_pad = xp.zeros_like(xg)
-        dw = xp.zeros_like(wg)
+        dx_pad = xp.zeros((n, g, cg, h + 2 * ph, wd + 2 * pw), dtype=dy.dtype)
+        for p in range(kh):
+            for q in range(kw):
+                rows, cols = self._window(p, q, (oh, ow), stride, dilation)
+                dx_pad[..., rows, cols] += xp.einsum("ngohw,goc->ngchw", dyg, wg[..., p, q], optimize=True)
+        dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
+        return xp.ascontiguousarray(dx)
+
+    def conv2d_weight_grad(self, x, dy, geometry, plan=None):
+        """``(dW, db)`` alone: ``dW_k = sum_i a_i * rot90(delta_k, 2)``, ``db_k = sum_{a,b} delta_k``.
+
+        Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation": the true
+        convolution of the input with the rotated error is the
+        cross-correlation of the input with the error, i.e.
+        ``dW[o, c, p, q] = sum_{n,i,j} dY[n,o,i,j] X[n, c, i*S + p*D, j*S + q*D]``.
+        It reads the input, never ``W``.
+        """
+        xp = self.xp
+        stride, padding, dilation, groups = geometry.hyper
+        n = geometry.n
+        o, cg, kh, kw = geometry.w_shape
+        g, og = groups, o // groups
+        oh, ow = geometry.oh, geometry.ow
+        x_pad = self._pad(x, padding)
+        xg = x_pad.reshape(n, g, cg, *x_pad.shape[2:])
+        dyg = dy.reshape(n, g, og, oh, ow)
+        dw = xp.zeros((g, og, cg, kh, kw), dtype=x.dtype)
         for p in range(kh):
             for q in range(kw):
                 rows, cols = self._window(p, q, (oh, ow), stride, dilation)
                 dw[..., p, q] = xp.einsum("ngohw,ngchw->goc", dyg, xg[..., rows, cols], optimize=True)
-                if input_grad:
-                    dx_pad[..., rows, cols] += xp.einsum("ngohw,goc->ngchw", dyg, wg[..., p, q], optimize=True)
-        db = dy.sum(axis=(0, 2, 3))
-        if not input_grad:
-            return None, dw.reshape(w.shape), db
-        dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
-        return xp.ascontiguousarray(dx), dw.reshape(w.shape), db
+        return dw.reshape(geometry.w_shape), dy.sum(axis=(0, 2, 3))
 
     # --------------------------------------------------------- fully connected
     def linear(self, x, w, b):

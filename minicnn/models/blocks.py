@@ -119,8 +119,6 @@ def materialize(module, rng=0):
             if is_shape_only(param.data):
                 init = get_initializer(rules.get(name, "kaiming_normal"))
                 param.data = np.ascontiguousarray(init(param.data.shape, rng, param.data.dtype))
-                if tuple(param.grad.shape) != tuple(param.data.shape):
-                    param.grad = np.zeros(param.data.shape, dtype=param.data.dtype)
     return module
 
 

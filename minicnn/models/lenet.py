@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from ..graph import Sequential
+from .zoo import Network
 
 __all__ = ["lenet5"]
 
@@ -30,7 +30,7 @@ _INITS = {"relu": "kaiming_normal", "tanh": "xavier_uniform", "sigmoid": "xavier
 
 
 def lenet5(activation="relu", pool="max", num_classes=10, seed=0, *, dtype=np.float32):
-    """The LeNet-5 of the slides for (N, 1, 32, 32) inputs; returns a ``Sequential``.
+    """The LeNet-5 of the slides for (N, 1, 32, 32) inputs; returns a ``Network`` (a ``Sequential``), as every model does.
 
     ``activation`` is "relu", "tanh" or "sigmoid" (the slides' original) and
     also picks the initialisation (He for ReLU, Glorot otherwise); ``pool`` is
@@ -52,7 +52,7 @@ def lenet5(activation="relu", pool="max", num_classes=10, seed=0, *, dtype=np.fl
         return nn.ReLU(inplace=True) if activation == "relu" else _ACTIVATIONS[activation]()
 
     opts = {"init": init, "rng": rng, "dtype": dtype}
-    return Sequential(
+    return Network(
         {
             "C1": nn.Conv2d(1, 6, 5, **opts),
             f"{activation}1": act(),
@@ -66,5 +66,7 @@ def lenet5(activation="relu", pool="max", num_classes=10, seed=0, *, dtype=np.fl
             "F6": nn.Linear(120, 84, **opts),
             f"{activation}6": act(),
             "output": nn.Linear(84, int(num_classes), init="xavier_uniform", rng=rng, dtype=dtype),
-        }
+        },
+        name="lenet5",
+        input_shape=(1, 32, 32),
     )

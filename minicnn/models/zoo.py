@@ -104,7 +104,9 @@ class Network(Sequential):
         return blocks.is_lazy(self)
 
     def forward(self, x):
-        blocks.refuse_shape_only(self)
+        if not self.__dict__.get("_runnable"):  # once it has real weights, it keeps them: check once
+            blocks.refuse_shape_only(self)
+            object.__setattr__(self, "_runnable", True)
         return super().forward(x)
 
     def _shape(self, input_shape):
@@ -353,7 +355,7 @@ class GoogLeNet(Network):
         self._aux_ran = bool(aux)
         return (x, *aux) if aux else x
 
-    def backward(self, dy):
+    def backward(self, dy, *, need_dx=True):
         heads = {}
         if self._aux_ran:
             if not isinstance(dy, (tuple, list)) or len(dy) != 1 + len(self.aux_attach):

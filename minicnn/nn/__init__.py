@@ -24,6 +24,7 @@ from .layers import (
 from .merge import Add, Concat
 from .loss import SoftmaxCrossEntropy, log_softmax, softmax
 from .module import Module, NoForwardError, Parameter, array_module
+from .activation import Elementwise
 from .variants import (
     GELU,
     ChannelShuffle,

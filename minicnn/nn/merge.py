@@ -37,28 +37,18 @@ class Add(Module):
     must not modify it in place).
     """
 
-    def __init__(self):
-        super().__init__()
-        self._count = None
-
     def forward(self, *xs):
         _check_inputs("Add", xs)
         self.output_shape(*(x.shape for x in xs))
         y = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
         for x in xs[2:]:
             y += x
-        self._count = len(xs)
+        self.save(len(xs))
         return self._keep_output(y)
 
-    def backward(self, dy):
-        if self._count is None:
-            raise self._no_forward()
-        self._check_dy(dy)
-        count, self._count = self._count, None
+    def backward(self, dy, *, need_dx=True):
+        (count,) = self.saved(dy)
         return (dy,) * count
-
-    def _clear_cache(self):
-        self._count = None
 
     def output_shape(self, *input_shapes):
         first = tuple(int(s) for s in input_shapes[0])
@@ -82,27 +72,20 @@ class Concat(Module):
         if isinstance(axis, bool) or not isinstance(axis, int) or axis < 1:
             raise ValueError(f"Concat: axis must be an int >= 1 (axis 0 is the batch), got {axis!r}")
         self.axis = axis
-        self._sizes = None
 
     def forward(self, *xs):
         _check_inputs("Concat", xs)
         self.output_shape(*(x.shape for x in xs))
-        self._sizes = [x.shape[self.axis] for x in xs]
+        self.save([x.shape[self.axis] for x in xs])
         return self._keep_output(array_module(xs[0]).concatenate(xs, axis=self.axis))
 
-    def backward(self, dy):
-        if self._sizes is None:
-            raise self._no_forward()
-        self._check_dy(dy)
-        sizes, self._sizes = self._sizes, None
+    def backward(self, dy, *, need_dx=True):
+        (sizes,) = self.saved(dy)
         cuts, start = [], 0
         for size in sizes[:-1]:
             start += size
             cuts.append(start)
         return tuple(array_module(dy).split(dy, cuts, axis=self.axis))
-
-    def _clear_cache(self):
-        self._sizes = None
 
     def output_shape(self, *input_shapes):
         shapes_ = [tuple(int(s) for s in shape) for shape in input_shapes]

@@ -1,8 +1,11 @@
 """Parameters and the ``Module`` base class: the state half of "layers own state, kernels own arithmetic".
 
-A module computes ``y = forward(x)``, keeps what its backward pass needs, and
-``backward(dy)`` returns ``dx = dLoss/dx`` while adding ``dLoss/dθ`` into the
-``.grad`` of each of its parameters. This is the error propagation of deck
+A module computes ``y = forward(x)``, keeps what its backward pass needs with
+``self.save(...)``, and ``backward(dy, *, need_dx=True)`` takes it back with
+``self.saved(dy)`` (as MiniTorch's ``ctx.save_for_backward``/``saved_values``),
+returns ``dx = dLoss/dx`` and adds ``dLoss/dθ`` into the ``.grad`` of each of
+its parameters. ``need_dx=False`` lets a module skip ``dx`` (it may then return
+None): the first layer of a network sees data, whose gradient nobody needs. This is the error propagation of deck
 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation": ``δ^(l)`` is computed
 from ``δ^(l+1)`` layer by layer, from the output back to the input.
 
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import array_module, host_copy, is_array, is_cupy, to_device
+
 __all__ = ["Parameter", "Module", "array_module", "NoForwardError"]
 
 _DEVICES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
@@ -27,59 +32,18 @@ class NoForwardError(RuntimeError, ValueError):
     """``backward`` was called without a ``forward`` whose cache it could use."""
 
 
-def _is_cupy(a):
-    return type(a).__module__.startswith("cupy")
-
-
-def array_module(a):
-    """``numpy`` or ``cupy``: the module that owns array ``a`` (``cupy.get_array_module`` without importing CuPy for NumPy input)."""
-    if _is_cupy(a):
-        import cupy
-
-        return cupy.get_array_module(a)
-    return np
-
-
-def _import_cupy(what):
-    try:
-        import cupy
-    except Exception as exc:  # ImportError, or a CUDA runtime that fails to load
-        raise RuntimeError(
-            f"{what} needs CuPy and a CUDA GPU, but CuPy could not be imported ({type(exc).__name__}: {exc}); "
-            "install it with `pip install minicnn[gpu]` (cupy-cuda12x) on a machine with a GPU"
-        ) from exc
-    return cupy
-
-
-def _move(a, device, dtype=None):
-    """Return array ``a`` on ``device`` ("cpu"/"gpu"), cast to ``dtype`` if given; no copy when nothing changes."""
-    if device == "gpu":
-        cupy = _import_cupy("to('gpu')")
-        a = cupy.asarray(a)
-        xp = cupy
-    elif device == "cpu":
-        a = a.get() if _is_cupy(a) else a
-        xp = np
-    else:
-        xp = array_module(a)
-    if dtype is not None and a.dtype != dtype:
-        a = a.astype(dtype)
-    return xp.ascontiguousarray(a)
-
-
 class Parameter:
     """A learnable array ``θ``: ``.data`` (the values), ``.grad`` (``dJ/dθ``, same shape, starts at zero) and ``.name``."""
 
     __slots__ = ("data", "grad", "name")
 
     def __init__(self, data, name=None):
-        module = type(data).__module__
-        if not (isinstance(data, np.ndarray) or module.startswith("cupy")):
+        if not is_array(data):
             raise TypeError(f"Parameter: data must be a numpy.ndarray (or cupy.ndarray), got {type(data).__name__}")
         if data.dtype.kind != "f":
             raise TypeError(f"Parameter: data must be a floating-point array, got dtype {data.dtype}")
         self.data = data
-        # zeros, not zeros_like: a fresh zeroed array is mapped lazily, so a shape-only (lazy) model costs no memory
+        # a fresh zeroed array (calloc): its pages cost memory only once a backward pass writes them
         self.grad = array_module(data).zeros(data.shape, dtype=data.dtype)
         self.name = name
 
@@ -101,7 +65,10 @@ class Parameter:
 class Module:
     """Base class of every layer and container.
 
-    Subclasses define ``forward(*inputs)`` and ``backward(dy)``. Assigning a
+    Subclasses define ``forward(*inputs)`` and ``backward(dy, *, need_dx=True)``;
+    forward keeps what backward needs with ``save``, backward takes it with
+    ``saved`` (which raises the one ``NoForwardError`` when forward did not
+    run, and refuses a ``dy`` that is not shaped like forward's output). Assigning a
     ``Parameter`` or a ``Module`` to an attribute registers it (so
     ``parameters()``, ``state_dict()``, ``train()``, ``to()`` find it);
     ``register_buffer(name, array)`` registers state that is saved but not
@@ -109,9 +76,6 @@ class Module:
     """
 
     training: bool
-    # Modules whose backward takes ``input_grad=False`` to skip computing dx
-    # (the first layer of a network sees data, whose gradient nobody needs).
-    accepts_input_grad = False
 
     def __init__(self):
         object.__setattr__(self, "training", True)
@@ -119,6 +83,7 @@ class Module:
         object.__setattr__(self, "_buffer_names", {})
         object.__setattr__(self, "_child_names", {})
         object.__setattr__(self, "_output_spec", None)
+        object.__setattr__(self, "_saved", None)
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name, value):
@@ -196,17 +161,50 @@ class Module:
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def backward(self, dy):
+    def backward(self, dy, *, need_dx=True):
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
     def __call__(self, *inputs):
         return self.forward(*inputs)
 
-    def _no_forward(self):
-        return NoForwardError(
-            f"{type(self).__name__}.backward() called before forward(): run forward(x) first "
-            "(each backward uses the cache of one forward)"
-        )
+    def save(self, *values):
+        """Keep ``values`` (arrays, shapes, flags) for the next ``backward``; forward calls it."""
+        object.__setattr__(self, "_saved", values)
+
+    def saved(self, dy=None, index=None):
+        """The tuple ``save`` kept, handed over once: the next backward without a forward raises ``NoForwardError``.
+
+        ``dy`` (if given) is checked first against forward's output
+        (``_check_dy``), so a refused ``dy`` leaves the saved values for the
+        right one.
+        """
+        values = self.__dict__.get("_saved")
+        if values is None:
+            raise NoForwardError(
+                f"{type(self).__name__}.backward() called before forward(): run forward(x) first "
+                "(each backward uses what one forward saved)"
+            )
+        if dy is not None:
+            self._check_dy(dy, index)
+        object.__setattr__(self, "_saved", None)
+        return values
+
+    def add_grads(self, **grads):
+        """``self.<name>.grad += value`` for each ``name=value`` (a bias of None is skipped): the parameter half of backward."""
+        for name, grad in grads.items():
+            param = self.__dict__[name]
+            if param is not None:
+                param.grad += grad
+
+    def fuse(self):
+        """Let containers run equivalent, cheaper orders of their layers (see ``Sequential.fuse``); returns self.
+
+        The result, forward and backward, is the same; a module without
+        children has nothing to fuse.
+        """
+        for child in self.children():
+            child.fuse()
+        return self
 
     def _keep_output(self, y):
         """Remember the shape, dtype and array type of forward's output ``y`` for ``_check_dy``; returns ``y``.
@@ -267,9 +265,9 @@ class Module:
         """``{dotted name: numpy array}`` of parameters and buffers: host copies, safe to keep while training goes on."""
         state = {}
         for name, param in self.named_parameters():
-            state[name] = _to_host_copy(param.data)
+            state[name] = host_copy(param.data)
         for name, buf in self.named_buffers():
-            state[name] = _to_host_copy(buf)
+            state[name] = host_copy(buf)
         return state
 
     def load_state_dict(self, state, strict=True):
@@ -294,7 +292,7 @@ class Module:
             value = state[name]
             current = params[name].data if name in params else buffers[name]
             what = "parameter" if name in params else "buffer"
-            if not (isinstance(value, np.ndarray) or _is_cupy(value)):
+            if not is_array(value):
                 try:
                     value = np.asarray(value)
                 except (TypeError, ValueError):  # a ragged list
@@ -314,11 +312,11 @@ class Module:
             value = state[name]
             if name in params:
                 data = params[name].data
-                data[...] = _move(_as_array(value), _device_of(data), data.dtype)
+                data[...] = to_device(_as_array(value), _device_of(data), data.dtype)
             else:
                 owner, attr = self._owner_of(name)
                 current = getattr(owner, attr)
-                object.__setattr__(owner, attr, _move(_as_array(value), _device_of(current), current.dtype).copy())
+                object.__setattr__(owner, attr, to_device(_as_array(value), _device_of(current), current.dtype).copy())
         return self
 
     def _owner_of(self, dotted):
@@ -346,18 +344,15 @@ class Module:
         for module in self.modules():
             for name in module._param_names:
                 param = module.__dict__[name]
-                param.data = _move(param.data, device, dtype)
-                param.grad = _move(param.grad, device, dtype)
+                param.data = to_device(param.data, device, dtype)
+                param.grad = to_device(param.grad, device, dtype)
             for name in module._buffer_names:
                 buf = module.__dict__[name]
                 if buf is not None:
-                    object.__setattr__(module, name, _move(buf, device, dtype if buf.dtype.kind == "f" else None))
-            module._clear_cache()
+                    object.__setattr__(module, name, to_device(buf, device, dtype if buf.dtype.kind == "f" else None))
+            object.__setattr__(module, "_saved", None)
             object.__setattr__(module, "_output_spec", None)
         return self
-
-    def _clear_cache(self):
-        """Drop what forward kept for backward (subclasses with caches override)."""
 
     # ---------------------------------------------------------------- display
     def extra_repr(self):
@@ -378,7 +373,7 @@ def _array_spec(a):
     """``(shape, dtype, on GPU)`` of an array; ``None`` for something that is not one."""
     if not hasattr(a, "shape") or not hasattr(a, "dtype"):
         return None
-    return tuple(int(s) for s in a.shape), a.dtype, _is_cupy(a)
+    return tuple(int(s) for s in a.shape), a.dtype, is_cupy(a)
 
 
 def _check_like(where, name, dy, spec):
@@ -389,8 +384,8 @@ def _check_like(where, name, dy, spec):
     kind = "cupy.ndarray" if on_gpu else "numpy.ndarray"
     if not hasattr(dy, "shape") or not hasattr(dy, "dtype"):
         raise TypeError(f"{where}: {name} must be a {kind} of the forward output's shape {shape}, got {type(dy).__name__}")
-    if _is_cupy(dy) != on_gpu:
-        other = "cupy.ndarray" if _is_cupy(dy) else "numpy.ndarray"
+    if is_cupy(dy) != on_gpu:
+        other = "cupy.ndarray" if is_cupy(dy) else "numpy.ndarray"
         move = "cupy.asarray(dy)" if on_gpu else "dy.get()"
         raise TypeError(f"{where}: {name} must be a {kind} like the forward output, got a {other}; move it with {move}")
     got = tuple(int(s) for s in dy.shape)
@@ -404,14 +399,8 @@ def _check_like(where, name, dy, spec):
 
 
 def _device_of(a):
-    return "gpu" if _is_cupy(a) else "cpu"
+    return "gpu" if is_cupy(a) else "cpu"
 
 
 def _as_array(value):
-    if isinstance(value, np.ndarray) or _is_cupy(value):
-        return value
-    return np.asarray(value)
-
-
-def _to_host_copy(a):
-    return a.get() if _is_cupy(a) else np.array(a, copy=True)
+    return value if is_array(value) else np.asarray(value)

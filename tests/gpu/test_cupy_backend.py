@@ -222,6 +222,17 @@ def test_input_grad_false_skips_dx_and_keeps_dw_db(cp, algorithm):
     assert_close(db, want_db, np.float64)
 
 
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_each_gradient_alone_matches_the_reference(cp, algorithm, case):
+    x, weight, bias, dy, kwargs = conv_inputs(case, np.float64)
+    want_dx, want_dw, want_db = F.conv2d_grad(x, weight, dy, backend="numpy", **kwargs)
+    dx = F.conv2d_input_grad(x.shape, cp.asarray(weight), cp.asarray(dy), **kwargs)
+    dw, db = F.conv2d_weight_grad(cp.asarray(x), weight.shape, cp.asarray(dy), **kwargs)
+    assert_close(dx, want_dx, np.float64)
+    assert_close(dw, want_dw, np.float64)
+    assert_close(db, want_db, np.float64)
+
+
 def test_large_batches_are_split_without_changing_the_result(cp, gpu, monkeypatch):
     x, weight, bias, dy, kwargs = conv_inputs(CONV_CASES["groups2"], np.float64)
     xg, wg, bg, dyg = (cp.asarray(a) for a in (x, weight, bias, dy))

@@ -1,0 +1,50 @@
+"""pytest-benchmark suites for composed layers: ConvTranspose2d, built from the gradient-alone primitives.
+
+Its forward pass is ``conv2d_input_grad`` (dX alone) and its backward pass a
+``conv2d`` plus ``conv2d_weight_grad`` (dW alone). Run with
+``pytest benchmarks/test_bench_layers.py --benchmark-enable``.
+"""
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+
+# A DCGAN-style upsampling layer: 64 -> 32 channels, 16x16 -> 32x32, batch 32.
+SHAPE = (32, 64, 16, 16)
+LAYER = dict(in_channels=64, out_channels=32, kernel_size=4, stride=2, padding=1)
+IMPLS = [name for name in mc.available_backends() if name not in ("numpy", "cupy")] + ["torch"]
+
+
+def _minicnn_step(impl, x, dy):
+    layer = mc.nn.ConvTranspose2d(**LAYER, rng=0)
+
+    def step():
+        with mc.use_backend(impl):
+            layer(x)
+            layer.backward(dy)
+
+    return step
+
+
+def _torch_step(x, dy):
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.ConvTranspose2d(**LAYER)
+    xt = torch.tensor(x, requires_grad=True)
+    dyt = torch.tensor(dy)
+
+    def step():
+        layer.zero_grad()
+        layer(xt).backward(dyt)
+
+    return step
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_conv_transpose_forward_and_backward(benchmark, impl):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    dy = rng.standard_normal((SHAPE[0], LAYER["out_channels"], 2 * SHAPE[2], 2 * SHAPE[3])).astype(np.float32)
+    step = _torch_step(x, dy) if impl == "torch" else _minicnn_step(impl, x, dy)
+    benchmark.group = "conv_transpose_fwd_bwd"
+    benchmark.pedantic(step, rounds=10, warmup_rounds=2)
