@@ -199,6 +199,13 @@ def test_the_static_table_never_picks_winograd_only_the_autotuner_may():
     four = backend.paths["winograd4"]
     assert four.takes("forward", g, np.float32) == "" and "chosen only by measurement" in four.prefers("forward", g, np.float32)
     assert "has no weight_grad kernel" in four.takes("weight_grad", g, np.float32)
+    # the shared-block paths take a layer whose tiles fit one block (VGG-16's 512 -> 512 at 28x28, batch 1),
+    # and leave one with many tiles (the mid layer at batch 32) to the blocked paths
+    vgg = shapes.conv2d_geometry((1, 512, 28, 28), (512, 512, 3, 3), padding=1)
+    mid = shapes.conv2d_geometry((32, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    for name in ("winograd_wide", "winograd4_wide"):
+        assert backend.paths[name].takes("forward", vgg, np.float32) == ""
+        assert "more than one shared block" in backend.paths[name].takes("forward", mid, np.float32)
     assert "3x3" in path.takes("forward", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 5, 5)), np.float32)
     assert "stride 1" in path.takes("forward", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 3, 3), stride=2), np.float32)
     assert "padding larger than 2" in path.takes("input_grad", shapes.conv2d_geometry((1, 2, 8, 8), (4, 2, 3, 3), padding=3),

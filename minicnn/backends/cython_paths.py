@@ -361,7 +361,9 @@ class WinogradWidePath(WinogradPath):
             "split by position and by 64 filters), so each thread reads only its share of the transformed filters "
             "instead of all of them once per block. Chosen only by the autotuner")
 
-    #: V and M of one block (all the tiles when they fit), shared by the threads.
+    #: V and M of all the layer's tiles, one block shared by the threads. A layer with more tiles is the
+    #: blocked path's: there each thread's block stays in its caches (the mid layer, 25,088 tiles, ran
+    #: 2.5x slower here in blocks of 16 MB shared by the threads).
     WIDE_BLOCK_BYTES = 16 << 20
     #: Filters per product (fixed by the layer, never by the thread count). All of them: a product on a
     #: share of the filters packs the block's V again, and 16 (36) positions already give the threads
@@ -369,14 +371,23 @@ class WinogradWidePath(WinogradPath):
     FILTER_BLOCK = None
 
     def parallel_items(self, op, g):
-        return self.POSITIONS  # each block's products, by position (and the transforms, by channel)
+        return self.POSITIONS  # the products, by position (and the transforms, by channel)
+
+    def _takes(self, op, g, dtype):
+        reason = super()._takes(op, g, dtype)
+        if reason:
+            return reason
+        out_h, out_w = (g.h, g.w) if op == "input_grad" else (g.oh, g.ow)
+        need = self.POSITIONS * (g.c + g.o) * self.kernels.tile_count(g.n, out_h, out_w, self.TILE) * dtype.itemsize
+        if need > self.WIDE_BLOCK_BYTES:
+            return (f"its tiles need {need >> 20} MB of transforms, more than one shared block "
+                    f"({self.WIDE_BLOCK_BYTES >> 20} MB): the {'winograd4' if self.TILE == 4 else 'winograd'} path blocks them")
+        return ""
 
     def _call(self, x, w, b, y, pad_h, pad_w, op, g, threads):
         maps_out, maps_in = w.shape[:2]
         out_h, out_w = y.shape[2:]
-        tiles = self.kernels.tile_count(g.n, out_h, out_w, self.TILE)
-        fit = max(self.MIN_TILE_BLOCK, self.WIDE_BLOCK_BYTES // (self.POSITIONS * (maps_in + maps_out) * x.itemsize))
-        block = _blocks(tiles, _blocks(tiles, fit))
+        block = self.kernels.tile_count(g.n, out_h, out_w, self.TILE)  # all of them (``takes``)
         u = self.workspace("wino_u", (self.POSITIONS, maps_out, maps_in), x.dtype)
         self.kernels.filter_transform(w, u, threads, self.TILE)
         v = self.workspace("wino_v", (self.POSITIONS * maps_in * block,), x.dtype)
