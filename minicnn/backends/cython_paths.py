@@ -234,13 +234,11 @@ class WinogradPath(Path):
     ops = ("forward", "input_grad", "weight_grad")
     note = ("Winograd F(2x2, 3x3) (Lavin and Gray 2016; kernels/cpu/winograd.pyx, minicnn/winograd.py): 3x3 "
             "stride-1 layers, 16 products U[xi] @ V[xi] per block of 2x2 output tiles (2.25x fewer multiplications); "
-            "dX is the same kernel on dY padded by 2 - P, filters rotated, channels swapped. AMD Zen 5, 2 threads, "
-            "float32, OpenBLAS's own SkylakeX kernels (no OPENBLAS_CORETYPE): deep 16x256x14x14 forward 11.9 ms "
-            "against direct 18.6 / im2col 20.4, dX 12.5 against 18.3 / 15.0; mid 32x64x56x56 forward 19.6 against "
-            "27.1 / 39.2, dX 18.9 against 26.7 / 34.3 (a noisy shared machine; 8.0 and 15.4 ms forward when quiet). "
-            "With OPENBLAS_CORETYPE=Haswell (AVX2 GEMM) it loses: deep 15.3 against direct 14.5, mid 41.8 against "
-            "27.6. dW is F(3x3, 2x2): 16 products E[xi] @ V[xi]^T per block of tiles, summed in fixed parts. "
-            "Not in the static table (measured on one machine only): chosen only by the autotuner")
+            "dX is the same kernel on dY padded by 2 - P, filters rotated, channels swapped; dW is F(3x3, 2x2), "
+            "16 products E[xi] @ V[xi]^T per block of tiles summed in fixed parts. The blocks of tiles, not the "
+            "images, are shared among the threads. It loses with few channels (1, 3 or 16 input channels: the "
+            "products are too thin) and, with OPENBLAS_CORETYPE=Haswell (AVX2 GEMM), to the direct kernel on the "
+            "deep layer. Not in the static table (measured on one machine only): chosen only by the autotuner")
 
     #: Output tiles per block: V and M of a block (16*(C_in + C_out) values per tile) fit in BLOCK_BYTES
     #: per thread, at most the kernel's 256 tiles; the blocks are then made a multiple of 8 in number
