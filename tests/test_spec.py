@@ -143,31 +143,47 @@ def with_variant(entry, variant):
 # ============================================================ shapes and counts
 @checker("output_size", kernels=True)
 def check_output_size(entry, backend_name):
-    """Conv output volume ``N_filters x H_out x W_out``, ``H_out = (H + 2P - F)/S + 1`` (deck 003)."""
+    """Conv output volume ``N_filters x H_out x W_out`` (deck 003, "CAPA CONVOLUCIONAL: HIPERPARÁMETROS").
+
+    ``H_out = (H + 2P - F_H)/S + 1`` and ``W_out = (W + 2P - F_W)/S + 1`` (floor), each computed
+    on its own axis: ``kernel``, ``stride``, ``padding`` and ``dilation`` take an int or an
+    ``[h, w]`` pair.
+    """
     run = Kernels(backend_name)
     c, h, w = entry["input"]
-    k = entry["kernel"]
-    s, p, d = entry.get("stride", 1), entry.get("padding", 0), entry.get("dilation", 1)
-    _, *out = shapes.conv2d_output_shape((1, c, h, w), (entry["filters"], c, k, k), s, p, d)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+        shapes.pair(entry.get(key, default), key)
+        for key, default in (("kernel", None), ("stride", 1), ("padding", 0), ("dilation", 1))
+    )
+    _, *out = shapes.conv2d_output_shape((1, c, h, w), (entry["filters"], c, kh, kw), (sh, sw), (ph, pw), (dh, dw))
     assert out == entry["expected"], f"{entry['id']}: shapes.conv2d_output_shape gives {out}"
-    assert shapes.conv_output_size(h, k, s, p, d) == entry["expected"][1]
+    height, width = shapes.conv_output_size(h, kh, sh, ph, dh), shapes.conv_output_size(w, kw, sw, pw, dw)
+    assert height == entry["expected"][1], f"{entry['id']}: H formula gives {height}"
+    assert width == entry["expected"][2], f"{entry['id']}: W formula gives {width}"
     # The spatial size does not depend on the channels: run one channel, one filter.
-    y = run.conv2d(np.ones((1, 1, h, w)), np.ones((1, 1, k, k)), stride=s, padding=p, dilation=d)
+    y = run.conv2d(np.ones((1, 1, h, w)), np.ones((1, 1, kh, kw)), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
     assert tuple(y.shape[2:]) == tuple(entry["expected"][1:]), f"conv2d on {backend_name} gives {y.shape}"
+    layer = mc.nn.Conv2d(c, entry["filters"], (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
+    assert list(layer.output_shape((1, c, h, w))[1:]) == entry["expected"], f"{entry['id']}: nn.Conv2d.output_shape"
 
 
 @checker("pool_output_size", kernels=True)
 def check_pool_output_size(entry, backend_name):
-    """Pooling output ``H_out = (H + 2P - F)/S + 1`` (deck 003), depth unchanged."""
+    """Pooling output ``H_out = (H + 2P - F_H)/S + 1``, ``W_out = (W + 2P - F_W)/S + 1`` (deck 003), depth kept."""
     run = Kernels(backend_name)
     c, h, w = entry["input"]
     k, s, p = entry["kernel"], entry.get("stride"), entry.get("padding", 0)
+    (kh, kw), (sh, sw), (ph, pw) = shapes.pair(k, "kernel"), shapes.pair(k if s is None else s, "stride"), shapes.pair(p, "padding")
     out = list(shapes.pool2d_output_shape((1, c, h, w), k, s, p)[1:])
     assert out == entry["expected"], f"{entry['id']}: shapes.pool2d_output_shape gives {out}"
+    height, width = shapes.pool_output_size(h, kh, sh, ph), shapes.pool_output_size(w, kw, sw, pw)
+    assert [c, height, width] == entry["expected"], f"{entry['id']}: H and W formulas give {height} x {width}"
     x = np.ones((1, 1, h, w))
     for pool in ("max_pool2d", "avg_pool2d"):
         y = getattr(run, pool)(x, k, stride=s, padding=p)
         assert tuple(y.shape[2:]) == tuple(entry["expected"][1:]), f"{pool} on {backend_name} gives {y.shape}"
+    layer = mc.nn.MaxPool2d(k, stride=s, padding=p)
+    assert list(layer.output_shape((1, c, h, w))[1:]) == entry["expected"], f"{entry['id']}: nn.MaxPool2d.output_shape"
 
 
 def _walk(entry):
@@ -294,11 +310,40 @@ def check_inception_row(entry):
         assert depth == entry["depth"], f"{entry['id']}: concatenated depth {depth}"
 
 
+def zoo_model(entry, **kwargs):
+    """The network named by the entry's ``model`` field, built by ``minicnn.models`` (shape-only: no weights drawn)."""
+    build = getattr(mc.models, entry["model"], None)
+    assert callable(build), f"{entry['id']}: minicnn.models has no network {entry['model']!r}"
+    return build(**kwargs)
+
+
+def stage_members(model, stage):
+    """The top-level layers of ``model`` named ``stage`` or ``stage_<anything>`` (``conv2`` -> ``conv2_1``, ``conv2_2``)."""
+    return [name for name in model.named_output_shapes() if name == stage or name.startswith(stage + "_")]
+
+
 @checker("layer_count")
 def check_layer_count(entry):
-    """Weight layers named in a network's name: ``sum(blocks) * layers_per_block + extra``."""
-    count = sum(entry["blocks"]) * entry["layers_per_block"] + entry.get("extra", 0)
-    assert count == entry["expected"], f"{entry['id']}: the table adds up to {count} layers"
+    """Weight layers of a zoo network: ``sum(blocks) * layers_per_block + extra``, stage by stage.
+
+    Each stage's weight layers are counted on the built network (``mc.models.blocks.layer_depth``:
+    layers with weights on the longest path, as the papers count them) and must equal its
+    ``blocks * layers_per_block``; the network's whole depth must be the slide's number.
+    ``unit = "table_rows"`` counts the rows of a network's stage table (``model.stages``) instead.
+    """
+    model = zoo_model(entry)
+    blocks, per_block, stages = entry["blocks"], entry["layers_per_block"], entry["stages"]
+    if entry.get("unit") == "table_rows":
+        counted = {s["stage"]: len(s["layers"]) for s in model.stages}
+        found = [counted[stage] for stage in stages]
+        total = sum(counted.values())
+    else:
+        found = [sum(mc.models.blocks.layer_depth(model[name]) for name in stage_members(model, stage)) for stage in stages]
+        total = model.depth()
+    for stage, got, n in zip(stages, found, blocks, strict=True):
+        assert got == n * per_block, f"{entry['id']}: stage {stage!r} of {entry['model']} has {got} layers, not {n} x {per_block}"
+    assert total - sum(found) == entry.get("extra", 0), f"{entry['id']}: {total - sum(found)} layers outside the stages"
+    assert total == entry["expected"], f"{entry['id']}: {entry['model']} has {total} layers"
 
 
 @checker("stage_resolutions")
@@ -314,40 +359,60 @@ def check_stage_resolutions(entry):
 
 @checker("stage_table_rows")
 def check_stage_table_rows(entry):
-    """A per-layer table has, for each stage's width, as many rows as the stage table's #Layers."""
-    rows = entry["row_channels"]
-    for channels, layers in zip(entry["stage_channels"], entry["stage_layers"], strict=True):
-        got = rows.count(channels)
-        assert got == layers, f"{entry['id']}: {got} rows with {channels} channels, the stage has {layers} layers"
+    """A per-layer table has one row per layer of the zoo network: each row's channels are that layer's output channels."""
+    model = zoo_model(entry)
+    rows = [model.named_output_shapes()[name][0] for stage in model.stages for name in stage["layers"]]
+    assert [s["channels"] for s in model.stages] == entry["stage_channels"], f"{entry['id']}: stage widths"
+    assert [len(s["layers"]) for s in model.stages] == entry["stage_layers"], f"{entry['id']}: stage depths"
+    assert len(entry["row_channels"]) == len(rows), (
+        f"{entry['id']}: the table has {len(entry['row_channels'])} rows, {entry['model']} has {len(rows)} layers"
+    )
+    assert entry["row_channels"] == rows, f"{entry['id']}: row channels {entry['row_channels']}, layers give {rows}"
     assert len(rows) == entry["expected_layers"], f"{entry['id']}: {len(rows)} rows"
 
 
 @checker("compound_scaling")
 def check_compound_scaling(entry):
-    """EfficientNet: ``alpha * beta^2 * gamma^2 ~ 2``, all >= 1; FLOPs grow as ``d * w^2 * r^2``."""
+    """EfficientNet: ``alpha * beta^2 * gamma^2 ~ 2``, all >= 1; FLOPs grow as ``d * w^2 * r^2``.
+
+    The coefficients are the zoo's (``efficientnet(phi).coefficients``); the multiply-adds ratio is
+    that of ``nn.Conv2d`` layers widened by ``width_factor`` on inputs grown by ``resolution_factor``.
+    """
     a, b, g = entry["alpha"], entry["beta"], entry["gamma"]
-    assert min(a, b, g) >= 1
-    assert_number(entry, "flops_factor", a * b**2 * g**2, entry["flops_factor"])
-    # Width multiplies both channel counts of a convolution, resolution both sides of its output.
+    scaled = mc.models.efficientnet(1).coefficients
+    assert (scaled["depth"], scaled["width"], scaled["resolution"]) == (a, b, g), f"{entry['id']}: the zoo scales by {scaled}"
+    assert min(scaled.values()) >= 1
+    phi2 = mc.models.efficientnet(2).coefficients
+    assert math.isclose(phi2["depth"], a**2) and math.isclose(phi2["width"], b**2) and math.isclose(phi2["resolution"], g**2)
+    factor = scaled["depth"] * scaled["width"] ** 2 * scaled["resolution"] ** 2
+    assert_number(entry, "flops_factor", factor, entry["flops_factor"])
+    # Width multiplies both channel counts of a convolution, resolution both sides of its input.
     c, k, side = 8, 3, 7
     wf, rf = entry["width_factor"], entry["resolution_factor"]
-    ratio = shapes.conv2d_macs(c * wf, c * wf, k, side * rf) / shapes.conv2d_macs(c, c, k, side)
-    assert ratio == wf**2 * rf**2 == entry["macs_ratio"]
+    base = mc.nn.Conv2d(c, c, k, padding=1).macs((1, c, side, side))
+    wide = mc.nn.Conv2d(c * wf, c * wf, k, padding=1).macs((1, c * wf, side * rf, side * rf))
+    assert wide / base == entry["macs_ratio"], f"{entry['id']}: multiply-adds grow {wide / base}x"
 
 
 @checker("dense_channels", kernels=True)
 def check_dense_channels(entry, backend_name):
-    """DenseNet: ``x_l = H_l([x_0, ..., x_{l-1}])`` makes a block end with ``k_0 + l*k`` channels."""
-    run = Kernels(backend_name)
+    """DenseNet: ``x_l = H_l([x_0, ..., x_{l-1}])`` makes a block end with ``k_0 + l*k`` channels.
+
+    Runs ``mc.models.DenseBlock`` on the backend; its output is ``[x_0, x_1, ..., x_L]``, and layer
+    ``l`` applied to the first ``k_0 + (l-1)k`` channels of it gives back exactly ``x_l``.
+    """
     k0, k, layers, side = entry["k0"], entry["growth_rate"], entry["layers"], entry["side"]
-    rng = rng_for(entry)
-    features = [rng.standard_normal((1, k0, side, side))]
-    for _ in range(layers):
-        joined = np.concatenate(features, axis=1)
-        w = rng.standard_normal((k, joined.shape[1], 3, 3)) * 0.1
-        features.append(run.conv2d(joined, w, padding=1))
-    out = np.concatenate(features, axis=1)
-    assert out.shape == (1, entry["expected"], side, side), f"{entry['id']}: block output {out.shape}"
+    block = mc.models.DenseBlock(layers, k0, k, lazy=False, rng=0, dtype=np.float64).eval()
+    x = rng_for(entry).standard_normal((2, k0, side, side))
+    with mc.use_backend(backend_name):
+        out = host(block(Kernels(backend_name)._to_device(x)))
+        assert out.shape == (2, entry["expected"], side, side), f"{entry['id']}: block output {out.shape}"
+        assert block.out_channels == entry["expected"]
+        assert_array(out[:, :k0], x, f"{entry['id']}: x_0 passes through")
+        for l in range(1, layers + 1):
+            earlier = out[:, : k0 + (l - 1) * k]
+            x_l = host(getattr(block, f"denselayer{l}")(Kernels(backend_name)._to_device(earlier)))
+            assert_array(x_l, out[:, k0 + (l - 1) * k : k0 + l * k], f"{entry['id']}: x_{l} = H_{l}([x_0..x_{l - 1}])", atol=1e-9)
 
 
 # ============================================================= masks and filters
@@ -611,10 +676,6 @@ def check_shared_weight_grad(entry, backend_name):
     assert_array(dw[0, 0], entry["expected"], f"{entry['id']}: conv2d_grad dW on {backend_name}")
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def _numeric_grad(f, x, eps=1e-6):
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
@@ -630,67 +691,101 @@ def _numeric_grad(f, x, eps=1e-6):
 
 @checker("sigmoid")
 def check_sigmoid(entry):
-    """``C = 1 / (1 + e^{-A})`` and its derivative ``C (1 - C)``."""
+    """``C = 1 / (1 + e^{-A})`` and its derivative ``C (1 - C)``, by ``mc.nn.Sigmoid``'s forward and backward."""
     z = arr(entry["z"])
-    c = _sigmoid(z)
-    np.testing.assert_allclose(c, entry["expected"], atol=1e-7)
-    np.testing.assert_allclose(c * (1 - c), entry["expected_derivative"], atol=1e-7)
+    layer = mc.nn.Sigmoid()
+    c = layer(z)
+    np.testing.assert_allclose(c, entry["expected"], atol=1e-7, err_msg=f"{entry['id']}: nn.Sigmoid forward")
+    derivative = layer.backward(np.ones_like(z))
+    np.testing.assert_allclose(derivative, entry["expected_derivative"], atol=1e-7, err_msg=f"{entry['id']}: nn.Sigmoid backward")
+    np.testing.assert_allclose(derivative, c * (1 - c), rtol=1e-12, err_msg=f"{entry['id']}: f' = C (1 - C)")
+
+
+def _fc_network(entry):
+    """The slide's two fully connected sigmoid layers as ``mc.nn`` layers, with the entry's weights."""
+    fc1, fc2 = mc.nn.Linear(2, 3, dtype=np.float64), mc.nn.Linear(3, 2, dtype=np.float64)
+    for layer, w, b in ((fc1, "W1", "b1"), (fc2, "W2", "b2")):
+        layer.weight.data[...] = arr(entry[w])
+        layer.bias.data[...] = arr(entry[b])
+    return mc.graph.Sequential(fc1, mc.nn.Sigmoid(), fc2, mc.nn.Sigmoid()), fc1, fc2
 
 
 @checker("fc_backprop")
 def check_fc_backprop(entry):
-    """``delta_l = (W_l^T delta_{l+1}) . f'(z_l)``, ``grad W_l = delta_{l+1} a_l^T``, ``grad b_l = delta_{l+1}``."""
-    w1, b1, w2, b2 = (arr(entry[k]) for k in ("W1", "b1", "W2", "b2"))
-    x, y = arr(entry["x"]), arr(entry["y"])
+    """``delta_l = (W_l^T delta_{l+1}) . f'(z_l)``, ``grad W_l = delta_{l+1} a_l^T``, ``grad b_l = delta_{l+1}``.
+
+    The network is ``mc.nn.Linear`` and ``mc.nn.Sigmoid`` layers; the gradients its ``backward``
+    leaves in ``.grad`` must equal the slide's equations (evaluated on the layers' own activations)
+    and the finite differences of its forward pass under the squared error.
+    """
+    x, y = arr(entry["x"])[None], arr(entry["y"])[None]
+    net, fc1, fc2 = _fc_network(entry)
 
     def loss():
-        return 0.5 * np.sum((_sigmoid(w2 @ _sigmoid(w1 @ x + b1) + b2) - y) ** 2)
+        return 0.5 * float(np.sum((net(x) - y) ** 2))
 
-    z1 = w1 @ x + b1
-    a1 = _sigmoid(z1)
-    z2 = w2 @ a1 + b2
-    a2 = _sigmoid(z2)
+    a2 = net(x)
+    for p in net.parameters():
+        p.grad[...] = 0
+    dx = net.backward(a2 - y)
+    z1 = x @ arr(entry["W1"]).T + arr(entry["b1"])
+    a1 = 1.0 / (1.0 + np.exp(-z1))  # the slide's f
     delta2 = (a2 - y) * a2 * (1 - a2)
-    delta1 = (w2.T @ delta2) * a1 * (1 - a1)
+    delta1 = (delta2 @ arr(entry["W2"])) * a1 * (1 - a1)
     for name, analytic, param in (
-        ("grad W2 = delta2 a1^T", np.outer(delta2, a1), w2),
-        ("grad b2 = delta2", delta2, b2),
-        ("grad W1 = delta1 x^T", np.outer(delta1, x), w1),
-        ("grad b1 = delta1", delta1, b1),
+        ("grad W2 = delta2 a1^T", delta2.T @ a1, fc2.weight),
+        ("grad b2 = delta2", delta2[0], fc2.bias),
+        ("grad W1 = delta1 x^T", delta1.T @ x, fc1.weight),
+        ("grad b1 = delta1", delta1[0], fc1.bias),
     ):
-        np.testing.assert_allclose(analytic, _numeric_grad(loss, param), rtol=1e-5, atol=1e-8, err_msg=name)
-
-
-def _softmax(scores):
-    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+        np.testing.assert_allclose(param.grad, analytic, rtol=1e-9, atol=1e-12, err_msg=f"{entry['id']}: {name} (nn backward)")
+        np.testing.assert_allclose(param.grad, _numeric_grad(loss, param.data), rtol=1e-5, atol=1e-8,
+                                   err_msg=f"{entry['id']}: {name} against finite differences")
+    np.testing.assert_allclose(dx, delta1 @ arr(entry["W1"]), rtol=1e-9, err_msg=f"{entry['id']}: delta_0 = W1^T delta1")
 
 
 @checker("softmax")
 def check_softmax(entry):
-    """``P(y = k | z) = e^{s_k} / sum_j e^{s_j}``: probabilities summing to 1, same order as the scores."""
-    s = arr(entry["scores"])
-    p = _softmax(s)
-    np.testing.assert_allclose(p, entry["expected"], atol=1e-7)
+    """``P(y = k | z) = e^{s_k} / sum_j e^{s_j}`` by ``mc.nn.softmax``: probabilities summing to 1, order kept."""
+    s = arr(entry["scores"])[None]
+    p = mc.nn.softmax(s)
+    np.testing.assert_allclose(p[0], entry["expected"], atol=1e-7, err_msg=f"{entry['id']}: nn.softmax")
     assert abs(p.sum() - 1) < 1e-12 and np.argmax(p) == np.argmax(s)
-    np.testing.assert_allclose(_softmax(s + 100.0), p, rtol=1e-12)
+    np.testing.assert_allclose(mc.nn.softmax(s + 100.0), p, rtol=1e-12, err_msg="softmax is shift invariant")
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
+    loss_fn(s, np.array([0]))
+    np.testing.assert_allclose(loss_fn.probabilities[0], entry["expected"], atol=1e-7, err_msg="SoftmaxCrossEntropy.probabilities")
 
 
 @checker("softmax_cross_entropy")
 def check_softmax_cross_entropy(entry):
-    """Gradient (4) of the cost (3): ``-(1/m) sum_i x_i (1{y_i = k} - P(y_i = k | x_i))``."""
+    """Gradient (4) of the cost (3): ``-(1/m) sum_i x_i (1{y_i = k} - P(y_i = k | x_i))``.
+
+    Cost and gradient come from ``mc.nn.SoftmaxCrossEntropy`` on the scores ``x theta^T`` (its
+    ``backward`` is ``dJ/dscores``; chained through the scores, ``dJ/dtheta = dscores^T x``).
+    That gradient must match the finite differences of the cost, and the slide's equation
+    (with or without ``1/m``, as ``divide_by_m`` says) must match it.
+    """
     theta, x, y = arr(entry["theta"]), arr(entry["x"]), np.asarray(entry["y"])
     m, k = x.shape[0], theta.shape[0]
-    onehot = np.eye(k)[y]
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
 
     def cost():  # equation (3)
-        return -np.sum(onehot * np.log(_softmax(x @ theta.T))) / m
+        return loss_fn(x @ theta.T, y)
 
-    error = onehot - _softmax(x @ theta.T)  # E(theta; x_i, y_i)
-    gradient = -(error.T @ x)  # equation (4) as printed
+    cost()
+    gradient = loss_fn.backward().T @ x
+    np.testing.assert_allclose(gradient, _numeric_grad(cost, theta), rtol=1e-5, atol=1e-8,
+                               err_msg=f"{entry['id']}: SoftmaxCrossEntropy.backward against finite differences of its cost")
+    cost()
+    error = np.eye(k)[y] - loss_fn.probabilities  # E(theta; x_i, y_i)
+    slide = -(error.T @ x)  # equation (4) as printed
     if entry["divide_by_m"]:
-        gradient = gradient / m
-    np.testing.assert_allclose(gradient, _numeric_grad(cost, theta), rtol=1e-5, atol=1e-8)
+        slide = slide / m
+    ratio = np.linalg.norm(slide) / np.linalg.norm(gradient)
+    assert np.allclose(slide, gradient, rtol=1e-9, atol=1e-12), (
+        f"{entry['id']}: equation (4) gives {ratio:.6g} times the gradient of cost (3)"
+    )
 
 
 @checker("momentum_update")
@@ -800,7 +895,20 @@ def check_dilated_conv(entry, backend_name):
     d, k = entry["dilation"], w.shape[0]
     extent = shapes.dilated_extent(k, d)
     assert extent == entry["expected_extent"], f"{entry['id']}: extent {extent}"
-    assert shapes.conv2d_params(1, 1, k, bias=False) == entry["expected_params"]
+    layer = mc.nn.Conv2d(1, 1, k, dilation=d, bias=False)
+    params = sum(p.data.size for p in layer.parameters())
+    assert params == entry["expected_params"], f"{entry['id']}: nn.Conv2d with dilation {d} has {params} parameters"
+    wide = mc.nn.Conv2d(1, 1, extent, bias=False)
+    assert sum(p.data.size for p in wide.parameters()) > params, f"{entry['id']}: the {extent}x{extent} kernel is no bigger"
+    side = 32  # any input: both layers see the same field, the dilated one at the 3x3's cost
+    same = (1, 1, side, side)
+    assert layer.output_shape(same) == wide.output_shape(same), f"{entry['id']}: same field of view, same output"
+    if "expected_macs" in entry:
+        macs = layer.macs(same)
+        assert macs == entry["expected_macs"] == mc.nn.Conv2d(1, 1, k, bias=False).macs(
+            (1, 1, side - extent + k, side - extent + k)
+        ), f"{entry['id']}: {macs} multiply-adds"
+        assert wide.macs(same) > macs, f"{entry['id']}: the {extent}x{extent} kernel costs no more"
     spread = np.zeros((extent, extent))
     spread[::d, ::d] = w
     image = nchw(entry["image"])
@@ -851,6 +959,35 @@ def check_conv3d_by_frames(entry, backend_name):
     assert list(y.shape) == entry["expected"]
 
 
+# ==================================================================== whole networks
+def _shortcut_macs(model):
+    """Multiply-adds of the projection shortcuts (1x1 conv beside a residual block), each on its block's input."""
+    names = list(model.named_output_shapes())
+    shape, total, count = (1, *model.input_shape), 0, 0
+    for name in names:
+        layer = model[name]
+        shortcut = getattr(layer, "shortcut", None)
+        if isinstance(shortcut, mc.nn.Conv2d):
+            total += shortcut.macs(shape)
+            count += 1
+        shape = layer.output_shape(shape)
+    return total, count
+
+
+@checker("model_macs")
+def check_model_macs(entry):
+    """Multiply-adds ("FLOPs") of a zoo network on one image, every layer counted, projection shortcuts included."""
+    model = zoo_model(entry)
+    macs = model.multiply_adds()
+    if "projection_shortcuts" in entry:
+        projections, count = _shortcut_macs(model)
+        assert count == entry["projection_shortcuts"], f"{entry['id']}: {count} projection shortcuts"
+        assert projections == entry["expected_projection_macs"], f"{entry['id']}: the projections do {projections:,}"
+    if "expected_layers" in entry:
+        assert model.depth() == entry["expected_layers"], f"{entry['id']}: {model.depth()} weight layers"
+    assert_number(entry, "macs", macs, entry["expected_macs"])
+
+
 # ================================================================== architectures
 @checker("architecture")
 def check_architecture(entry):
@@ -885,7 +1022,7 @@ def test_erratum_slide_version_fails(entry):
     """The corrected entry passes (above); fed the slide's version, the same checker must fail."""
     fn, kernels = CHECKERS[entry["check"]]
     slide_version = with_variant(entry, entry["slide_variant"])
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=entry["fails_with"]):
         fn(slide_version, "numpy") if kernels else fn(slide_version)
 
 
