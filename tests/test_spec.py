@@ -302,6 +302,15 @@ def check_inception_row(entry):
     params = sum(shapes.conv2d_params(i, o, k, bias=False) for i, o, k in convs)
     ops = sum(shapes.conv2d_macs(i, o, k, hw) for i, o, k in convs)
     assert any(key in entry for key in ("params_k", "ops_m", "depth"))
+    if "row" in entry:  # the zoo's GoogLeNet has the same row: same weights, same multiply-adds
+        model = mc.models.googlenet()
+        layer = model[entry["row"]]
+        weights = sum(p.data.size for p in layer.parameters() if p.data.ndim > 1)  # no biases, as the table
+        assert weights == params, f"{entry['id']}: googlenet().{entry['row']} has {weights:,} weights, the row's layers {params:,}"
+        layer_macs = layer.macs(layer_input_shape(model, entry["row"]))
+        assert layer_macs == ops, f"{entry['id']}: googlenet().{entry['row']} does {layer_macs:,} multiply-adds"
+        if "depth" in entry:
+            assert model.named_output_shapes()[entry["row"]][0] == depth
     if "params_k" in entry:
         assert_number(entry, "params", params / 1024, entry["params_k"])
     if "ops_m" in entry:
@@ -315,6 +324,16 @@ def zoo_model(entry, **kwargs):
     build = getattr(mc.models, entry["model"], None)
     assert callable(build), f"{entry['id']}: minicnn.models has no network {entry['model']!r}"
     return build(**kwargs)
+
+
+def layer_input_shape(model, name):
+    """The batch-of-one shape that enters layer ``name`` of a zoo network."""
+    shape = (1, *model.input_shape)
+    for layer_name, out in model.named_output_shapes().items():
+        if layer_name == name:
+            return shape
+        shape = (1, *out)
+    raise AssertionError(f"{model.name} has no layer {name!r}")
 
 
 def stage_members(model, stage):
