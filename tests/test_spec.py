@@ -978,6 +978,204 @@ def check_conv3d_by_frames(entry, backend_name):
     assert list(y.shape) == entry["expected"]
 
 
+# ============================================================= blocks of the zoo
+def zoo_block(entry):
+    """The block named by ``block`` (a class of ``minicnn.models``), built with ``args``, float64 weights drawn."""
+    cls = getattr(mc.models, entry["block"], None)
+    assert isinstance(cls, type), f"{entry['id']}: minicnn.models has no block {entry['block']!r}"
+    return cls(**entry.get("args", {}), lazy=False, rng=0, dtype=np.float64).eval()
+
+
+def run_nodes(block, names, x):
+    """Apply the block's layers ``names`` one after the other to ``x``: a branch of the block, run by hand."""
+    for name in names:
+        x = getattr(block, name)(x)
+    return x
+
+
+@checker("residual_block", kernels=True)
+def check_residual_block(entry, backend_name):
+    """A residual block adds its input to its branch: ``y = F(x) + x`` (then a ReLU, if ``final = "relu"``).
+
+    The branch ``F`` is the block's own layers named in ``branch``, run one after the other on
+    ``x``; the block's output minus its input must equal it (where the final ReLU lets it through).
+    ``hidden`` checks the branch's width against the block's: wider inside for an inverted
+    bottleneck, narrower for a classic one.
+    """
+    block = zoo_block(entry)
+    x = rng_for(entry).standard_normal((2, *entry["input"]))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        y = host(block(dev(x)))
+        residual = host(run_nodes(block, entry["branch"], dev(x)))
+    assert y.shape == x.shape, f"{entry['id']}: the block changes the shape {x.shape} -> {y.shape}"
+    if entry.get("final") == "relu":
+        assert_array(y, np.maximum(residual + x, 0), f"{entry['id']}: y = ReLU(F(x) + x)", atol=1e-9)
+        passed = y > 0
+        assert passed.mean() > 0.25, f"{entry['id']}: the example lets too little through the ReLU"
+        np.testing.assert_allclose((y - x)[passed], residual[passed], rtol=1e-9, atol=1e-9,
+                                   err_msg=f"{entry['id']}: y - x = F(x) where the ReLU passes")
+    else:
+        assert_array(y - x, residual, f"{entry['id']}: y - x = F(x)", atol=1e-9)
+    assert np.abs(residual).max() > 1e-3, f"{entry['id']}: the branch is zero, the check would be empty"
+    if "hidden" in entry:
+        widest = max(getattr(block, name).out_channels for name in entry["branch"] if isinstance(getattr(block, name), mc.nn.Conv2d))
+        narrowest = min(getattr(block, name).out_channels for name in entry["branch"] if isinstance(getattr(block, name), mc.nn.Conv2d))
+        inside = widest if entry["hidden"] > entry["input"][0] else narrowest
+        assert inside == entry["hidden"], f"{entry['id']}: the branch's inner width is {inside}"
+
+
+@checker("plain_recurrence", kernels=True)
+def check_plain_recurrence(entry, backend_name):
+    """A traditional network: ``x_l = H_l(x_{l-1})``, each layer sees only the one before (deck 002, DenseNet).
+
+    ``H_l`` is ``nn.Conv2d`` + ``nn.ReLU``; a ``Sequential`` of ``layers`` of them gives the same as
+    feeding each unit the previous unit's output, and unit ``l`` depends on no earlier ``x``.
+    """
+    c, side = entry["channels"], entry["side"]
+    rng = rng_for(entry)
+    units = [mc.graph.Sequential(mc.nn.Conv2d(c, c, 3, padding=1, rng=i, dtype=np.float64), mc.nn.ReLU())
+             for i in range(entry["layers"])]
+    net = mc.graph.Sequential(*units)
+    x = rng.standard_normal((2, c, side, side))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        xs = [dev(x)]
+        for unit in units:
+            xs.append(unit(xs[-1]))
+        assert_array(host(net(dev(x))), host(xs[-1]), f"{entry['id']}: Sequential = H_L(... H_1(x_0))")
+    assert len(xs) == entry["layers"] + 1 and host(xs[-1]).shape[1] == entry["expected_channels"]
+
+
+@checker("block_composition", kernels=True)
+def check_block_composition(entry, backend_name):
+    """A block is the slide's layers in the slide's order: its nodes by type, and running it = running them."""
+    block = zoo_block(entry)
+    layers = [(node.name, type(node.module).__name__) for node in block.nodes if node.module is not None]
+    assert [kind for _, kind in layers] == entry["expected_types"], f"{entry['id']}: {entry['block']} is {layers}"
+    x = rng_for(entry).standard_normal((2, *entry["input"]))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        assert_array(host(block(dev(x))), host(run_nodes(block, [name for name, _ in layers], dev(x))),
+                     f"{entry['id']}: the block = its layers in order", atol=1e-9)
+    for name, size in entry.get("kernels", {}).items():
+        assert getattr(block, name).kernel_size == (size, size), f"{entry['id']}: {name} is {getattr(block, name).kernel_size}"
+    if "expected_output" in entry:
+        assert list(block.output_shape((1, *entry["input"]))[1:]) == entry["expected_output"], f"{entry['id']}: output shape"
+
+
+@checker("branch_concat", kernels=True)
+def check_branch_concat(entry, backend_name):
+    """Parallel branches whose outputs are concatenated: the block's output = concat of each branch run alone."""
+    block = zoo_block(entry)
+    x = rng_for(entry).standard_normal((2, *entry["input"]))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        y = host(block(dev(x)))
+        parts = [host(run_nodes(block, branch, dev(x))) for branch in entry["branches"]]
+    assert_array(y, np.concatenate(parts, axis=1), f"{entry['id']}: output = [branch_1, ..., branch_n]", atol=1e-9)
+    assert [p.shape[1] for p in parts] == entry["branch_channels"], f"{entry['id']}: branch widths"
+    sizes = {getattr(block, name).kernel_size[0] for branch in entry["branches"] for name in branch
+             if isinstance(getattr(block, name), mc.nn.Conv2d)}
+    assert sorted(sizes) == entry["kernel_sizes"], f"{entry['id']}: filter sizes {sorted(sizes)}"
+
+
+@checker("channel_shuffle", kernels=True)
+def check_channel_shuffle(entry, backend_name):
+    """ShuffleNet's shuffle: reshape the channels to (g, n), transpose, flatten; backward undoes it."""
+    g, order = entry["groups"], entry["expected_order"]
+    c = len(order)
+    x = np.broadcast_to(np.arange(c, dtype=np.float64)[None, :, None, None], (1, c, 2, 3)).copy()
+    shuffle = mc.nn.ChannelShuffle(g)
+    y = shuffle(x)
+    assert y[0, :, 0, 0].astype(int).tolist() == order, f"{entry['id']}: channel order {y[0, :, 0, 0].tolist()}"
+    assert_array(shuffle.backward(y), x, f"{entry['id']}: backward is the inverse permutation")
+    # Each group of the next grouped convolution now sees one channel of every earlier group.
+    per_group = c // g
+    for i in range(g):
+        seen = {int(ch) // per_group for ch in y[0, i * per_group : (i + 1) * per_group, 0, 0]}
+        assert seen == set(range(g)), f"{entry['id']}: group {i} sees only groups {sorted(seen)}"
+
+
+@checker("layer_sequence")
+def check_layer_sequence(entry):
+    """Layer types of a zoo network, in order: what follows each layer of a kind, named layers, feature part then classifier."""
+    model = zoo_model(entry, **entry.get("model_args", {}))
+    names = [name for name, _ in model.named_children()]
+    kinds = [type(model[name]).__name__ for name in names]
+    for kind, nxt in entry.get("follow", {}).items():
+        positions = [i for i, k in enumerate(kinds) if k == kind]
+        assert positions, f"{entry['id']}: {entry['model']} has no {kind}"
+        after = [kinds[i + 1] if i + 1 < len(kinds) else None for i in positions]
+        assert all(a == nxt for a in after), f"{entry['id']}: after each {kind} of {entry['model']}: {after}"
+    for name, kind in entry.get("named", {}).items():
+        assert name in names and kinds[names.index(name)] == kind, f"{entry['id']}: {name} is not a {kind}"
+    if entry.get("features_then_classifier"):
+        first_fc = kinds.index("Linear")
+        assert first_fc > 0 and "Conv2d" in kinds[:first_fc], f"{entry['id']}: no feature extractor before the classifier"
+        late = [k for k in kinds[first_fc:] if k in ("Conv2d", "MaxPool2d", "AvgPool2d")]
+        assert not late, f"{entry['id']}: {late} after the first fully connected layer"
+        assert kinds[-1] == "Linear", f"{entry['id']}: the output layer is a {kinds[-1]}"
+    if "input" in entry:
+        assert list(model.input_shape) == entry["input"], f"{entry['id']}: input {model.input_shape}"
+        if "classes" in entry:
+            assert model.output_shapes()[-1] == (entry["classes"],), f"{entry['id']}: {model.output_shapes()[-1]} outputs"
+
+
+@checker("dropout")
+def check_dropout(entry):
+    """Dropout zeroes each activation with probability ``p`` in training; the dropped ones get no gradient; eval keeps all."""
+    p = entry["p"]
+    layer = mc.nn.Dropout(p, rng=0)
+    x = np.ones((200, 500))
+    y = layer(x)
+    dropped = y == 0
+    assert abs(dropped.mean() - p) < entry["abs_tol"], f"{entry['id']}: {dropped.mean():.4f} of the units dropped"
+    dy = np.ones_like(x)
+    dx = layer.backward(dy)
+    assert not dx[dropped].any(), f"{entry['id']}: a dropped unit received a gradient"
+    assert (dx[~dropped] > 0).all() and (y[~dropped] > 0).all()
+    layer.eval()
+    assert_array(layer(x), x, f"{entry['id']}: evaluation keeps every unit")
+
+
+@checker("lr_schedule")
+def check_lr_schedule(entry):
+    """The learning rate decreases each epoch: ``mc.optim`` schedules set ``optimizer.lr`` epoch by epoch."""
+    param = mc.nn.Parameter(np.zeros(3))
+    opt = mc.optim.SGD([param], lr=entry["lr"])
+    kind = entry["schedule"]
+    if kind == "step":
+        schedule = mc.optim.StepLR(opt, step_size=1, gamma=entry["gamma"])
+    else:
+        schedule = mc.optim.CosineLR(opt, epochs=len(entry["expected"]))
+    rates = []
+    for _ in entry["expected"]:
+        param.grad = np.ones(3)
+        before = param.data.copy()
+        opt.step()
+        np.testing.assert_allclose(before - param.data, opt.lr * np.ones(3), rtol=1e-12, err_msg="theta := theta - eta grad")
+        rates.append(schedule.step())
+    assert all(b < a for a, b in zip([entry["lr"], *rates], rates)), f"{entry['id']}: rates {rates} do not decrease"
+    np.testing.assert_allclose(rates, entry["expected"], rtol=1e-12, atol=1e-15, err_msg=f"{entry['id']}: rates")
+
+
+@checker("model_scaling")
+def check_model_scaling(entry):
+    """EfficientNet B0..B7 by ``efficientnet(phi)``: input ``round(224 r)``, ``r = gamma^phi``, cost growing with phi."""
+    gamma = entry["gamma"]
+    macs, sides = [], []
+    for phi in entry["phis"]:
+        model = mc.models.efficientnet(phi)
+        sides.append(model.input_shape[1])
+        macs.append(model.multiply_adds())
+    assert sides == [round(entry["base_resolution"] * gamma**phi) for phi in entry["phis"]] == entry["expected_resolutions"]
+    assert all(b > a for a, b in zip(macs, macs[1:])), f"{entry['id']}: multiply-adds {macs} do not grow"
+    base = mc.models.efficientnet_b0()
+    assert base.num_parameters() == mc.models.efficientnet(0).num_parameters(), "B0 is phi = 0"
+    assert base.input_shape[1] == entry["expected_resolutions"][0]
+
+
 # ==================================================================== whole networks
 def _shortcut_macs(model):
     """Multiply-adds of the projection shortcuts (1x1 conv beside a residual block), each on its block's input."""
