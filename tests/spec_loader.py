@@ -48,6 +48,7 @@ META = frozenset(
         "why",
         "slide_variant",
         "fails_with",
+        "code",
     )
 )
 #: Fields an erratum entry must have.
@@ -124,6 +125,9 @@ def validate_entry(entry, path, deck):
         for field in ERRATUM_FIELDS:
             if field in entry:
                 _fail(path, entry_id, f"field {field!r} belongs to errata only (set erratum = true)")
+    code = entry.get("code")
+    if not isinstance(code, list) or not code or not all(isinstance(c, str) and c.strip() for c in code):
+        _fail(path, entry_id, "code must be a non-empty list of places (dotted names, kernels/... files, tests/...::name)")
     see_also = entry.get("see_also", [])
     if not isinstance(see_also, list) or not all(isinstance(s, str) and s.split(":")[0] in DECKS for s in see_also):
         _fail(path, entry_id, "see_also must be a list of 'DECK_FILE: slide title' strings naming known decks")

@@ -1311,6 +1311,7 @@ deck = "003_7c437a475fa69432.txt"
 slide = "CAPA CONVOLUCIONAL"
 claim = "A claim."
 check = "param_count"
+code = ["minicnn.shapes.conv2d_params"]
 expected = 1
 """
 
@@ -1325,7 +1326,9 @@ expected = 1
         ('expected = 1\n', 'expected = 1\nerratum = true\nslide_value = 2\ncorrect_value = 1\nwhy = "w"\n', "slide_variant"),
         ('expected = 1\n', 'expected = 1\nslide_value = 2\n', "belongs to errata only"),
         ('deck = "003_7c437a475fa69432.txt"\nslide', 'deck = "002_35ce60e4ae78ad9e.txt"\nslide', "differs from the file's deck"),
-        ('check = "param_count"\nexpected = 1\n', 'check = "param_count"\n', "no values to check"),
+        ('check = "param_count"\ncode = ["minicnn.shapes.conv2d_params"]\nexpected = 1\n',
+         'check = "param_count"\ncode = ["minicnn.shapes.conv2d_params"]\n', "no values to check"),
+        ('code = ["minicnn.shapes.conv2d_params"]\n', '', "code must be a non-empty list"),
     ],
 )
 def test_loader_rejects_malformed_entries(tmp_path, old, new, message):
