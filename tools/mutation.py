@@ -1,0 +1,180 @@
+"""Mutation testing of the reference code a student reads, with mutmut 3.
+
+    python tools/mutation.py run shapes            # mutate minicnn/shapes.py, run the tests on every mutant
+    python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
+    python tools/mutation.py report                # score per module, survivors not yet justified
+
+Modules (``MODULES``): shapes.py, backends/numpy_backend.py, functional.py,
+nn/, optim.py, graph.py. The run happens in a copy of the checkout
+(``--workdir``, default ``/tmp/minicnn-mutation``), so mutmut's ``mutants/``
+folder and its configuration never touch the working tree; the compiled
+kernels are imported from the checkout (the editable install maps
+``minicnn.kernels`` there), the mutated Python from the copy.
+
+A surviving mutant is either killed by a new test or, when it cannot change
+any result (an equivalent mutant), listed in ``tools/mutation_equivalent.toml``
+with a one-line reason; ``report`` counts those as justified and prints the
+rest. The score is ``(killed + equivalent) / (all mutants - not covered by any test)``
+per module, and the not-covered ones are listed too.
+
+mutmut is CPU-heavy: wrap ``run`` in ``flock /tmp/minicnn-cpu.lock`` and
+use ``--minutes`` to run it in chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "tools" / "mutation_equivalent.toml"
+
+#: The tests mutants are run against: the whole suite but the slow end-to-end runs (training, benchmarks,
+#: the GPU and instruction-set builds); mutmut runs, for each mutant, only the tests that reach its function.
+SUITE = ["tests/test_spec.py", "tests/test_spec_architectures.py", "tests/test_spec_mutants.py", "tests/test_spec_map.py",
+         "tests/test_shapes.py", "tests/test_functional.py", "tests/test_nn.py", "tests/test_variants.py",
+         "tests/test_graph.py", "tests/test_optim.py", "tests/test_models.py", "tests/test_properties.py",
+         "tests/test_robustness.py", "tests/test_api_fuzz.py", "tests/test_cli.py", "tests/test_plans.py",
+         "tests/test_winograd.py"]
+#: module name -> files to mutate
+MODULES = {
+    "shapes": ["minicnn/shapes.py"],
+    "numpy_backend": ["minicnn/backends/numpy_backend.py"],
+    "functional": ["minicnn/functional.py"],
+    "nn": ["minicnn/nn/*"],
+    "optim": ["minicnn/optim.py"],
+    "graph": ["minicnn/graph.py"],
+}
+STATUS = {0: "survived", 1: "killed", 3: "killed", -24: "timeout", 24: "timeout", 33: "no tests", 34: "skipped",
+          35: "suspicious", 36: "timeout", 37: "caught by type check", 152: "timeout", 255: "timeout", -11: "segfault",
+          -9: "killed"}
+
+
+def _copy_checkout(workdir):
+    """A copy of the tracked files of the checkout (plus spec/, tests/, kernels/ as they are now)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for name in files:
+        source, target = ROOT / name, workdir / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _write_config(workdir, module):
+    files, tests = MODULES[module], [t for t in SUITE if (ROOT / t).is_file()]
+    lines = [
+        "[mutmut]",
+        "source_paths = minicnn/",
+        "only_mutate =\n" + "\n".join(f"    {f}" for f in files),
+        "also_copy =\n    spec/\n    kernels/\n    tools/",
+        "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in tests),
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q",
+        "process_isolation = forkserver",
+    ]
+    (workdir / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run(module, workdir, minutes, children):
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    _copy_checkout(workdir)  # the checkout as it is now: mutmut copies it on into workdir/mutants
+    _write_config(workdir, module)
+    env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
+    try:
+        subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
+    except subprocess.TimeoutExpired:
+        print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
+    return 0
+
+
+def _equivalents():
+    if not EQUIVALENT.is_file():
+        return {}
+    with EQUIVALENT.open("rb") as handle:
+        return {m["name"]: m["reason"] for m in tomllib.load(handle).get("mutant", [])}
+
+
+def _results(workdir):
+    """``{mutant name: status}`` from mutmut's ``.meta`` files in ``workdir/mutants``."""
+    out = {}
+    for meta in sorted((Path(workdir) / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        for name, code in data.get("exit_code_by_key", {}).items():
+            out[name] = "not run" if code is None else STATUS.get(code, f"exit {code}")
+    return out
+
+
+def _module_of(name):
+    dotted = name.split("__mutmut_")[0].split(".x")[0]
+    for module, files in MODULES.items():
+        for f in files:
+            stem = f.removesuffix(".py").removesuffix("/*").replace("/", ".")
+            if dotted.startswith(stem + ".") or dotted == stem:
+                return module
+    return "other"
+
+
+def report(workdir, as_json=None):
+    results, equivalent = _results(workdir), _equivalents()
+    table, unjustified = {}, []
+    for name, status in results.items():
+        module = _module_of(name)
+        row = table.setdefault(module, {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0, "no tests": 0,
+                                        "not run": 0, "other": 0})
+        row["mutants"] += 1
+        if status in ("killed", "timeout", "caught by type check", "segfault"):
+            row["killed"] += 1
+        elif status == "survived" and name in equivalent:
+            row["equivalent"] += 1
+        elif status in ("survived", "no tests", "not run"):
+            row[status] += 1
+            if status != "not run":
+                unjustified.append((name, status))
+        else:
+            row["other"] += 1
+    print(f"{'module':<15} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'survived':>8} {'no tests':>8} {'not run':>7} {'score':>7}")
+    for module, row in sorted(table.items()):
+        judged = row["killed"] + row["equivalent"] + row["survived"] + row["no tests"]
+        score = (row["killed"] + row["equivalent"]) / judged if judged else float("nan")
+        row["score"] = score
+        print(f"{module:<15} {row['mutants']:>7} {row['killed']:>7} {row['equivalent']:>7} {row['survived']:>8} "
+              f"{row['no tests']:>8} {row['not run']:>7} {score:>7.1%}")
+    if unjustified:
+        print("\nsurvivors without a killing test or a reason in tools/mutation_equivalent.toml:")
+        for name, status in unjustified:
+            print(f"  {name}  ({status})")
+    stale = sorted(set(equivalent) - {n for n, s in results.items() if s == "survived"})
+    if stale and results:
+        print("\nlisted as equivalent but not a survivor of this run:", ", ".join(stale))
+    if as_json:
+        Path(as_json).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="mutate one module and run its tests on every mutant")
+    r.add_argument("module", choices=sorted(MODULES))
+    r.add_argument("--minutes", type=float, help="stop after this many minutes (the next run continues)")
+    r.add_argument("--children", type=int, default=2, help="parallel mutants (default 2)")
+    rep = sub.add_parser("report", help="score per module and the survivors not justified")
+    rep.add_argument("--json", help="also write the table as JSON to this file")
+    for p in (r, rep):
+        p.add_argument("--workdir", default="/tmp/minicnn-mutation", help="where the copy and mutmut's results live")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.module, args.workdir, args.minutes, args.children)
+    return report(args.workdir, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
