@@ -55,6 +55,12 @@ def test_separable_and_grouped_counts_with_biases():
     assert shapes.separable_spatial_flops_per_output(5) == (25, 10)
 
 
+def test_shape_helpers_defaults_are_stride_1_and_no_padding():
+    assert shapes.conv2d_output_shape((1, 1, 5, 6), (2, 1, 3, 3)) == (1, 2, 3, 4)
+    assert shapes.pool2d_output_shape((1, 1, 4, 6), 2) == (1, 1, 2, 3)
+    assert shapes.conv_output_size(5, 3) == 3 and shapes.conv_transpose_output_size(3, 3) == 5
+
+
 def test_shape_helpers_take_each_axis_apart():
     assert shapes.conv2d_output_shape((2, 3, 9, 11), (4, 3, 3, 5), (2, 1), (1, 2), (1, 2)) == (2, 4, 5, 7)
     assert shapes.pool2d_output_shape((2, 3, 9, 11), (3, 2), None, (1, 0)) == (2, 3, 3, 5)
@@ -114,9 +120,36 @@ def test_conv_geometry_with_batch_and_description():
     g = shapes.conv2d_geometry((2, 4, 9, 11), (6, 2, 3, 5), stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
     assert g.y_shape == (2, 6, 5, 7) and g.w_shape == (6, 2, 3, 5) and g.x_shape == (2, 4, 9, 11)
     bigger = g.with_batch(5)
-    assert bigger.x_shape == (5, 4, 9, 11) and bigger.y_shape == (5, 6, 5, 7)
+    assert bigger.x_shape == (5, 4, 9, 11) and bigger.y_shape == (5, 6, 5, 7) and bigger.w_shape == g.w_shape
     assert (bigger.stride, bigger.padding, bigger.dilation, bigger.groups) == (g.stride, g.padding, g.dilation, g.groups)
     assert g.describe() == "x 2x4x9x11, w 6x2x3x5, stride (2, 1), padding (1, 2), dilation (1, 2), groups 2"
     square = shapes.conv2d_geometry((1, 3, 8, 8), (4, 3, 3, 3), stride=2, padding=1, dilation=2)
     assert square.describe() == "x 1x3x8x8, w 4x3x3x3, stride 2, padding 1, dilation 2"
     assert shapes.conv2d_geometry((1, 3, 8, 8), (4, 3, 3, 3)).describe() == "x 1x3x8x8, w 4x3x3x3"
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda bad: shapes.conv2d_output_shape((1, 1, 4, 4), (1, 1, 2, 2), stride=bad), "stride"),
+    (lambda bad: shapes.conv2d_output_shape((1, 1, 4, 4), (1, 1, 2, 2), padding=bad), "padding"),
+    (lambda bad: shapes.conv2d_output_shape((1, 1, 4, 4), (1, 1, 2, 2), dilation=bad), "dilation"),
+    (lambda bad: shapes.pool2d_output_shape((1, 1, 4, 4), bad), "kernel_size"),
+    (lambda bad: shapes.pool2d_output_shape((1, 1, 4, 4), 2, stride=bad), "stride"),
+    (lambda bad: shapes.pool2d_output_shape((1, 1, 4, 4), 2, padding=bad), "padding"),
+    (lambda bad: shapes.conv2d_params(1, 1, bad), "kernel_size"),
+    (lambda bad: shapes.conv2d_macs(1, 1, bad, 3), "kernel_size"),
+    (lambda bad: shapes.conv2d_macs(1, 1, 3, bad), "output_hw"),
+    (lambda bad: shapes.depthwise_separable_params(1, 1, bad), "kernel_size"),
+])
+def test_each_pair_argument_is_named_when_wrong(call, name):
+    with pytest.raises(TypeError, match=re.escape(f"{name} must be an int or a pair (h, w) of ints, got str 'a'")):
+        call("a")
+
+
+def test_parse_shape_reads_the_separators_and_refuses_negative_sizes():
+    assert shapes.parse_shape("64x6x14x14") == (64, 6, 14, 14)
+    assert shapes.parse_shape("64,6,14,14") == shapes.parse_shape("64*6*14*14") == shapes.parse_shape("64X6X14X14")
+    assert shapes.parse_shape("0x3") == (0, 3)
+    with pytest.raises(ValueError, match=re.escape("shape must have sizes >= 0, got '-1x3'")):
+        shapes.parse_shape("-1x3")
+    with pytest.raises(ValueError, match=re.escape("input must be sizes joined by 'x', e.g. 64x6x14x14, got '3 by 4'")):
+        shapes.parse_shape("3 by 4", name="input")

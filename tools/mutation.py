@@ -3,10 +3,11 @@
     python tools/mutation.py run shapes            # mutate minicnn/shapes.py, run the tests on every mutant
     python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
     python tools/mutation.py report                # score per module, survivors not yet justified
+    python tools/mutation.py show shapes           # the diff of each such survivor
 
 Modules (``MODULES``): shapes.py, backends/numpy_backend.py, functional.py,
 nn/, optim.py, graph.py. The run happens in a copy of the checkout
-(``--workdir``, default ``/tmp/minicnn-mutation``), so mutmut's ``mutants/``
+(``--workdir``, default ``/tmp/minicnn-mutation``, one folder per module), so mutmut's ``mutants/``
 folder and its configuration never touch the working tree; the compiled
 kernels are imported from the checkout (the editable install maps
 ``minicnn.kernels`` there), the mutated Python from the copy.
@@ -81,13 +82,20 @@ def _write_config(workdir, module):
     (workdir / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run(module, workdir, minutes, children):
-    workdir = Path(workdir)
+def run(module, workdir, minutes, children, retry=False):
+    base, workdir = Path(workdir), Path(workdir) / module  # one copy per module: mutmut's cache is per configuration
     workdir.mkdir(parents=True, exist_ok=True)
     _copy_checkout(workdir)  # the checkout as it is now: mutmut copies it on into workdir/mutants
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
+    if retry:  # run the survivors again, against the tests as they are now
+        survivors = [name for name, status in _results(base).items()
+                     if status in ("survived", "no tests") and _module_of(name) == module]
+        if not survivors:
+            print(f"{module}: no survivors to run again")
+            return 0
+        command += survivors
     try:
         subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
     except subprocess.TimeoutExpired:
@@ -103,11 +111,14 @@ def _equivalents():
 
 
 def _results(workdir):
-    """``{mutant name: status}`` from mutmut's ``.meta`` files in ``workdir/mutants``."""
+    """``{mutant name: status}`` from mutmut's ``.meta`` files in ``workdir/<module>/mutants``."""
     out = {}
-    for meta in sorted((Path(workdir) / "mutants").rglob("*.py.meta")):
+    for meta in sorted(Path(workdir).glob("*/mutants/**/*.py.meta")):
+        folder = meta.relative_to(workdir).parts[0]
         data = json.loads(meta.read_text(encoding="utf-8"))
         for name, code in data.get("exit_code_by_key", {}).items():
+            if _module_of(name) != folder:
+                continue
             out[name] = "not run" if code is None else STATUS.get(code, f"exit {code}")
     return out
 
@@ -159,6 +170,19 @@ def report(workdir, as_json=None):
     return 0
 
 
+def show(workdir, module):
+    """The diff of every survivor of ``module`` not listed as equivalent (what a new test must kill)."""
+    results, equivalent = _results(workdir), _equivalents()
+    for name, status in results.items():
+        if status in ("survived", "no tests") and name not in equivalent and _module_of(name) == module:
+            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=Path(workdir) / module,
+                                  capture_output=True, text=True).stdout
+            changed = [line for line in diff.splitlines() if line[:1] in "-+" and line[:3] not in ("---", "+++")]
+            print(f"{name} ({status})")
+            print("\n".join("    " + line for line in changed))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,13 +190,18 @@ def main(argv=None):
     r.add_argument("module", choices=sorted(MODULES))
     r.add_argument("--minutes", type=float, help="stop after this many minutes (the next run continues)")
     r.add_argument("--children", type=int, default=2, help="parallel mutants (default 2)")
+    r.add_argument("--retry", action="store_true", help="run only the module's survivors again (after new tests)")
     rep = sub.add_parser("report", help="score per module and the survivors not justified")
     rep.add_argument("--json", help="also write the table as JSON to this file")
-    for p in (r, rep):
+    sh = sub.add_parser("show", help="the diffs of a module's survivors not justified")
+    sh.add_argument("module", choices=sorted(MODULES))
+    for p in (r, rep, sh):
         p.add_argument("--workdir", default="/tmp/minicnn-mutation", help="where the copy and mutmut's results live")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.module, args.workdir, args.minutes, args.children)
+        return run(args.module, args.workdir, args.minutes, args.children, args.retry)
+    if args.command == "show":
+        return show(args.workdir, args.module)
     return report(args.workdir, args.json)
 
 
