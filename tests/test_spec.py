@@ -26,6 +26,7 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import shapes
+from gradcheck import numerical_gradient
 from spec_loader import DECKS, MODEL_ZOO, SPEC_DIR, SpecError, is_numeric, load_spec, values
 
 ENTRIES = load_spec()
@@ -695,19 +696,6 @@ def check_shared_weight_grad(entry, backend_name):
     assert_array(dw[0, 0], entry["expected"], f"{entry['id']}: conv2d_grad dW on {backend_name}")
 
 
-def _numeric_grad(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        old = x[index]
-        x[index] = old + eps
-        up = f()
-        x[index] = old - eps
-        down = f()
-        x[index] = old
-        grad[index] = (up - down) / (2 * eps)
-    return grad
-
-
 @checker("sigmoid")
 def check_sigmoid(entry):
     """``C = 1 / (1 + e^{-A})`` and its derivative ``C (1 - C)``, by ``mc.nn.Sigmoid``'s forward and backward."""
@@ -758,7 +746,7 @@ def check_fc_backprop(entry):
         ("grad b1 = delta1", delta1[0], fc1.bias),
     ):
         np.testing.assert_allclose(param.grad, analytic, rtol=1e-9, atol=1e-12, err_msg=f"{entry['id']}: {name} (nn backward)")
-        np.testing.assert_allclose(param.grad, _numeric_grad(loss, param.data), rtol=1e-5, atol=1e-8,
+        np.testing.assert_allclose(param.grad, numerical_gradient(loss, param.data), rtol=1e-5, atol=1e-8,
                                    err_msg=f"{entry['id']}: {name} against finite differences")
     np.testing.assert_allclose(dx, delta1 @ arr(entry["W1"]), rtol=1e-9, err_msg=f"{entry['id']}: delta_0 = W1^T delta1")
 
@@ -794,7 +782,7 @@ def check_softmax_cross_entropy(entry):
 
     cost()
     gradient = loss_fn.backward().T @ x
-    np.testing.assert_allclose(gradient, _numeric_grad(cost, theta), rtol=1e-5, atol=1e-8,
+    np.testing.assert_allclose(gradient, numerical_gradient(cost, theta), rtol=1e-5, atol=1e-8,
                                err_msg=f"{entry['id']}: SoftmaxCrossEntropy.backward against finite differences of its cost")
     cost()
     error = np.eye(k)[y] - loss_fn.probabilities  # E(theta; x_i, y_i)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradcheck import numerical_gradient
 from spec_loader import SPEC_DIR, load_spec, values
 
 from minicnn import nn, optim, shapes
@@ -36,7 +37,6 @@ from minicnn.data import load_dataset, to_network_input
 from minicnn.graph import Sequential
 from minicnn.models import blocks as B
 from minicnn.models import lenet5, zoo
-from minicnn.nn import variants as V
 
 # ================================================================ spec entries
 MODEL_ZOO_ENTRIES = (
@@ -213,7 +213,7 @@ def _googlenet_auxiliary_classifiers(v):
         return f
 
     for aux_weight, agrees in ((v["auxiliary_loss_weight"], True), (1.0, False), (0.0, False)):
-        numeric = _numeric_grad(step_loss(aux_weight), weight.data)
+        numeric = numerical_gradient(step_loss(aux_weight), weight.data)
         assert np.allclose(analytic, numeric, rtol=1e-6, atol=1e-9) == agrees, (
             f"the training step's conv gradient {'is not' if agrees else 'is'} that of L + {aux_weight} L_aux"
         )
@@ -227,19 +227,6 @@ def _googlenet_auxiliary_classifiers(v):
     assert isinstance(logits, np.ndarray) and logits.shape == (5, 4) and calls == [], "evaluation: the head is skipped"
     loss, grad = tiny.training_loss(logits, labels)
     assert math.isclose(loss, nn.SoftmaxCrossEntropy()(logits, labels), rel_tol=1e-12) and grad.shape == (5, 4)
-
-
-def _numeric_grad(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        old = x[index]
-        x[index] = old + eps
-        up = f()
-        x[index] = old - eps
-        down = f()
-        x[index] = old
-        grad[index] = (up - down) / (2 * eps)
-    return grad
 
 
 @check("lenet_model")
@@ -314,7 +301,7 @@ def _mobilenetv2_block(v):
     convs = layers_of(block, nn.Conv2d)
     assert len(convs) == v["convolutions"]
     assert block.depthwise.kernel_size == (v["depthwise_kernel"],) * 2 and block.depthwise.groups == 96
-    for act in layers_of(block, V.ReLU6):
+    for act in layers_of(block, nn.ReLU6):
         assert act(np.array([100.0]))[0] == v["relu_cap"]
     names = [node.name for node in block.nodes]
     assert names[-1] == "project_bn"  # linear: nothing after the projection
