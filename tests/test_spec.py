@@ -422,7 +422,7 @@ def check_dense_channels(entry, backend_name):
     ``l`` applied to the first ``k_0 + (l-1)k`` channels of it gives back exactly ``x_l``.
     """
     k0, k, layers, side = entry["k0"], entry["growth_rate"], entry["layers"], entry["side"]
-    block = mc.models.DenseBlock(layers, k0, k, lazy=False, rng=0, dtype=np.float64).eval()
+    block = on_backend(mc.models.DenseBlock(layers, k0, k, lazy=False, rng=0, dtype=np.float64).eval(), backend_name)
     x = rng_for(entry).standard_normal((2, k0, side, side))
     with mc.use_backend(backend_name):
         out = host(block(Kernels(backend_name)._to_device(x)))
@@ -967,11 +967,16 @@ def check_conv3d_by_frames(entry, backend_name):
 
 
 # ============================================================= blocks of the zoo
-def zoo_block(entry):
+def on_backend(module, backend_name):
+    """``module`` with its weights where ``backend_name`` computes (the GPU for "cupy")."""
+    return module.to("gpu" if backend_name == "cupy" else "cpu")
+
+
+def zoo_block(entry, backend_name="numpy"):
     """The block named by ``block`` (a class of ``minicnn.models``), built with ``args``, float64 weights drawn."""
     cls = getattr(mc.models, entry["block"], None)
     assert isinstance(cls, type), f"{entry['id']}: minicnn.models has no block {entry['block']!r}"
-    return cls(**entry.get("args", {}), lazy=False, rng=0, dtype=np.float64).eval()
+    return on_backend(cls(**entry.get("args", {}), lazy=False, rng=0, dtype=np.float64).eval(), backend_name)
 
 
 def run_nodes(block, names, x):
@@ -990,7 +995,7 @@ def check_residual_block(entry, backend_name):
     ``hidden`` checks the branch's width against the block's: wider inside for an inverted
     bottleneck, narrower for a classic one.
     """
-    block = zoo_block(entry)
+    block = zoo_block(entry, backend_name)
     x = rng_for(entry).standard_normal((2, *entry["input"]))
     with mc.use_backend(backend_name):
         dev = Kernels(backend_name)._to_device
@@ -1024,7 +1029,7 @@ def check_plain_recurrence(entry, backend_name):
     rng = rng_for(entry)
     units = [mc.graph.Sequential(mc.nn.Conv2d(c, c, 3, padding=1, rng=i, dtype=np.float64), mc.nn.ReLU())
              for i in range(entry["layers"])]
-    net = mc.graph.Sequential(*units)
+    net = on_backend(mc.graph.Sequential(*units), backend_name)
     x = rng.standard_normal((2, c, side, side))
     with mc.use_backend(backend_name):
         dev = Kernels(backend_name)._to_device
@@ -1038,7 +1043,7 @@ def check_plain_recurrence(entry, backend_name):
 @checker("block_composition", kernels=True)
 def check_block_composition(entry, backend_name):
     """A block is the slide's layers in the slide's order: its nodes by type, and running it = running them."""
-    block = zoo_block(entry)
+    block = zoo_block(entry, backend_name)
     layers = [(node.name, type(node.module).__name__) for node in block.nodes if node.module is not None]
     assert [kind for _, kind in layers] == entry["expected_types"], f"{entry['id']}: {entry['block']} is {layers}"
     x = rng_for(entry).standard_normal((2, *entry["input"]))
@@ -1055,7 +1060,7 @@ def check_block_composition(entry, backend_name):
 @checker("branch_concat", kernels=True)
 def check_branch_concat(entry, backend_name):
     """Parallel branches whose outputs are concatenated: the block's output = concat of each branch run alone."""
-    block = zoo_block(entry)
+    block = zoo_block(entry, backend_name)
     x = rng_for(entry).standard_normal((2, *entry["input"]))
     with mc.use_backend(backend_name):
         dev = Kernels(backend_name)._to_device
