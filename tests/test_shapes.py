@@ -153,3 +153,28 @@ def test_parse_shape_reads_the_separators_and_refuses_negative_sizes():
         shapes.parse_shape("-1x3")
     with pytest.raises(ValueError, match=re.escape("input must be sizes joined by 'x', e.g. 64x6x14x14, got '3 by 4'")):
         shapes.parse_shape("3 by 4", name="input")
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(groups="2"), TypeError, "conv2d: groups must be an int, got str '2'"),
+    (dict(groups=True), TypeError, "conv2d: groups must be an int, got bool True"),
+    (dict(groups=0), ValueError, "conv2d: groups must be >= 1, got 0"),
+    (dict(stride=(1, 0)), ValueError, "conv2d: stride must be >= 1 along both axes, got stride=(1, 0)"),
+    (dict(padding="1"), TypeError, "conv2d: padding must be an int or a pair (h, w) of ints, got str '1'"),
+])
+def test_conv_geometry_errors_name_the_function_the_argument_and_the_value(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        shapes.conv2d_geometry((1, 4, 6, 6), (2, 4, 3, 3), **kwargs)
+
+
+def test_conv_geometry_takes_numpy_integers():
+    import numpy as np
+
+    g = shapes.conv2d_geometry((1, 4, 6, 6), (2, 2, 3, 3), stride=np.int64(2), groups=np.int64(2))
+    assert g.groups == 2 and type(g.groups) is int and g.y_shape == (1, 2, 2, 2)
+
+
+def test_pool_padding_bound_is_half_the_window():
+    with pytest.raises(ValueError, match=re.escape("padding <= kernel_size//2 = 5//2 = 2, got padding=3")):
+        shapes.pool2d_geometry((1, 1, 9, 9), 5, 1, 3)
+    assert shapes.pool2d_geometry((1, 1, 9, 9), 5, 1, 2).y_shape == (1, 1, 9, 9)
