@@ -136,3 +136,33 @@ def test_cosine_lr_floor_is_a_real_number_not_above_the_rate():
         CosineLR(_sgd(), epochs=3, min_lr=0.2)
     flat = CosineLR(_sgd(), epochs=3, min_lr=0.1)  # a floor equal to the rate: a constant schedule
     assert [flat.step() for _ in range(4)] == [0.1, 0.1, 0.1, 0.1]
+
+
+def test_sgd_params_must_be_parameters_and_not_empty():
+    with pytest.raises(TypeError, match=re.escape("SGD: params must be minicnn.nn.Parameter objects (model.parameters()), "
+                                                  "item 1 is ndarray")):
+        SGD([nn.Parameter(np.zeros(2)), np.zeros(2)], lr=0.1)
+    with pytest.raises(ValueError, match=re.escape("SGD: params is empty; pass model.parameters()")):
+        SGD([], lr=0.1)
+
+
+@pytest.mark.parametrize("weight_decay, error, message", [
+    (-1, ValueError, "SGD: weight_decay must be >= 0.0, got -1.0"),
+    ("0.1", TypeError, "SGD: weight_decay must be a real number, got str '0.1'"),
+])
+def test_sgd_weight_decay_is_a_real_number_at_least_zero(weight_decay, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        _sgd(weight_decay=weight_decay)
+
+
+def test_momentum_survives_a_change_of_the_parameters_dtype():
+    """v := γ v + η g keeps its velocity when the parameter goes from float64 to float32 (cast, not reset)."""
+    p = nn.Parameter(np.array([1.0, 2.0]))
+    opt = SGD([p], lr=0.1, momentum=0.5)
+    p.grad[:] = [1.0, -1.0]
+    opt.step()  # v = (0.1, -0.1)
+    p.data, p.grad = p.data.astype(np.float32), np.array([2.0, 0.0], dtype=np.float32)
+    opt.step()  # v = 0.5 (0.1, -0.1) + 0.1 (2, 0) = (0.25, -0.05)
+    assert opt.velocities[0].dtype == np.float32 and p.data.dtype == np.float32
+    np.testing.assert_allclose(opt.velocities[0], [0.25, -0.05], rtol=1e-6)
+    np.testing.assert_allclose(p.data, [1.0 - 0.1 - 0.25, 2.0 + 0.1 + 0.05], rtol=1e-6)
