@@ -1,0 +1,94 @@
+"""What ``summary()`` prints and what the graph classes report, exactly.
+
+A summary is the table a student compares with the slides' (LeNet-5's
+"Tipo / Dimension" rows of deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de
+la Red"): every row's output shape, parameters (``C_out*C_in*F*F + C_out``)
+and multiply-adds (``H_out*W_out*C_out*C_in*F*F``), worked out by hand in the
+comments below.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.graph import Graph, Node, Sequential, format_table
+
+
+def _small_network():
+    return Sequential(mc.nn.Conv2d(1, 2, 3, rng=0), mc.nn.ReLU(), mc.nn.Flatten(), mc.nn.Linear(18, 4, rng=0))
+
+
+def test_sequential_summary_rows_and_totals():
+    # conv: 2*1*3*3 + 2 = 20 parameters, 3*3 positions * 2*1*3*3 = 162 MACs; linear: 18*4 + 4 = 76, 72 MACs
+    assert _small_network().summary((1, 5, 5)) == (
+        "layer  type     output shape  params  MACs\n"
+        "-----  -------  ------------  ------  ----\n"
+        "input           1x5x5\n"
+        "0      Conv2d   2x3x3             20   162\n"
+        "1      ReLU     2x3x3              0     0\n"
+        "2      Flatten  18                 0     0\n"
+        "3      Linear   4                 76    72\n"
+        "-----  -------  ------------  ------  ----\n"
+        "total                             96   234"
+    )
+
+
+def test_graph_summary_rows_inputs_and_totals():
+    g = Graph()
+    x = g.input()
+    conv = g.add(mc.nn.Conv2d(1, 2, 3, padding=1, rng=0), x, name="conv")
+    g.output(g.add(mc.nn.Add(), conv, conv, name="twice"))
+    # conv with padding 1 keeps 4x4: 16 positions * 2*1*3*3 = 288 MACs, 20 parameters
+    assert g.summary((1, 4, 4)) == (
+        "node   type    inputs      output shape  params  MACs\n"
+        "-----  ------  ----------  ------------  ------  ----\n"
+        "input                      1x4x4\n"
+        "conv   Conv2d  input       2x4x4             20   288\n"
+        "twice  Add     conv, conv  2x4x4              0     0\n"
+        "-----  ------  ----------  ------------  ------  ----\n"
+        "total                                        20   288"
+    )
+
+
+def test_format_table_separates_thousands_and_aligns_numbers_right():
+    assert format_table(("name", "count"), [("a", 1234567), ("bb", 5)]) == (
+        "name      count\n"
+        "----  ---------\n"
+        "a     1,234,567\n"
+        "bb            5"
+    )
+    assert format_table(("x", "n"), [("a", 1)], ("all", 12)) == "x     n\n---  --\na     1\n---  --\nall  12"
+
+
+def test_graph_output_shapes_one_or_several():
+    g = Graph()
+    x = g.input()
+    relu = g.add(mc.nn.ReLU(), x, name="relu")
+    g.output(relu)
+    assert g.output_shape((2, 3, 4, 4)) == (2, 3, 4, 4)
+    g.output(relu, x)
+    assert g.output_shape((2, 3, 4, 4)) == ((2, 3, 4, 4), (2, 3, 4, 4))
+    with pytest.raises(TypeError, match=re.escape("Graph: the graph has 1 input(s), got 2 shape(s)")):
+        g.output_shape((2, 3, 4, 4), (2, 3, 4, 4))
+
+
+def test_nodes_and_layers_are_named_in_their_reprs_and_errors():
+    g = Graph()
+    x = g.input()
+    relu = g.add(mc.nn.ReLU(), x, name="r")
+    assert repr(x) == "Node('input', input)" and repr(relu) == "Node('r', ReLU, inputs=['input'])"
+    assert isinstance(relu, Node)
+    net = _small_network()
+    with pytest.raises(KeyError, match=re.escape("Sequential has no layer named 'fc'; names: ['0', '1', '2', '3']")):
+        net["fc"]
+    assert repr(Sequential(mc.nn.ReLU())) == "Sequential(\n  (0): ReLU()\n)"
+
+
+def test_sequential_of_nothing_passes_the_gradient_through():
+    empty = Sequential()
+    dy = np.ones((2, 3))
+    assert empty.backward(dy) is dy
