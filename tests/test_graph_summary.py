@@ -92,3 +92,52 @@ def test_sequential_of_nothing_passes_the_gradient_through():
     empty = Sequential()
     dy = np.ones((2, 3))
     assert empty.backward(dy) is dy
+
+
+def _two_outputs():
+    g = Graph()
+    x = g.input()
+    g.output(g.add(mc.nn.ReLU(), x, name="relu"), g.add(mc.nn.Identity(), x, name="same"))
+    return g
+
+
+def test_graph_backward_takes_the_output_gradients_apart_or_as_one_tuple():
+    x = np.array([[-1.0, 2.0]])
+    dy1, dy2 = np.array([[10.0, 20.0]]), np.array([[1.0, 3.0]])
+    g = _two_outputs()
+    g(x)
+    apart = g.backward(dy1, dy2)
+    g(x)
+    together = g.backward((dy1, dy2))
+    np.testing.assert_array_equal(apart, [[1.0, 23.0]])  # ReLU passes 20 only where x > 0; Identity passes both
+    np.testing.assert_array_equal(together, apart)
+    g(x)
+    np.testing.assert_array_equal(g.backward(None, dy2), dy2)
+    with pytest.raises(TypeError, match=re.escape("Graph.backward: the graph has 2 output(s), got 3 gradient(s)")):
+        g.backward(dy1, dy2, dy2)
+    g(x)
+    with pytest.raises(ValueError, match=re.escape("Graph.backward: every output gradient is None")):
+        g.backward(None, None)
+
+
+class _ListMerge(mc.nn.Module):
+    """A merge whose backward returns a list: the graph needs a tuple, one gradient per input."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, dy):
+        return [dy, dy]
+
+    def output_shape(self, a, b):
+        return a
+
+
+def test_graph_backward_needs_a_tuple_from_a_merge():
+    g = Graph()
+    x = g.input()
+    g.output(g.add(_ListMerge(), x, x, name="merge"))
+    g(np.ones((1, 2)))
+    with pytest.raises(TypeError, match=re.escape("Graph.backward: _ListMerge at node 'merge' has 2 inputs, so its "
+                                                  "backward must return a tuple with one gradient per input")):
+        g.backward(np.ones((1, 2)))
