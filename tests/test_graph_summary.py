@@ -141,3 +141,40 @@ def test_graph_backward_needs_a_tuple_from_a_merge():
     with pytest.raises(TypeError, match=re.escape("Graph.backward: _ListMerge at node 'merge' has 2 inputs, so its "
                                                   "backward must return a tuple with one gradient per input")):
         g.backward(np.ones((1, 2)))
+
+
+def test_containers_name_themselves_in_their_errors():
+    with pytest.raises(TypeError, match=re.escape("Sequential: expected a minicnn.nn.Module, got str 'relu'")):
+        Sequential(mc.nn.ReLU(), "relu")
+    g = Graph()
+    x = g.input()
+    with pytest.raises(TypeError, match=re.escape("Graph.add: give at least one input node, e.g. g.add(layer, x)")):
+        g.add(mc.nn.ReLU())
+    with pytest.raises(TypeError, match=re.escape("Graph.output: give at least one node")):
+        g.output()
+    other = Graph().input()
+    with pytest.raises(ValueError, match=re.escape("Graph.output: output 0 must be a Node of this graph, got "
+                                                   "Node('input', input)")):
+        g.output(other)
+    with pytest.raises(RuntimeError, match=re.escape("Graph: no output declared; call g.output(node) before running "
+                                                     "the graph")):
+        g(np.ones((1, 2)))
+    g.output(g.add(mc.nn.ReLU(), x, name="relu"))
+    with pytest.raises(TypeError, match=re.escape("Graph.forward: the graph has 1 input(s), got 2 array(s)")):
+        g(np.ones((1, 2)), np.ones((1, 2)))
+
+
+def test_graph_inputs_are_numbered_and_changes_replan_the_graph():
+    g = Graph()
+    x = g.input()
+    relu = g.add(mc.nn.ReLU(), x, name="relu")
+    negate = g.add(mc.nn.Tanh(), x, name="tanh")
+    g.output(relu)
+    data = np.array([[-1.0, 2.0]])
+    np.testing.assert_array_equal(g(data), [[0.0, 2.0]])
+    g.output(negate)  # a new output: the plan is made again
+    np.testing.assert_allclose(g(data), np.tanh(data))
+    second = g.input()
+    assert (x.name, second.name) == ("input", "input1")
+    with pytest.raises(ValueError, match=re.escape("Graph: input 'input1' does not reach any output")):
+        g(data, data)
