@@ -178,3 +178,29 @@ def test_graph_inputs_are_numbered_and_changes_replan_the_graph():
     assert (x.name, second.name) == ("input", "input1")
     with pytest.raises(ValueError, match=re.escape("Graph: input 'input1' does not reach any output")):
         g(data, data)
+
+
+@pytest.mark.parametrize("name", ["a.b", ""])
+def test_layer_and_node_names_are_non_empty_and_without_dots(name):
+    with pytest.raises(ValueError, match=re.escape(f"Sequential: a layer name must be a non-empty str without '.', "
+                                                   f"got {name!r}")):
+        Sequential({name: mc.nn.ReLU()})
+    g = Graph()
+    with pytest.raises(ValueError, match=re.escape(f"Graph: a node name must be a non-empty str without '.', "
+                                                   f"got {name!r}")):
+        g.add(mc.nn.ReLU(), g.input(), name=name)
+
+
+def test_graph_names_nodes_by_count_and_refuses_a_name_twice():
+    g = Graph()
+    x = g.input()
+    first, second = g.add(mc.nn.ReLU(), x), g.add(mc.nn.ReLU(), x)
+    assert (first.name, second.name) == ("0", "1")
+    g.add(mc.nn.ReLU(), x, name="a")
+    with pytest.raises(ValueError, match=re.escape("Graph: the node name 'a' is already used")):
+        g.add(mc.nn.ReLU(), x, name="a")
+    with pytest.raises(TypeError, match=re.escape("Graph.add: input 0 must be a Node from g.input() or g.add(), "
+                                                  "got str")):
+        g.add(mc.nn.ReLU(), "x")
+    with pytest.raises(TypeError, match=re.escape("Graph: expected a minicnn.nn.Module, got str 'relu'")):
+        g.add("relu", x)
