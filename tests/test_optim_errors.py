@@ -142,7 +142,7 @@ def test_sgd_params_must_be_parameters_and_not_empty():
     with pytest.raises(TypeError, match=re.escape("SGD: params must be minicnn.nn.Parameter objects (model.parameters()), "
                                                   "item 1 is ndarray")):
         SGD([nn.Parameter(np.zeros(2)), np.zeros(2)], lr=0.1)
-    with pytest.raises(ValueError, match=re.escape("SGD: params is empty; pass model.parameters()")):
+    with pytest.raises(ValueError, match="^" + re.escape("SGD: params is empty; pass model.parameters()") + "$"):
         SGD([], lr=0.1)
 
 
