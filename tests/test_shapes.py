@@ -178,3 +178,19 @@ def test_pool_padding_bound_is_half_the_window():
     with pytest.raises(ValueError, match=re.escape("padding <= kernel_size//2 = 5//2 = 2, got padding=3")):
         shapes.pool2d_geometry((1, 1, 9, 9), 5, 1, 3)
     assert shapes.pool2d_geometry((1, 1, 9, 9), 5, 1, 2).y_shape == (1, 1, 9, 9)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, message", [
+    ((1, 4, 0, 6), (2, 4, 3, 3), {}, "conv2d: x must have C_in, H, W >= 1, got shape (1, 4, 0, 6)"),
+    ((1, 4, 6, 0), (2, 4, 3, 3), {}, "conv2d: x must have C_in, H, W >= 1, got shape (1, 4, 6, 0)"),
+    ((1, 4, 6, 6), (0, 4, 3, 3), {}, "conv2d: w must have every dimension >= 1, got shape (0, 4, 3, 3)"),
+    ((1, 4, 6, 6), (2, 0, 3, 3), {}, "conv2d: w must have every dimension >= 1, got shape (2, 0, 3, 3)"),
+    ((1, 4, 6, 6), (2, 4, 0, 3), {}, "conv2d: w must have every dimension >= 1, got shape (2, 4, 0, 3)"),
+    ((1, 4, 6, 6), (2, 4, 3, 0), {}, "conv2d: w must have every dimension >= 1, got shape (2, 4, 3, 0)"),
+    ((1, 4, 6, 6), (2, 3, 3, 3), dict(groups=2),
+     "conv2d: channel mismatch: w.shape[1]=3 must equal C_in/groups = 4/2 = 2 (x has C_in=4)"),
+    ((1, 4, 6, 6), (2, 4, 3, 3), dict(dilation=0), "conv2d: dilation must be >= 1 along both axes, got dilation=0"),
+])
+def test_conv_geometry_shape_errors(x_shape, w_shape, kwargs, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        shapes.conv2d_geometry(x_shape, w_shape, **kwargs)
