@@ -47,10 +47,12 @@ META = frozenset(
         "correct_value",
         "why",
         "slide_variant",
+        "fails_with",
+        "code",
     )
 )
 #: Fields an erratum entry must have.
-ERRATUM_FIELDS = ("slide_value", "correct_value", "why", "slide_variant")
+ERRATUM_FIELDS = ("slide_value", "correct_value", "why", "slide_variant", "fails_with")
 #: The one status an entry may carry: a claim about a whole network, checked with the model zoo.
 MODEL_ZOO = "model-zoo"
 
@@ -111,12 +113,21 @@ def validate_entry(entry, path, deck):
                 _fail(path, entry_id, f"an erratum needs {', '.join(ERRATUM_FIELDS)}; {field!r} is missing")
         if not isinstance(entry["slide_variant"], dict) or not entry["slide_variant"]:
             _fail(path, entry_id, "slide_variant must be a non-empty table of fields that reproduce the slide")
+        if not isinstance(entry["fails_with"], str) or not entry["fails_with"].strip():
+            _fail(path, entry_id, "fails_with must be a non-empty regular expression the slide version's failure matches")
+        try:
+            re.compile(entry["fails_with"])
+        except re.error as exc:
+            _fail(path, entry_id, f"fails_with is not a valid regular expression: {exc}")
         if entry["slide_value"] == entry["correct_value"]:
             _fail(path, entry_id, "slide_value equals correct_value: that is no erratum")
     else:
         for field in ERRATUM_FIELDS:
             if field in entry:
                 _fail(path, entry_id, f"field {field!r} belongs to errata only (set erratum = true)")
+    code = entry.get("code")
+    if not isinstance(code, list) or not code or not all(isinstance(c, str) and c.strip() for c in code):
+        _fail(path, entry_id, "code must be a non-empty list of places (dotted names, kernels/... files, tests/...::name)")
     see_also = entry.get("see_also", [])
     if not isinstance(see_also, list) or not all(isinstance(s, str) and s.split(":")[0] in DECKS for s in see_also):
         _fail(path, entry_id, "see_also must be a list of 'DECK_FILE: slide title' strings naming known decks")

@@ -512,3 +512,83 @@ def invalid_calls():
         _bad_bias_or_dy(),
         _non_integer_hyperparameter(),
     )
+
+
+# ------------------------------------------------- configurations for each kernel path
+def cython_paths():
+    """The cython backend's convolution paths (``minicnn.backends.cython_paths``): ``{name: path}``, or ``{}``."""
+    import minicnn as mc
+
+    return mc.get_backend("cython").paths if "cython" in mc.available_backends() else {}
+
+
+def path_ops():
+    """Every ``(path, operation)`` the cython backend implements: the properties force each one."""
+    return [(name, op) for name, path in cython_paths().items() for op in path.ops]
+
+
+def _config(n, c_in, c_out, h, w, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    return ConvConfig(n, c_in, c_out, h, w, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), groups)
+
+
+def _sides(kernel, padding, out_h, out_w):
+    """Input sides giving output sides ``out_h x out_w`` at stride 1 (``H = out + F - 1 - 2P``, at least 1)."""
+    return tuple(max(1, o + k - 1 - 2 * p) for o, k, p in zip((out_h, out_w), kernel, padding))
+
+
+@st.composite
+def path_conv_configs(draw, path, op, dtype=np.float64):
+    """Layers the cython path ``path`` takes for ``op``, large enough to reach its vector kernels.
+
+    Kernels, paddings and sizes are drawn per axis (non-square). What each path
+    needs (``minicnn/backends/cython_paths.py``): ``dense`` a filter as large as
+    its input; ``direct`` stride 1 and 16 or 32 maps on the side it vectorises,
+    rows of 8+ pixels; ``winograd`` 3x3 at stride 1; ``rows`` and ``lanes``
+    stride 1 without padding, rows of one vector or more (``rows``) and whole
+    groups of images in the vector lanes (``lanes``); ``batched``, ``im2col``
+    and ``reference`` any layer (strides, dilations and groups included).
+    """
+    paths = cython_paths()
+    f64 = np.dtype(dtype) == np.float64
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    if path == "dense":
+        return _config(draw(st.integers(1, 40)), draw(st.integers(1, 8)), draw(st.integers(1, 40)), *kernel, kernel,
+                       stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))))
+    if path == "direct":
+        if kernel[0] * kernel[1] < 2:
+            kernel = (kernel[0], 2)
+        wide = draw(st.sampled_from([16, 32]))
+        narrow = draw(st.integers(1, 6))
+        if op == "input_grad":
+            padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
+            h = draw(st.integers(max(4, kernel[0] - 2 * padding[0]), 12))
+            w = draw(st.integers(max(4, kernel[1] - 2 * padding[1]), 16))
+            return _config(draw(st.integers(1, 3)), wide, narrow, h, w, kernel, padding=padding)
+        padding = (0, 0) if op == "weight_grad" else (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        h, w = _sides(kernel, padding, draw(st.integers(2, 10)), draw(st.integers(8, 24)))
+        return _config(draw(st.integers(1, 4)), narrow, wide, h, w, kernel, padding=padding)
+    if path == "winograd":
+        p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        h, w = draw(st.integers(max(1, 3 - 2 * p[0]), 17)), draw(st.integers(max(1, 3 - 2 * p[1]), 17))
+        return _config(draw(st.integers(1, 4)), draw(st.integers(1, 20)), draw(st.integers(1, 20)), h, w, (3, 3),
+                       padding=p)
+    if path == "rows":
+        rows = paths["rows"].conv
+        if op == "weight_grad":
+            lanes = rows.rows_weight_grad_lanes(f64)
+            out_w = draw(st.integers(lanes, 2 * lanes + 7))
+        elif op == "input_grad":
+            out_w = draw(st.integers(14, 4 * rows.row_lanes())) - kernel[1] + 1
+        else:
+            out_w = draw(st.integers(6, 40))
+        h, w = _sides(kernel, (0, 0), draw(st.integers(1, 9)), max(1, out_w))
+        return _config(draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 16)), h, w, kernel)
+    if path == "lanes":
+        group = paths["lanes"].conv.lanes_group(f64)
+        if kernel[0] * kernel[1] < 2:
+            kernel = (2, kernel[1])
+        h, w = _sides(kernel, (0, 0), draw(st.integers(1, 8)), draw(st.integers(1, 10)))
+        return _config(draw(st.integers(group, 2 * group)), draw(st.integers(2, 7)), draw(st.integers(1, 9)), h, w,
+                       kernel)
+    # batched, im2col, reference: any layer
+    return draw(conv_configs(kernels=st.integers(1, 3), dilations=st.integers(1, 2), groups=st.sampled_from([1, 2])))

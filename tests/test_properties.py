@@ -21,11 +21,14 @@ from minicnn import shapes
 from strategies import (
     as_backend_array,
     conv_configs,
+    cython_paths,
     distinct_array,
     float_dtypes,
     invalid_calls,
     layouts,
     non_contiguous_layouts,
+    path_conv_configs,
+    path_ops,
     pool_configs,
     random_array,
     seeds,
@@ -757,3 +760,67 @@ def test_outputs_keep_the_input_dtype_and_array_type(backend_name, cfg, pool, dt
     assert type(indices) is array_type and indices.dtype == np.int64
     grads = call(F.conv2d_grad, x, w, dy, **cfg.kwargs)
     assert [g.shape for g in grads] == [x.shape, w.shape, (cfg.c_out,)]
+
+
+# ------------------------------------------------------- every kernel path, forced
+def forced(path, op):
+    """The ``plan`` argument that makes the cython backend run ``path`` for ``op`` (the reference for the rest)."""
+    return path if op == "forward" else {"input_grad": "reference", "weight_grad": "reference", op: path}
+
+
+def _taken(cfg, path, op, dtype):
+    geometry = shapes.conv2d_geometry(cfg.x_shape, cfg.w_shape, cfg.stride, cfg.padding, cfg.dilation, cfg.groups)
+    reason = cython_paths()[path].takes(op, geometry, dtype)
+    assert reason == "", f"the strategy drew a layer {path} does not take for {op}: {geometry.describe()}: {reason}"
+
+
+FORWARD_PATHS = [path for path, op in path_ops() if op == "forward"]
+GRADIENT_PATHS = [(path, op) for path, op in path_ops() if op != "forward"]
+
+
+@pytest.mark.parametrize("path", FORWARD_PATHS)
+@given(data=st.data(), dtype=float_dtypes, seed=seeds, a=st.floats(-2, 2), b=st.floats(-2, 2))
+def test_every_forward_path_is_linear_and_has_the_output_size_of_the_formula(path, data, dtype, seed, a, b):
+    """On each kernel path: ``conv(a x1 + b x2) = a conv(x1) + b conv(x2)``, the same in the weights, and
+    ``H_out = (H + 2P - F_H)/S + 1``, ``W_out = (W + 2P - F_W)/S + 1``.
+
+    Deck 003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL: HIPERPARÁMETROS" (the
+    formulas, each axis on its own) and "PESOS COMPARTIDOS" (the convolution
+    is a sum of products: linear in the image and in the filter).
+    """
+    cfg = data.draw(path_conv_configs(path, "forward", dtype))
+    _taken(cfg, path, "forward", dtype)
+    x1, w1, _, _ = conv_inputs(cfg, dtype, seed)
+    x2, w2, _, _ = conv_inputs(cfg, dtype, seed + 1)
+
+    def conv(x, w):
+        return F.conv2d(x, w, plan=path, backend="cython", **cfg.kwargs)
+
+    y = conv(x1, w1)
+    n, _, h, w = cfg.x_shape
+    expected = [shapes.conv_output_size(size, k, s, p, d) for size, k, s, p, d in
+                zip((h, w), cfg.kernel, cfg.stride, cfg.padding, cfg.dilation)]
+    assert y.shape == (n, cfg.c_out, *expected)
+    assert_close(conv(a * x1 + b * x2, w1), a * y + b * conv(x2, w1), dtype)
+    assert_close(conv(x1, a * w1 + b * w2), a * y + b * conv(x1, w2), dtype)
+
+
+@pytest.mark.parametrize("path, op", GRADIENT_PATHS, ids=[f"{p}-{o}" for p, o in GRADIENT_PATHS])
+@given(data=st.data(), dtype=float_dtypes, seed=seeds)
+def test_every_gradient_path_is_the_adjoint(path, op, data, dtype, seed):
+    """On each kernel path: ``<conv(x, w), y> = <x, dx>`` (input gradient) and ``= <w, dw>`` (weight gradient).
+
+    Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation": the error
+    goes back through the transpose of the layer's linear map, and the
+    filter's gradient is the transpose of ``W -> conv(a, W)``.
+    """
+    cfg = data.draw(path_conv_configs(path, op, dtype))
+    _taken(cfg, path, op, dtype)
+    x, w, _, y = conv_inputs(cfg, dtype, seed)
+    forward = F.conv2d(x, w, backend="numpy", **cfg.kwargs)
+    dx, dw, _ = F.conv2d_grad(x, w, y, plan=forced(path, op), backend="cython", **cfg.kwargs)
+    pairing = np.vdot(forward.astype(np.float64), y)
+    rtol = {np.dtype(np.float32): 1e-3, np.dtype(np.float64): 1e-9}[np.dtype(dtype)]
+    tolerance = rtol * (np.vdot(np.abs(forward), np.abs(y)) + 1.0)
+    got = np.vdot(x.astype(np.float64), dx) if op == "input_grad" else np.vdot(w.astype(np.float64), dw)
+    assert abs(got - pairing) <= tolerance, (path, op, got, pairing)

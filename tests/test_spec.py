@@ -26,6 +26,7 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import shapes
+from gradcheck import numerical_gradient
 from spec_loader import DECKS, MODEL_ZOO, SPEC_DIR, SpecError, is_numeric, load_spec, values
 
 ENTRIES = load_spec()
@@ -143,31 +144,47 @@ def with_variant(entry, variant):
 # ============================================================ shapes and counts
 @checker("output_size", kernels=True)
 def check_output_size(entry, backend_name):
-    """Conv output volume ``N_filters x H_out x W_out``, ``H_out = (H + 2P - F)/S + 1`` (deck 003)."""
+    """Conv output volume ``N_filters x H_out x W_out`` (deck 003, "CAPA CONVOLUCIONAL: HIPERPARÁMETROS").
+
+    ``H_out = (H + 2P - F_H)/S + 1`` and ``W_out = (W + 2P - F_W)/S + 1`` (floor), each computed
+    on its own axis: ``kernel``, ``stride``, ``padding`` and ``dilation`` take an int or an
+    ``[h, w]`` pair.
+    """
     run = Kernels(backend_name)
     c, h, w = entry["input"]
-    k = entry["kernel"]
-    s, p, d = entry.get("stride", 1), entry.get("padding", 0), entry.get("dilation", 1)
-    _, *out = shapes.conv2d_output_shape((1, c, h, w), (entry["filters"], c, k, k), s, p, d)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+        shapes.pair(entry.get(key, default), key)
+        for key, default in (("kernel", None), ("stride", 1), ("padding", 0), ("dilation", 1))
+    )
+    _, *out = shapes.conv2d_output_shape((1, c, h, w), (entry["filters"], c, kh, kw), (sh, sw), (ph, pw), (dh, dw))
     assert out == entry["expected"], f"{entry['id']}: shapes.conv2d_output_shape gives {out}"
-    assert shapes.conv_output_size(h, k, s, p, d) == entry["expected"][1]
+    height, width = shapes.conv_output_size(h, kh, sh, ph, dh), shapes.conv_output_size(w, kw, sw, pw, dw)
+    assert height == entry["expected"][1], f"{entry['id']}: H formula gives {height}"
+    assert width == entry["expected"][2], f"{entry['id']}: W formula gives {width}"
     # The spatial size does not depend on the channels: run one channel, one filter.
-    y = run.conv2d(np.ones((1, 1, h, w)), np.ones((1, 1, k, k)), stride=s, padding=p, dilation=d)
+    y = run.conv2d(np.ones((1, 1, h, w)), np.ones((1, 1, kh, kw)), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
     assert tuple(y.shape[2:]) == tuple(entry["expected"][1:]), f"conv2d on {backend_name} gives {y.shape}"
+    layer = mc.nn.Conv2d(c, entry["filters"], (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw))
+    assert list(layer.output_shape((1, c, h, w))[1:]) == entry["expected"], f"{entry['id']}: nn.Conv2d.output_shape"
 
 
 @checker("pool_output_size", kernels=True)
 def check_pool_output_size(entry, backend_name):
-    """Pooling output ``H_out = (H + 2P - F)/S + 1`` (deck 003), depth unchanged."""
+    """Pooling output ``H_out = (H + 2P - F_H)/S + 1``, ``W_out = (W + 2P - F_W)/S + 1`` (deck 003), depth kept."""
     run = Kernels(backend_name)
     c, h, w = entry["input"]
     k, s, p = entry["kernel"], entry.get("stride"), entry.get("padding", 0)
+    (kh, kw), (sh, sw), (ph, pw) = shapes.pair(k, "kernel"), shapes.pair(k if s is None else s, "stride"), shapes.pair(p, "padding")
     out = list(shapes.pool2d_output_shape((1, c, h, w), k, s, p)[1:])
     assert out == entry["expected"], f"{entry['id']}: shapes.pool2d_output_shape gives {out}"
+    height, width = shapes.pool_output_size(h, kh, sh, ph), shapes.pool_output_size(w, kw, sw, pw)
+    assert [c, height, width] == entry["expected"], f"{entry['id']}: H and W formulas give {height} x {width}"
     x = np.ones((1, 1, h, w))
     for pool in ("max_pool2d", "avg_pool2d"):
         y = getattr(run, pool)(x, k, stride=s, padding=p)
         assert tuple(y.shape[2:]) == tuple(entry["expected"][1:]), f"{pool} on {backend_name} gives {y.shape}"
+    layer = mc.nn.MaxPool2d(k, stride=s, padding=p)
+    assert list(layer.output_shape((1, c, h, w))[1:]) == entry["expected"], f"{entry['id']}: nn.MaxPool2d.output_shape"
 
 
 def _walk(entry):
@@ -286,6 +303,15 @@ def check_inception_row(entry):
     params = sum(shapes.conv2d_params(i, o, k, bias=False) for i, o, k in convs)
     ops = sum(shapes.conv2d_macs(i, o, k, hw) for i, o, k in convs)
     assert any(key in entry for key in ("params_k", "ops_m", "depth"))
+    if "row" in entry:  # the zoo's GoogLeNet has the same row: same weights, same multiply-adds
+        model = mc.models.googlenet()
+        layer = model[entry["row"]]
+        weights = sum(p.data.size for p in layer.parameters() if p.data.ndim > 1)  # no biases, as the table
+        assert weights == params, f"{entry['id']}: googlenet().{entry['row']} has {weights:,} weights, the row's layers {params:,}"
+        layer_macs = layer.macs(layer_input_shape(model, entry["row"]))
+        assert layer_macs == ops, f"{entry['id']}: googlenet().{entry['row']} does {layer_macs:,} multiply-adds"
+        if "depth" in entry:
+            assert model.named_output_shapes()[entry["row"]][0] == depth
     if "params_k" in entry:
         assert_number(entry, "params", params / 1024, entry["params_k"])
     if "ops_m" in entry:
@@ -294,11 +320,50 @@ def check_inception_row(entry):
         assert depth == entry["depth"], f"{entry['id']}: concatenated depth {depth}"
 
 
+def zoo_model(entry, **kwargs):
+    """The network named by the entry's ``model`` field, built by ``minicnn.models`` (shape-only: no weights drawn)."""
+    build = getattr(mc.models, entry["model"], None)
+    assert callable(build), f"{entry['id']}: minicnn.models has no network {entry['model']!r}"
+    return build(**kwargs)
+
+
+def layer_input_shape(model, name):
+    """The batch-of-one shape that enters layer ``name`` of a zoo network."""
+    shape = (1, *model.input_shape)
+    for layer_name, out in model.named_output_shapes().items():
+        if layer_name == name:
+            return shape
+        shape = (1, *out)
+    raise AssertionError(f"{model.name} has no layer {name!r}")
+
+
+def stage_members(model, stage):
+    """The top-level layers of ``model`` named ``stage`` or ``stage_<anything>`` (``conv2`` -> ``conv2_1``, ``conv2_2``)."""
+    return [name for name in model.named_output_shapes() if name == stage or name.startswith(stage + "_")]
+
+
 @checker("layer_count")
 def check_layer_count(entry):
-    """Weight layers named in a network's name: ``sum(blocks) * layers_per_block + extra``."""
-    count = sum(entry["blocks"]) * entry["layers_per_block"] + entry.get("extra", 0)
-    assert count == entry["expected"], f"{entry['id']}: the table adds up to {count} layers"
+    """Weight layers of a zoo network: ``sum(blocks) * layers_per_block + extra``, stage by stage.
+
+    Each stage's weight layers are counted on the built network (``mc.models.blocks.layer_depth``:
+    layers with weights on the longest path, as the papers count them) and must equal its
+    ``blocks * layers_per_block``; the network's whole depth must be the slide's number.
+    ``unit = "table_rows"`` counts the rows of a network's stage table (``model.stages``) instead.
+    """
+    model = zoo_model(entry)
+    blocks, per_block, stages = entry["blocks"], entry["layers_per_block"], entry["stages"]
+    if entry.get("unit") == "table_rows":
+        counted = {s["stage"]: len(s["layers"]) for s in model.stages}
+        found = [counted[stage] for stage in stages]
+        total = sum(counted.values())
+    else:
+        found = [sum(mc.models.blocks.layer_depth(model[name]) for name in stage_members(model, stage)) for stage in stages]
+        total = model.depth()
+    for stage, got, n in zip(stages, found, blocks, strict=True):
+        assert got == n * per_block, f"{entry['id']}: stage {stage!r} of {entry['model']} has {got} layers, not {n} x {per_block}"
+    assert total - sum(found) == entry.get("extra", 0), f"{entry['id']}: {total - sum(found)} layers outside the stages"
+    assert total == entry["expected"], f"{entry['id']}: {entry['model']} has {total} layers"
 
 
 @checker("stage_resolutions")
@@ -314,40 +379,60 @@ def check_stage_resolutions(entry):
 
 @checker("stage_table_rows")
 def check_stage_table_rows(entry):
-    """A per-layer table has, for each stage's width, as many rows as the stage table's #Layers."""
-    rows = entry["row_channels"]
-    for channels, layers in zip(entry["stage_channels"], entry["stage_layers"], strict=True):
-        got = rows.count(channels)
-        assert got == layers, f"{entry['id']}: {got} rows with {channels} channels, the stage has {layers} layers"
+    """A per-layer table has one row per layer of the zoo network: each row's channels are that layer's output channels."""
+    model = zoo_model(entry)
+    rows = [model.named_output_shapes()[name][0] for stage in model.stages for name in stage["layers"]]
+    assert [s["channels"] for s in model.stages] == entry["stage_channels"], f"{entry['id']}: stage widths"
+    assert [len(s["layers"]) for s in model.stages] == entry["stage_layers"], f"{entry['id']}: stage depths"
+    assert len(entry["row_channels"]) == len(rows), (
+        f"{entry['id']}: the table has {len(entry['row_channels'])} rows, {entry['model']} has {len(rows)} layers"
+    )
+    assert entry["row_channels"] == rows, f"{entry['id']}: row channels {entry['row_channels']}, layers give {rows}"
     assert len(rows) == entry["expected_layers"], f"{entry['id']}: {len(rows)} rows"
 
 
 @checker("compound_scaling")
 def check_compound_scaling(entry):
-    """EfficientNet: ``alpha * beta^2 * gamma^2 ~ 2``, all >= 1; FLOPs grow as ``d * w^2 * r^2``."""
+    """EfficientNet: ``alpha * beta^2 * gamma^2 ~ 2``, all >= 1; FLOPs grow as ``d * w^2 * r^2``.
+
+    The coefficients are the zoo's (``efficientnet(phi).coefficients``); the multiply-adds ratio is
+    that of ``nn.Conv2d`` layers widened by ``width_factor`` on inputs grown by ``resolution_factor``.
+    """
     a, b, g = entry["alpha"], entry["beta"], entry["gamma"]
-    assert min(a, b, g) >= 1
-    assert_number(entry, "flops_factor", a * b**2 * g**2, entry["flops_factor"])
-    # Width multiplies both channel counts of a convolution, resolution both sides of its output.
+    scaled = mc.models.efficientnet(1).coefficients
+    assert (scaled["depth"], scaled["width"], scaled["resolution"]) == (a, b, g), f"{entry['id']}: the zoo scales by {scaled}"
+    assert min(scaled.values()) >= 1
+    phi2 = mc.models.efficientnet(2).coefficients
+    assert math.isclose(phi2["depth"], a**2) and math.isclose(phi2["width"], b**2) and math.isclose(phi2["resolution"], g**2)
+    factor = scaled["depth"] * scaled["width"] ** 2 * scaled["resolution"] ** 2
+    assert_number(entry, "flops_factor", factor, entry["flops_factor"])
+    # Width multiplies both channel counts of a convolution, resolution both sides of its input.
     c, k, side = 8, 3, 7
     wf, rf = entry["width_factor"], entry["resolution_factor"]
-    ratio = shapes.conv2d_macs(c * wf, c * wf, k, side * rf) / shapes.conv2d_macs(c, c, k, side)
-    assert ratio == wf**2 * rf**2 == entry["macs_ratio"]
+    base = mc.nn.Conv2d(c, c, k, padding=1).macs((1, c, side, side))
+    wide = mc.nn.Conv2d(c * wf, c * wf, k, padding=1).macs((1, c * wf, side * rf, side * rf))
+    assert wide / base == entry["macs_ratio"], f"{entry['id']}: multiply-adds grow {wide / base}x"
 
 
 @checker("dense_channels", kernels=True)
 def check_dense_channels(entry, backend_name):
-    """DenseNet: ``x_l = H_l([x_0, ..., x_{l-1}])`` makes a block end with ``k_0 + l*k`` channels."""
-    run = Kernels(backend_name)
+    """DenseNet: ``x_l = H_l([x_0, ..., x_{l-1}])`` makes a block end with ``k_0 + l*k`` channels.
+
+    Runs ``mc.models.DenseBlock`` on the backend; its output is ``[x_0, x_1, ..., x_L]``, and layer
+    ``l`` applied to the first ``k_0 + (l-1)k`` channels of it gives back exactly ``x_l``.
+    """
     k0, k, layers, side = entry["k0"], entry["growth_rate"], entry["layers"], entry["side"]
-    rng = rng_for(entry)
-    features = [rng.standard_normal((1, k0, side, side))]
-    for _ in range(layers):
-        joined = np.concatenate(features, axis=1)
-        w = rng.standard_normal((k, joined.shape[1], 3, 3)) * 0.1
-        features.append(run.conv2d(joined, w, padding=1))
-    out = np.concatenate(features, axis=1)
-    assert out.shape == (1, entry["expected"], side, side), f"{entry['id']}: block output {out.shape}"
+    block = on_backend(mc.models.DenseBlock(layers, k0, k, lazy=False, rng=0, dtype=np.float64).eval(), backend_name)
+    x = rng_for(entry).standard_normal((2, k0, side, side))
+    with mc.use_backend(backend_name):
+        out = host(block(Kernels(backend_name)._to_device(x)))
+        assert out.shape == (2, entry["expected"], side, side), f"{entry['id']}: block output {out.shape}"
+        assert block.out_channels == entry["expected"]
+        assert_array(out[:, :k0], x, f"{entry['id']}: x_0 passes through")
+        for l in range(1, layers + 1):
+            earlier = out[:, : k0 + (l - 1) * k]
+            x_l = host(getattr(block, f"denselayer{l}")(Kernels(backend_name)._to_device(earlier)))
+            assert_array(x_l, out[:, k0 + (l - 1) * k : k0 + l * k], f"{entry['id']}: x_{l} = H_{l}([x_0..x_{l - 1}])", atol=1e-9)
 
 
 # ============================================================= masks and filters
@@ -611,86 +696,103 @@ def check_shared_weight_grad(entry, backend_name):
     assert_array(dw[0, 0], entry["expected"], f"{entry['id']}: conv2d_grad dW on {backend_name}")
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _numeric_grad(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        old = x[index]
-        x[index] = old + eps
-        up = f()
-        x[index] = old - eps
-        down = f()
-        x[index] = old
-        grad[index] = (up - down) / (2 * eps)
-    return grad
-
-
 @checker("sigmoid")
 def check_sigmoid(entry):
-    """``C = 1 / (1 + e^{-A})`` and its derivative ``C (1 - C)``."""
+    """``C = 1 / (1 + e^{-A})`` and its derivative ``C (1 - C)``, by ``mc.nn.Sigmoid``'s forward and backward."""
     z = arr(entry["z"])
-    c = _sigmoid(z)
-    np.testing.assert_allclose(c, entry["expected"], atol=1e-7)
-    np.testing.assert_allclose(c * (1 - c), entry["expected_derivative"], atol=1e-7)
+    layer = mc.nn.Sigmoid()
+    c = layer(z)
+    np.testing.assert_allclose(c, entry["expected"], atol=1e-7, err_msg=f"{entry['id']}: nn.Sigmoid forward")
+    derivative = layer.backward(np.ones_like(z))
+    np.testing.assert_allclose(derivative, entry["expected_derivative"], atol=1e-7, err_msg=f"{entry['id']}: nn.Sigmoid backward")
+    np.testing.assert_allclose(derivative, c * (1 - c), rtol=1e-12, err_msg=f"{entry['id']}: f' = C (1 - C)")
+
+
+def _fc_network(entry):
+    """The slide's two fully connected sigmoid layers as ``mc.nn`` layers, with the entry's weights."""
+    fc1, fc2 = mc.nn.Linear(2, 3, dtype=np.float64), mc.nn.Linear(3, 2, dtype=np.float64)
+    for layer, w, b in ((fc1, "W1", "b1"), (fc2, "W2", "b2")):
+        layer.weight.data[...] = arr(entry[w])
+        layer.bias.data[...] = arr(entry[b])
+    return mc.graph.Sequential(fc1, mc.nn.Sigmoid(), fc2, mc.nn.Sigmoid()), fc1, fc2
 
 
 @checker("fc_backprop")
 def check_fc_backprop(entry):
-    """``delta_l = (W_l^T delta_{l+1}) . f'(z_l)``, ``grad W_l = delta_{l+1} a_l^T``, ``grad b_l = delta_{l+1}``."""
-    w1, b1, w2, b2 = (arr(entry[k]) for k in ("W1", "b1", "W2", "b2"))
-    x, y = arr(entry["x"]), arr(entry["y"])
+    """``delta_l = (W_l^T delta_{l+1}) . f'(z_l)``, ``grad W_l = delta_{l+1} a_l^T``, ``grad b_l = delta_{l+1}``.
+
+    The network is ``mc.nn.Linear`` and ``mc.nn.Sigmoid`` layers; the gradients its ``backward``
+    leaves in ``.grad`` must equal the slide's equations (evaluated on the layers' own activations)
+    and the finite differences of its forward pass under the squared error.
+    """
+    x, y = arr(entry["x"])[None], arr(entry["y"])[None]
+    net, fc1, fc2 = _fc_network(entry)
 
     def loss():
-        return 0.5 * np.sum((_sigmoid(w2 @ _sigmoid(w1 @ x + b1) + b2) - y) ** 2)
+        return 0.5 * float(np.sum((net(x) - y) ** 2))
 
-    z1 = w1 @ x + b1
-    a1 = _sigmoid(z1)
-    z2 = w2 @ a1 + b2
-    a2 = _sigmoid(z2)
+    a2 = net(x)
+    for p in net.parameters():
+        p.grad[...] = 0
+    dx = net.backward(a2 - y)
+    z1 = x @ arr(entry["W1"]).T + arr(entry["b1"])
+    a1 = 1.0 / (1.0 + np.exp(-z1))  # the slide's f
     delta2 = (a2 - y) * a2 * (1 - a2)
-    delta1 = (w2.T @ delta2) * a1 * (1 - a1)
+    delta1 = (delta2 @ arr(entry["W2"])) * a1 * (1 - a1)
     for name, analytic, param in (
-        ("grad W2 = delta2 a1^T", np.outer(delta2, a1), w2),
-        ("grad b2 = delta2", delta2, b2),
-        ("grad W1 = delta1 x^T", np.outer(delta1, x), w1),
-        ("grad b1 = delta1", delta1, b1),
+        ("grad W2 = delta2 a1^T", delta2.T @ a1, fc2.weight),
+        ("grad b2 = delta2", delta2[0], fc2.bias),
+        ("grad W1 = delta1 x^T", delta1.T @ x, fc1.weight),
+        ("grad b1 = delta1", delta1[0], fc1.bias),
     ):
-        np.testing.assert_allclose(analytic, _numeric_grad(loss, param), rtol=1e-5, atol=1e-8, err_msg=name)
-
-
-def _softmax(scores):
-    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+        np.testing.assert_allclose(param.grad, analytic, rtol=1e-9, atol=1e-12, err_msg=f"{entry['id']}: {name} (nn backward)")
+        np.testing.assert_allclose(param.grad, numerical_gradient(loss, param.data), rtol=1e-5, atol=1e-8,
+                                   err_msg=f"{entry['id']}: {name} against finite differences")
+    np.testing.assert_allclose(dx, delta1 @ arr(entry["W1"]), rtol=1e-9, err_msg=f"{entry['id']}: delta_0 = W1^T delta1")
 
 
 @checker("softmax")
 def check_softmax(entry):
-    """``P(y = k | z) = e^{s_k} / sum_j e^{s_j}``: probabilities summing to 1, same order as the scores."""
-    s = arr(entry["scores"])
-    p = _softmax(s)
-    np.testing.assert_allclose(p, entry["expected"], atol=1e-7)
+    """``P(y = k | z) = e^{s_k} / sum_j e^{s_j}`` by ``mc.nn.softmax``: probabilities summing to 1, order kept."""
+    s = arr(entry["scores"])[None]
+    p = mc.nn.softmax(s)
+    np.testing.assert_allclose(p[0], entry["expected"], atol=1e-7, err_msg=f"{entry['id']}: nn.softmax")
     assert abs(p.sum() - 1) < 1e-12 and np.argmax(p) == np.argmax(s)
-    np.testing.assert_allclose(_softmax(s + 100.0), p, rtol=1e-12)
+    np.testing.assert_allclose(mc.nn.softmax(s + 100.0), p, rtol=1e-12, err_msg="softmax is shift invariant")
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
+    loss_fn(s, np.array([0]))
+    np.testing.assert_allclose(loss_fn.probabilities[0], entry["expected"], atol=1e-7, err_msg="SoftmaxCrossEntropy.probabilities")
 
 
 @checker("softmax_cross_entropy")
 def check_softmax_cross_entropy(entry):
-    """Gradient (4) of the cost (3): ``-(1/m) sum_i x_i (1{y_i = k} - P(y_i = k | x_i))``."""
+    """Gradient (4) of the cost (3): ``-(1/m) sum_i x_i (1{y_i = k} - P(y_i = k | x_i))``.
+
+    Cost and gradient come from ``mc.nn.SoftmaxCrossEntropy`` on the scores ``x theta^T`` (its
+    ``backward`` is ``dJ/dscores``; chained through the scores, ``dJ/dtheta = dscores^T x``).
+    That gradient must match the finite differences of the cost, and the slide's equation
+    (with or without ``1/m``, as ``divide_by_m`` says) must match it.
+    """
     theta, x, y = arr(entry["theta"]), arr(entry["x"]), np.asarray(entry["y"])
     m, k = x.shape[0], theta.shape[0]
-    onehot = np.eye(k)[y]
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
 
     def cost():  # equation (3)
-        return -np.sum(onehot * np.log(_softmax(x @ theta.T))) / m
+        return loss_fn(x @ theta.T, y)
 
-    error = onehot - _softmax(x @ theta.T)  # E(theta; x_i, y_i)
-    gradient = -(error.T @ x)  # equation (4) as printed
+    cost()
+    gradient = loss_fn.backward().T @ x
+    np.testing.assert_allclose(gradient, numerical_gradient(cost, theta), rtol=1e-5, atol=1e-8,
+                               err_msg=f"{entry['id']}: SoftmaxCrossEntropy.backward against finite differences of its cost")
+    cost()
+    error = np.eye(k)[y] - loss_fn.probabilities  # E(theta; x_i, y_i)
+    slide = -(error.T @ x)  # equation (4) as printed
     if entry["divide_by_m"]:
-        gradient = gradient / m
-    np.testing.assert_allclose(gradient, _numeric_grad(cost, theta), rtol=1e-5, atol=1e-8)
+        slide = slide / m
+    ratio = np.linalg.norm(slide) / np.linalg.norm(gradient)
+    assert np.allclose(slide, gradient, rtol=1e-9, atol=1e-12), (
+        f"{entry['id']}: equation (4) gives {ratio:.6g} times the gradient of cost (3)"
+    )
 
 
 @checker("momentum_update")
@@ -800,7 +902,20 @@ def check_dilated_conv(entry, backend_name):
     d, k = entry["dilation"], w.shape[0]
     extent = shapes.dilated_extent(k, d)
     assert extent == entry["expected_extent"], f"{entry['id']}: extent {extent}"
-    assert shapes.conv2d_params(1, 1, k, bias=False) == entry["expected_params"]
+    layer = mc.nn.Conv2d(1, 1, k, dilation=d, bias=False)
+    params = sum(p.data.size for p in layer.parameters())
+    assert params == entry["expected_params"], f"{entry['id']}: nn.Conv2d with dilation {d} has {params} parameters"
+    wide = mc.nn.Conv2d(1, 1, extent, bias=False)
+    assert sum(p.data.size for p in wide.parameters()) > params, f"{entry['id']}: the {extent}x{extent} kernel is no bigger"
+    side = 32  # any input: both layers see the same field, the dilated one at the 3x3's cost
+    same = (1, 1, side, side)
+    assert layer.output_shape(same) == wide.output_shape(same), f"{entry['id']}: same field of view, same output"
+    if "expected_macs" in entry:
+        macs = layer.macs(same)
+        assert macs == entry["expected_macs"] == mc.nn.Conv2d(1, 1, k, bias=False).macs(
+            (1, 1, side - extent + k, side - extent + k)
+        ), f"{entry['id']}: {macs} multiply-adds"
+        assert wide.macs(same) > macs, f"{entry['id']}: the {extent}x{extent} kernel costs no more"
     spread = np.zeros((extent, extent))
     spread[::d, ::d] = w
     image = nchw(entry["image"])
@@ -851,6 +966,238 @@ def check_conv3d_by_frames(entry, backend_name):
     assert list(y.shape) == entry["expected"]
 
 
+# ============================================================= blocks of the zoo
+def on_backend(module, backend_name):
+    """``module`` with its weights where ``backend_name`` computes (the GPU for "cupy")."""
+    return module.to("gpu" if backend_name == "cupy" else "cpu")
+
+
+def zoo_block(entry, backend_name="numpy"):
+    """The block named by ``block`` (a class of ``minicnn.models``), built with ``args``, float64 weights drawn."""
+    cls = getattr(mc.models, entry["block"], None)
+    assert isinstance(cls, type), f"{entry['id']}: minicnn.models has no block {entry['block']!r}"
+    return on_backend(cls(**entry.get("args", {}), lazy=False, rng=0, dtype=np.float64).eval(), backend_name)
+
+
+def run_nodes(block, names, x):
+    """Apply the block's layers ``names`` one after the other to ``x``: a branch of the block, run by hand."""
+    for name in names:
+        x = getattr(block, name)(x)
+    return x
+
+
+@checker("residual_block", kernels=True)
+def check_residual_block(entry, backend_name):
+    """A residual block adds its input to its branch: ``y = F(x) + x`` (then a ReLU, if ``final = "relu"``).
+
+    The branch ``F`` is the block's own layers named in ``branch``, run one after the other on
+    ``x``; the block's output minus its input must equal it (where the final ReLU lets it through).
+    ``hidden`` checks the branch's width against the block's: wider inside for an inverted
+    bottleneck, narrower for a classic one.
+    """
+    block = zoo_block(entry, backend_name)
+    x = rng_for(entry).standard_normal((2, *entry["input"]))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        y = host(block(dev(x)))
+        residual = host(run_nodes(block, entry["branch"], dev(x)))
+    assert y.shape == x.shape, f"{entry['id']}: the block changes the shape {x.shape} -> {y.shape}"
+    if entry.get("final") == "relu":
+        assert_array(y, np.maximum(residual + x, 0), f"{entry['id']}: y = ReLU(F(x) + x)", atol=1e-9)
+        passed = y > 0
+        assert passed.mean() > 0.25, f"{entry['id']}: the example lets too little through the ReLU"
+        np.testing.assert_allclose((y - x)[passed], residual[passed], rtol=1e-9, atol=1e-9,
+                                   err_msg=f"{entry['id']}: y - x = F(x) where the ReLU passes")
+    else:
+        assert_array(y - x, residual, f"{entry['id']}: y - x = F(x)", atol=1e-9)
+    assert np.abs(residual).max() > 1e-3, f"{entry['id']}: the branch is zero, the check would be empty"
+    if "hidden" in entry:
+        widest = max(getattr(block, name).out_channels for name in entry["branch"] if isinstance(getattr(block, name), mc.nn.Conv2d))
+        narrowest = min(getattr(block, name).out_channels for name in entry["branch"] if isinstance(getattr(block, name), mc.nn.Conv2d))
+        inside = widest if entry["hidden"] > entry["input"][0] else narrowest
+        assert inside == entry["hidden"], f"{entry['id']}: the branch's inner width is {inside}"
+
+
+@checker("plain_recurrence", kernels=True)
+def check_plain_recurrence(entry, backend_name):
+    """A traditional network: ``x_l = H_l(x_{l-1})``, each layer sees only the one before (deck 002, DenseNet).
+
+    ``H_l`` is ``nn.Conv2d`` + ``nn.ReLU``; a ``Sequential`` of ``layers`` of them gives the same as
+    feeding each unit the previous unit's output, and unit ``l`` depends on no earlier ``x``.
+    """
+    c, side = entry["channels"], entry["side"]
+    rng = rng_for(entry)
+    units = [mc.graph.Sequential(mc.nn.Conv2d(c, c, 3, padding=1, rng=i, dtype=np.float64), mc.nn.ReLU())
+             for i in range(entry["layers"])]
+    net = on_backend(mc.graph.Sequential(*units), backend_name)
+    x = rng.standard_normal((2, c, side, side))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        xs = [dev(x)]
+        for unit in units:
+            xs.append(unit(xs[-1]))
+        assert_array(host(net(dev(x))), host(xs[-1]), f"{entry['id']}: Sequential = H_L(... H_1(x_0))")
+    assert len(xs) == entry["layers"] + 1 and host(xs[-1]).shape[1] == entry["expected_channels"]
+
+
+@checker("block_composition", kernels=True)
+def check_block_composition(entry, backend_name):
+    """A block is the slide's layers in the slide's order: its nodes by type, and running it = running them."""
+    block = zoo_block(entry, backend_name)
+    layers = [(node.name, type(node.module).__name__) for node in block.nodes if node.module is not None]
+    assert [kind for _, kind in layers] == entry["expected_types"], f"{entry['id']}: {entry['block']} is {layers}"
+    x = rng_for(entry).standard_normal((2, *entry["input"]))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        assert_array(host(block(dev(x))), host(run_nodes(block, [name for name, _ in layers], dev(x))),
+                     f"{entry['id']}: the block = its layers in order", atol=1e-9)
+    for name, size in entry.get("kernels", {}).items():
+        assert getattr(block, name).kernel_size == (size, size), f"{entry['id']}: {name} is {getattr(block, name).kernel_size}"
+    if "expected_output" in entry:
+        assert list(block.output_shape((1, *entry["input"]))[1:]) == entry["expected_output"], f"{entry['id']}: output shape"
+
+
+@checker("branch_concat", kernels=True)
+def check_branch_concat(entry, backend_name):
+    """Parallel branches whose outputs are concatenated: the block's output = concat of each branch run alone."""
+    block = zoo_block(entry, backend_name)
+    x = rng_for(entry).standard_normal((2, *entry["input"]))
+    with mc.use_backend(backend_name):
+        dev = Kernels(backend_name)._to_device
+        y = host(block(dev(x)))
+        parts = [host(run_nodes(block, branch, dev(x))) for branch in entry["branches"]]
+    assert_array(y, np.concatenate(parts, axis=1), f"{entry['id']}: output = [branch_1, ..., branch_n]", atol=1e-9)
+    assert [p.shape[1] for p in parts] == entry["branch_channels"], f"{entry['id']}: branch widths"
+    sizes = {getattr(block, name).kernel_size[0] for branch in entry["branches"] for name in branch
+             if isinstance(getattr(block, name), mc.nn.Conv2d)}
+    assert sorted(sizes) == entry["kernel_sizes"], f"{entry['id']}: filter sizes {sorted(sizes)}"
+
+
+@checker("channel_shuffle", kernels=True)
+def check_channel_shuffle(entry, backend_name):
+    """ShuffleNet's shuffle: reshape the channels to (g, n), transpose, flatten; backward undoes it."""
+    g, order = entry["groups"], entry["expected_order"]
+    c = len(order)
+    x = np.broadcast_to(np.arange(c, dtype=np.float64)[None, :, None, None], (1, c, 2, 3)).copy()
+    shuffle = mc.nn.ChannelShuffle(g)
+    y = shuffle(x)
+    assert y[0, :, 0, 0].astype(int).tolist() == order, f"{entry['id']}: channel order {y[0, :, 0, 0].tolist()}"
+    assert_array(shuffle.backward(y), x, f"{entry['id']}: backward is the inverse permutation")
+    # Each group of the next grouped convolution now sees one channel of every earlier group.
+    per_group = c // g
+    for i in range(g):
+        seen = {int(ch) // per_group for ch in y[0, i * per_group : (i + 1) * per_group, 0, 0]}
+        assert seen == set(range(g)), f"{entry['id']}: group {i} sees only groups {sorted(seen)}"
+
+
+@checker("layer_sequence")
+def check_layer_sequence(entry):
+    """Layer types of a zoo network, in order: what follows each layer of a kind, named layers, feature part then classifier."""
+    model = zoo_model(entry, **entry.get("model_args", {}))
+    names = [name for name, _ in model.named_children()]
+    kinds = [type(model[name]).__name__ for name in names]
+    for kind, nxt in entry.get("follow", {}).items():
+        positions = [i for i, k in enumerate(kinds) if k == kind]
+        assert positions, f"{entry['id']}: {entry['model']} has no {kind}"
+        after = [kinds[i + 1] if i + 1 < len(kinds) else None for i in positions]
+        assert all(a == nxt for a in after), f"{entry['id']}: after each {kind} of {entry['model']}: {after}"
+    for name, kind in entry.get("named", {}).items():
+        assert name in names and kinds[names.index(name)] == kind, f"{entry['id']}: {name} is not a {kind}"
+    if entry.get("features_then_classifier"):
+        first_fc = kinds.index("Linear")
+        assert first_fc > 0 and "Conv2d" in kinds[:first_fc], f"{entry['id']}: no feature extractor before the classifier"
+        late = [k for k in kinds[first_fc:] if k in ("Conv2d", "MaxPool2d", "AvgPool2d")]
+        assert not late, f"{entry['id']}: {late} after the first fully connected layer"
+        assert kinds[-1] == "Linear", f"{entry['id']}: the output layer is a {kinds[-1]}"
+    if "input" in entry:
+        assert list(model.input_shape) == entry["input"], f"{entry['id']}: input {model.input_shape}"
+        if "classes" in entry:
+            assert model.output_shapes()[-1] == (entry["classes"],), f"{entry['id']}: {model.output_shapes()[-1]} outputs"
+
+
+@checker("dropout")
+def check_dropout(entry):
+    """Dropout zeroes each activation with probability ``p`` in training; the dropped ones get no gradient; eval keeps all."""
+    p = entry["p"]
+    layer = mc.nn.Dropout(p, rng=0)
+    x = np.ones((200, 500))
+    y = layer(x)
+    dropped = y == 0
+    assert abs(dropped.mean() - p) < entry["abs_tol"], f"{entry['id']}: {dropped.mean():.4f} of the units dropped"
+    dy = np.ones_like(x)
+    dx = layer.backward(dy)
+    assert not dx[dropped].any(), f"{entry['id']}: a dropped unit received a gradient"
+    assert (dx[~dropped] > 0).all() and (y[~dropped] > 0).all()
+    layer.eval()
+    assert_array(layer(x), x, f"{entry['id']}: evaluation keeps every unit")
+
+
+@checker("lr_schedule")
+def check_lr_schedule(entry):
+    """The learning rate decreases each epoch: ``mc.optim`` schedules set ``optimizer.lr`` epoch by epoch."""
+    param = mc.nn.Parameter(np.zeros(3))
+    opt = mc.optim.SGD([param], lr=entry["lr"])
+    kind = entry["schedule"]
+    if kind == "step":
+        schedule = mc.optim.StepLR(opt, step_size=1, gamma=entry["gamma"])
+    else:
+        schedule = mc.optim.CosineLR(opt, epochs=len(entry["expected"]))
+    rates = []
+    for _ in entry["expected"]:
+        param.grad = np.ones(3)
+        before = param.data.copy()
+        opt.step()
+        np.testing.assert_allclose(before - param.data, opt.lr * np.ones(3), rtol=1e-12, err_msg="theta := theta - eta grad")
+        rates.append(schedule.step())
+    assert all(b < a for a, b in zip([entry["lr"], *rates], rates)), f"{entry['id']}: rates {rates} do not decrease"
+    np.testing.assert_allclose(rates, entry["expected"], rtol=1e-12, atol=1e-15, err_msg=f"{entry['id']}: rates")
+
+
+@checker("model_scaling")
+def check_model_scaling(entry):
+    """EfficientNet B0..B7 by ``efficientnet(phi)``: input ``round(224 r)``, ``r = gamma^phi``, cost growing with phi."""
+    gamma = entry["gamma"]
+    macs, sides = [], []
+    for phi in entry["phis"]:
+        model = mc.models.efficientnet(phi)
+        sides.append(model.input_shape[1])
+        macs.append(model.multiply_adds())
+    assert sides == [round(entry["base_resolution"] * gamma**phi) for phi in entry["phis"]] == entry["expected_resolutions"]
+    assert all(b > a for a, b in zip(macs, macs[1:])), f"{entry['id']}: multiply-adds {macs} do not grow"
+    base = mc.models.efficientnet_b0()
+    assert base.num_parameters() == mc.models.efficientnet(0).num_parameters(), "B0 is phi = 0"
+    assert base.input_shape[1] == entry["expected_resolutions"][0]
+
+
+# ==================================================================== whole networks
+def _shortcut_macs(model):
+    """Multiply-adds of the projection shortcuts (1x1 conv beside a residual block), each on its block's input."""
+    names = list(model.named_output_shapes())
+    shape, total, count = (1, *model.input_shape), 0, 0
+    for name in names:
+        layer = model[name]
+        shortcut = getattr(layer, "shortcut", None)
+        if isinstance(shortcut, mc.nn.Conv2d):
+            total += shortcut.macs(shape)
+            count += 1
+        shape = layer.output_shape(shape)
+    return total, count
+
+
+@checker("model_macs")
+def check_model_macs(entry):
+    """Multiply-adds ("FLOPs") of a zoo network on one image, every layer counted, projection shortcuts included."""
+    model = zoo_model(entry)
+    macs = model.multiply_adds()
+    if "projection_shortcuts" in entry:
+        projections, count = _shortcut_macs(model)
+        assert count == entry["projection_shortcuts"], f"{entry['id']}: {count} projection shortcuts"
+        assert projections == entry["expected_projection_macs"], f"{entry['id']}: the projections do {projections:,}"
+    if "expected_layers" in entry:
+        assert model.depth() == entry["expected_layers"], f"{entry['id']}: {model.depth()} weight layers"
+    assert_number(entry, "macs", macs, entry["expected_macs"])
+
+
 # ================================================================== architectures
 @checker("architecture")
 def check_architecture(entry):
@@ -885,7 +1232,7 @@ def test_erratum_slide_version_fails(entry):
     """The corrected entry passes (above); fed the slide's version, the same checker must fail."""
     fn, kernels = CHECKERS[entry["check"]]
     slide_version = with_variant(entry, entry["slide_variant"])
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=entry["fails_with"]):
         fn(slide_version, "numpy") if kernels else fn(slide_version)
 
 
@@ -957,6 +1304,7 @@ deck = "003_7c437a475fa69432.txt"
 slide = "CAPA CONVOLUCIONAL"
 claim = "A claim."
 check = "param_count"
+code = ["minicnn.shapes.conv2d_params"]
 expected = 1
 """
 
@@ -971,7 +1319,9 @@ expected = 1
         ('expected = 1\n', 'expected = 1\nerratum = true\nslide_value = 2\ncorrect_value = 1\nwhy = "w"\n', "slide_variant"),
         ('expected = 1\n', 'expected = 1\nslide_value = 2\n', "belongs to errata only"),
         ('deck = "003_7c437a475fa69432.txt"\nslide', 'deck = "002_35ce60e4ae78ad9e.txt"\nslide', "differs from the file's deck"),
-        ('check = "param_count"\nexpected = 1\n', 'check = "param_count"\n', "no values to check"),
+        ('check = "param_count"\ncode = ["minicnn.shapes.conv2d_params"]\nexpected = 1\n',
+         'check = "param_count"\ncode = ["minicnn.shapes.conv2d_params"]\n', "no values to check"),
+        ('code = ["minicnn.shapes.conv2d_params"]\n', '', "code must be a non-empty list"),
     ],
 )
 def test_loader_rejects_malformed_entries(tmp_path, old, new, message):

@@ -329,7 +329,8 @@ class GoogLeNet(Network):
     the heads are skipped and ``forward`` returns the logits alone. The total
     loss is ``L(logits) + aux_weight * Σ L(aux_i)`` (``aux_weight`` = 0.3,
     deck 002_35ce60e4ae78ad9e.txt, "GoogLeNet - Inception": "Peso de 0.3 en
-    la loss total"), so the heads' gradients carry that factor.
+    la loss total"), so the heads' gradients carry that factor;
+    ``training_loss(outputs, labels)`` computes that total and those gradients.
     """
 
     def __init__(self, layers, aux_heads, *, name, input_shape, aux_weight=0.3):
@@ -372,6 +373,33 @@ class GoogLeNet(Network):
                 dy = dy + getattr(self, head).backward(d)
             dy = layer.backward(dy)
         return dy
+
+    def training_loss(self, outputs, labels, loss=nn.SoftmaxCrossEntropy):
+        """``L(logits) + aux_weight * Σ L(aux_i)`` and the gradients ``backward`` takes, for one training step.
+
+        ``outputs`` is what ``forward`` returned: the tuple ``(logits, aux_1, ...)``
+        in training mode, the logits alone in evaluation mode (then the loss is
+        ``L(logits)`` and the gradient one array). ``loss`` makes one loss
+        object per output (``loss_fn(outputs, labels)`` a float,
+        ``loss_fn.backward()`` its gradient). Returns ``(total, grads)``; a step is
+        ``total, grads = model.training_loss(model(x), labels)``,
+        ``model.backward(grads)``, ``optimizer.step()``.
+        """
+        if not isinstance(outputs, tuple):
+            loss_fn = loss()
+            return loss_fn(outputs, labels), loss_fn.backward()
+        if len(outputs) != 1 + len(self.aux_attach):
+            raise ValueError(
+                f"GoogLeNet.training_loss: expected {1 + len(self.aux_attach)} outputs (logits and one per auxiliary "
+                f"head), got {len(outputs)}"
+            )
+        total, grads = 0.0, []
+        for i, out in enumerate(outputs):
+            weight = 1.0 if i == 0 else self.aux_weight
+            loss_fn = loss()
+            total += weight * loss_fn(out, labels)
+            grads.append(weight * loss_fn.backward())
+        return total, tuple(grads)
 
     def num_parameters(self):
         """Every parameter, the auxiliary heads' included (``summary`` lists the inference network only)."""

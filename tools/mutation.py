@@ -1,0 +1,225 @@
+"""Mutation testing of the reference code a student reads, with mutmut 3.
+
+    python tools/mutation.py run shapes            # mutate minicnn/shapes.py, run the tests on every mutant
+    python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
+    python tools/mutation.py report                # score per module, survivors not yet justified
+    python tools/mutation.py show shapes           # the diff of each such survivor
+
+Modules (``MODULES``): shapes.py, backends/numpy_backend.py, functional.py,
+nn/, optim.py, graph.py. The run happens in a copy of the checkout
+(``--workdir``, default ``/tmp/minicnn-mutation``, one folder per module), so mutmut's ``mutants/``
+folder and its configuration never touch the working tree; the compiled
+kernels are imported from the checkout (the editable install maps
+``minicnn.kernels`` there), the mutated Python from the copy.
+
+A surviving mutant is either killed by a new test or, when it cannot change
+any result (an equivalent mutant), listed in ``tools/mutation_equivalent.toml``
+with a one-line reason; ``report`` counts those as justified and prints the
+rest. The score is ``(killed + justified) / mutants run`` per module (a mutant no
+test reaches counts as a survivor); ``killed / mutants run`` is printed too.
+
+mutmut is CPU-heavy: wrap ``run`` in ``flock /tmp/minicnn-cpu.lock`` and
+use ``--minutes`` to run it in chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "tools" / "mutation_equivalent.toml"
+
+#: The tests mutants are run against: the whole tests/ folder but the slow end-to-end runs (training,
+#: benchmarks, the GPU and instruction-set builds, data downloads); mutmut runs, for each mutant, only
+#: the tests that reach its function. A folder, not a list, so that a new test file is picked up without
+#: resetting mutmut's cached verdicts (a changed selection resets them all).
+IGNORED = ["tests/gpu", "tests/test_train.py", "tests/test_bench.py", "tests/test_kernel_isa.py", "tests/test_data.py"]
+#: shapes.py was measured first, with this explicit list of files (the folder above less the test files
+#: written after it: test_spec_coverage.py, test_optim_errors.py, ...); kept so that its verdicts stay valid.
+SUITE = ["tests/test_spec.py", "tests/test_spec_architectures.py", "tests/test_spec_mutants.py", "tests/test_spec_map.py",
+         "tests/test_shapes.py", "tests/test_functional.py", "tests/test_nn.py", "tests/test_variants.py",
+         "tests/test_graph.py", "tests/test_optim.py", "tests/test_models.py", "tests/test_properties.py",
+         "tests/test_robustness.py", "tests/test_api_fuzz.py", "tests/test_cli.py", "tests/test_plans.py",
+         "tests/test_winograd.py"]
+#: module name -> files to mutate
+MODULES = {
+    "shapes": ["minicnn/shapes.py"],
+    "numpy_backend": ["minicnn/backends/numpy_backend.py"],
+    "functional": ["minicnn/functional.py"],
+    "nn": ["minicnn/nn/*"],
+    "optim": ["minicnn/optim.py"],
+    "graph": ["minicnn/graph.py"],
+}
+STATUS = {0: "survived", 1: "killed", 3: "killed", -24: "timeout", 24: "timeout", 33: "no tests", 34: "skipped",
+          35: "suspicious", 36: "timeout", 37: "caught by type check", 152: "timeout", 255: "timeout", -11: "segfault",
+          -9: "killed"}
+
+
+def _copy_checkout(workdir):
+    """A copy of the tracked files of the checkout (plus spec/, tests/, kernels/ as they are now)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for name in files:
+        source, target = ROOT / name, workdir / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _write_config(workdir, module):
+    files = MODULES[module]
+    tests = SUITE if module == "shapes" else ["tests/"] + [f"--ignore={path}" for path in IGNORED]
+    lines = [
+        "[mutmut]",
+        "source_paths = minicnn/",
+        "only_mutate =\n" + "\n".join(f"    {f}" for f in files),
+        "also_copy =\n    spec/\n    kernels/\n    tools/",
+        "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in tests),
+        "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n    -q",
+        "process_isolation = forkserver",
+    ]
+    (workdir / "setup.cfg").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run(module, workdir, minutes, children, retry=False):
+    base, workdir = Path(workdir), Path(workdir) / module  # one copy per module: mutmut's cache is per configuration
+    workdir.mkdir(parents=True, exist_ok=True)
+    _copy_checkout(workdir)  # the checkout as it is now: mutmut copies it on into workdir/mutants
+    _write_config(workdir, module)
+    env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
+    if retry:  # run the survivors again, against the tests as they are now
+        survivors = [name for name, status in _results(base).items()
+                     if status in ("survived", "no tests") and _module_of(name) == module]
+        if not survivors:
+            print(f"{module}: no survivors to run again")
+            return 0
+        command += survivors
+    try:
+        subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
+    except subprocess.TimeoutExpired:
+        print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
+    return 0
+
+
+def _equivalents():
+    """``{mutant name: kind}`` of the justified survivors: "equivalent", or "gpu-only" (it changes CuPy code paths
+    only, which the CPU suite cannot reach; tests/gpu runs them where a GPU is)."""
+    if not EQUIVALENT.is_file():
+        return {}
+    with EQUIVALENT.open("rb") as handle:
+        listed = tomllib.load(handle).get("mutant", [])
+    for m in listed:
+        if not m.get("reason") or m.get("kind", "equivalent") not in ("equivalent", "gpu-only"):
+            raise ValueError(f"{EQUIVALENT.name}: {m.get('name')!r} needs a reason and a kind (equivalent or gpu-only)")
+    return {m["name"]: m.get("kind", "equivalent") for m in listed}
+
+
+def _results(workdir):
+    """``{mutant name: status}`` from mutmut's ``.meta`` files in ``workdir/<module>/mutants``."""
+    out = {}
+    for meta in sorted(Path(workdir).glob("*/mutants/**/*.py.meta")):
+        folder = meta.relative_to(workdir).parts[0]
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        for name, code in data.get("exit_code_by_key", {}).items():
+            if _module_of(name) != folder:
+                continue
+            out[name] = "not run" if code is None else STATUS.get(code, f"exit {code}")
+    return out
+
+
+def _module_of(name):
+    dotted = name.split("__mutmut_")[0].split(".x")[0]
+    for module, files in MODULES.items():
+        for f in files:
+            stem = f.removesuffix(".py").removesuffix("/*").replace("/", ".")
+            if dotted.startswith(stem + ".") or dotted == stem:
+                return module
+    return "other"
+
+
+def report(workdir, as_json=None):
+    results, equivalent = _results(workdir), _equivalents()
+    table, unjustified = {}, []
+    for name, status in results.items():
+        module = _module_of(name)
+        row = table.setdefault(module, {"mutants": 0, "killed": 0, "equivalent": 0, "gpu-only": 0, "survived": 0,
+                                        "no tests": 0, "not run": 0, "other": 0})
+        row["mutants"] += 1
+        if status in ("killed", "timeout", "caught by type check", "segfault"):
+            row["killed"] += 1
+        elif status in ("survived", "no tests") and name in equivalent:
+            row[equivalent[name]] += 1
+        elif status in ("survived", "no tests", "not run"):
+            row[status] += 1
+            if status != "not run":
+                unjustified.append((name, status))
+        else:
+            row["other"] += 1
+    print(f"{'module':<15} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'gpu-only':>8} {'survived':>8} {'no tests':>8} "
+          f"{'not run':>7} {'killed':>7} {'score':>7}")
+    for module, row in sorted(table.items()):
+        judged = row["killed"] + row["equivalent"] + row["gpu-only"] + row["survived"] + row["no tests"]
+        row["killed_share"] = row["killed"] / judged if judged else float("nan")
+        row["score"] = (row["killed"] + row["equivalent"] + row["gpu-only"]) / judged if judged else float("nan")
+        print(f"{module:<15} {row['mutants']:>7} {row['killed']:>7} {row['equivalent']:>7} {row['gpu-only']:>8} "
+              f"{row['survived']:>8} {row['no tests']:>8} {row['not run']:>7} {row['killed_share']:>7.1%} "
+              f"{row['score']:>7.1%}")
+    print("killed: killed / run; score: (killed + justified) / run, justified = listed in "
+          "tools/mutation_equivalent.toml")
+    if unjustified:
+        print("\nsurvivors without a killing test or a reason in tools/mutation_equivalent.toml:")
+        for name, status in unjustified:
+            print(f"  {name}  ({status})")
+    stale = sorted(set(equivalent) - {n for n, s in results.items() if s == "survived"})
+    if stale and results:
+        print("\nlisted as equivalent but not a survivor of this run:", ", ".join(stale))
+    if as_json:
+        Path(as_json).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return 0
+
+
+def show(workdir, module):
+    """The diff of every survivor of ``module`` not listed as equivalent (what a new test must kill)."""
+    results, equivalent = _results(workdir), _equivalents()
+    for name, status in results.items():
+        if status in ("survived", "no tests") and name not in equivalent and _module_of(name) == module:
+            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=Path(workdir) / module,
+                                  capture_output=True, text=True).stdout
+            changed = [line for line in diff.splitlines() if line[:1] in "-+" and line[:3] not in ("---", "+++")]
+            print(f"{name} ({status})")
+            print("\n".join("    " + line for line in changed))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="mutate one module and run its tests on every mutant")
+    r.add_argument("module", choices=sorted(MODULES))
+    r.add_argument("--minutes", type=float, help="stop after this many minutes (the next run continues)")
+    r.add_argument("--children", type=int, default=2, help="parallel mutants (default 2)")
+    r.add_argument("--retry", action="store_true", help="run only the module's survivors again (after new tests)")
+    rep = sub.add_parser("report", help="score per module and the survivors not justified")
+    rep.add_argument("--json", help="also write the table as JSON to this file")
+    sh = sub.add_parser("show", help="the diffs of a module's survivors not justified")
+    sh.add_argument("module", choices=sorted(MODULES))
+    for p in (r, rep, sh):
+        p.add_argument("--workdir", default="/tmp/minicnn-mutation", help="where the copy and mutmut's results live")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.module, args.workdir, args.minutes, args.children, args.retry)
+    if args.command == "show":
+        return show(args.workdir, args.module)
+    return report(args.workdir, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
