@@ -172,6 +172,7 @@ CASES = {
     ("winograd", "weight_grad"): lambda dt: winograd_layers(),
     ("winograd4", "forward"): lambda dt: winograd_layers(),
     ("winograd4", "input_grad"): lambda dt: winograd_layers(),
+    ("winograd4", "weight_grad"): lambda dt: winograd_layers(),
     **{(name, op): (lambda dt: winograd_layers()) for name in ("winograd_wide", "winograd4_wide")
        for op in ("forward", "input_grad")},
     ("rows", "forward"): lambda dt: rows_forward_layers(),

@@ -198,7 +198,8 @@ def test_the_static_table_never_picks_winograd_only_the_autotuner_may():
     assert not {"winograd", "winograd4"} & {plan.forward, plan.input_grad, plan.weight_grad}
     four = backend.paths["winograd4"]
     assert four.takes("forward", g, np.float32) == "" and "chosen only by measurement" in four.prefers("forward", g, np.float32)
-    assert "has no weight_grad kernel" in four.takes("weight_grad", g, np.float32)
+    assert four.takes("weight_grad", g, np.float32) == ""
+    assert "has no weight_grad kernel" in backend.paths["winograd_wide"].takes("weight_grad", g, np.float32)
     # the shared-block paths take a layer whose tiles fit one block (VGG-16's 512 -> 512 at 28x28, batch 1),
     # and leave one with many tiles (the mid layer at batch 32) to the blocked paths
     vgg = shapes.conv2d_geometry((1, 512, 28, 28), (512, 512, 3, 3), padding=1)
@@ -233,7 +234,7 @@ def test_the_compiled_winograd_forward_on_edge_shapes(x_shape, out, padding, dty
 
 
 @pytest.mark.parametrize("path, m", [("winograd", 2), ("winograd4", 4)])
-@pytest.mark.parametrize("op", ["forward", "input_grad"])
+@pytest.mark.parametrize("op", ["forward", "input_grad", "weight_grad"])
 def test_the_compiled_paths_stay_within_the_error_bound_of_their_tile(path, m, op):
     """float32 F(2x2) and F(4x4) kernels against float64, on 192 input channels, within
     ``winograd.error_bound`` (a worst case over every summation order: the BLAS's, the blocks')."""
@@ -246,6 +247,12 @@ def test_the_compiled_paths_stay_within_the_error_bound_of_their_tile(path, m, o
         exact = F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, backend="numpy")
         got = F.conv2d(x, w, padding=1, plan=path, backend="cython")
         bound = error_bound(x, w, 1, m=m)
+    elif op == "weight_grad":  # no bound of its own: against the float64 sum, 1e-4 of the largest entry
+        dy = rng.standard_normal((2, 64, 13, 14)).astype(np.float32)
+        exact = F.conv2d_grad(x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64), padding=1,
+                              backend="numpy")[1]
+        got = F.conv2d_grad(x, w, dy, padding=1, input_grad=False, plan={"weight_grad": path}, backend="cython")[1]
+        bound = 1e-4 * np.abs(exact).max()
     else:  # dX is the forward algorithm on dY padded by 1 with the rotated, transposed filters
         dy = rng.standard_normal((2, 64, 13, 14)).astype(np.float32)
         exact = F.conv2d_grad(x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64), padding=1,

@@ -291,6 +291,41 @@ MINICNN_WINO_DEFINE(double, f64)
             }                                                                                            \
         }                                                                                                \
         for (int i = 0; i < rows; i++) memcpy(dst + (ptrdiff_t)i * ow, out[i], sizeof(T) * width);     \
+        }                                                                                                    \
+                                                                                                         \
+    /* E[xi * stride + k] = (A4 e_k A4^T)[xi] for the `tiles` 4x4 tiles e_k of dY whose top-left pixel  \
+     * is (r0, c0 + 4k) of the (height x width) plane `src` (the F(3x3, 4x4) weight gradient); pixels    \
+     * beyond the plane read as zero. A4 = (A4^T)^T turns (a, b, c, d) into                              \
+     * (a, a + b + c + d, a - b + c - d, a + 2b + 4c + 8d, a - 2b + 4c - 8d, d). */                        \
+    MINICNN_CLONES static void minicnn_wino4_grad_##SUFFIX(const T *src, int height, int width, int r0,    \
+                                                            int c0, int tiles, T *e, ptrdiff_t stride)    \
+    {                                                                                                    \
+        T row[4][4 * MINICNN_WINO_MAX_TILES];                                                           \
+        int span = 4 * tiles, hi = width - c0 < span ? width - c0 : span;                                \
+        for (int p = 0; p < 4; p++) {                                                                    \
+            if (r0 + p >= height) {                                                                      \
+                memset(row[p], 0, sizeof(T) * span);                                                    \
+                continue;                                                                                \
+            }                                                                                            \
+            memcpy(row[p], src + (ptrdiff_t)(r0 + p) * width + c0, sizeof(T) * hi);                      \
+            if (hi < span) memset(row[p] + hi, 0, sizeof(T) * (span - hi));                             \
+        }                                                                                                \
+        MINICNN_WINO_IVDEP                                                                               \
+        for (int k = 0; k < tiles; k++) {                                                                \
+            T t[6][4]; /* t = A4 e, column by column */                                                  \
+            for (int j = 0; j < 4; j++) {                                                                \
+                T a = row[0][4 * k + j], b = row[1][4 * k + j], c = row[2][4 * k + j], d = row[3][4 * k + j]; \
+                t[0][j] = a; t[1][j] = a + b + c + d; t[2][j] = a - b + c - d;                           \
+                t[3][j] = a + 2 * b + 4 * c + 8 * d; t[4][j] = a - 2 * b + 4 * c - 8 * d; t[5][j] = d;   \
+            }                                                                                            \
+            for (int i = 0; i < 6; i++) { /* (A4 e) A4^T, row by row */                                  \
+                T a = t[i][0], b = t[i][1], c = t[i][2], d = t[i][3];                                    \
+                T *ei = e + (ptrdiff_t)(6 * i) * stride + k;                                             \
+                ei[0] = a; ei[stride] = a + b + c + d; ei[2 * stride] = a - b + c - d;                   \
+                ei[3 * stride] = a + 2 * b + 4 * c + 8 * d; ei[4 * stride] = a - 2 * b + 4 * c - 8 * d;  \
+                ei[5 * stride] = d;                                                                      \
+            }                                                                                            \
+        }                                                                                                \
     }
 
 MINICNN_WINO4_DEFINE(float, f32)

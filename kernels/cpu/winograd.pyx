@@ -60,6 +60,10 @@ cdef extern from "winograd.h" nogil:
                                float* e, Py_ssize_t stride)
     void minicnn_wino_grad_f64(const double* src, int height, int width, int r0, int c0, int tiles,
                                double* e, Py_ssize_t stride)
+    void minicnn_wino4_grad_f32(const float* src, int height, int width, int r0, int c0, int tiles,
+                                float* e, Py_ssize_t stride)
+    void minicnn_wino4_grad_f64(const double* src, int height, int width, int r0, int c0, int tiles,
+                                double* e, Py_ssize_t stride)
     void minicnn_wino4_filter_f32(const float* w, int channels, float* u, Py_ssize_t stride)
     void minicnn_wino4_filter_f64(const double* w, int channels, double* u, Py_ssize_t stride)
     void minicnn_wino4_input_f32(const float* src, int height, int width, int r0, int c0, int tiles,
@@ -186,8 +190,8 @@ cdef void output_tiles(const floating* prod, floating* y, const floating* bias, 
 
 cdef void grad_tiles(const floating* dy, floating* e, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
                      Py_ssize_t o_begin, Py_ssize_t o_end, Py_ssize_t out_ch, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_wide,
-                     Py_ssize_t tiles_per_image) noexcept nogil:
-    """``E[xi, o, l] = (A e A^T)[xi]`` (leading dimension ``ld``) of the 2x2 tiles e of dY numbered
+                     Py_ssize_t tiles_per_image, int m) noexcept nogil:
+    """``E[xi, o, l] = (A e A^T)[xi]`` (leading dimension ``ld``) of the m x m tiles e of dY numbered
     ``first <= first + l < first + count`` and the filters ``o_begin <= o < o_end``, a segment of one
     row of tiles at a time (winograd.h)."""
     cdef Py_ssize_t o, l, img, ti, tj, seg
@@ -199,7 +203,14 @@ cdef void grad_tiles(const floating* dy, floating* e, Py_ssize_t first, Py_ssize
         while l < count:
             seg = min(tiles_wide - tj, count - l, <Py_ssize_t>MINICNN_WINO_MAX_TILES)
             src = dy + (img * out_ch + o) * plane
-            if floating is float:
+            if m == 4:
+                if floating is float:
+                    minicnn_wino4_grad_f32(src, <int>oh, <int>ow, <int>(4 * ti), <int>(4 * tj), <int>seg,
+                                           e + o * ld + l, out_ch * ld)
+                else:
+                    minicnn_wino4_grad_f64(src, <int>oh, <int>ow, <int>(4 * ti), <int>(4 * tj), <int>seg,
+                                           e + o * ld + l, out_ch * ld)
+            elif floating is float:
                 minicnn_wino_grad_f32(src, <int>oh, <int>ow, <int>(2 * ti), <int>(2 * tj), <int>seg,
                                       e + o * ld + l, out_ch * ld)
             else:
@@ -314,7 +325,7 @@ def winograd_forward_wide(const floating[:, :, :, ::1] x, const floating[:, :, :
 
 def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] dy,
                          floating[:, :, :, ::1] m_parts, int ph, int pw, int tile_block, int blocks_per_part,
-                         floating[:, ::1] v_workspace, floating[:, ::1] e_workspace, int num_threads):
+                         floating[:, ::1] v_workspace, floating[:, ::1] e_workspace, int num_threads, int m=2):
     """``m_parts[part, xi] = sum over the part's tiles of E[xi] @ V[xi]^T`` (C_out x C_in) for the weight
     gradient of ``y = conv2d(x, w, padding=(ph, pw))``, 3x3 filters; part ``p`` holds the blocks of
     ``tile_block`` tiles numbered ``p * blocks_per_part`` up to the next part's (every part one at
@@ -322,8 +333,9 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     thread, ``e_workspace`` 16*C_out*tile_block."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
-    cdef Py_ssize_t tiles_wide = (ow + 1) // 2
-    cdef Py_ssize_t tiles_per_image = ((oh + 1) // 2) * tiles_wide
+    cdef Py_ssize_t tiles_wide = (ow + m - 1) // m
+    cdef Py_ssize_t tiles_per_image = ((oh + m - 1) // m) * tiles_wide
+    cdef Py_ssize_t positions = (m + 2) * (m + 2)
     cdef Py_ssize_t total = n_images * tiles_per_image
     cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block
     cdef Py_ssize_t parts = m_parts.shape[0], part, blk, first, count, xi
@@ -337,6 +349,9 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     cdef int c_int = <int>channels, o_int = <int>out_ch, ld = tile_block
     if tile_block < 1:
         raise ValueError(f"tile_block must be at least 1, got {tile_block}")
+    check_tile(m)
+    if m_parts.shape[1] != positions:
+        raise ValueError(f"m_parts needs {positions} transformed positions for F(3x3, {m}x{m}), got {m_parts.shape[1]}")
     if blocks_per_part < 1 or not (parts - 1) * blocks_per_part < blocks <= parts * blocks_per_part:
         raise ValueError(f"{parts} parts of {blocks_per_part} blocks do not cover {blocks} blocks, each part one at least")
     for part in prange(parts, nogil=True, schedule="dynamic", num_threads=num_threads):
@@ -349,10 +364,10 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
             count = min(<Py_ssize_t>tile_block, total - first)
             ncols = <int>count
             input_tiles(xp, v, first, count, ld, 0, channels, channels, height, width, ph, pw, tiles_wide,
-                        tiles_per_image, 2)
-            grad_tiles(dyp, e, first, count, ld, 0, out_ch, out_ch, oh, ow, tiles_wide, tiles_per_image)
+                        tiles_per_image, m)
+            grad_tiles(dyp, e, first, count, ld, 0, out_ch, out_ch, oh, ow, tiles_wide, tiles_per_image, m)
             beta = 0.0 if blk == part * blocks_per_part else 1.0
-            for xi in range(16):
+            for xi in range(positions):
                 gemm_rowmajor(c'N', c'T', o_int, c_int, ncols, <floating>1.0, e + xi * out_ch * ld, ld,
                               v + xi * channels * ld, ld, beta, mp + xi * out_ch * channels, c_int)
 
@@ -379,13 +394,40 @@ cdef void filter_gradient(const floating* m_parts, Py_ssize_t parts, Py_ssize_t 
         dw[3 * i + 2] = (s[i][1] + s[i][2]) * <floating>0.5 + s[i][3]
 
 
+cdef void filter_gradient4(const floating* m_parts, Py_ssize_t parts, Py_ssize_t part_stride,
+                           Py_ssize_t xi_stride, floating* dw) noexcept nogil:
+    """``dw = G4^T M G4`` (F(3x3, 4x4)) of one (filter, channel) pair, ``M`` 6x6 summed over the parts in order."""
+    cdef floating m[36]
+    cdef floating s[3][6]
+    cdef Py_ssize_t part, i, j
+    for i in range(36):
+        m[i] = m_parts[i * xi_stride]
+    for part in range(1, parts):
+        for i in range(36):
+            m[i] = m[i] + m_parts[part * part_stride + i * xi_stride]
+    for j in range(6):  # s = G4^T M, G4's columns: (1/4, -1/6, -1/6, 1/24, 1/24, 0), (0, -1/6, 1/6, 1/12, -1/12, 0), (0, -1/6, -1/6, 1/6, 1/6, 1)
+        s[0][j] = m[j] * <floating>0.25 - (m[6 + j] + m[12 + j]) * <floating>(1.0 / 6.0) + (m[18 + j] + m[24 + j]) * <floating>(1.0 / 24.0)
+        s[1][j] = (m[12 + j] - m[6 + j]) * <floating>(1.0 / 6.0) + (m[18 + j] - m[24 + j]) * <floating>(1.0 / 12.0)
+        s[2][j] = (m[18 + j] + m[24 + j] - m[6 + j] - m[12 + j]) * <floating>(1.0 / 6.0) + m[30 + j]
+    for i in range(3):  # (G4^T M) G4, the same on the columns
+        dw[3 * i] = s[i][0] * <floating>0.25 - (s[i][1] + s[i][2]) * <floating>(1.0 / 6.0) + (s[i][3] + s[i][4]) * <floating>(1.0 / 24.0)
+        dw[3 * i + 1] = (s[i][2] - s[i][1]) * <floating>(1.0 / 6.0) + (s[i][3] - s[i][4]) * <floating>(1.0 / 12.0)
+        dw[3 * i + 2] = (s[i][3] + s[i][4] - s[i][1] - s[i][2]) * <floating>(1.0 / 6.0) + s[i][5]
+
+
 def weight_output_transform(const floating[:, :, :, ::1] m_parts, floating[:, :, :, ::1] dw, int num_threads):
-    """``dw[o, c] = G^T M G`` with ``M[xi] = sum of m_parts[part, xi, o, c]`` over the parts, in order."""
-    cdef Py_ssize_t parts = m_parts.shape[0], out_ch = dw.shape[0], channels = dw.shape[1]
+    """``dw[o, c] = G^T M G`` with ``M[xi] = sum of m_parts[part, xi, o, c]`` over the parts, in order (F(3x3, 2x2)
+    for 16 positions, F(3x3, 4x4) for 36)."""
+    cdef Py_ssize_t parts = m_parts.shape[0], positions = m_parts.shape[1], out_ch = dw.shape[0], channels = dw.shape[1]
     cdef Py_ssize_t o, c
     cdef Py_ssize_t xi_stride = out_ch * channels
+    if positions != 16 and positions != 36:
+        raise ValueError(f"m_parts needs 16 (F(3x3, 2x2)) or 36 (F(3x3, 4x4)) positions, got {positions}")
     cdef const floating* mp = &m_parts[0, 0, 0, 0]
     cdef floating* dwp = &dw[0, 0, 0, 0]
     for o in prange(out_ch, nogil=True, schedule="static", num_threads=num_threads):
         for c in range(channels):
-            filter_gradient(mp + o * channels + c, parts, 16 * xi_stride, xi_stride, dwp + (o * channels + c) * 9)
+            if positions == 36:
+                filter_gradient4(mp + o * channels + c, parts, 36 * xi_stride, xi_stride, dwp + (o * channels + c) * 9)
+            else:
+                filter_gradient(mp + o * channels + c, parts, 16 * xi_stride, xi_stride, dwp + (o * channels + c) * 9)

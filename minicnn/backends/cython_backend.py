@@ -141,7 +141,7 @@ class CythonBackend(NumpyBackend):
                     "im2col", "reference"),
         "input_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide", "rows",
                        "batched", "im2col", "reference"),
-        "weight_grad": ("dense", "lanes", "direct", "winograd", "rows", "batched", "im2col", "reference"),
+        "weight_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "rows", "batched", "im2col", "reference"),
     }
     #: Layers with fewer multiply-adds than this are planned by the static order, never timed.
     AUTOTUNE_MIN_MACS = 1_000_000

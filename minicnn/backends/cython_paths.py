@@ -314,7 +314,8 @@ class WinogradPath(Path):
         """(parts, blocks per part) of the weight gradient's sum: a power of two, at most MAX_PARTS and
         PARTS_BYTES of partial sums, no part empty; by the shapes alone, so the same bits on any thread count."""
         parts = 1
-        while parts * 2 <= min(self.MAX_PARTS, blocks) and parts * 2 * 16 * g.o * g.c * itemsize <= self.PARTS_BYTES:
+        while (parts * 2 <= min(self.MAX_PARTS, blocks)
+               and parts * 2 * self.POSITIONS * g.o * g.c * itemsize <= self.PARTS_BYTES):
             parts *= 2
         per_part = _blocks(blocks, parts)
         return _blocks(blocks, per_part), per_part
@@ -324,10 +325,10 @@ class WinogradPath(Path):
         block, tiles = self._tile_block(g, "weight_grad", x.itemsize)
         parts, per_part = self._parts(g, _blocks(tiles, block), x.itemsize)
         threads = max(1, min(threads, parts))
-        m_parts = self.workspace("wino_dw", (parts, 16, g.o, g.c), x.dtype)
-        v = self.workspace("wino_v", (threads, 16 * g.c * block), x.dtype)
-        e = self.workspace("wino_e", (threads, 16 * g.o * block), x.dtype)
-        self.kernels.winograd_weight_grad(x, dy, m_parts, *g.padding, block, per_part, v, e, threads)
+        m_parts = self.workspace("wino_dw", (parts, self.POSITIONS, g.o, g.c), x.dtype)
+        v = self.workspace("wino_v", (threads, self.POSITIONS * g.c * block), x.dtype)
+        e = self.workspace("wino_e", (threads, self.POSITIONS * g.o * block), x.dtype)
+        self.kernels.winograd_weight_grad(x, dy, m_parts, *g.padding, block, per_part, v, e, threads, self.TILE)
         dw = np.empty_like(w)
         self.kernels.weight_output_transform(m_parts, dw, threads)
         return dw, bias_grad(dy)
@@ -342,11 +343,11 @@ class WinogradPath(Path):
 
 class Winograd4Path(WinogradPath):
     name = "winograd4"
-    ops = ("forward", "input_grad")
+    ops = ("forward", "input_grad", "weight_grad")
     note = ("Winograd F(4x4, 3x3) (Lavin and Gray 2016, section 4.2; winograd.h, minicnn/winograd.py): 36 products "
             "per block of 4x4 output tiles, 4x fewer multiplications than the direct sum, at 10-17x the float32 "
             "error of F(2x2) (still below 1e-5 of the largest output on 256 channels; minicnn/winograd.py). "
-            "Forward and dX; dW stays F(3x3, 2x2) (the winograd path). Chosen only by the autotuner")
+            "Forward, dX, and dW as F(3x3, 4x4) (36 products per block of 4x4 tiles of dY). Chosen only by the autotuner")
     TILE = 4
     POSITIONS = 36
 
