@@ -39,6 +39,25 @@
 #endif
 
 #define MINICNN_WINO_DEFINE(T, SUFFIX)                                                                   \
+    /* d[p * ld + j] = src[(r0 + p) * width + c0 + j] for p < rows, j < span: the rows of the plane under a\
+     * segment of tiles, zero outside the (height x width) plane (the padding, and whole tiles beyond it). */\
+    MINICNN_CLONES static void minicnn_wino_rows_##SUFFIX(const T *src, int height, int width, int r0,  \
+                                                          int c0, int rows, int span, T *d, int ld)     \
+    {                                                                                                   \
+        int lo = c0 < 0 ? -c0 : 0, hi = width - c0 < span ? width - c0 : span;                          \
+        for (int p = 0; p < rows; p++) {                                                                \
+            T *dp = d + (ptrdiff_t)p * ld;                                                              \
+            int row = r0 + p;                                                                           \
+            if (row < 0 || row >= height || hi <= lo) {                                                 \
+                memset(dp, 0, sizeof(T) * span);                                                        \
+                continue;                                                                               \
+            }                                                                                           \
+            if (lo > 0) memset(dp, 0, sizeof(T) * lo);                                                  \
+            memcpy(dp + lo, src + (ptrdiff_t)row * width + c0 + lo, sizeof(T) * (hi - lo));             \
+            if (hi < span) memset(dp + hi, 0, sizeof(T) * (span - hi));                                 \
+        }                                                                                               \
+    }                                                                                                   \
+                                                                                                        \
     /* u[xi * stride + c] = (G g_c G^T)[xi] for the `channels` 3x3 kernels g_c = w[9c .. 9c + 8] of one  \
      * filter: the taps staged tap-major, so the loop over the channels is vectorised. */                \
     MINICNN_CLONES static void minicnn_wino_filter_##SUFFIX(const T *w, int channels, T *u,             \
@@ -76,17 +95,8 @@
     {                                                                                                    \
         T d[4][MINICNN_WINO_SPAN];                                                                       \
         T te[4][MINICNN_WINO_MAX_TILES + 1], to[4][MINICNN_WINO_MAX_TILES + 1]; /* t = B^T d: even, odd columns */ \
-        int span = 2 * tiles + 2, lo = c0 < 0 ? -c0 : 0, hi = width - c0 < span ? width - c0 : span;   \
-        for (int p = 0; p < 4; p++) {                                                                    \
-            int row = r0 + p;                                                                            \
-            if (row < 0 || row >= height || hi <= lo) {                                                  \
-                memset(d[p], 0, sizeof(T) * span);                                                      \
-                continue;                                                                                \
-            }                                                                                            \
-            if (lo > 0) memset(d[p], 0, sizeof(T) * lo);                                                \
-            memcpy(d[p] + lo, src + (ptrdiff_t)row * width + c0 + lo, sizeof(T) * (hi - lo));           \
-            if (hi < span) memset(d[p] + hi, 0, sizeof(T) * (span - hi));                               \
-        }                                                                                                \
+        int span = 2 * tiles + 2;                                                                       \
+        minicnn_wino_rows_##SUFFIX(src, height, width, r0, c0, 4, span, &d[0][0], MINICNN_WINO_SPAN);   \
         /* t = B^T d, rows d0 - d2, d1 + d2, d2 - d1, d1 - d3, split into even and odd columns */        \
         for (int j = 0; j <= tiles; j++) {                                                               \
             T a0 = d[0][2 * j], a1 = d[1][2 * j], a2 = d[2][2 * j], a3 = d[3][2 * j];                     \
@@ -143,15 +153,8 @@
                                                            int c0, int tiles, T *e, ptrdiff_t stride)    \
     {                                                                                                    \
         T row[2][2 * MINICNN_WINO_MAX_TILES];                                                           \
-        int span = 2 * tiles, hi = width - c0 < span ? width - c0 : span;                                \
-        for (int p = 0; p < 2; p++) {                                                                    \
-            if (r0 + p >= height) {                                                                      \
-                memset(row[p], 0, sizeof(T) * span);                                                    \
-                continue;                                                                                \
-            }                                                                                            \
-            memcpy(row[p], src + (ptrdiff_t)(r0 + p) * width + c0, sizeof(T) * hi);                      \
-            if (hi < span) memset(row[p] + hi, 0, sizeof(T) * (span - hi));                             \
-        }                                                                                                \
+        int span = 2 * tiles;                                                                           \
+        minicnn_wino_rows_##SUFFIX(src, height, width, r0, c0, 2, span, &row[0][0], 2 * MINICNN_WINO_MAX_TILES);\
         T *e0 = e, *e1 = e + stride, *e2 = e + 2 * stride, *e3 = e + 3 * stride;                         \
         T *e4 = e + 4 * stride, *e5 = e + 5 * stride, *e6 = e + 6 * stride, *e7 = e + 7 * stride;        \
         T *e8 = e + 8 * stride, *e9 = e + 9 * stride, *e10 = e + 10 * stride, *e11 = e + 11 * stride;    \
@@ -222,17 +225,8 @@ MINICNN_WINO_DEFINE(double, f64)
                                                              int c0, int tiles, T *v, ptrdiff_t stride)   \
     {                                                                                                    \
         T d[6][MINICNN_WINO4_SPAN], t[6][MINICNN_WINO4_SPAN];                                           \
-        int span = 4 * tiles + 2, lo = c0 < 0 ? -c0 : 0, hi = width - c0 < span ? width - c0 : span;   \
-        for (int p = 0; p < 6; p++) {                                                                    \
-            int row = r0 + p;                                                                            \
-            if (row < 0 || row >= height || hi <= lo) {                                                  \
-                memset(d[p], 0, sizeof(T) * span);                                                      \
-                continue;                                                                                \
-            }                                                                                            \
-            if (lo > 0) memset(d[p], 0, sizeof(T) * lo);                                                \
-            memcpy(d[p] + lo, src + (ptrdiff_t)row * width + c0 + lo, sizeof(T) * (hi - lo));           \
-            if (hi < span) memset(d[p] + hi, 0, sizeof(T) * (span - hi));                               \
-        }                                                                                                \
+        int span = 4 * tiles + 2;                                                                       \
+        minicnn_wino_rows_##SUFFIX(src, height, width, r0, c0, 6, span, &d[0][0], MINICNN_WINO4_SPAN);  \
         /* t = B4^T d on whole rows */                                                                   \
         MINICNN_WINO_IVDEP                                                                               \
         for (int j = 0; j < span; j++) {                                                                 \
@@ -301,15 +295,8 @@ MINICNN_WINO_DEFINE(double, f64)
                                                             int c0, int tiles, T *e, ptrdiff_t stride)    \
     {                                                                                                    \
         T row[4][4 * MINICNN_WINO_MAX_TILES];                                                           \
-        int span = 4 * tiles, hi = width - c0 < span ? width - c0 : span;                                \
-        for (int p = 0; p < 4; p++) {                                                                    \
-            if (r0 + p >= height) {                                                                      \
-                memset(row[p], 0, sizeof(T) * span);                                                    \
-                continue;                                                                                \
-            }                                                                                            \
-            memcpy(row[p], src + (ptrdiff_t)(r0 + p) * width + c0, sizeof(T) * hi);                      \
-            if (hi < span) memset(row[p] + hi, 0, sizeof(T) * (span - hi));                             \
-        }                                                                                                \
+        int span = 4 * tiles;                                                                           \
+        minicnn_wino_rows_##SUFFIX(src, height, width, r0, c0, 4, span, &row[0][0], 4 * MINICNN_WINO_MAX_TILES);\
         MINICNN_WINO_IVDEP                                                                               \
         for (int k = 0; k < tiles; k++) {                                                                \
             T t[6][4]; /* t = A4 e, column by column */                                                  \
