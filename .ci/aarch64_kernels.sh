@@ -46,6 +46,11 @@ cat >"$tmp/all_kernels.c" <<'C'
         minicnn_wino_filter_##S(a, (int)n, c, n);                                                      \
         minicnn_wino_input_##S(a, (int)n, (int)n, -1, -1, 7, c, n);                                    \
         minicnn_wino_output_##S(a, n, 7, b[0], c, (int)n, 13, 1);                                      \
+        minicnn_wino_grad_##S(a, (int)n, (int)n, 0, 0, 7, c, n);                                       \
+        minicnn_wino4_filter_##S(a, (int)n, c, n);                                                     \
+        minicnn_wino4_input_##S(a, (int)n, (int)n, -1, -1, 7, c, n);                                   \
+        minicnn_wino4_output_##S(a, n, 7, b[0], c, (int)n, 27, 3);                                     \
+        minicnn_wino4_grad_##S(a, (int)n, (int)n, 0, 0, 7, c, n);                                      \
     }
 ALL_KERNELS(float, f32)
 ALL_KERNELS(double, f64)
