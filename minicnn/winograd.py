@@ -267,8 +267,8 @@ def error_bound(x, w, padding=0, m=2, dtype=np.float32):
     at, g_mat, bt = _matrices(m)
     x, w = np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(w, dtype=np.float64))
 
-    def chain(mat):  # roundings of a two-sided transform by ``mat``: the additions per row, and a scaling
-        return 2 * (int(np.count_nonzero(mat, axis=1).max()) - 1 + 1)
+    def chain(mat):  # roundings of a two-sided transform by ``mat``: per side, the additions of a row and a scaling
+        return 2 * int(np.count_nonzero(mat, axis=1).max())
 
     k = chain(g_mat) + chain(bt) + chain(at) + x.shape[1] + 1
     u = np.finfo(dtype).eps / 2

@@ -364,10 +364,6 @@ class WinogradWidePath(WinogradPath):
     #: blocked path's: there each thread's block stays in its caches (the mid layer, 25,088 tiles, ran
     #: 2.5x slower here in blocks of 16 MB shared by the threads).
     WIDE_BLOCK_BYTES = 16 << 20
-    #: Filters per product (fixed by the layer, never by the thread count). All of them: a product on a
-    #: share of the filters packs the block's V again, and 16 (36) positions already give the threads
-    #: their shares (512 -> 512 at 28x28, batch 1: 17.4 ms with 64-filter products, AMD Zen 5).
-    FILTER_BLOCK = None
 
     def parallel_items(self, op, g):
         return self.POSITIONS  # the products, by position (and the transforms, by channel)
@@ -391,8 +387,10 @@ class WinogradWidePath(WinogradPath):
         self.kernels.filter_transform(w, u, threads, self.TILE)
         v = self.workspace("wino_v", (self.POSITIONS * maps_in * block,), x.dtype)
         m = self.workspace("wino_m", (self.POSITIONS * maps_out * block,), x.dtype)
-        self.kernels.winograd_forward_wide(x, u, b, y, pad_h, pad_w, block, self.FILTER_BLOCK or maps_out, v, m, threads,
-                                           self.TILE)
+        # each product on all the filters: on a share of them it would pack the block's V again, and the 16
+        # (36) positions already give the threads their shares (512 -> 512 at 28x28, batch 1: 17.4 ms
+        # with 64-filter products, AMD Zen 5)
+        self.kernels.winograd_forward_wide(x, u, b, y, pad_h, pad_w, block, maps_out, v, m, threads, self.TILE)
         return y
 
 
