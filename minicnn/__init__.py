@@ -26,7 +26,11 @@ from .backends import (
 __version__ = "0.1.0"
 
 # Submodules loaded on first use, so `import minicnn` stays light (no matplotlib, no tqdm).
-_LAZY_SUBMODULES = ("nn", "graph", "optim", "models", "data", "train", "io", "plots", "bench", "cli")
+_LAZY_SUBMODULES = ("nn", "graph", "optim", "models", "data", "train", "io", "plots", "bench", "cli", "graph_spec",
+                    "torch_weights")
+# Short names for modules whose file name must differ: ``mc.onnx`` is minicnn/onnx_io.py, so that the module
+# never shadows the ``onnx`` package it imports (only when called: ``pip install minicnn[onnx]``).
+_LAZY_ALIASES = {"onnx": "onnx_io", "onnx_io": "onnx_io"}
 
 __all__ = [
     "functional",
@@ -40,6 +44,7 @@ __all__ = [
     "KernelsNotBuiltWarning",
     "__version__",
     *_LAZY_SUBMODULES,
+    "onnx",
 ]
 
 
@@ -81,8 +86,8 @@ _warn_if_kernels_missing()
 
 
 def __getattr__(name):
-    if name in _LAZY_SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_SUBMODULES or name in _LAZY_ALIASES:
+        module = importlib.import_module(f".{_LAZY_ALIASES.get(name, name)}", __name__)
         globals()[name] = module
         return module
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")

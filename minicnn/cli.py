@@ -40,6 +40,7 @@ examples:
   minicnn predict digit.png --model runs/first
   minicnn summary lenet5                     # layers, shapes, parameters (61,706)
   minicnn backends                           # which kernels run here
+  minicnn export runs/first model.onnx       # the trained network as ONNX (pip install minicnn[onnx])
 """
 
 
@@ -98,7 +99,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     commands.required = True
-    for add in (_add_train, _add_eval, _add_predict, _add_summary, _add_backends):
+    for add in (_add_train, _add_eval, _add_predict, _add_summary, _add_backends, _add_export, _add_import):
         add(commands)
     _add_optional_commands(commands)
     return parser
@@ -267,6 +268,46 @@ def _add_backends(commands):
     backends.set_defaults(handler=_cmd_backends)
 
 
+def _add_export(commands):
+    export = commands.add_parser(
+        "export",
+        help="write a saved model as an ONNX file (needs minicnn[onnx])",
+        formatter_class=_Formatter,
+        description="Write a trained or imported model (model.npz, or the run directory holding it) as an ONNX\n"
+        "file (opset 17, IR version 8) that onnxruntime, PyTorch and other runtimes can run. The batch\n"
+        "axis is left free; the image size is the model's own, or --input-shape. Needs the onnx\n"
+        "package: pip install minicnn[onnx].",
+        epilog="examples:\n  minicnn export runs/first model.onnx\n"
+        "  minicnn export imported.npz again.onnx --input-shape 3 64 64",
+    )
+    export.add_argument("model", type=Path, metavar="MODEL", help="model.npz, or a run directory holding one")
+    export.add_argument("out", type=Path, metavar="OUT.onnx", help="the ONNX file to write")
+    export.add_argument("--input-shape", dest="input_shape", type=_positive_int, nargs=3, metavar=("C", "H", "W"),
+                        help="one input image, channels first (default: the model's own, 1 32 32 for lenet5)")
+    export.set_defaults(handler=_cmd_export)
+
+
+def _add_import(commands):
+    imported = commands.add_parser(
+        "import",
+        help="read an ONNX file into a minicnn model.npz (needs minicnn[onnx])",
+        formatter_class=_Formatter,
+        description="Read an ONNX model made of the operators minicnn has (Conv, MaxPool, Gemm, Relu,\n"
+        "BatchNormalization, Concat, Add, ...: LeNet-, VGG-, ResNet-, MobileNet-style networks) and\n"
+        "write it as a model.npz that `minicnn eval`, `predict`, `summary` and `export` use. An operator\n"
+        "or attribute minicnn cannot compute is an error naming the node. Needs pip install minicnn[onnx].",
+        epilog="examples:\n  minicnn import model.onnx imported.npz\n"
+        "  minicnn import resnet.onnx resnet.npz --input-shape 3 224 224   # a file with symbolic sizes",
+    )
+    imported.add_argument("onnx_file", type=Path, metavar="MODEL.onnx", help="the ONNX file to read")
+    imported.add_argument("out", type=Path, metavar="OUT.npz", help="the model.npz to write")
+    imported.add_argument("--input-shape", dest="input_shape", type=_positive_int, nargs=3, metavar=("C", "H", "W"),
+                          help="one input image, for a file whose input sizes are symbolic")
+    imported.add_argument("--dataset", default="mnist-5k", metavar="NAME",
+                          help="the data set `minicnn eval` tests it on by default (default: mnist-5k)")
+    imported.set_defaults(handler=_cmd_import)
+
+
 def _add_optional_commands(commands):
     """Register commands whose code lives in other modules (see ``OPTIONAL_COMMANDS``).
 
@@ -418,6 +459,34 @@ def _cmd_backends(args):
     return 0
 
 
+def _cmd_export(args):
+    from .onnx_io import export
+    from .train import load_model
+
+    net = load_model(_existing(args.model, "MODEL"))
+    model = export(net, args.out, tuple(args.input_shape) if args.input_shape else None)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    print(f"wrote {args.out}: {len(model.graph.node)} ONNX nodes, opset {model.opset_import[0].version}, "
+          f"IR version {model.ir_version}, input {'x'.join(str(d.dim_param or d.dim_value) for d in dims)}")
+    return 0
+
+
+def _cmd_import(args):
+    from .graph_spec import build_graph
+    from .io import GRAPH_MODEL, load_model, write_model
+    from .onnx_io import load_spec
+
+    spec, weights = load_spec(_existing(args.onnx_file, "MODEL.onnx"), args.input_shape)
+    net = build_graph(spec)
+    net.load_state_dict(weights)
+    write_model(args.out, net, model=GRAPH_MODEL, model_kwargs={}, dataset=args.dataset,
+                extra={"graph": spec, "source": str(args.onnx_file)})
+    net = load_model(args.out)  # what eval and export will read: check it rebuilds
+    shape = "x".join(str(s) for s in net.input_shape)
+    print(f"wrote {args.out}: {len(spec['nodes'])} layers, {net.num_parameters():,} parameters, input {shape}")
+    return 0
+
+
 def _existing(path, what):
     path = Path(path)
     if not path.exists():
@@ -443,7 +512,7 @@ def main(argv=None):
         print(f"\n{_PROG} {args.command}: interrupted" + ("; continue with --resume" if args.command == "train" else ""),
               file=sys.stderr)  # fmt: skip
         return 130
-    except (CommandError, ValueError, TypeError, OSError, RuntimeError, KeyError) as exc:
+    except (CommandError, ValueError, TypeError, OSError, RuntimeError, KeyError, ImportError) as exc:
         if debug:
             raise
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

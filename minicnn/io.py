@@ -1,7 +1,8 @@
 """Files: npz trees written atomically, saved models and training checkpoints.
 
 A model file (``model.npz``) holds the weights and what is needed to rebuild
-the network (model name and arguments); a checkpoint (``checkpoint.npz``)
+the network (model name and arguments, or for an imported network the graph
+itself, as ``minicnn.graph_spec`` describes it); a checkpoint (``checkpoint.npz``)
 holds everything a training run needs to continue exactly (model, optimizer,
 scheduler, generator states, history). Both are npz files of one "tree": a
 JSON skeleton of dicts, lists and numbers whose arrays are stored as npz
@@ -39,12 +40,16 @@ __all__ = [
     "MODEL_FILE",
     "METRICS_FILE",
     "FORMAT_VERSION",
+    "GRAPH_MODEL",
 ]
 
 CHECKPOINT_FILE = "checkpoint.npz"
 MODEL_FILE = "model.npz"
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
+#: The ``model`` entry of a file whose network is not a zoo builder but a stored graph description
+#: (``meta["graph"]``, see ``minicnn.graph_spec``): what ``minicnn import`` writes.
+GRAPH_MODEL = "graph"
 _TREE_KEY = "__tree__"
 
 
@@ -219,13 +224,7 @@ def load_model(path):
     """
     path = _model_path(path)
     meta, tree = _read_model(path)
-    try:
-        net = build_model(meta["model"], **meta["model_kwargs"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"load_model: {path} is a damaged minicnn model file: cannot rebuild model {meta['model']!r} with "
-            f"model_kwargs {meta['model_kwargs']!r} ({exc})"
-        ) from None
+    net = _rebuild(path, meta)
     try:
         net.load_state_dict(tree["state_dict"])
     except (TypeError, ValueError) as exc:
@@ -235,6 +234,24 @@ def load_model(path):
         if bad:  # a trained model never holds these (training stops when the loss does): a damaged file
             raise ValueError(f"load_model: {path} does not hold usable weights: {name} has {bad} NaN or infinite values")
     return net.eval()
+
+
+def _rebuild(path, meta):
+    """The network a model file describes: ``models.<model>(**model_kwargs)``, or its stored graph (``GRAPH_MODEL``)."""
+    if meta["model"] == GRAPH_MODEL:
+        from .graph_spec import build_graph
+
+        try:
+            return build_graph(meta.get("graph"))
+        except ValueError as exc:
+            raise ValueError(f"load_model: {path} is a damaged minicnn model file: {exc}") from None
+    try:
+        return build_model(meta["model"], **meta["model_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"load_model: {path} is a damaged minicnn model file: cannot rebuild model {meta['model']!r} with "
+            f"model_kwargs {meta['model_kwargs']!r} ({exc})"
+        ) from None
 
 
 def _model_path(path):

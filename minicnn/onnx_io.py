@@ -1,0 +1,853 @@
+"""Networks in and out as ONNX files: ``export(net, path, input_shape)`` and ``load(path)`` (also ``mc.onnx``).
+
+ONNX (https://onnx.ai) describes a network as a graph of standard
+operators (``Conv``, ``MaxPool``, ``Gemm``, ``Relu``, ...), each with
+attributes and weight tensors, so that another runtime (onnxruntime,
+PyTorch, TensorRT) can run a model minicnn trained, and minicnn can run a
+model trained elsewhere. Each minicnn layer maps to one operator or a few:
+
+==========================  ==================================================
+minicnn                     ONNX (opset ``OPSET``)
+==========================  ==================================================
+Conv2d (groups, dilation)   Conv
+ConvTranspose2d             ConvTranspose
+MaxPool2d / AvgPool2d       MaxPool / AveragePool (``count_include_pad=1``)
+GlobalAvgPool2d             GlobalAveragePool
+Linear                      Gemm (``transB=1``); imported also from MatMul (+ Add)
+ReLU, Sigmoid, Tanh         Relu, Sigmoid, Tanh
+ReLU6                       Clip(0, 6)
+SiLU, GELU, HardSwish       Sigmoid + Mul; Erf and friends; HardSwish
+BatchNorm2d (evaluation)    BatchNormalization
+LocalResponseNorm           LRN (odd sizes: for even ones the windows differ)
+Concat, Add                 Concat, Add (Sum for more than two terms)
+Flatten, Dropout, Identity  Flatten(axis=1), Dropout, Identity
+ChannelShuffle              Reshape, Transpose, Reshape
+SqueezeExcitation           GlobalAveragePool, Conv, ..., Sigmoid, Mul
+==========================  ==================================================
+
+The exporter and the importer are tables with one small function per layer
+or operator (``EXPORTERS``, ``IMPORTERS``). A layer with no entry raises a
+``ValueError`` naming it; an operator or attribute the importer does not
+know raises one naming the node, the operator and the attribute. Both need
+the optional ``onnx`` package (``pip install minicnn[onnx]``), imported only
+when called; nothing else in minicnn imports it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+
+import numpy as np
+
+from . import nn
+from .arrays import to_host
+from .graph import Graph, Sequential
+from .nn import variants
+
+__all__ = ["export", "load", "load_spec", "OPSET", "IR_VERSION", "EXPORTERS", "IMPORTERS", "require"]
+
+#: The operator set the exporter writes: 17 (ONNX 1.12, 2022) is read by every onnxruntime since 1.12.
+OPSET = 17
+#: The file format version written with it: IR 8 is the one of opset 17 (onnxruntime refuses newer IRs than it knows).
+IR_VERSION = 8
+_EXTRA = "pip install minicnn[onnx]"
+
+
+def require(package="onnx"):
+    """Import an optional package (``onnx``, ``onnxruntime``), or raise ``ImportError`` naming the extra that installs it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise ImportError(f"minicnn.onnx needs the {package!r} package, which is not installed here ({exc}); "
+                          f"install it with `{_EXTRA}`") from None
+
+
+# =========================================================================== export
+class _Writer:
+    """The ONNX graph under construction: nodes, weight tensors (initializers) and unique tensor names."""
+
+    def __init__(self, onnx):
+        self.onnx = onnx
+        self.nodes, self.initializers, self.used = [], [], set()
+
+    def name(self, hint):
+        base = re.sub(r"[^A-Za-z0-9_./]", "_", hint) or "t"
+        name, k = base, 1
+        while name in self.used:
+            name, k = f"{base}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+    def constant(self, hint, array, dtype=np.float32):
+        name = self.name(hint)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.array(to_host(array), dtype, order="C"), name))
+        return name
+
+    def op(self, op_type, inputs, hint, **attrs):
+        out = self.name(hint)
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+
+def _weights(w, layer, path):
+    """The layer's parameters as host arrays, refusing shape-only (lazy) ones and dtypes other than float32."""
+    from .models.blocks import is_shape_only
+
+    arrays = {}
+    for name, param in layer.named_parameters():
+        if "." in name:
+            continue
+        if is_shape_only(param.data):
+            raise ValueError(f"onnx export: layer {path!r} ({type(layer).__name__}) has shape-only weights; "
+                             "call net.materialize(seed) or load weights first")
+        if param.data.dtype != np.float32:
+            raise ValueError(f"onnx export: layer {path!r} has {param.data.dtype} weights; ONNX files here are "
+                             "float32: convert with net.to(dtype=numpy.float32)")
+        arrays[name] = to_host(param.data)
+    return arrays
+
+
+def _pair4(pair):
+    """minicnn's symmetric ``(p_h, p_w)`` as ONNX's ``pads``: ``[h_begin, w_begin, h_end, w_end]``."""
+    return [int(pair[0]), int(pair[1]), int(pair[0]), int(pair[1])]
+
+
+def _export_conv(w, layer, x, path):
+    p = _weights(w, layer, path)
+    inputs = [x, w.constant(f"{path}.weight", p["weight"])]
+    if "bias" in p:
+        inputs.append(w.constant(f"{path}.bias", p["bias"]))
+    return w.op("Conv", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                pads=_pair4(layer.padding), dilations=list(layer.dilation), group=layer.groups)
+
+
+def _export_conv_transpose(w, layer, x, path):
+    p = _weights(w, layer, path)
+    inputs = [x, w.constant(f"{path}.weight", p["weight"])]
+    if "bias" in p:
+        inputs.append(w.constant(f"{path}.bias", p["bias"]))
+    return w.op("ConvTranspose", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                pads=_pair4(layer.padding), dilations=list(layer.dilation), group=layer.groups,
+                output_padding=list(layer.output_padding))
+
+
+def _export_pool(w, layer, x, path):
+    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride), "pads": _pair4(layer.padding)}
+    if isinstance(layer, nn.MaxPool2d):
+        return w.op("MaxPool", [x], path, **attrs)
+    return w.op("AveragePool", [x], path, count_include_pad=1, **attrs)  # minicnn counts padded zeros
+
+
+def _export_linear(w, layer, x, path):
+    p = _weights(w, layer, path)
+    inputs = [x, w.constant(f"{path}.weight", p["weight"])]
+    if "bias" in p:
+        inputs.append(w.constant(f"{path}.bias", p["bias"]))
+    return w.op("Gemm", inputs, path, transB=1)
+
+
+def _export_batch_norm(w, layer, x, path):
+    p = _weights(w, layer, path)
+    stats = [w.constant(f"{path}.{k}", v) for k, v in
+             (("weight", p["weight"]), ("bias", p["bias"]), ("running_mean", layer.running_mean),
+              ("running_var", layer.running_var))]
+    return w.op("BatchNormalization", [x, *stats], path, epsilon=float(layer.eps))
+
+
+def _export_lrn(w, layer, x, path):
+    if layer.size % 2 == 0:
+        raise ValueError(
+            f"onnx export: layer {path!r} (LocalResponseNorm) has an even size {layer.size}: minicnn (and PyTorch) sum "
+            f"channels c-{layer.size // 2}..c+{(layer.size - 1) // 2}, ONNX's LRN c-{(layer.size - 1) // 2}.."
+            f"c+{layer.size // 2}, so no ONNX LRN computes it"
+        )
+    return w.op("LRN", [x], path, size=layer.size, alpha=float(layer.alpha), beta=float(layer.beta),
+                bias=float(layer.k))
+
+
+def _export_relu6(w, layer, x, path):
+    return w.op("Clip", [x, w.constant(f"{path}.min", 0.0), w.constant(f"{path}.max", 6.0)], path)
+
+
+def _export_silu(w, layer, x, path):
+    return w.op("Mul", [x, w.op("Sigmoid", [x], f"{path}.sigmoid")], path)
+
+
+def _export_gelu(w, layer, x, path):
+    """``x (1 + erf(x/√2)) / 2``: opset 17 has no Gelu operator (it came with opset 20)."""
+    scaled = w.op("Div", [x, w.constant(f"{path}.sqrt2", math.sqrt(2.0))], f"{path}.div")
+    one_plus = w.op("Add", [w.op("Erf", [scaled], f"{path}.erf"), w.constant(f"{path}.one", 1.0)], f"{path}.add")
+    return w.op("Mul", [w.op("Mul", [x, one_plus], f"{path}.mul"), w.constant(f"{path}.half", 0.5)], path)
+
+
+def _export_dropout(w, layer, x, path):
+    return w.op("Dropout", [x, w.constant(f"{path}.ratio", layer.p)], path)  # the identity at inference
+
+
+def _export_channel_shuffle(w, layer, x, path, shape):
+    _, c, h, wd = shape
+    g = layer.groups
+    split = w.op("Reshape", [x, w.constant(f"{path}.split", [-1, g, c // g, h, wd], np.int64)], f"{path}.split")
+    swapped = w.op("Transpose", [split], f"{path}.transpose", perm=[0, 2, 1, 3, 4])
+    return w.op("Reshape", [swapped, w.constant(f"{path}.join", [-1, c, h, wd], np.int64)], path)
+
+
+def _export_squeeze_excitation(w, layer, x, path, shape):
+    s = w.op("GlobalAveragePool", [x], f"{path}.pool")
+    s = _export_conv(w, layer.fc1, s, f"{path}.fc1")
+    s = _export_module(w, layer.activation, [s], [(shape[0], layer.squeeze_channels, 1, 1)], f"{path}.activation")
+    s = w.op("Sigmoid", [_export_conv(w, layer.fc2, s, f"{path}.fc2")], f"{path}.gate")
+    return w.op("Mul", [x, s], path)
+
+
+def _simple(op_type, **attrs):
+    def export(w, layer, x, path):
+        return w.op(op_type, [x], path, **attrs)
+
+    return export
+
+
+#: minicnn layer class -> ``f(writer, layer, input_name, path[, input_shape]) -> output_name``.
+EXPORTERS = {
+    nn.Conv2d: _export_conv,
+    variants.ConvTranspose2d: _export_conv_transpose,
+    nn.MaxPool2d: _export_pool,
+    nn.AvgPool2d: _export_pool,
+    nn.GlobalAvgPool2d: _simple("GlobalAveragePool"),
+    nn.Linear: _export_linear,
+    nn.ReLU: _simple("Relu"),
+    nn.Sigmoid: _simple("Sigmoid"),
+    nn.Tanh: _simple("Tanh"),
+    variants.ReLU6: _export_relu6,
+    variants.SiLU: _export_silu,
+    variants.GELU: _export_gelu,
+    variants.HardSwish: _simple("HardSwish"),
+    nn.BatchNorm2d: _export_batch_norm,
+    variants.LocalResponseNorm: _export_lrn,
+    nn.Flatten: _simple("Flatten", axis=1),
+    nn.Dropout: _export_dropout,
+    nn.Identity: _simple("Identity"),
+}
+#: Exporters that also need the input's shape (batch 1).
+SHAPED_EXPORTERS = {
+    variants.ChannelShuffle: _export_channel_shuffle,
+    variants.SqueezeExcitation: _export_squeeze_excitation,
+}
+
+
+def _lookup(table, layer):
+    return next((table[cls] for cls in type(layer).__mro__ if cls in table), None)
+
+
+def _export_module(w, module, inputs, shapes, path):
+    """Append ``module`` applied to the tensors ``inputs`` (of per-batch-1 ``shapes``); returns its output name(s)."""
+    if isinstance(module, Graph):
+        return _export_graph(w, module, inputs, shapes, path)
+    if isinstance(module, Sequential):
+        x, shape = inputs[0], shapes[0]
+        for name, layer in module._layers:
+            x = _export_module(w, layer, [x], [shape], f"{path}.{name}" if path else name)
+            shape = layer.output_shape(shape)
+        return x
+    if isinstance(module, variants.SeparableConv2d):
+        x, shape = inputs[0], shapes[0]
+        for layer, name in zip(module._passes, ("first", "second")):
+            x, shape = _export_conv(w, layer, x, f"{path}.{name}"), layer.output_shape(shape)
+        return x
+    if isinstance(module, nn.Add):
+        return w.op("Add" if len(inputs) == 2 else "Sum", inputs, path)
+    if isinstance(module, nn.Concat):
+        return w.op("Concat", inputs, path, axis=module.axis)
+    shaped = _lookup(SHAPED_EXPORTERS, module)
+    if shaped is not None:
+        return shaped(w, module, inputs[0], path, shapes[0])
+    export = _lookup(EXPORTERS, module)
+    if export is None:
+        raise ValueError(
+            f"onnx export: layer {path!r} is a {type(module).__name__}, which has no ONNX equivalent in "
+            f"minicnn.onnx_io (layers it exports: {', '.join(sorted(c.__name__ for c in {**EXPORTERS, **SHAPED_EXPORTERS}))}, "
+            "Add, Concat, SeparableConv2d, Sequential and Graph)"
+        )
+    return export(w, module, inputs[0], path)
+
+
+def _export_graph(w, graph, inputs, shapes, path):
+    names, shape_of = {}, {}
+    for node, x, shape in zip(graph._inputs, inputs, shapes):
+        names[node.index], shape_of[node.index] = x, shape
+    for node in graph._plan():
+        ins = [names[i.index] for i in node.inputs]
+        in_shapes = [shape_of[i.index] for i in node.inputs]
+        names[node.index] = _export_module(w, node.module, ins, in_shapes, f"{path}.{node.name}" if path else node.name)
+        shape_of[node.index] = node.module.output_shape(*in_shapes)
+    outs = [names[node.index] for node in graph._outputs]
+    return outs[0] if len(outs) == 1 else outs
+
+
+def _sample_shape(net, input_shape):
+    shape = input_shape if input_shape is not None else getattr(net, "input_shape", None)
+    if shape is None:
+        raise ValueError("onnx export: give input_shape, one sample without the batch axis, e.g. (1, 32, 32); "
+                         f"this {type(net).__name__} does not know its own")
+    if not (isinstance(shape, (tuple, list)) and shape and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape)):
+        raise ValueError(f"onnx export: input_shape must be a tuple of positive ints such as (1, 32, 32), got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def export(net, path, input_shape=None, *, input_name="input", output_name="logits"):
+    """Write ``net`` as an ONNX model (opset ``OPSET``, IR version ``IR_VERSION``) to ``path``; returns the ``ModelProto``.
+
+    ``input_shape`` is one sample without the batch axis, e.g. ``(1, 32, 32)``
+    (default: ``net.input_shape``, which every zoo model has); the batch axis
+    of the file is symbolic (``"N"``), so any batch size runs. The network is
+    written as it computes in evaluation mode: BatchNorm with its running
+    statistics, Dropout as the identity. The model passes
+    ``onnx.checker.check_model(..., full_check=True)`` before it is written
+    (atomically).
+    """
+    onnx = require("onnx")
+    from . import __version__
+    from .io import atomic_file
+
+    shape = _sample_shape(net, input_shape)
+    out_shapes = net.output_shape((1, *shape))
+    out_shapes = [out_shapes] if isinstance(out_shapes[0], int) else list(out_shapes)
+    w = _Writer(onnx)
+    x = w.name(input_name)
+    outs = _export_module(w, net, [x], [(1, *shape)], "")
+    outs = [outs] if isinstance(outs, str) else list(outs)
+    names = [output_name] if len(outs) == 1 else [f"{output_name}{i}" for i in range(len(outs))]
+    outputs = []
+    for out, name, out_shape in zip(outs, names, out_shapes):
+        final = w.op("Identity", [out], name)
+        outputs.append(onnx.helper.make_tensor_value_info(final, onnx.TensorProto.FLOAT, ["N", *out_shape[1:]]))
+    graph = onnx.helper.make_graph(
+        w.nodes, getattr(net, "name", type(net).__name__),
+        [onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, ["N", *shape])], outputs, w.initializers,
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                                   producer_name="minicnn", producer_version=__version__)
+    onnx.checker.check_model(model, full_check=True)
+    with atomic_file(path, "wb") as f:
+        f.write(model.SerializeToString())
+    return model
+
+
+# =========================================================================== import
+class _Reader:
+    """Walks an ONNX graph in its (topological) node order, writing a graph description and its weights."""
+
+    def __init__(self, onnx, model):
+        self.onnx = onnx
+        graph = model.graph
+        self.consts = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+        self.tensors = {}  # ONNX tensor name -> (node name in the description, shape with batch 1)
+        self.entries, self.weights, self.names = [], {}, set()
+        self.consumers = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        for out in graph.output:
+            self.consumers.setdefault(out.name, []).append(None)
+        self.absorbed = set()  # ids of nodes an earlier importer folded into its layer (MatMul's Add)
+
+    # ---------------------------------------------------------------- helpers
+    def fail(self, node, message):
+        return ValueError(f"onnx import: node {node.name or node.output[0]!r} ({node.op_type}): {message}")
+
+    def attrs(self, node, **defaults):
+        """The node's attributes, each one named in ``defaults`` (which gives its default); any other is an error."""
+        values = dict(defaults)
+        for attr in node.attribute:
+            if attr.name not in defaults:
+                raise self.fail(node, f"attribute {attr.name!r} is not supported (supported: {', '.join(defaults) or 'none'})")
+            value = self.onnx.helper.get_attribute_value(attr)
+            values[attr.name] = value.decode() if isinstance(value, bytes) else value
+        return values
+
+    def unsupported(self, node, attribute, value, supported):
+        return self.fail(node, f"attribute {attribute}={value!r} is not supported ({supported})")
+
+    def tensor(self, node, index=0):
+        name = node.input[index] if index < len(node.input) else ""
+        if name in self.consts:
+            raise self.fail(node, f"input {index} ({name!r}) is a constant; minicnn layers take a computed tensor there")
+        if name not in self.tensors:
+            raise self.fail(node, f"input {index} ({name!r}) is made by no earlier node")
+        return self.tensors[name]
+
+    def const(self, node, index, what, optional=False):
+        name = node.input[index] if index < len(node.input) else ""
+        if not name:
+            if optional:
+                return None
+            raise self.fail(node, f"input {index} ({what}) is missing")
+        if name not in self.consts:
+            raise self.fail(node, f"input {index} ({what}, {name!r}) must be a constant (an initializer)")
+        value = self.consts[name]
+        if value.dtype.kind != "f" and what not in ("shape", "training_mode"):
+            raise self.fail(node, f"input {index} ({what}) has dtype {value.dtype}; expected float32")
+        return value
+
+    def check_shape(self, node, what, array, shape):
+        if tuple(array.shape) != tuple(shape):
+            raise self.fail(node, f"{what} has shape {tuple(array.shape)}, expected {tuple(shape)}")
+
+    def only_first_output(self, node):
+        for extra in node.output[1:]:
+            if extra and self.consumers.get(extra):
+                raise self.fail(node, f"its output {extra!r} is used; minicnn computes only the first output")
+
+    def node_name(self, node):
+        base = re.sub(r"[^0-9A-Za-z_]", "_", node.name or node.output[0]).strip("_") or node.op_type.lower()
+        name, k = base, 1
+        while name in self.names or hasattr(Graph, name):
+            name, k = f"{base}_{k}", k + 1
+        self.names.add(name)
+        return name
+
+    def add(self, node, layer, args, inputs, weights=None, output=None):
+        """Record a node of the description (``layer(**args)`` reading ``inputs``) and its output's shape."""
+        from .graph_spec import _make_layer
+
+        entry = {"name": self.node_name(node), "layer": layer, "args": args, "inputs": [n for n, _ in inputs]}
+        try:
+            shape = _make_layer(entry).output_shape(*(s for _, s in inputs))
+        except ValueError as exc:
+            raise self.fail(node, str(exc)) from None
+        self.entries.append(entry)
+        for key, value in (weights or {}).items():
+            if value is not None:
+                self.weights[f"{entry['name']}.{key}"] = np.ascontiguousarray(value, dtype=np.float32)
+        self.tensors[output or node.output[0]] = (entry["name"], shape)
+
+
+def _same_pads(size, kernel, stride, dilation, lower):
+    """``auto_pad=SAME_*``: total padding so that the output is ``ceil(size / stride)``, split before/after."""
+    total = max((-(-size // stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    small, large = total // 2, total - total // 2
+    return (large, small) if lower else (small, large)
+
+
+def _padding(r, node, a, shape, kernel, strides, dilations):
+    """The symmetric ``(p_h, p_w)`` of the node's ``pads``/``auto_pad``; asymmetric padding is an error."""
+    auto = a.get("auto_pad", "NOTSET")
+    if auto == "VALID":
+        return [0, 0]
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pairs = [_same_pads(n, k, s, d, auto == "SAME_LOWER")
+                 for n, k, s, d in zip(shape[2:], kernel, strides, dilations)]
+        pads = [pairs[0][0], pairs[1][0], pairs[0][1], pairs[1][1]]
+    elif auto == "NOTSET":
+        pads = list(a.get("pads") or [0, 0, 0, 0])
+    else:
+        raise r.unsupported(node, "auto_pad", auto, "NOTSET, VALID, SAME_UPPER or SAME_LOWER")
+    if len(pads) != 4 or pads[:2] != pads[2:]:
+        raise r.unsupported(node, "pads" if auto == "NOTSET" else "auto_pad", pads if auto == "NOTSET" else auto,
+                            "minicnn pads both sides of an axis alike: pads [h, w, h, w]")
+    return pads[:2]
+
+
+def _pair(r, node, a, name, default):
+    value = list(a.get(name) or default)
+    if len(value) != 2:
+        raise r.unsupported(node, name, value, "two values (height, width): 2-D inputs only")
+    return value
+
+
+def _conv_geometry(r, node, a, shape, weight):
+    if len(shape) != 4:
+        raise r.fail(node, f"input has shape {shape}; minicnn's Conv is 2-D, (N, C, H, W)")
+    if weight.ndim != 4:
+        raise r.fail(node, f"weight W has shape {weight.shape}; expected 4 axes (2-D convolution)")
+    kernel = list(weight.shape[2:])
+    if a.get("kernel_shape") is not None and list(a["kernel_shape"]) != kernel:
+        raise r.fail(node, f"attribute kernel_shape={list(a['kernel_shape'])} disagrees with W's {kernel}")
+    strides, dilations = _pair(r, node, a, "strides", [1, 1]), _pair(r, node, a, "dilations", [1, 1])
+    return kernel, strides, dilations, _padding(r, node, a, shape, kernel, strides, dilations)
+
+
+_CONV_ATTRS = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": 1, "auto_pad": "NOTSET"}
+
+
+def _import_conv(r, node):
+    a = r.attrs(node, **_CONV_ATTRS)
+    x, shape = r.tensor(node, 0)
+    weight, bias = r.const(node, 1, "W"), r.const(node, 2, "B", optional=True)
+    kernel, strides, dilations, padding = _conv_geometry(r, node, a, shape, weight)
+    c_out, per_group = weight.shape[:2]
+    if per_group * a["group"] != shape[1]:
+        raise r.fail(node, f"W has {per_group} input channels per group x group {a['group']} = "
+                           f"{per_group * a['group']}, but the input has {shape[1]} channels")
+    if bias is not None:
+        r.check_shape(node, "bias B", bias, (c_out,))
+    args = {"in_channels": shape[1], "out_channels": int(c_out), "kernel_size": kernel, "stride": strides,
+            "padding": padding, "dilation": dilations, "groups": a["group"], "bias": bias is not None}
+    r.add(node, "Conv2d", args, [(x, shape)], {"weight": weight, "bias": bias})
+
+
+def _import_conv_transpose(r, node):
+    a = r.attrs(node, output_padding=None, output_shape=None, **_CONV_ATTRS)
+    if a["output_shape"] is not None:
+        raise r.unsupported(node, "output_shape", a["output_shape"], "give pads and output_padding instead")
+    if a["auto_pad"] not in ("NOTSET", "VALID"):
+        raise r.unsupported(node, "auto_pad", a["auto_pad"], "NOTSET or VALID")
+    x, shape = r.tensor(node, 0)
+    weight, bias = r.const(node, 1, "W"), r.const(node, 2, "B", optional=True)
+    kernel, strides, dilations, padding = _conv_geometry(r, node, a, shape, weight)
+    c_in, per_group = weight.shape[:2]
+    if c_in != shape[1]:
+        raise r.fail(node, f"W has {c_in} input channels (its first axis), but the input has {shape[1]}")
+    if bias is not None:
+        r.check_shape(node, "bias B", bias, (per_group * a["group"],))
+    args = {"in_channels": int(c_in), "out_channels": int(per_group * a["group"]), "kernel_size": kernel,
+            "stride": strides, "padding": padding, "output_padding": _pair(r, node, a, "output_padding", [0, 0]),
+            "dilation": dilations, "groups": a["group"], "bias": bias is not None}
+    r.add(node, "ConvTranspose2d", args, [(x, shape)], {"weight": weight, "bias": bias})
+
+
+def _pool_geometry(r, node, a, shape):
+    if len(shape) != 4:
+        raise r.fail(node, f"input has shape {shape}; minicnn pools 2-D maps, (N, C, H, W)")
+    kernel = list(a["kernel_shape"] or [])
+    if len(kernel) != 2:
+        raise r.unsupported(node, "kernel_shape", a["kernel_shape"], "two values (height, width)")
+    strides = _pair(r, node, a, "strides", [1, 1])  # ONNX's default stride is 1, not the window
+    if list(a.get("dilations") or [1, 1]) != [1, 1]:
+        raise r.unsupported(node, "dilations", a["dilations"], "minicnn pools without dilation")
+    padding = _padding(r, node, a, shape, kernel, strides, [1, 1])
+    if a["ceil_mode"]:
+        floor = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(shape[2:], kernel, strides, padding)]
+        ceil = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(shape[2:], kernel, strides, padding)]
+        if floor != ceil:  # equal sizes mean the same windows: ceil_mode only adds a last, partial one
+            raise r.unsupported(node, "ceil_mode", 1, f"here it gives {ceil} windows where floor gives {floor}, "
+                                                      "and minicnn's pools round down")
+    return {"kernel_size": kernel, "stride": strides, "padding": padding}
+
+
+def _import_max_pool(r, node):
+    a = r.attrs(node, kernel_shape=None, strides=None, pads=None, dilations=None, auto_pad="NOTSET", ceil_mode=0,
+                storage_order=0)
+    r.only_first_output(node)
+    x, shape = r.tensor(node, 0)
+    r.add(node, "MaxPool2d", _pool_geometry(r, node, a, shape), [(x, shape)])
+
+
+def _import_average_pool(r, node):
+    a = r.attrs(node, kernel_shape=None, strides=None, pads=None, dilations=None, auto_pad="NOTSET", ceil_mode=0,
+                count_include_pad=0)
+    x, shape = r.tensor(node, 0)
+    args = _pool_geometry(r, node, a, shape)
+    if any(args["padding"]) and not a["count_include_pad"]:
+        raise r.unsupported(node, "count_include_pad", 0, "minicnn's average pooling counts the padded zeros "
+                                                          "(count_include_pad=1)")
+    r.add(node, "AvgPool2d", args, [(x, shape)])
+
+
+def _import_gemm(r, node):
+    a = r.attrs(node, alpha=1.0, beta=1.0, transA=0, transB=0)
+    if a["transA"]:
+        raise r.unsupported(node, "transA", a["transA"], "the input must be (N, in_features)")
+    x, shape = r.tensor(node, 0)
+    b = r.const(node, 1, "B")
+    if len(shape) != 2 or b.ndim != 2:
+        raise r.fail(node, f"input {shape} and B {b.shape} must both have 2 axes")
+    weight = (b if a["transB"] else b.T) * np.float32(a["alpha"])
+    bias = r.const(node, 2, "C", optional=True)
+    if bias is not None:
+        if bias.size not in (1, weight.shape[0]) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+            raise r.fail(node, f"bias C has shape {bias.shape}; expected ({weight.shape[0]},) or (1, {weight.shape[0]})")
+        bias = np.broadcast_to(bias.reshape(-1), (weight.shape[0],)) * np.float32(a["beta"])
+    _linear(r, node, x, shape, weight, bias)
+
+
+def _linear(r, node, x, shape, weight, bias, output=None):
+    if weight.shape[1] != shape[1]:
+        raise r.fail(node, f"the weight takes {weight.shape[1]} input features, but the input has {shape[1]}")
+    args = {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]), "bias": bias is not None}
+    r.add(node, "Linear", args, [(x, shape)], {"weight": weight, "bias": bias}, output)
+
+
+def _import_matmul(r, node):
+    """``x B`` with a constant ``B`` (K, M) is a ``Linear`` without bias; a following ``Add`` of a constant becomes its bias."""
+    r.attrs(node)
+    x, shape = r.tensor(node, 0)
+    b = r.const(node, 1, "B")
+    if len(shape) != 2 or b.ndim != 2:
+        raise r.fail(node, f"input {shape} and B {b.shape} must both have 2 axes")
+    users = r.consumers.get(node.output[0], [])
+    add = users[0] if len(users) == 1 and users[0] is not None and users[0].op_type == "Add" else None
+    other = None if add is None else [n for n in add.input if n != node.output[0]]
+    if other and len(other) == 1 and other[0] in r.consts and r.consts[other[0]].size == b.shape[1]:
+        r.absorbed.add(id(add))
+        _linear(r, node, x, shape, b.T, r.consts[other[0]].reshape(-1), output=add.output[0])
+    else:
+        _linear(r, node, x, shape, b.T, None)
+
+
+def _import_batch_norm(r, node):
+    a = r.attrs(node, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1)
+    if a["training_mode"] or not a["spatial"]:
+        bad = "training_mode" if a["training_mode"] else "spatial"
+        raise r.unsupported(node, bad, a[bad], "inference with per-channel statistics only")
+    r.only_first_output(node)
+    x, shape = r.tensor(node, 0)
+    if len(shape) != 4:
+        raise r.fail(node, f"input has shape {shape}; minicnn's BatchNorm2d takes (N, C, H, W)")
+    stats = {}
+    for index, key in enumerate(("weight", "bias", "running_mean", "running_var"), start=1):
+        stats[key] = r.const(node, index, key)
+        r.check_shape(node, key, stats[key], (shape[1],))
+    if (stats["running_var"] + a["epsilon"] <= 0).any():
+        raise r.fail(node, "running_var + epsilon must be > 0 (its square root divides)")
+    r.add(node, "BatchNorm2d", {"num_features": shape[1], "eps": float(a["epsilon"])}, [(x, shape)], stats)
+
+
+def _import_lrn(r, node):
+    a = r.attrs(node, size=None, alpha=1e-4, beta=0.75, bias=1.0)
+    if not isinstance(a["size"], int) or a["size"] % 2 == 0:
+        raise r.unsupported(node, "size", a["size"], "an odd size: for even ones ONNX's channel window is not minicnn's")
+    x, shape = r.tensor(node, 0)
+    args = {"size": a["size"], "alpha": float(a["alpha"]), "beta": float(a["beta"]), "k": float(a["bias"])}
+    r.add(node, "LocalResponseNorm", args, [(x, shape)])
+
+
+def _import_concat(r, node):
+    a = r.attrs(node, axis=None)
+    inputs = [r.tensor(node, i) for i in range(len(node.input))]
+    rank = len(inputs[0][1])
+    axis = a["axis"] + rank if a["axis"] is not None and a["axis"] < 0 else a["axis"]
+    if axis is None or not 1 <= axis < rank:
+        raise r.unsupported(node, "axis", a["axis"], "an axis after the batch axis")
+    r.add(node, "Concat", {"axis": axis}, inputs)
+
+
+def _import_add(r, node):
+    r.attrs(node)
+    if id(node) in r.absorbed:
+        return
+    inputs = [r.tensor(node, i) for i in range(len(node.input))]
+    if len(inputs) < 2:
+        raise r.fail(node, "needs at least two inputs")
+    r.add(node, "Add", {}, inputs)
+
+
+def _import_flatten(r, node):
+    a = r.attrs(node, axis=1)
+    if a["axis"] != 1:
+        raise r.unsupported(node, "axis", a["axis"], "minicnn's Flatten keeps the batch axis: axis=1")
+    x, shape = r.tensor(node, 0)
+    r.add(node, "Flatten", {}, [(x, shape)])
+
+
+def _import_reshape(r, node):
+    """Only the reshape that flattens ``(N, C, H, W)`` to ``(N, C*H*W)`` (shape ``[0, -1]`` or ``[-1, C*H*W]``)."""
+    r.attrs(node, allowzero=0)
+    x, shape = r.tensor(node, 0)
+    target = [int(v) for v in r.const(node, 1, "shape").reshape(-1)]
+    features = int(np.prod(shape[1:]))
+    if target not in ([0, -1], [-1, features], [0, features]):
+        raise r.fail(node, f"target shape {target} is not a flatten of {shape} (minicnn reshapes only [0, -1] or "
+                           f"[-1, {features}])")
+    r.add(node, "Flatten", {}, [(x, shape)])
+
+
+def _import_dropout(r, node):
+    a = r.attrs(node, ratio=0.5, seed=0, is_test=1)
+    r.only_first_output(node)
+    ratio = r.const(node, 1, "ratio", optional=True)
+    training = r.const(node, 2, "training_mode", optional=True)
+    if training is not None and bool(training):
+        raise r.fail(node, "training_mode is true; minicnn imports networks for inference")
+    x, shape = r.tensor(node, 0)
+    p = float(ratio) if ratio is not None else float(a["ratio"])
+    r.add(node, "Dropout", {"p": p}, [(x, shape)])
+
+
+def _import_clip(r, node):
+    a = r.attrs(node, min=None, max=None)
+    low = r.const(node, 1, "min", optional=True)
+    high = r.const(node, 2, "max", optional=True)
+    low = float(low) if low is not None else a["min"]
+    high = float(high) if high is not None else a["max"]
+    x, shape = r.tensor(node, 0)
+    if low == 0 and high == 6:
+        r.add(node, "ReLU6", {}, [(x, shape)])
+    elif low == 0 and (high is None or high == math.inf):
+        r.add(node, "ReLU", {}, [(x, shape)])
+    else:
+        raise r.fail(node, f"Clip({low}, {high}) has no minicnn layer (Clip(0, 6) is ReLU6, Clip(0, inf) is ReLU)")
+
+
+def _import_sigmoid(r, node):
+    """``Sigmoid``; with a ``Mul`` of its input by it right after, the pair is ``SiLU`` (how it is exported)."""
+    r.attrs(node)
+    x, shape = r.tensor(node, 0)
+    users = r.consumers.get(node.output[0], [])
+    mul = users[0] if len(users) == 1 and users[0] is not None and users[0].op_type == "Mul" else None
+    if mul is not None and sorted(mul.input) == sorted([node.input[0], node.output[0]]):
+        r.absorbed.add(id(mul))
+        r.add(node, "SiLU", {}, [(x, shape)], output=mul.output[0])
+    else:
+        r.add(node, "Sigmoid", {}, [(x, shape)])
+
+
+def _import_mul(r, node):
+    if id(node) not in r.absorbed:
+        raise r.fail(node, "Mul is imported only as x * Sigmoid(x) (SiLU)")
+
+
+def _import_constant(r, node):
+    a = r.attrs(node, value=None, value_float=None, value_floats=None, value_int=None, value_ints=None)
+    if a["value"] is not None:
+        r.consts[node.output[0]] = r.onnx.numpy_helper.to_array(a["value"])
+    else:
+        value = next((v for v in a.values() if v is not None), None)
+        if value is None:
+            raise r.fail(node, "has no value")
+        r.consts[node.output[0]] = np.asarray(value)
+
+
+def _plain(layer):
+    def read(r, node):
+        r.attrs(node)
+        x, shape = r.tensor(node, 0)
+        r.add(node, layer, {}, [(x, shape)])
+
+    return read
+
+
+def _import_identity(r, node):
+    """No layer: the output is another name of the input (as the exporter's final ``logits``)."""
+    r.attrs(node)
+    r.tensors[node.output[0]] = r.tensor(node, 0)
+
+
+def _import_global_average_pool(r, node):
+    r.attrs(node)
+    x, shape = r.tensor(node, 0)
+    if len(shape) != 4:
+        raise r.fail(node, f"input has shape {shape}; minicnn's GlobalAvgPool2d takes (N, C, H, W)")
+    r.add(node, "GlobalAvgPool2d", {}, [(x, shape)])
+
+
+#: ONNX operator -> ``f(reader, node)``, which adds the node's layer to the description.
+IMPORTERS = {
+    "Conv": _import_conv,
+    "ConvTranspose": _import_conv_transpose,
+    "MaxPool": _import_max_pool,
+    "AveragePool": _import_average_pool,
+    "GlobalAveragePool": _import_global_average_pool,
+    "Gemm": _import_gemm,
+    "MatMul": _import_matmul,
+    "Relu": _plain("ReLU"),
+    "Sigmoid": _import_sigmoid,
+    "Mul": _import_mul,
+    "Tanh": _plain("Tanh"),
+    "Clip": _import_clip,
+    "HardSwish": _plain("HardSwish"),
+    "BatchNormalization": _import_batch_norm,
+    "LRN": _import_lrn,
+    "Concat": _import_concat,
+    "Add": _import_add,
+    "Sum": _import_add,
+    "Flatten": _import_flatten,
+    "Reshape": _import_reshape,
+    "Dropout": _import_dropout,
+    "Identity": _import_identity,
+    "Constant": _import_constant,
+}
+
+
+def _read_model(onnx, path):
+    """The ``ModelProto`` in ``path``, checked by ``onnx.checker``; any damage is one ``ValueError`` naming the file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"onnx import: no such file {path}")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise ValueError(f"onnx import: {path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if not model.graph.node:
+        raise ValueError(f"onnx import: {path} holds no ONNX graph (no nodes)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError
+        raise ValueError(f"onnx import: {path} is not a valid ONNX model: {' '.join(str(exc).split())}") from None
+    for opset in model.opset_import:
+        if opset.domain not in ("", "ai.onnx"):
+            raise ValueError(f"onnx import: {path} uses the operator domain {opset.domain!r}; minicnn reads only "
+                             "the standard ONNX operators")
+    return model
+
+
+def _graph_inputs(r, model, input_shape):
+    entries = []
+    inputs = [i for i in model.graph.input if i.name not in r.consts]
+    if input_shape is not None and len(inputs) != 1:
+        raise ValueError(f"onnx import: input_shape is given, but the model has {len(inputs)} inputs")
+    for i in inputs:
+        kind = i.type.tensor_type
+        if kind.elem_type != r.onnx.TensorProto.FLOAT:
+            name = r.onnx.TensorProto.DataType.Name(kind.elem_type)
+            raise ValueError(f"onnx import: input {i.name!r} is {name}; minicnn reads float32 networks")
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim]
+        shape = tuple(input_shape) if input_shape is not None else tuple(dims[1:])
+        if len(dims) < 2 or any(not isinstance(s, int) or s < 1 for s in shape) or len(shape) != len(dims) - 1:
+            raise ValueError(f"onnx import: input {i.name!r} has shape {dims}; give input_shape, one sample without "
+                             "the batch axis such as (3, 224, 224)")
+        name = re.sub(r"[^0-9A-Za-z_]", "_", i.name).strip("_") or "input"
+        name = name if name not in r.names else f"{name}_input"
+        r.names.add(name)
+        r.tensors[i.name] = (name, (1, *shape))
+        entries.append({"name": name, "shape": [int(s) for s in shape]})
+    return entries
+
+
+def load_spec(path, input_shape=None):
+    """``(description, weights)`` of the ONNX model in ``path``: a ``minicnn.graph_spec`` description and its state_dict.
+
+    ``input_shape`` (one sample, e.g. ``(3, 224, 224)``) is needed only when
+    the file leaves the input's sizes symbolic.
+    """
+    from .graph_spec import SPEC_FORMAT, SPEC_VERSION
+
+    onnx = require("onnx")
+    model = _read_model(onnx, path)
+    r = _Reader(onnx, model)
+    inputs = _graph_inputs(r, model, input_shape)
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise r.fail(node, f"operator domain {node.domain!r} is not the standard one")
+        read = IMPORTERS.get(node.op_type)
+        if read is None:
+            raise r.fail(node, f"operator {node.op_type} is not supported (minicnn reads: {', '.join(IMPORTERS)})")
+        read(r, node)
+    outputs = []
+    for out in model.graph.output:
+        if out.name not in r.tensors or out.name in r.consts:
+            raise ValueError(f"onnx import: output {out.name!r} is not computed by a layer (a constant or an input)")
+        outputs.append(r.tensors[out.name][0])
+    spec = {"format": SPEC_FORMAT, "version": SPEC_VERSION, "inputs": inputs, "nodes": r.entries, "outputs": outputs}
+    return spec, r.weights
+
+
+def load(path, input_shape=None):
+    """The ONNX model in ``path`` as a minicnn ``Graph`` in evaluation mode, with its weights.
+
+    Reads graphs of the operators in ``IMPORTERS`` (LeNet-, VGG-, ResNet-,
+    Inception- and MobileNet-style networks); anything else is a
+    ``ValueError`` naming the node, its operator and the attribute. Weight
+    shapes are checked against the layers before anything runs.
+    """
+    from .graph_spec import build_graph
+
+    spec, weights = load_spec(path, input_shape)
+    graph = build_graph(spec)
+    graph.load_state_dict(weights)
+    return graph.eval()

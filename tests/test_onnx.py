@@ -1,0 +1,372 @@
+"""Models in and out as ONNX: minicnn -> ONNX -> onnxruntime, and ONNX -> minicnn, with the same logits.
+
+Needs the ``onnx`` extra (``pip install -e ".[test,onnx]"``, the README's test
+command); the module is skipped only where ``onnx`` or ``onnxruntime`` is
+missing.
+
+Tolerances. Two float32 implementations of the same network round
+differently (other summation orders, Winograd, fused kernels), so their
+logits differ by about as much as either differs from exact arithmetic.
+Each zoo test measures that float32 noise on the spot, as the largest
+difference between minicnn in float32 and the same network in float64, and
+allows 4x that (two implementations, each with its own rounding, and
+margin), but never less than 1e-5. A mapping error (a wrong padding, epsilon,
+window or weight layout) moves logits by orders of magnitude more.
+"""
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import minicnn as mc  # noqa: E402
+from minicnn import nn  # noqa: E402
+from minicnn.cli import main  # noqa: E402
+from minicnn.graph import Graph, Sequential  # noqa: E402
+from minicnn.io import GRAPH_MODEL, load_model, write_model  # noqa: E402
+from minicnn.nn import variants  # noqa: E402
+from minicnn.onnx_io import IR_VERSION, OPSET, require  # noqa: E402
+
+helper, TP = onnx.helper, onnx.TensorProto
+
+
+def run_ort(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def float32_noise(net, x):
+    """max |minicnn float32 - minicnn float64| on ``x``: how much rounding alone moves these logits."""
+    y32 = net(x)
+    state = net.state_dict()
+    net.to(dtype=np.float64)
+    y64 = net(x.astype(np.float64))
+    net.to(dtype=np.float32)
+    net.load_state_dict(state)
+    return float(np.abs(y32 - y64).max())
+
+
+def calibrated(model, rng, calibration):
+    """Random weights, random BatchNorm scales and shifts, running statistics of a calibration batch (logits O(1))."""
+    model.materialize(int(rng.integers(1 << 30)))
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in norms:
+        m.weight.data[...] = rng.uniform(0.5, 1.5, m.weight.shape)
+        m.bias.data[...] = rng.normal(0.0, 0.1, m.bias.shape)
+        m.momentum = 1.0
+    model.train()
+    model(calibration)
+    for m in norms:
+        m.momentum = 0.1
+    return model.eval()
+
+
+# --------------------------------------------------------------- the format
+def test_export_pins_opset_and_ir_version_and_onnxruntime_runs_it(tmp_path):
+    net = mc.models.lenet5().eval()
+    model = mc.onnx.export(net, tmp_path / "lenet.onnx")
+    assert (OPSET, IR_VERSION) == (17, 8)
+    assert model.ir_version == IR_VERSION
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
+    stored = onnx.load(str(tmp_path / "lenet.onnx"))
+    onnx.checker.check_model(stored, full_check=True)
+    assert stored.ir_version == IR_VERSION
+    batch = [d.dim_param or d.dim_value for d in stored.graph.input[0].type.tensor_type.shape.dim]
+    assert batch == ["N", 1, 32, 32]
+    x = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    assert run_ort(tmp_path / "lenet.onnx", x).shape == (3, 10)  # onnxruntime accepts opset 17 / IR 8
+
+
+def test_require_names_the_extra_when_a_package_is_missing():
+    with pytest.raises(ImportError, match=r"pip install minicnn\[onnx\]"):
+        require("onnx_package_that_does_not_exist")
+
+
+# ------------------------------------------------------------ trained LeNet
+@pytest.fixture(scope="module")
+def trained_lenet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "run"
+    assert main(["train", "--size", "256", "--test-size", "64", "--epochs", "1", "--quiet", "--no-plots",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def digits(count=64):
+    from minicnn.data import load_dataset, to_network_input
+
+    images, _ = load_dataset("mnist-5k", "test", size=count, seed=0)
+    return to_network_input(images)
+
+
+def test_trained_lenet_gives_the_same_logits_in_onnxruntime(tmp_path, trained_lenet, capsys):
+    assert main(["export", str(trained_lenet), str(tmp_path / "lenet.onnx")]) == 0
+    assert "opset 17, IR version 8" in capsys.readouterr().out
+    net, x = load_model(trained_lenet), digits()
+    y, y_ort = net(x), run_ort(tmp_path / "lenet.onnx", x)
+    tolerance = max(1e-5, 4 * float32_noise(net, x))
+    assert np.abs(y - y_ort).max() <= tolerance
+    assert (y.argmax(1) == y_ort.argmax(1)).all()
+
+
+def test_import_of_the_exported_lenet_writes_a_model_npz_eval_and_export_read(tmp_path, trained_lenet, capsys):
+    assert main(["export", str(trained_lenet), str(tmp_path / "lenet.onnx")]) == 0
+    assert main(["import", str(tmp_path / "lenet.onnx"), str(tmp_path / "imported.npz")]) == 0
+    assert "61,706 parameters" in capsys.readouterr().out
+    original, imported = load_model(trained_lenet), load_model(tmp_path / "imported.npz")
+    assert isinstance(imported, Graph) and imported.input_shape == (1, 32, 32)
+    x = digits()
+    np.testing.assert_array_equal(imported(x), original(x))  # the same layers, in the same order, on the same kernels
+    assert main(["eval", str(trained_lenet), "--size", "64"]) == 0
+    accuracy_original = capsys.readouterr().out.split("accuracy")[1]
+    assert main(["eval", str(tmp_path / "imported.npz"), "--size", "64"]) == 0
+    assert capsys.readouterr().out.split("accuracy")[1] == accuracy_original
+    assert main(["export", str(tmp_path / "imported.npz"), str(tmp_path / "again.onnx")]) == 0
+    np.testing.assert_array_equal(run_ort(tmp_path / "again.onnx", x), run_ort(tmp_path / "lenet.onnx", x))
+
+
+# ------------------------------------------------------------ the zoo, random weights
+ZOO = {
+    "resnet18": (lambda: mc.models.resnet18(num_classes=10), 64),
+    "mobilenet_v2": (lambda: mc.models.mobilenet_v2(num_classes=10), 64),
+    "googlenet": (lambda: mc.models.googlenet(num_classes=10), 224),  # LRN, 5x5 branches; 7x7 final pool: 224 only
+    "googlenet_torchvision": (lambda: mc.models.googlenet(num_classes=10, variant="torchvision"), 224),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_model_round_trips_through_onnxruntime_and_back(tmp_path, name):
+    build, size = ZOO[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    net = calibrated(build(), rng, rng.standard_normal((4, 3, size, size)).astype(np.float32))
+    x = rng.standard_normal((2, 3, size, size)).astype(np.float32)
+    path = tmp_path / f"{name}.onnx"
+    mc.onnx.export(net, path, (3, size, size))
+    y, y_ort = net(x), run_ort(path, x)
+    tolerance = max(1e-5, 4 * float32_noise(net, x))
+    assert np.abs(y - y_ort).max() <= tolerance, f"{name}: |minicnn - onnxruntime| > {tolerance:.2e}"
+    imported = mc.onnx.load(path)
+    assert imported.num_parameters() == net.num_parameters()
+    np.testing.assert_array_equal(imported(x), y)  # import -> minicnn: the same layers as the original
+    assert np.abs(imported(x) - y_ort).max() <= tolerance
+
+
+# ------------------------------------------------------------ every layer the exporter knows
+def every_layer_net(rng):
+    """A graph with each exported layer once (groups, dilation, padding, a 3-term sum), float32, random weights."""
+    g = Graph()
+    x = g.input()
+    h = g.add(nn.Conv2d(3, 8, 3, padding=1, rng=rng), x, name="conv")
+    h = g.add(nn.BatchNorm2d(8), h, name="bn")
+    h = g.add(nn.ReLU(), h, name="relu")
+    a = g.add(nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=4, rng=rng), h, name="grouped_dilated")
+    b = g.add(variants.DepthwiseConv2d(8, 3, padding=1, rng=rng), h, name="depthwise")
+    c = g.add(variants.SeparableConv2d(8, 8, 3, padding=1, rng=rng), h, name="separable")
+    h = g.add(nn.Add(), a, b, c, name="sum3")
+    h = g.add(variants.ReLU6(), h, name="relu6")
+    h = g.add(variants.LocalResponseNorm(3, alpha=0.1, beta=0.75, k=2.0), h, name="lrn")
+    p = g.add(nn.MaxPool2d(3, stride=2, padding=1), h, name="maxpool")
+    q = g.add(nn.AvgPool2d(3, stride=2, padding=1), h, name="avgpool")
+    h = g.add(nn.Concat(), p, q, name="concat")
+    h = g.add(nn.Sigmoid(), h, name="sigmoid")
+    h = g.add(variants.ConvTranspose2d(16, 4, 3, stride=2, padding=1, output_padding=1, rng=rng), h, name="up")
+    t = g.add(nn.Tanh(), h, name="tanh")
+    s = g.add(variants.SiLU(), h, name="silu")
+    h = g.add(nn.Add(), t, s, name="join")
+    h = g.add(variants.HardSwish(), h, name="hardswish")
+    h = g.add(nn.Dropout(0.3), h, name="dropout")
+    h = g.add(nn.GlobalAvgPool2d(), h, name="gap")
+    h = g.add(nn.Flatten(), h, name="flatten")
+    g.output(g.add(nn.Linear(4, 5, rng=rng), h, name="fc"))
+    for name in ("bn",):
+        layer = getattr(g, name)
+        layer.running_mean = rng.normal(0, 0.2, 8).astype(np.float32)
+        layer.running_var = rng.uniform(0.5, 2.0, 8).astype(np.float32)
+    return g.eval()
+
+
+def test_every_layer_exports_runs_in_onnxruntime_and_imports_back(tmp_path):
+    rng = np.random.default_rng(7)
+    net = every_layer_net(rng)
+    x = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)
+    model = mc.onnx.export(net, tmp_path / "every.onnx", (3, 12, 12))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm", "Relu", "Sigmoid", "Tanh",
+            "Clip", "BatchNormalization", "LRN", "Concat", "Add", "Sum", "Flatten", "Dropout", "HardSwish",
+            "Mul"} <= ops
+    y, y_ort = net(x), run_ort(tmp_path / "every.onnx", x)
+    tolerance = max(1e-5, 4 * float32_noise(net, x))
+    assert np.abs(y - y_ort).max() <= tolerance
+    imported = mc.onnx.load(tmp_path / "every.onnx")
+    np.testing.assert_allclose(imported(x), y_ort, rtol=0, atol=tolerance)
+    kinds = {type(node.module).__name__ for node in imported.nodes if node.module is not None}
+    assert {"ConvTranspose2d", "LocalResponseNorm", "ReLU6", "SiLU", "HardSwish", "Dropout", "Concat", "Add"} <= kinds
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (variants.GELU(), (4, 6, 6)),
+    (variants.ChannelShuffle(2), (4, 6, 6)),
+    (variants.SqueezeExcitation(4, 2, rng=0), (4, 6, 6)),
+])
+def test_layers_exported_as_several_operators_match_onnxruntime(tmp_path, layer, shape):
+    net = Sequential(nn.Conv2d(shape[0], shape[0], 3, padding=1, rng=1), layer).eval()
+    x = np.random.default_rng(3).standard_normal((2, *shape)).astype(np.float32)
+    mc.onnx.export(net, tmp_path / "m.onnx", shape)
+    np.testing.assert_allclose(run_ort(tmp_path / "m.onnx", x), net(x), rtol=0, atol=1e-5 * max(1, np.abs(net(x)).max()))
+
+
+@pytest.mark.parametrize("layer, fragment", [
+    (variants.Conv1d(3, 4, 3), "'1' is a Conv1d, which has no ONNX equivalent"),
+    (variants.LayerNorm2d(3), "'1' is a LayerNorm2d, which has no ONNX equivalent"),
+    (variants.LocalResponseNorm(4), "even size 4"),
+])
+def test_a_layer_onnx_cannot_express_is_a_value_error_naming_it(tmp_path, layer, fragment):
+    net = Sequential(nn.Identity(), layer)
+    with pytest.raises(ValueError, match=fragment):
+        mc.onnx.export(net, tmp_path / "m.onnx", (3, 8, 8) if not isinstance(layer, variants.Conv1d) else (3, 8))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_refuses_shape_only_and_float64_weights(tmp_path):
+    with pytest.raises(ValueError, match="shape-only weights; call net.materialize"):
+        mc.onnx.export(mc.models.resnet18(), tmp_path / "r.onnx", (3, 64, 64))
+    with pytest.raises(ValueError, match="float64 weights"):
+        mc.onnx.export(mc.models.lenet5(dtype=np.float64), tmp_path / "l.onnx")
+    with pytest.raises(ValueError, match="input_shape"):
+        mc.onnx.export(Sequential(nn.ReLU()), tmp_path / "s.onnx")
+
+
+# ------------------------------------------------------------ graphs not written by minicnn
+def tensor(name, array):
+    return onnx.numpy_helper.from_array(np.asarray(array, dtype=np.float32), name)
+
+
+def make_model(nodes, initializers, input_shape=("N", 3, 8, 8), output_shape=("N", "C", "H", "W"), opset=17):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, list(input_shape))],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, list(output_shape))], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION)
+
+
+def vgg_style_model(rng):
+    """A VGG-like graph as other exporters write it: auto_pad SAME, Constant clip bounds, a reshape, Gemm options, MatMul + Add."""
+    w = lambda *shape: rng.standard_normal(shape).astype(np.float32) * 0.3  # noqa: E731
+    inits = [tensor("w1", w(6, 3, 3, 3)), tensor("b1", w(6)), tensor("w2", w(6, 6, 3, 3)),
+             tensor("fc1", w(24, 6 * 4 * 4)), tensor("fc1_b", w(1, 24)), tensor("fc2", w(24, 10)), tensor("fc2_b", w(10)),
+             onnx.numpy_helper.from_array(np.array([0, -1], np.int64), "flat")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="block1/conv", auto_pad="SAME_UPPER"),
+        helper.make_node("Constant", [], ["lo"], value=tensor("lo", 0.0)),
+        helper.make_node("Constant", [], ["hi"], value=tensor("hi", 6.0)),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="block1/relu6"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="block2.conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Sum", ["r2", "r1", "c1"], ["s"], name="sum"),
+        helper.make_node("MaxPool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        helper.make_node("Reshape", ["p", "flat"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc1", "fc1_b"], ["h"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Relu", ["h"], ["hr"]),
+        helper.make_node("MatMul", ["hr", "fc2"], ["m"]),
+        helper.make_node("Add", ["m", "fc2_b"], ["y"]),
+    ]
+    return make_model(nodes, inits, output_shape=("N", 10))
+
+
+def test_a_graph_written_by_another_exporter_imports_with_onnxruntimes_logits(tmp_path):
+    rng = np.random.default_rng(11)
+    onnx.save(vgg_style_model(rng), str(tmp_path / "vgg.onnx"))
+    x = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    net = mc.onnx.load(tmp_path / "vgg.onnx")
+    kinds = [type(node.module).__name__ for node in net.nodes if node.module is not None]
+    assert kinds == ["Conv2d", "ReLU6", "Conv2d", "ReLU", "Add", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    y_ort = run_ort(tmp_path / "vgg.onnx", x)
+    np.testing.assert_allclose(net(x), y_ort, rtol=0, atol=1e-5 * max(1, np.abs(y_ort).max()))
+
+
+def test_symbolic_input_sizes_need_input_shape(tmp_path):
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])]
+    path = tmp_path / "sym.onnx"
+    onnx.save(make_model(nodes, [tensor("w", rng.standard_normal((2, 3, 3, 3)))], ("N", 3, "H", "W")), str(path))
+    with pytest.raises(ValueError, match=r"has shape \[None, 3, None, None\]; give input_shape"):
+        mc.onnx.load(path)
+    net = mc.onnx.load(path, input_shape=(3, 5, 7))
+    x = rng.standard_normal((1, 3, 5, 7)).astype(np.float32)
+    np.testing.assert_allclose(net(x), run_ort(path, x), rtol=0, atol=1e-5)
+
+
+BAD_GRAPHS = {
+    "unknown operator": ([helper.make_node("Softsign", ["x"], ["y"], name="soft")], [],
+                         "node 'soft' (Softsign): operator Softsign is not supported"),
+    "an attribute minicnn lacks": ([helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2],
+                                                     dilations=[2, 2])], [],
+                                   "node 'p' (MaxPool): attribute dilations=[2, 2] is not supported"),
+    "an attribute ONNX lacks": ([helper.make_node("Relu", ["x"], ["y"], name="r", alpha=0.1)], [],
+                                "not a valid ONNX model: Unrecognized attribute: alpha for operator Relu"),
+    "asymmetric pads": ([helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0, 0, 1, 1])],
+                        [tensor("w", np.ones((2, 3, 3, 3)))], "node 'c' (Conv): attribute pads=[0, 0, 1, 1]"),
+    "ceil mode that adds a window": ([helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[3, 3],
+                                                       strides=[2, 2], ceil_mode=1)], [],
+                                     "node 'p' (MaxPool): attribute ceil_mode=1 is not supported"),
+    "padded mean without the zeros": ([helper.make_node("AveragePool", ["x"], ["y"], name="a", kernel_shape=[3, 3],
+                                                        pads=[1, 1, 1, 1])], [],
+                                      "node 'a' (AveragePool): attribute count_include_pad=0"),
+    "conv weight of other channels": ([helper.make_node("Conv", ["x", "w"], ["y"], name="c")],
+                                      [tensor("w", np.ones((2, 4, 3, 3)))],
+                                      "W has 4 input channels per group x group 1 = 4, but the input has 3"),
+    "conv bias of another length": ([helper.make_node("Conv", ["x", "w", "b"], ["y"], name="c")],
+                                    [tensor("w", np.ones((2, 3, 3, 3))), tensor("b", np.ones(3))],
+                                    "bias B has shape (3,), expected (2,)"),
+    "batch norm statistics of another length": (
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")],
+        [tensor("s", np.ones(3)), tensor("b", np.ones(3)), tensor("m", np.ones(4)), tensor("v", np.ones(3))],
+        "node 'bn' (BatchNormalization): running_mean has shape (4,), expected (3,)"),
+    "a clip that is no ReLU": ([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip")],
+                               [tensor("lo", -1.0), tensor("hi", 1.0)], "Clip(-1.0, 1.0) has no minicnn layer"),
+    "a kernel larger than the input": ([helper.make_node("Conv", ["x", "w"], ["y"], name="c")],
+                                       [tensor("w", np.ones((2, 3, 11, 11)))], "node 'c' (Conv):", "is too small for kernel (11, 11)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRAPHS))
+def test_what_minicnn_cannot_compute_is_a_value_error_naming_node_op_and_attribute(tmp_path, case, capsys):
+    nodes, inits, *fragments = BAD_GRAPHS[case]
+    path = tmp_path / "bad.onnx"
+    onnx.save(make_model(nodes, inits), str(path))
+    with pytest.raises(ValueError) as error:
+        mc.onnx.load(path)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+    assert main(["import", str(path), str(tmp_path / "bad.npz")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "onnx import: " in err
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_a_file_that_is_not_onnx_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "junk.onnx").write_bytes(b"\x00\xffnot a protobuf" * 10)
+    assert main(["import", str(tmp_path / "junk.onnx"), str(tmp_path / "out.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable ONNX model" in err or "holds no ONNX graph" in err
+    assert main(["import", str(tmp_path / "missing.onnx"), str(tmp_path / "out.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_damaged_graph_in_a_model_file_is_a_value_error(tmp_path):
+    spec, weights = mc.onnx.load_spec(_lenet_onnx(tmp_path))
+    net = mc.graph_spec.build_graph(spec)
+    net.load_state_dict(weights)
+    spec["nodes"][0]["layer"] = "os.system"
+    write_model(tmp_path / "bad.npz", net, model=GRAPH_MODEL, model_kwargs={}, dataset="mnist-5k", extra={"graph": spec})
+    with pytest.raises(ValueError, match="damaged minicnn model file: graph description: node 'C1': unknown layer"):
+        load_model(tmp_path / "bad.npz")
+    spec["nodes"][0]["layer"] = "Conv2d"
+    spec["nodes"][0]["args"]["in_channels"] = 3
+    write_model(tmp_path / "bad.npz", net, model=GRAPH_MODEL, model_kwargs={}, dataset="mnist-5k", extra={"graph": spec})
+    with pytest.raises(ValueError, match="damaged minicnn model file: graph description: its layers do not fit"):
+        load_model(tmp_path / "bad.npz")
+
+
+def _lenet_onnx(tmp_path):
+    path = tmp_path / "lenet.onnx"
+    mc.onnx.export(mc.models.lenet5().eval(), path)
+    return path
