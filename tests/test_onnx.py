@@ -4,14 +4,8 @@ Needs the ``onnx`` extra (``pip install -e ".[test,onnx]"``, the README's test
 command); the module is skipped only where ``onnx`` or ``onnxruntime`` is
 missing.
 
-Tolerances. Two float32 implementations of the same network round
-differently (other summation orders, Winograd, fused kernels), so their
-logits differ by about as much as either differs from exact arithmetic.
-Each zoo test measures that float32 noise on the spot, as the largest
-difference between minicnn in float32 and the same network in float64, and
-allows 4x that (two implementations, each with its own rounding, and
-margin), but never less than 1e-5. A mapping error (a wrong padding, epsilon,
-window or weight layout) moves logits by orders of magnitude more.
+Tolerances: ``rounding.tolerance``, 4x the float32 rounding noise of the
+network measured on the spot (at least 1e-5).
 """
 
 import numpy as np
@@ -27,6 +21,7 @@ from minicnn.graph import Graph, Sequential  # noqa: E402
 from minicnn.io import GRAPH_MODEL, load_model, write_model  # noqa: E402
 from minicnn.nn import variants  # noqa: E402
 from minicnn.onnx_io import IR_VERSION, OPSET, require  # noqa: E402
+from rounding import tolerance  # noqa: E402
 
 helper, TP = onnx.helper, onnx.TensorProto
 
@@ -34,17 +29,6 @@ helper, TP = onnx.helper, onnx.TensorProto
 def run_ort(path, x):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def float32_noise(net, x):
-    """max |minicnn float32 - minicnn float64| on ``x``: how much rounding alone moves these logits."""
-    y32 = net(x)
-    state = net.state_dict()
-    net.to(dtype=np.float64)
-    y64 = net(x.astype(np.float64))
-    net.to(dtype=np.float32)
-    net.load_state_dict(state)
-    return float(np.abs(y32 - y64).max())
 
 
 def calibrated(model, rng, calibration):
@@ -104,8 +88,7 @@ def test_trained_lenet_gives_the_same_logits_in_onnxruntime(tmp_path, trained_le
     assert "opset 17, IR version 8" in capsys.readouterr().out
     net, x = load_model(trained_lenet), digits()
     y, y_ort = net(x), run_ort(tmp_path / "lenet.onnx", x)
-    tolerance = max(1e-5, 4 * float32_noise(net, x))
-    assert np.abs(y - y_ort).max() <= tolerance
+    assert np.abs(y - y_ort).max() <= tolerance(net, x)
     assert (y.argmax(1) == y_ort.argmax(1)).all()
 
 
@@ -143,12 +126,12 @@ def test_zoo_model_round_trips_through_onnxruntime_and_back(tmp_path, name):
     path = tmp_path / f"{name}.onnx"
     mc.onnx.export(net, path, (3, size, size))
     y, y_ort = net(x), run_ort(path, x)
-    tolerance = max(1e-5, 4 * float32_noise(net, x))
-    assert np.abs(y - y_ort).max() <= tolerance, f"{name}: |minicnn - onnxruntime| > {tolerance:.2e}"
+    allowed = tolerance(net, x)
+    assert np.abs(y - y_ort).max() <= allowed, f"{name}: |minicnn - onnxruntime| > {allowed:.2e}"
     imported = mc.onnx.load(path)
     assert imported.num_parameters() == net.num_parameters()
     np.testing.assert_array_equal(imported(x), y)  # import -> minicnn: the same layers as the original
-    assert np.abs(imported(x) - y_ort).max() <= tolerance
+    assert np.abs(imported(x) - y_ort).max() <= allowed
 
 
 # ------------------------------------------------------------ every layer the exporter knows
@@ -195,10 +178,10 @@ def test_every_layer_exports_runs_in_onnxruntime_and_imports_back(tmp_path):
             "Clip", "BatchNormalization", "LRN", "Concat", "Add", "Sum", "Flatten", "Dropout", "HardSwish",
             "Mul"} <= ops
     y, y_ort = net(x), run_ort(tmp_path / "every.onnx", x)
-    tolerance = max(1e-5, 4 * float32_noise(net, x))
-    assert np.abs(y - y_ort).max() <= tolerance
+    allowed = tolerance(net, x)
+    assert np.abs(y - y_ort).max() <= allowed
     imported = mc.onnx.load(tmp_path / "every.onnx")
-    np.testing.assert_allclose(imported(x), y_ort, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(imported(x), y_ort, rtol=0, atol=allowed)
     kinds = {type(node.module).__name__ for node in imported.nodes if node.module is not None}
     assert {"ConvTranspose2d", "LocalResponseNorm", "ReLU6", "SiLU", "HardSwish", "Dropout", "Concat", "Add"} <= kinds
 
