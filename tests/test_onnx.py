@@ -71,7 +71,7 @@ def test_require_names_the_extra_when_a_package_is_missing():
 @pytest.fixture(scope="module")
 def trained_lenet(tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "run"
-    assert main(["train", "--size", "256", "--test-size", "64", "--epochs", "1", "--quiet", "--no-plots",
+    assert main(["train", "--size", "1024", "--test-size", "64", "--epochs", "2", "--quiet", "--no-plots",
                  "--out", str(out)]) == 0
     return out
 

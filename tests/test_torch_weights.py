@@ -225,24 +225,30 @@ MODELS = {
 }
 
 
-def randomised(model, seed):
-    """Random weights and BatchNorm statistics (scales around 1, so the logits stay O(1))."""
+def randomised(model, seed, size):
+    """He-normal weights, random BatchNorm scales, running statistics of a random calibration batch (logits O(1))."""
     torch.manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, tnn.BatchNorm2d)]
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, tnn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.num_batches_tracked += 7
+            if isinstance(m, (tnn.Conv2d, tnn.Linear)):
+                tnn.init.kaiming_normal_(m.weight)
+                if m.bias is not None:
+                    m.bias.normal_(0, 0.1)
+        for m in norms:
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0, 0.1)
+            m.momentum = 1.0
+        model.train()(torch.randn(4, 3, size, size))
+    for m in norms:
+        m.momentum = 0.1
     return model.eval()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_torchvision_state_dict_gives_torchs_logits(tmp_path, name):
     make_torch, make_ours, size = MODELS[name]
-    theirs = randomised(make_torch(), sum(map(ord, name)))
+    theirs = randomised(make_torch(), sum(map(ord, name)), size)
     torch.save(theirs.state_dict(), tmp_path / f"{name}.pth")
     ours = mc.torch_weights.load_state_dict(make_ours(), tmp_path / f"{name}.pth").eval()
     assert not ours.is_lazy
