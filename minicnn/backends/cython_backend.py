@@ -27,6 +27,15 @@ why each path does or does not take the layer. ``plan="name"`` in
 ``minicnn.functional.conv2d``/``conv2d_grad`` forces a path (the tests reach
 every kernel that way).
 
+Beyond the decks: the pooling options (``dilation``, ``ceil_mode``,
+four-sided padding, ``count_include_pad``, ``divisor_override``) run in the
+pooling kernels (see the comment above ``max_pool2d``); a convolution with
+``padding="same"`` for an even kernel or four-sided padding is ``F.pad`` then
+the plan's path with the symmetric rest; ``pad``/``pad_grad`` are the
+reference's NumPy code, inherited (gathers and one ``add.at``: memory-bound,
+no kernel would be faster), as are the activations and softmax of
+``minicnn.elementwise`` on every backend.
+
 Threads: ``num_threads`` (default: the CPUs this process may use, or the
 environment variable ``MINICNN_NUM_THREADS``) OpenMP threads split the work.
 BLAS runs on one thread inside the kernels, always: the SciPy BLAS the kernels
