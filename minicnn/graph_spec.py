@@ -35,7 +35,8 @@ LAYER_KINDS = {
         nn.Conv2d, variants.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.GlobalAvgPool2d, nn.Linear,
         nn.ReLU, variants.ReLU6, nn.Sigmoid, nn.Tanh, variants.SiLU, variants.HardSwish, variants.GELU,
         nn.BatchNorm2d, variants.LocalResponseNorm, nn.Concat, nn.Add, nn.Flatten, nn.Dropout, nn.Identity,
-        variants.ChannelShuffle,
+        variants.ChannelShuffle, variants.LeakyReLU, variants.HardSigmoid, variants.Softmax, variants.LogSoftmax,
+        variants.Pad,
     )
 }
 # Layers with weights start from zeros: the weights that follow in the file overwrite them anyway.

@@ -41,7 +41,7 @@ import re
 
 import numpy as np
 
-from . import nn
+from . import nn, shapes
 from .arrays import to_host
 from .graph import Graph, Sequential
 from .nn import variants
@@ -109,9 +109,17 @@ def _weights(w, layer, path):
     return arrays
 
 
-def _pair4(pair):
-    """minicnn's symmetric ``(p_h, p_w)`` as ONNX's ``pads``: ``[h_begin, w_begin, h_end, w_end]``."""
-    return [int(pair[0]), int(pair[1]), int(pair[0]), int(pair[1])]
+def _pads(padding):
+    """minicnn's ``(p_h, p_w)`` or F.pad's ``(left, right, top, bottom)`` as ONNX's ``[top, left, bottom, right]``."""
+    (top, left), (bottom, right) = shapes.pad_pairs(padding)
+    return [top, left, bottom, right]
+
+
+def _conv_pads(layer):
+    """A convolution's ``pads``: its ``(h, w)`` padding plus the extra F.pad amounts of ``"same"`` or four ints."""
+    (ph, pw), extra = shapes.conv2d_padding(layer.padding, layer.kernel_size, layer.stride, layer.dilation)
+    left, right, top, bottom = extra or (0, 0, 0, 0)
+    return [ph + top, pw + left, ph + bottom, pw + right]
 
 
 def _export_conv(w, layer, x, path):
@@ -120,7 +128,7 @@ def _export_conv(w, layer, x, path):
     if "bias" in p:
         inputs.append(w.constant(f"{path}.bias", p["bias"]))
     return w.op("Conv", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                pads=_pair4(layer.padding), dilations=list(layer.dilation), group=layer.groups)
+                pads=_conv_pads(layer), dilations=list(layer.dilation), group=layer.groups)
 
 
 def _export_conv_transpose(w, layer, x, path):
@@ -129,15 +137,44 @@ def _export_conv_transpose(w, layer, x, path):
     if "bias" in p:
         inputs.append(w.constant(f"{path}.bias", p["bias"]))
     return w.op("ConvTranspose", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                pads=_pair4(layer.padding), dilations=list(layer.dilation), group=layer.groups,
+                pads=_pads(layer.padding), dilations=list(layer.dilation), group=layer.groups,
                 output_padding=list(layer.output_padding))
 
 
-def _export_pool(w, layer, x, path):
-    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride), "pads": _pair4(layer.padding)}
+def onnx_pool_size(size, kernel, stride, begin, end, dilation, ceil_mode):
+    """ONNX's pooling output size: ``floor`` or ``ceil((H + pads - D*(F-1) - 1)/S) + 1``.
+
+    PyTorch (and minicnn) drop a last ``ceil_mode`` window that would start in
+    the right padding; ONNX keeps it. Where the two differ, the pooling has
+    no ONNX equivalent.
+    """
+    span = size + begin + end - dilation * (kernel - 1) - 1
+    return (-(-span // stride) if ceil_mode else span // stride) + 1
+
+
+def _check_pool_sizes(layer, shape, path, where="onnx export"):
+    pads = _pads(layer.padding)
+    dilation = getattr(layer, "dilation", (1, 1))
+    theirs = [onnx_pool_size(n, k, s, pads[i], pads[i + 2], d, layer.ceil_mode)
+              for i, (n, k, s, d) in enumerate(zip(shape[2:], layer.kernel_size, layer.stride, dilation))]
+    ours = list(layer.output_shape(shape)[2:])
+    if theirs != ours:
+        raise ValueError(f"{where}: layer {path!r} ({type(layer).__name__}, ceil_mode) gives {ours} windows on a "
+                         f"{list(shape[2:])} map, ONNX's ceil_mode {theirs} (PyTorch and minicnn drop a last window "
+                         "that starts in the padding, ONNX keeps it)")
+
+
+def _export_pool(w, layer, x, path, shape):
+    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride), "pads": _pads(layer.padding),
+             "ceil_mode": int(layer.ceil_mode)}
+    if layer.ceil_mode:
+        _check_pool_sizes(layer, shape, path)
     if isinstance(layer, nn.MaxPool2d):
-        return w.op("MaxPool", [x], path, **attrs)
-    return w.op("AveragePool", [x], path, count_include_pad=1, **attrs)  # minicnn counts padded zeros
+        return w.op("MaxPool", [x], path, dilations=list(layer.dilation), **attrs)
+    if layer.divisor_override is not None:
+        raise ValueError(f"onnx export: layer {path!r} (AvgPool2d) has divisor_override={layer.divisor_override}, "
+                         "which ONNX's AveragePool cannot express")
+    return w.op("AveragePool", [x], path, count_include_pad=int(layer.count_include_pad), **attrs)
 
 
 def _export_linear(w, layer, x, path):
@@ -176,10 +213,42 @@ def _export_silu(w, layer, x, path):
 
 
 def _export_gelu(w, layer, x, path):
-    """``x (1 + erf(x/√2)) / 2``: opset 17 has no Gelu operator (it came with opset 20)."""
-    scaled = w.op("Div", [x, w.constant(f"{path}.sqrt2", math.sqrt(2.0))], f"{path}.div")
-    one_plus = w.op("Add", [w.op("Erf", [scaled], f"{path}.erf"), w.constant(f"{path}.one", 1.0)], f"{path}.add")
+    """``x (1 + erf(x/√2)) / 2``, or ``x (1 + tanh(√(2/π)(x + 0.044715 x³))) / 2``: opset 17 has no Gelu (opset 20 has)."""
+    if getattr(layer, "approximate", "none") == "tanh":
+        cube = w.op("Mul", [w.op("Mul", [x, x], f"{path}.square"), x], f"{path}.cube")
+        inner = w.op("Add", [x, w.op("Mul", [cube, w.constant(f"{path}.c", 0.044715)], f"{path}.cubic")], f"{path}.sum")
+        scaled = w.op("Mul", [inner, w.constant(f"{path}.k", math.sqrt(2.0 / math.pi))], f"{path}.scaled")
+        curve = w.op("Tanh", [scaled], f"{path}.tanh")
+    else:
+        scaled = w.op("Div", [x, w.constant(f"{path}.sqrt2", math.sqrt(2.0))], f"{path}.div")
+        curve = w.op("Erf", [scaled], f"{path}.erf")
+    one_plus = w.op("Add", [curve, w.constant(f"{path}.one", 1.0)], f"{path}.add")
     return w.op("Mul", [w.op("Mul", [x, one_plus], f"{path}.mul"), w.constant(f"{path}.half", 0.5)], path)
+
+
+def _export_pad(w, layer, x, path, shape):
+    """F.pad's ``(before, after)`` pairs, last axis first, as ONNX's ``[begin of every axis..., end of every axis...]``."""
+    modes = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
+    if layer.mode not in modes:
+        raise ValueError(f"onnx export: layer {path!r} (Pad) has mode {layer.mode!r}, which opset {OPSET}'s Pad "
+                         f"does not have (it has {', '.join(modes)})")
+    begin, end = [0] * len(shape), [0] * len(shape)
+    for k in range(len(layer.pad) // 2):
+        begin[-1 - k], end[-1 - k] = layer.pad[2 * k], layer.pad[2 * k + 1]
+    inputs = [x, w.constant(f"{path}.pads", begin + end, np.int64)]
+    if layer.mode == "constant":
+        inputs.append(w.constant(f"{path}.value", layer.value))
+    return w.op("Pad", inputs, path, mode=modes[layer.mode])
+
+
+def _export_flatten(w, layer, x, path, shape):
+    """``Flatten(axis=1)`` for torch's default; any other span of axes is a Reshape (ONNX's Flatten always gives 2-D)."""
+    start, end = layer.start_dim % len(shape), layer.end_dim % len(shape)
+    if (start, end) == (1, len(shape) - 1):
+        return w.op("Flatten", [x], path, axis=1)
+    out = layer.output_shape(shape)
+    target = ([0] if start > 0 else [-1]) + list(out[1:])  # 0 keeps the batch size, -1 absorbs it
+    return w.op("Reshape", [x, w.constant(f"{path}.shape", target, np.int64)], path)
 
 
 def _export_dropout(w, layer, x, path):
@@ -213,8 +282,6 @@ def _simple(op_type, **attrs):
 EXPORTERS = {
     nn.Conv2d: _export_conv,
     variants.ConvTranspose2d: _export_conv_transpose,
-    nn.MaxPool2d: _export_pool,
-    nn.AvgPool2d: _export_pool,
     nn.GlobalAvgPool2d: _simple("GlobalAveragePool"),
     nn.Linear: _export_linear,
     nn.ReLU: _simple("Relu"),
@@ -226,12 +293,19 @@ EXPORTERS = {
     variants.HardSwish: _simple("HardSwish"),
     nn.BatchNorm2d: _export_batch_norm,
     variants.LocalResponseNorm: _export_lrn,
-    nn.Flatten: _simple("Flatten", axis=1),
     nn.Dropout: _export_dropout,
     nn.Identity: _simple("Identity"),
+    variants.LeakyReLU: lambda w, layer, x, path: w.op("LeakyRelu", [x], path, alpha=layer.negative_slope),
+    variants.HardSigmoid: _simple("HardSigmoid", alpha=1.0 / 6.0, beta=0.5),
+    variants.Softmax: lambda w, layer, x, path: w.op("Softmax", [x], path, axis=layer.dim),
+    variants.LogSoftmax: lambda w, layer, x, path: w.op("LogSoftmax", [x], path, axis=layer.dim),
 }
 #: Exporters that also need the input's shape (batch 1).
 SHAPED_EXPORTERS = {
+    nn.MaxPool2d: _export_pool,
+    nn.AvgPool2d: _export_pool,
+    nn.Flatten: _export_flatten,
+    variants.Pad: _export_pad,
     variants.ChannelShuffle: _export_channel_shuffle,
     variants.SqueezeExcitation: _export_squeeze_excitation,
 }
@@ -353,6 +427,7 @@ class _Reader:
         for out in graph.output:
             self.consumers.setdefault(out.name, []).append(None)
         self.absorbed = set()  # ids of nodes an earlier importer folded into its layer (MatMul's Add)
+        self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=1)
 
     # ---------------------------------------------------------------- helpers
     def fail(self, node, message):
@@ -379,7 +454,8 @@ class _Reader:
             raise self.fail(node, f"input {index} ({name!r}) is made by no earlier node")
         return self.tensors[name]
 
-    def const(self, node, index, what, optional=False):
+    def const(self, node, index, what, optional=False, kinds="f"):
+        """A constant input (initializer or Constant node) of a dtype kind in ``kinds`` (NumPy's: f, iu, b)."""
         name = node.input[index] if index < len(node.input) else ""
         if not name:
             if optional:
@@ -388,8 +464,9 @@ class _Reader:
         if name not in self.consts:
             raise self.fail(node, f"input {index} ({what}, {name!r}) must be a constant (an initializer)")
         value = self.consts[name]
-        if value.dtype.kind != "f" and what not in ("shape", "training_mode"):
-            raise self.fail(node, f"input {index} ({what}) has dtype {value.dtype}; expected float32")
+        if value.dtype.kind not in kinds:
+            expected = {"f": "float32", "iu": "integers", "b": "a bool"}.get(kinds, kinds)
+            raise self.fail(node, f"input {index} ({what}) has dtype {value.dtype}; expected {expected}")
         return value
 
     def check_shape(self, node, what, array, shape):
@@ -445,10 +522,10 @@ def _padding(r, node, a, shape, kernel, strides, dilations):
         pads = list(a.get("pads") or [0, 0, 0, 0])
     else:
         raise r.unsupported(node, "auto_pad", auto, "NOTSET, VALID, SAME_UPPER or SAME_LOWER")
-    if len(pads) != 4 or pads[:2] != pads[2:]:
-        raise r.unsupported(node, "pads" if auto == "NOTSET" else "auto_pad", pads if auto == "NOTSET" else auto,
-                            "minicnn pads both sides of an axis alike: pads [h, w, h, w]")
-    return pads[:2]
+    if len(pads) != 4 or min(pads) < 0:
+        raise r.unsupported(node, "pads", pads, "four amounts >= 0: [top, left, bottom, right]")
+    top, left, bottom, right = (int(p) for p in pads)
+    return [top, left] if (top, left) == (bottom, right) else [left, right, top, bottom]  # F.pad's order
 
 
 def _pair(r, node, a, name, default):
@@ -498,6 +575,8 @@ def _import_conv_transpose(r, node):
     x, shape = r.tensor(node, 0)
     weight, bias = r.const(node, 1, "W"), r.const(node, 2, "B", optional=True)
     kernel, strides, dilations, padding = _conv_geometry(r, node, a, shape, weight)
+    if len(padding) == 4:
+        raise r.unsupported(node, "pads", a["pads"], "a transposed convolution crops both sides of an axis alike")
     c_in, per_group = weight.shape[:2]
     if c_in != shape[1]:
         raise r.fail(node, f"W has {c_in} input channels (its first axis), but the input has {shape[1]}")
@@ -516,16 +595,20 @@ def _pool_geometry(r, node, a, shape):
     if len(kernel) != 2:
         raise r.unsupported(node, "kernel_shape", a["kernel_shape"], "two values (height, width)")
     strides = _pair(r, node, a, "strides", [1, 1])  # ONNX's default stride is 1, not the window
-    if list(a.get("dilations") or [1, 1]) != [1, 1]:
-        raise r.unsupported(node, "dilations", a["dilations"], "minicnn pools without dilation")
-    padding = _padding(r, node, a, shape, kernel, strides, [1, 1])
-    if a["ceil_mode"]:
-        floor = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip(shape[2:], kernel, strides, padding)]
-        ceil = [-(-(n + 2 * p - k) // s) + 1 for n, k, s, p in zip(shape[2:], kernel, strides, padding)]
-        if floor != ceil:  # equal sizes mean the same windows: ceil_mode only adds a last, partial one
-            raise r.unsupported(node, "ceil_mode", 1, f"here it gives {ceil} windows where floor gives {floor}, "
-                                                      "and minicnn's pools round down")
-    return {"kernel_size": kernel, "stride": strides, "padding": padding}
+    dilations = _pair(r, node, a, "dilations", [1, 1])
+    padding = _padding(r, node, a, shape, kernel, strides, dilations)
+    return {"kernel_size": kernel, "stride": strides, "padding": padding, "ceil_mode": bool(a["ceil_mode"])}
+
+
+def _check_ceil_mode(r, node, args, shape, dilations):
+    """ONNX keeps a last ``ceil_mode`` window that starts in the padding, minicnn (as PyTorch) drops it."""
+    out = r.tensors[node.output[0]][1]
+    (top, left), (bottom, right) = shapes.pad_pairs(args["padding"])
+    theirs = [onnx_pool_size(n, k, s, b, e, d, True) for n, k, s, b, e, d in
+              zip(shape[2:], args["kernel_size"], args["stride"], (top, left), (bottom, right), dilations)]
+    if list(out[2:]) != theirs:
+        raise r.unsupported(node, "ceil_mode", 1, f"here ONNX gives {theirs} windows, minicnn {list(out[2:])}: ONNX "
+                                                  "keeps a last window that starts in the padding")
 
 
 def _import_max_pool(r, node):
@@ -533,18 +616,24 @@ def _import_max_pool(r, node):
                 storage_order=0)
     r.only_first_output(node)
     x, shape = r.tensor(node, 0)
-    r.add(node, "MaxPool2d", _pool_geometry(r, node, a, shape), [(x, shape)])
+    args = _pool_geometry(r, node, a, shape)
+    args["dilation"] = _pair(r, node, a, "dilations", [1, 1])
+    r.add(node, "MaxPool2d", args, [(x, shape)])
+    if args["ceil_mode"]:
+        _check_ceil_mode(r, node, args, shape, args["dilation"])
 
 
 def _import_average_pool(r, node):
     a = r.attrs(node, kernel_shape=None, strides=None, pads=None, dilations=None, auto_pad="NOTSET", ceil_mode=0,
                 count_include_pad=0)
+    if list(a.get("dilations") or [1, 1]) != [1, 1]:
+        raise r.unsupported(node, "dilations", a["dilations"], "average pooling without dilation")
     x, shape = r.tensor(node, 0)
     args = _pool_geometry(r, node, a, shape)
-    if any(args["padding"]) and not a["count_include_pad"]:
-        raise r.unsupported(node, "count_include_pad", 0, "minicnn's average pooling counts the padded zeros "
-                                                          "(count_include_pad=1)")
+    args["count_include_pad"] = bool(a["count_include_pad"])
     r.add(node, "AvgPool2d", args, [(x, shape)])
+    if args["ceil_mode"]:
+        _check_ceil_mode(r, node, args, shape, [1, 1])
 
 
 def _import_gemm(r, node):
@@ -644,22 +733,72 @@ def _import_flatten(r, node):
 
 
 def _import_reshape(r, node):
-    """Only the reshape that flattens ``(N, C, H, W)`` to ``(N, C*H*W)`` (shape ``[0, -1]`` or ``[-1, C*H*W]``)."""
-    r.attrs(node, allowzero=0)
+    """A reshape that keeps the batch axis and merges neighbouring axes: ``Flatten(start_dim, end_dim)``."""
+    a = r.attrs(node, allowzero=0)
     x, shape = r.tensor(node, 0)
-    target = [int(v) for v in r.const(node, 1, "shape").reshape(-1)]
-    features = int(np.prod(shape[1:]))
-    if target not in ([0, -1], [-1, features], [0, features]):
-        raise r.fail(node, f"target shape {target} is not a flatten of {shape} (minicnn reshapes only [0, -1] or "
-                           f"[-1, {features}])")
-    r.add(node, "Flatten", {}, [(x, shape)])
+    target = [int(v) for v in r.const(node, 1, "shape", kinds="iu").reshape(-1)]
+    rest = [shape[i] if v == 0 and not a["allowzero"] else v for i, v in enumerate(target[1:], start=1)]
+    if -1 in rest and rest.count(-1) == 1 and all(v > 0 for v in rest if v != -1):
+        known = int(np.prod([v for v in rest if v != -1]))
+        rest[rest.index(-1)] = int(np.prod(shape[1:])) // known if known else -1
+    keeps_batch = target and (target[0] == 0 or (target[0] == -1 and int(np.prod(rest)) == int(np.prod(shape[1:]))))
+    for start in range(1, len(shape)):
+        for end in range(start, len(shape)):
+            if keeps_batch and list(shape[1:start]) + [int(np.prod(shape[start:end + 1]))] + list(shape[end + 1:]) == rest:
+                return r.add(node, "Flatten", {"start_dim": start, "end_dim": end - len(shape)}, [(x, shape)])
+    raise r.fail(node, f"target shape {target} of an input {list(shape)} (batch 1) is not a flatten of neighbouring "
+                       "axes after the batch axis, the only reshape minicnn has (Flatten(start_dim, end_dim))")
+
+
+def _import_pad(r, node):
+    """ONNX's ``[begin of every axis..., end of every axis...]`` as F.pad's ``(before, after)`` pairs, last axis first."""
+    a = r.attrs(node, mode="constant", pads=None, value=0.0)
+    modes = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+    if a["mode"] not in modes:
+        raise r.unsupported(node, "mode", a["mode"], ", ".join(modes))
+    if len(node.input) > 3 and node.input[3]:
+        raise r.fail(node, "input 3 (axes) is not supported: give pads for every axis")
+    x, shape = r.tensor(node, 0)
+    pads = a["pads"] if a["pads"] is not None else [int(v) for v in r.const(node, 1, "pads", kinds="iu").reshape(-1)]
+    if len(pads) != 2 * len(shape) or pads[0] or pads[len(shape)]:
+        raise r.fail(node, f"pads {list(pads)} must have 2 x {len(shape)} amounts and leave the batch axis alone")
+    value = r.const(node, 2, "constant_value", optional=True)
+    value = float(value) if value is not None else float(a["value"])
+    pairs = [amount for axis in reversed(range(1, len(shape))) for amount in (pads[axis], pads[axis + len(shape)])]
+    r.add(node, "Pad", {"pad": pairs, "mode": modes[a["mode"]], "value": value}, [(x, shape)])
+
+
+def _import_softmax(r, node):
+    """Softmax / LogSoftmax along ``axis``; before opset 13 they flatten to 2-D at ``axis``, which is that only for the last axis."""
+    x, shape = r.tensor(node, 0)
+    a = r.attrs(node, axis=-1 if r.opset >= 13 else 1)
+    axis = a["axis"] % len(shape)
+    if r.opset < 13 and axis != len(shape) - 1:
+        raise r.unsupported(node, "axis", a["axis"], f"before opset 13 {node.op_type} normalises the axes from axis "
+                                                     "on together; minicnn's only along the last axis")
+    r.add(node, "Softmax" if node.op_type == "Softmax" else "LogSoftmax", {"dim": axis}, [(x, shape)])
+
+
+def _import_leaky_relu(r, node):
+    a = r.attrs(node, alpha=0.01)
+    x, shape = r.tensor(node, 0)
+    r.add(node, "LeakyReLU", {"negative_slope": float(a["alpha"])}, [(x, shape)])
+
+
+def _import_hard_sigmoid(r, node):
+    a = r.attrs(node, alpha=0.2, beta=0.5)
+    if not (math.isclose(a["alpha"], 1 / 6, rel_tol=1e-6) and a["beta"] == 0.5):
+        raise r.unsupported(node, "alpha, beta", (a["alpha"], a["beta"]), "minicnn's HardSigmoid is "
+                                                                          "max(0, min(1, x/6 + 1/2)): alpha 1/6, beta 0.5")
+    x, shape = r.tensor(node, 0)
+    r.add(node, "HardSigmoid", {}, [(x, shape)])
 
 
 def _import_dropout(r, node):
     a = r.attrs(node, ratio=0.5, seed=0, is_test=1)
     r.only_first_output(node)
     ratio = r.const(node, 1, "ratio", optional=True)
-    training = r.const(node, 2, "training_mode", optional=True)
+    training = r.const(node, 2, "training_mode", optional=True, kinds="b")
     if training is not None and bool(training):
         raise r.fail(node, "training_mode is true; minicnn imports networks for inference")
     x, shape = r.tensor(node, 0)
@@ -756,6 +895,11 @@ IMPORTERS = {
     "Sum": _import_add,
     "Flatten": _import_flatten,
     "Reshape": _import_reshape,
+    "Pad": _import_pad,
+    "Softmax": _import_softmax,
+    "LogSoftmax": _import_softmax,
+    "LeakyRelu": _import_leaky_relu,
+    "HardSigmoid": _import_hard_sigmoid,
     "Dropout": _import_dropout,
     "Identity": _import_identity,
     "Constant": _import_constant,

@@ -12,11 +12,9 @@ minicnn model                    torchvision model
 ``resnet18``, ``resnet34``       ``resnet18``, ``resnet34``
 ``resnet50/101/152``             the same, built with ``stride_on="3x3"`` (torchvision's v1.5)
 ``mobilenet_v2``                 ``mobilenet_v2``
-``googlenet(variant=             ``googlenet`` (``aux_logits`` either way). The weights load,
-"torchvision")``                 but torchvision's stage pools differ from minicnn's 3x3/2
-                                 pad-1 ones (``ceil_mode=True`` without padding, and a 2x2
-                                 ``maxpool4``: same sizes, other windows), and its pretrained
-                                 weights expect ``transform_input``: the logits differ
+``googlenet(variant=             ``googlenet`` (``aux_logits`` either way); its pretrained
+"torchvision")``                 weights expect torchvision's ``transform_input=True``, a
+                                 rescaling of the ImageNet-normalised input done before conv1
 ``densenet121/169/201/161``      ``densenet121/169/201/161``
 ===============================  ==================================================
 

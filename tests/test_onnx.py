@@ -113,7 +113,8 @@ ZOO = {
     "resnet18": (lambda: mc.models.resnet18(num_classes=10), 64),
     "mobilenet_v2": (lambda: mc.models.mobilenet_v2(num_classes=10), 64),
     "googlenet": (lambda: mc.models.googlenet(num_classes=10), 224),  # LRN, 5x5 branches; 7x7 final pool: 224 only
-    "googlenet_torchvision": (lambda: mc.models.googlenet(num_classes=10, variant="torchvision"), 224),
+    # ceil_mode max pools (on odd maps: 96 -> 48 -> 24 -> 12 -> 6 -> 3), a global average pool
+    "googlenet_torchvision": (lambda: mc.models.googlenet(num_classes=10, variant="torchvision"), 96),
 }
 
 
@@ -184,6 +185,46 @@ def test_every_layer_exports_runs_in_onnxruntime_and_imports_back(tmp_path):
     np.testing.assert_allclose(imported(x), y_ort, rtol=0, atol=allowed)
     kinds = {type(node.module).__name__ for node in imported.nodes if node.module is not None}
     assert {"ConvTranspose2d", "LocalResponseNorm", "ReLU6", "SiLU", "HardSwish", "Dropout", "Concat", "Add"} <= kinds
+
+
+def options_net(rng):
+    """The options beyond the decks: four-sided and "same" padding, F.pad modes, ceil_mode, dilated and
+    pad-excluding pools, LeakyReLU, HardSigmoid, Softmax/LogSoftmax(dim), Flatten(start_dim, end_dim)."""
+    g = Graph()
+    x = g.input()
+    h = g.add(nn.Conv2d(3, 6, 4, padding="same", rng=rng), x, name="same_even")  # one more pixel after than before
+    h = g.add(variants.LeakyReLU(0.1), h, name="leaky")
+    h = g.add(nn.Conv2d(6, 6, 3, padding=(1, 0, 2, 1), rng=rng), h, name="four_sided")
+    h = g.add(variants.ReflectionPad2d((1, 2, 0, 1)), h, name="reflect")
+    h = g.add(variants.ReplicationPad2d(1), h, name="replicate")
+    h = g.add(variants.ConstantPad2d((0, -1, 1, 0), 0.25), h, name="constant_crop")
+    h = g.add(nn.MaxPool2d(3, stride=2, ceil_mode=True), h, name="ceil_max")
+    h = g.add(variants.HardSigmoid(), h, name="hardsigmoid")
+    a = g.add(nn.MaxPool2d(2, stride=1, dilation=2), h, name="dilated_max")
+    b = g.add(nn.AvgPool2d(4, stride=1, padding=(1, 0, 0, 1), count_include_pad=False), h, name="avg_without_pad")
+    h = g.add(nn.Concat(), a, b, name="concat")
+    h = g.add(nn.AvgPool2d(2, stride=2, ceil_mode=True), h, name="ceil_avg")
+    h = g.add(variants.Softmax(1), h, name="softmax_channels")
+    h = g.add(nn.Flatten(2), h, name="flatten_maps")  # (N, C, H*W)
+    h = g.add(variants.LogSoftmax(-1), h, name="log_softmax_pixels")
+    g.output(g.add(nn.Flatten(), h, name="flatten"))
+    return g.eval()
+
+
+def test_the_options_beyond_the_decks_export_and_import(tmp_path):
+    rng = np.random.default_rng(5)
+    net = options_net(rng)
+    x = rng.standard_normal((2, 3, 11, 11)).astype(np.float32)
+    model = mc.onnx.export(net, tmp_path / "options.onnx", (3, 11, 11))
+    assert {"Pad", "LeakyRelu", "HardSigmoid", "Softmax", "LogSoftmax", "Reshape"} <= {n.op_type for n in model.graph.node}
+    y, y_ort = net(x), run_ort(tmp_path / "options.onnx", x)
+    allowed = tolerance(net, x)
+    assert np.abs(y - y_ort).max() <= allowed
+    imported = mc.onnx.load(tmp_path / "options.onnx")
+    np.testing.assert_array_equal(imported(x), y)
+    pools = {node.name: node.module for node in imported.nodes if isinstance(node.module, (nn.MaxPool2d, nn.AvgPool2d))}
+    assert pools["ceil_max"].ceil_mode and pools["dilated_max"].dilation == (2, 2)
+    assert not pools["avg_without_pad"].count_include_pad and pools["avg_without_pad"].padding == (1, 0, 0, 1)
 
 
 @pytest.mark.parametrize("layer, shape", [
@@ -280,19 +321,25 @@ def test_symbolic_input_sizes_need_input_shape(tmp_path):
 BAD_GRAPHS = {
     "unknown operator": ([helper.make_node("Softsign", ["x"], ["y"], name="soft")], [],
                          "node 'soft' (Softsign): operator Softsign is not supported"),
-    "an attribute minicnn lacks": ([helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2],
-                                                     dilations=[2, 2])], [],
-                                   "node 'p' (MaxPool): attribute dilations=[2, 2] is not supported"),
+    "an attribute minicnn lacks": ([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", output_shape=[9, 9])],
+                                   [tensor("w", np.ones((3, 2, 3, 3)))],
+                                   "node 'up' (ConvTranspose): attribute output_shape=[9, 9] is not supported"),
     "an attribute ONNX lacks": ([helper.make_node("Relu", ["x"], ["y"], name="r", alpha=0.1)], [],
                                 "not a valid ONNX model: Unrecognized attribute: alpha for operator Relu"),
-    "asymmetric pads": ([helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[0, 0, 1, 1])],
-                        [tensor("w", np.ones((2, 3, 3, 3)))], "node 'c' (Conv): attribute pads=[0, 0, 1, 1]"),
-    "ceil mode that adds a window": ([helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[3, 3],
-                                                       strides=[2, 2], ceil_mode=1)], [],
-                                     "node 'p' (MaxPool): attribute ceil_mode=1 is not supported"),
-    "padded mean without the zeros": ([helper.make_node("AveragePool", ["x"], ["y"], name="a", kernel_shape=[3, 3],
-                                                        pads=[1, 1, 1, 1])], [],
-                                      "node 'a' (AveragePool): attribute count_include_pad=0"),
+    "asymmetric cropping of a transposed convolution": (
+        [helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", pads=[0, 0, 1, 1])],
+        [tensor("w", np.ones((3, 2, 3, 3)))], "node 'up' (ConvTranspose): attribute pads=[0, 0, 1, 1]"),
+    "a ceil_mode window that starts in the padding": (
+        [helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1],
+                          ceil_mode=1)], [], "node 'p' (MaxPool): attribute ceil_mode=1 is not supported",
+        "ONNX gives [5, 5] windows, minicnn [4, 4]", ("N", 3, 7, 7)),
+    "a softmax over several axes (before opset 13)": (
+        [helper.make_node("Softmax", ["x"], ["y"], name="s", axis=1)], [], "node 's' (Softmax): attribute axis=1",
+        11),
+    "a reshape that is no flatten": (
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="r")],
+        [onnx.numpy_helper.from_array(np.array([0, 8, 24], np.int64), "shape")],
+        "node 'r' (Reshape): target shape [0, 8, 24] of an input [1, 3, 8, 8]"),
     "conv weight of other channels": ([helper.make_node("Conv", ["x", "w"], ["y"], name="c")],
                                       [tensor("w", np.ones((2, 4, 3, 3)))],
                                       "W has 4 input channels per group x group 1 = 4, but the input has 3"),
@@ -313,8 +360,11 @@ BAD_GRAPHS = {
 @pytest.mark.parametrize("case", sorted(BAD_GRAPHS))
 def test_what_minicnn_cannot_compute_is_a_value_error_naming_node_op_and_attribute(tmp_path, case, capsys):
     nodes, inits, *fragments = BAD_GRAPHS[case]
+    options = {"input_shape": f for f in fragments if isinstance(f, tuple)}
+    options.update({"opset": f for f in fragments if isinstance(f, int)})
     path = tmp_path / "bad.onnx"
-    onnx.save(make_model(nodes, inits), str(path))
+    onnx.save(make_model(nodes, inits, **options), str(path))
+    fragments = [f for f in fragments if isinstance(f, str)]
     with pytest.raises(ValueError) as error:
         mc.onnx.load(path)
     for fragment in fragments:

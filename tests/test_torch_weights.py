@@ -1,8 +1,8 @@
 """torchvision-named state_dicts into the zoo's models: the same logits as PyTorch on the same weights.
 
 torchvision cannot be installed beside torch 2.13 here, so the PyTorch
-models below are written in this file with torchvision's module names and
-layout (``torchvision/models/resnet.py``, ``mobilenetv2.py``,
+models below are written in this file with torchvision's module names,
+layers and pooling (``torchvision/models/resnet.py``, ``mobilenetv2.py``,
 ``googlenet.py``, ``densenet.py``: the names are what a state_dict holds).
 Their weights are random (BatchNorm statistics too), saved with
 ``torch.save`` and read back by ``mc.torch_weights.load_state_dict`` through
@@ -148,23 +148,24 @@ class Inception(tnn.Module):
 
 
 class GoogLeNet(tnn.Module):
-    """torchvision's module names; the stage pools are minicnn's 3x3/2 pad 1 (torchvision: ceil_mode, a 2x2 maxpool4)."""
-
     def __init__(self, num_classes):
         super().__init__()
         self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
+        self.maxpool1 = tnn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, kernel_size=1)
         self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
+        self.maxpool2 = tnn.MaxPool2d(3, stride=2, ceil_mode=True)
         for name, channels in GOOGLENET_INCEPTIONS.items():
             setattr(self, name, Inception(*channels))
+        self.maxpool3 = tnn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.maxpool4 = tnn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.fc = tnn.Linear(1024, num_classes)
 
     def forward(self, x):
-        pool = lambda h: tF.max_pool2d(h, 3, 2, 1)  # noqa: E731
-        x = pool(self.conv3(self.conv2(pool(self.conv1(x)))))
+        x = self.maxpool2(self.conv3(self.conv2(self.maxpool1(self.conv1(x)))))
         for name in GOOGLENET_INCEPTIONS:
             x = getattr(self, name)(x)
-            x = pool(x) if name in ("inception3b", "inception4e") else x
+            x = {"inception3b": self.maxpool3, "inception4e": self.maxpool4}.get(name, lambda h: h)(x)
         return self.fc(torch.flatten(tF.adaptive_avg_pool2d(x, 1), 1))
 
 
@@ -220,7 +221,7 @@ MODELS = {
     "resnet18": (lambda: ResNet(BasicBlock, (2, 2, 2, 2), 10), lambda: mc.models.resnet18(10), 64),
     "resnet50": (lambda: ResNet(Bottleneck, (3, 4, 6, 3), 10), lambda: mc.models.resnet50(10, stride_on="3x3"), 64),
     "mobilenet_v2": (lambda: MobileNetV2(10), lambda: mc.models.mobilenet_v2(10), 64),
-    "googlenet": (lambda: GoogLeNet(10), lambda: mc.models.googlenet(10, variant="torchvision"), 224),
+    "googlenet": (lambda: GoogLeNet(10), lambda: mc.models.googlenet(10, variant="torchvision"), 96),
     "densenet121": (lambda: DenseNet(32, (6, 12, 24, 16), 64, 10), lambda: mc.models.densenet121(10), 64),
 }
 
