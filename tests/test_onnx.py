@@ -8,6 +8,8 @@ Tolerances: ``rounding.tolerance``, 4x the float32 rounding noise of the
 network measured on the spot (at least 1e-5).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -403,3 +405,32 @@ def _lenet_onnx(tmp_path):
     path = tmp_path / "lenet.onnx"
     mc.onnx.export(mc.models.lenet5().eval(), path)
     return path
+
+
+# ------------------------------------------------------------ files written by PyTorch's exporter
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "googlenet", "densenet121"])
+def test_onnx_files_written_by_pytorch_import_with_onnxruntimes_logits(tmp_path, name):
+    """torch.onnx.export (TorchScript exporter, opset 17) of the torchvision-named models of test_torch_weights.py.
+
+    Its graphs differ from minicnn's own (BatchNorm folded into the convolutions, Clip bounds as Constant
+    nodes, ceil_mode pools, names like "/layer1/layer1.0/conv1/Conv"); the imported graph must give
+    onnxruntime's logits, and PyTorch's.
+    """
+    torch = pytest.importorskip("torch")
+    import test_torch_weights as tw
+
+    make_torch, _, size = tw.MODELS[name]
+    model = tw.randomised(make_torch(), sum(map(ord, name)), size)
+    x = np.random.default_rng(2).standard_normal((2, 3, size, size)).astype(np.float32)
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated; the new one needs onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.from_numpy(x),), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}})
+    net = mc.onnx.load(path)
+    y, y_ort = net(x), run_ort(path, x)
+    with torch.no_grad():
+        y_torch = model(torch.from_numpy(x)).numpy()
+    allowed = tolerance(net, x)
+    assert np.abs(y - y_ort).max() <= allowed, f"{name}: |minicnn - onnxruntime| > {allowed:.2e}"
+    assert np.abs(y - y_torch).max() <= allowed, f"{name}: |minicnn - torch| > {allowed:.2e}"
