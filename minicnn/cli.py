@@ -464,6 +464,7 @@ def _cmd_export(args):
     from .train import load_model
 
     net = load_model(_existing(args.model, "MODEL"))
+    _writable_folder(args.out, "OUT.onnx")
     model = export(net, args.out, tuple(args.input_shape) if args.input_shape else None)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     print(f"wrote {args.out}: {len(model.graph.node)} ONNX nodes, opset {model.opset_import[0].version}, "
@@ -476,6 +477,7 @@ def _cmd_import(args):
     from .io import GRAPH_MODEL, load_model, write_model
     from .onnx_io import load_spec
 
+    _writable_folder(args.out, "OUT.npz")
     spec, weights = load_spec(_existing(args.onnx_file, "MODEL.onnx"), args.input_shape)
     net = build_graph(spec)
     net.load_state_dict(weights)
@@ -485,6 +487,12 @@ def _cmd_import(args):
     shape = "x".join(str(s) for s in net.input_shape)
     print(f"wrote {args.out}: {len(spec['nodes'])} layers, {net.num_parameters():,} parameters, input {shape}")
     return 0
+
+
+def _writable_folder(path, what):
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise CommandError(f"{what}: the folder {folder} does not exist")
 
 
 def _existing(path, what):

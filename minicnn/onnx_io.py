@@ -6,24 +6,34 @@ attributes and weight tensors, so that another runtime (onnxruntime,
 PyTorch, TensorRT) can run a model minicnn trained, and minicnn can run a
 model trained elsewhere. Each minicnn layer maps to one operator or a few:
 
-==========================  ==================================================
-minicnn                     ONNX (opset ``OPSET``)
-==========================  ==================================================
-Conv2d (groups, dilation)   Conv
-ConvTranspose2d             ConvTranspose
-MaxPool2d / AvgPool2d       MaxPool / AveragePool (``count_include_pad=1``)
-GlobalAvgPool2d             GlobalAveragePool
-Linear                      Gemm (``transB=1``); imported also from MatMul (+ Add)
-ReLU, Sigmoid, Tanh         Relu, Sigmoid, Tanh
-ReLU6                       Clip(0, 6)
-SiLU, GELU, HardSwish       Sigmoid + Mul; Erf and friends; HardSwish
-BatchNorm2d (evaluation)    BatchNormalization
-LocalResponseNorm           LRN (odd sizes: for even ones the windows differ)
-Concat, Add                 Concat, Add (Sum for more than two terms)
-Flatten, Dropout, Identity  Flatten(axis=1), Dropout, Identity
-ChannelShuffle              Reshape, Transpose, Reshape
-SqueezeExcitation           GlobalAveragePool, Conv, ..., Sigmoid, Mul
-==========================  ==================================================
+===============================  =============================================
+minicnn                          ONNX (opset ``OPSET``)
+===============================  =============================================
+Conv2d (groups, dilation,        Conv (``pads`` [top, left, bottom, right])
+"same", four-sided padding)
+ConvTranspose2d                  ConvTranspose
+MaxPool2d (dilation, ceil_mode)  MaxPool
+AvgPool2d (count_include_pad,    AveragePool (``divisor_override`` has none)
+ceil_mode)
+GlobalAvgPool2d                  GlobalAveragePool
+Linear                           Gemm (``transB=1``); imported also from MatMul (+ Add)
+ReLU, Sigmoid, Tanh, LeakyReLU   Relu, Sigmoid, Tanh, LeakyRelu
+ReLU6, HardSigmoid, HardSwish    Clip(0, 6), HardSigmoid(1/6, 1/2), HardSwish
+SiLU, GELU (exact, tanh)         Sigmoid + Mul; Erf or Tanh with Mul and Add (export only)
+Softmax, LogSoftmax (dim)        Softmax, LogSoftmax (axis)
+BatchNorm2d (evaluation)         BatchNormalization
+LocalResponseNorm                LRN (odd sizes: for even ones the windows differ)
+Concat, Add (broadcasting)       Concat, Add (Sum for more than two terms)
+Flatten(start_dim, end_dim)      Flatten(axis=1), else Reshape
+Pad / ZeroPad2d / ...            Pad (constant, reflect, edge; ``circular`` has none)
+Dropout, Identity                Dropout, Identity
+ChannelShuffle                   Reshape, Transpose, Reshape (export only)
+SqueezeExcitation                GlobalAveragePool, Conv, ..., Sigmoid, Mul (export only)
+===============================  =============================================
+
+Where the two disagree there is no mapping: PyTorch and minicnn drop a last
+``ceil_mode`` window that would start in the padding, ONNX keeps it, so such
+a pooling is refused both ways (the sizes are compared).
 
 The exporter and the importer are tables with one small function per layer
 or operator (``EXPORTERS``, ``IMPORTERS``). A layer with no entry raises a

@@ -241,15 +241,20 @@ def test_layers_exported_as_several_operators_match_onnxruntime(tmp_path, layer,
     np.testing.assert_allclose(run_ort(tmp_path / "m.onnx", x), net(x), rtol=0, atol=1e-5 * max(1, np.abs(net(x)).max()))
 
 
-@pytest.mark.parametrize("layer, fragment", [
-    (variants.Conv1d(3, 4, 3), "'1' is a Conv1d, which has no ONNX equivalent"),
-    (variants.LayerNorm2d(3), "'1' is a LayerNorm2d, which has no ONNX equivalent"),
-    (variants.LocalResponseNorm(4), "even size 4"),
+@pytest.mark.parametrize("layer, shape, fragment", [
+    (variants.Conv1d(3, 4, 3), (3, 8), "'1' is a Conv1d, which has no ONNX equivalent"),
+    (variants.LayerNorm2d(3), (3, 8, 8), "'1' is a LayerNorm2d, which has no ONNX equivalent"),
+    (variants.LocalResponseNorm(4), (3, 8, 8), "even size 4"),
+    (variants.Pad((1, 1, 1, 1), "circular"), (3, 8, 8), "mode 'circular', which opset 17's Pad does not have"),
+    (nn.AvgPool2d(2, divisor_override=3), (3, 8, 8), "divisor_override=3, which ONNX's AveragePool cannot express"),
+    (nn.MaxPool2d(2, stride=2, padding=1, ceil_mode=True), (3, 7, 7),
+     "gives [4, 4] windows on a [7, 7] map, ONNX's ceil_mode [5, 5]"),
 ])
-def test_a_layer_onnx_cannot_express_is_a_value_error_naming_it(tmp_path, layer, fragment):
+def test_a_layer_onnx_cannot_express_is_a_value_error_naming_it(tmp_path, layer, shape, fragment):
     net = Sequential(nn.Identity(), layer)
-    with pytest.raises(ValueError, match=fragment):
-        mc.onnx.export(net, tmp_path / "m.onnx", (3, 8, 8) if not isinstance(layer, variants.Conv1d) else (3, 8))
+    with pytest.raises(ValueError) as error:
+        mc.onnx.export(net, tmp_path / "m.onnx", shape)
+    assert fragment in str(error.value) and "'1'" in str(error.value)
     assert not (tmp_path / "m.onnx").exists()
 
 
