@@ -421,6 +421,10 @@ def export(net, path, input_shape=None, *, input_name="input", output_name="logi
 
 
 # =========================================================================== import
+#: Names a layer of an imported Graph cannot take: the Graph's own attributes (and the ``input_shape`` it is given).
+_RESERVED = frozenset(dir(Graph())) | {"input_shape"}
+
+
 class _Reader:
     """Walks an ONNX graph in its (topological) node order, writing a graph description and its weights."""
 
@@ -491,7 +495,7 @@ class _Reader:
     def node_name(self, node):
         base = re.sub(r"[^0-9A-Za-z_]", "_", node.name or node.output[0]).strip("_") or node.op_type.lower()
         name, k = base, 1
-        while name in self.names or hasattr(Graph, name):
+        while name in self.names or name in _RESERVED:
             name, k = f"{base}_{k}", k + 1
         self.names.add(name)
         return name
