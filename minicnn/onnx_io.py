@@ -101,7 +101,7 @@ class _Writer:
         return out
 
 
-def _weights(w, layer, path):
+def _weights(layer, path):
     """The layer's parameters as host arrays, refusing shape-only (lazy) ones and dtypes other than float32."""
     from .models.blocks import is_shape_only
 
@@ -133,7 +133,7 @@ def _conv_pads(layer):
 
 
 def _export_conv(w, layer, x, path):
-    p = _weights(w, layer, path)
+    p = _weights(layer, path)
     inputs = [x, w.constant(f"{path}.weight", p["weight"])]
     if "bias" in p:
         inputs.append(w.constant(f"{path}.bias", p["bias"]))
@@ -142,7 +142,7 @@ def _export_conv(w, layer, x, path):
 
 
 def _export_conv_transpose(w, layer, x, path):
-    p = _weights(w, layer, path)
+    p = _weights(layer, path)
     inputs = [x, w.constant(f"{path}.weight", p["weight"])]
     if "bias" in p:
         inputs.append(w.constant(f"{path}.bias", p["bias"]))
@@ -188,7 +188,7 @@ def _export_pool(w, layer, x, path, shape):
 
 
 def _export_linear(w, layer, x, path):
-    p = _weights(w, layer, path)
+    p = _weights(layer, path)
     inputs = [x, w.constant(f"{path}.weight", p["weight"])]
     if "bias" in p:
         inputs.append(w.constant(f"{path}.bias", p["bias"]))
@@ -196,7 +196,7 @@ def _export_linear(w, layer, x, path):
 
 
 def _export_batch_norm(w, layer, x, path):
-    p = _weights(w, layer, path)
+    p = _weights(layer, path)
     stats = [w.constant(f"{path}.{k}", v) for k, v in
              (("weight", p["weight"]), ("bias", p["bias"]), ("running_mean", layer.running_mean),
               ("running_var", layer.running_var))]

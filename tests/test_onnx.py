@@ -375,6 +375,19 @@ BAD_GRAPHS = {
         "node 'bn' (BatchNormalization): running_mean has shape (4,), expected (3,)"),
     "a clip that is no ReLU": ([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip")],
                                [tensor("lo", -1.0), tensor("hi", 1.0)], "Clip(-1.0, 1.0) has no minicnn layer"),
+    "a dense layer of other input features": (
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "b"], ["y"], name="fc", transB=1)],
+        [tensor("b", np.ones((10, 100)))], "node 'fc' (Gemm): the weight takes 100 input features, but the input has 192",
+        ("N", 10)),
+    "an addition of a constant": ([helper.make_node("Add", ["x", "c"], ["y"], name="plus")], [tensor("c", np.ones(8))],
+                                  "node 'plus' (Add): input 1 ('c') is a constant"),
+    "a concatenation along the batch": ([helper.make_node("Concat", ["x", "x"], ["y"], name="cat", axis=0)], [],
+                                        "node 'cat' (Concat): attribute axis=0 is not supported"),
+    "an even local response window": ([helper.make_node("LRN", ["x"], ["y"], name="lrn", size=4)], [],
+                                      "node 'lrn' (LRN): attribute size=4 is not supported"),
+    "a negative variance": ([helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")],
+                            [tensor("s", np.ones(3)), tensor("b", np.ones(3)), tensor("m", np.ones(3)),
+                             tensor("v", -np.ones(3))], "node 'bn' (BatchNormalization): running_var + epsilon must be > 0"),
     "a kernel larger than the input": ([helper.make_node("Conv", ["x", "w"], ["y"], name="c")],
                                        [tensor("w", np.ones((2, 3, 11, 11)))], "node 'c' (Conv):", "is too small for kernel (11, 11)"),
 }
@@ -383,7 +396,7 @@ BAD_GRAPHS = {
 @pytest.mark.parametrize("case", sorted(BAD_GRAPHS))
 def test_what_minicnn_cannot_compute_is_a_value_error_naming_node_op_and_attribute(tmp_path, case, capsys):
     nodes, inits, *fragments = BAD_GRAPHS[case]
-    options = {"input_shape": f for f in fragments if isinstance(f, tuple)}
+    options = {"output_shape" if len(f) == 2 else "input_shape": f for f in fragments if isinstance(f, tuple)}
     options.update({"opset": f for f in fragments if isinstance(f, int)})
     path = tmp_path / "bad.onnx"
     onnx.save(make_model(nodes, inits, **options), str(path))
