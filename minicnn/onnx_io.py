@@ -396,6 +396,10 @@ def export(net, path, input_shape=None, *, input_name="input", output_name="logi
     from . import __version__
     from .io import atomic_file
 
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"onnx export: net must be a minicnn.nn.Module, got {type(net).__name__}")
+    if isinstance(net, Graph) and len(net._inputs) != 1:
+        raise ValueError(f"onnx export: the graph has {len(net._inputs)} inputs; export writes networks of one input")
     shape = _sample_shape(net, input_shape)
     out_shapes = net.output_shape((1, *shape))
     out_shapes = [out_shapes] if isinstance(out_shapes[0], int) else list(out_shapes)

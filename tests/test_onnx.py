@@ -281,6 +281,14 @@ def test_export_refuses_shape_only_and_float64_weights(tmp_path):
         mc.onnx.export(mc.models.lenet5(dtype=np.float64), tmp_path / "l.onnx")
     with pytest.raises(ValueError, match="input_shape"):
         mc.onnx.export(Sequential(nn.ReLU()), tmp_path / "s.onnx")
+    with pytest.raises(ValueError, match=r"Conv2d: expected 1 input channels \(in_channels\), got 3"):
+        mc.onnx.export(mc.models.lenet5(), tmp_path / "l.onnx", (3, 32, 32))
+    two = Graph()
+    two.output(two.add(nn.Add(), two.input(), two.input()))
+    with pytest.raises(ValueError, match="the graph has 2 inputs"):
+        mc.onnx.export(two, tmp_path / "two.onnx", (3, 4, 4))
+    with pytest.raises(TypeError, match="net must be a minicnn.nn.Module"):
+        mc.onnx.export(lambda x: x, tmp_path / "f.onnx", (3, 4, 4))
 
 
 # ------------------------------------------------------------ graphs not written by minicnn
