@@ -27,7 +27,7 @@ Concat, Add (broadcasting)       Concat, Add (Sum for more than two terms)
 Flatten(start_dim, end_dim)      Flatten(axis=1), else Reshape
 Pad / ZeroPad2d / ...            Pad (constant, reflect, edge; ``circular`` has none)
 Dropout, Identity                Dropout, Identity
-ChannelShuffle                   Reshape, Transpose, Reshape (export only)
+ChannelShuffle                   Reshape, Transpose, Reshape
 SqueezeExcitation                GlobalAveragePool, Conv, ..., Sigmoid, Mul (export only)
 ===============================  =============================================
 
@@ -750,11 +750,46 @@ def _import_flatten(r, node):
     r.add(node, "Flatten", {}, [(x, shape)])
 
 
+def _sole_user(r, name, op_type):
+    users = r.consumers.get(name, [])
+    return users[0] if len(users) == 1 and users[0] is not None and users[0].op_type == op_type else None
+
+
+def _channel_shuffle(r, node, shape, target):
+    """``Reshape (N, g, C/g, H, W)``, ``Transpose [0, 2, 1, 3, 4]``, ``Reshape (N, C, H, W)``: ShuffleNet's shuffle."""
+    if len(shape) != 4 or len(target) != 5 or target[0] not in (0, -1):
+        return False
+    n, c, h, w = shape
+    groups = target[1]
+    if groups < 1 or c % groups or target[2:] != [c // groups, h, w]:
+        return False
+    transpose = _sole_user(r, node.output[0], "Transpose")
+    back = transpose and _sole_user(r, transpose.output[0], "Reshape")
+    perm = transpose and next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
+    if not back or perm != [0, 2, 1, 3, 4] or back.input[1] not in r.consts:
+        return False
+    if [int(v) for v in r.consts[back.input[1]].reshape(-1)] not in ([-1, c, h, w], [0, c, h, w]):
+        return False
+    r.absorbed.update((id(transpose), id(back)))
+    r.add(node, "ChannelShuffle", {"groups": int(groups)}, [r.tensor(node, 0)], output=back.output[0])
+    return True
+
+
+def _import_transpose(r, node):
+    if id(node) not in r.absorbed:
+        raise r.fail(node, "Transpose is imported only inside a channel shuffle (Reshape, Transpose, Reshape)")
+
+
 def _import_reshape(r, node):
-    """A reshape that keeps the batch axis and merges neighbouring axes: ``Flatten(start_dim, end_dim)``."""
+    """A reshape that keeps the batch axis and merges neighbouring axes: ``Flatten(start_dim, end_dim)``;
+    or the first of the three operators of a channel shuffle."""
+    if id(node) in r.absorbed:
+        return None
     a = r.attrs(node, allowzero=0)
     x, shape = r.tensor(node, 0)
     target = [int(v) for v in r.const(node, 1, "shape", kinds="iu").reshape(-1)]
+    if _channel_shuffle(r, node, shape, target):
+        return None
     rest = [shape[i] if v == 0 and not a["allowzero"] else v for i, v in enumerate(target[1:], start=1)]
     if -1 in rest and rest.count(-1) == 1 and all(v > 0 for v in rest if v != -1):
         known = int(np.prod([v for v in rest if v != -1]))
@@ -913,6 +948,7 @@ IMPORTERS = {
     "Sum": _import_add,
     "Flatten": _import_flatten,
     "Reshape": _import_reshape,
+    "Transpose": _import_transpose,
     "Pad": _import_pad,
     "Softmax": _import_softmax,
     "LogSoftmax": _import_softmax,

@@ -138,8 +138,8 @@ def test_zoo_model_round_trips_through_onnxruntime_and_back(tmp_path, name):
 
 
 def test_more_of_the_zoo_exports_to_onnxruntime(tmp_path):
-    """DenseNet-121 both ways; EfficientNet-B0 (SiLU, squeeze-and-excitation) and ShuffleNet (channel shuffle)
-    export only: their decompositions (Mul of two tensors, 5-D reshapes) have no minicnn layer to import into."""
+    """DenseNet-121 and ShuffleNet (grouped convolutions, channel shuffle) both ways; EfficientNet-B0 (SiLU,
+    squeeze-and-excitation) export only: the Mul of two tensors that gates the channels has no minicnn layer."""
     rng = np.random.default_rng(3)
     cases = {"densenet121": mc.models.densenet121(10), "efficientnet_b0": mc.models.efficientnet_b0(10),
              "shufflenet": mc.models.shufflenet(3, num_classes=10)}
@@ -148,7 +148,8 @@ def test_more_of_the_zoo_exports_to_onnxruntime(tmp_path):
         x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
         mc.onnx.export(net, tmp_path / f"{name}.onnx", (3, 64, 64))
         assert np.abs(net(x) - run_ort(tmp_path / f"{name}.onnx", x)).max() <= tolerance(net, x), name
-    np.testing.assert_array_equal(mc.onnx.load(tmp_path / "densenet121.onnx")(x), cases["densenet121"](x))
+    for name in ("densenet121", "shufflenet"):
+        np.testing.assert_array_equal(mc.onnx.load(tmp_path / f"{name}.onnx")(x), cases[name](x))
     with pytest.raises(ValueError, match=r"node 'stage2_1.se' \(Mul\): Mul is imported only as x \* Sigmoid\(x\)"):
         mc.onnx.load(tmp_path / "efficientnet_b0.onnx")
 
