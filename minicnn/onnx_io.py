@@ -19,7 +19,7 @@ GlobalAvgPool2d                  GlobalAveragePool
 Linear                           Gemm (``transB=1``); imported also from MatMul (+ Add)
 ReLU, Sigmoid, Tanh, LeakyReLU   Relu, Sigmoid, Tanh, LeakyRelu
 ReLU6, HardSigmoid, HardSwish    Clip(0, 6), HardSigmoid(1/6, 1/2), HardSwish
-SiLU, GELU (exact, tanh)         Sigmoid + Mul; Erf or Tanh with Mul and Add (export only)
+SiLU, GELU (exact, tanh)         Sigmoid + Mul; Erf or Tanh with Mul and Add (tanh: export only)
 Softmax, LogSoftmax (dim)        Softmax, LogSoftmax (axis)
 BatchNorm2d (evaluation)         BatchNormalization
 LocalResponseNorm                LRN (odd sizes: for even ones the windows differ)
@@ -444,6 +444,9 @@ class _Reader:
                 self.consumers.setdefault(name, []).append(node)
         for out in graph.output:
             self.consumers.setdefault(out.name, []).append(None)
+        for node in graph.node:  # Constant nodes first: a pattern may look ahead at a constant defined further on
+            if node.op_type == "Constant":
+                _import_constant(self, node)
         self.absorbed = set()  # ids of nodes an earlier importer folded into its layer (MatMul's Add)
         self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=1)
 
@@ -889,7 +892,46 @@ def _import_sigmoid(r, node):
 
 def _import_mul(r, node):
     if id(node) not in r.absorbed:
-        raise r.fail(node, "Mul is imported only as x * Sigmoid(x) (SiLU)")
+        raise r.fail(node, "Mul is imported only as x * Sigmoid(x) (SiLU) or inside GELU")
+
+
+def _is_scalar(r, name, value):
+    array = r.consts.get(name)
+    return array is not None and array.size == 1 and math.isclose(float(array.reshape(-1)[0]), value, rel_tol=1e-6)
+
+
+def _other(node, name):
+    rest = [n for n in node.input if n != name]
+    return rest[0] if len(rest) == 1 else None
+
+
+def _gelu_steps(r, div):
+    """The nodes after ``x / √2`` of ``x (1 + erf(x/√2)) / 2`` (Erf, Add 1, Mul x, Mul 0.5), or None."""
+    if not _is_scalar(r, div.input[1], math.sqrt(2.0)):
+        return None
+    erf = _sole_user(r, div.output[0], "Erf")
+    add = erf and _sole_user(r, erf.output[0], "Add")
+    mul = add and _sole_user(r, add.output[0], "Mul")
+    half = mul and _sole_user(r, mul.output[0], "Mul")
+    if not (half and _is_scalar(r, _other(add, erf.output[0]), 1.0) and _other(mul, add.output[0]) == div.input[0]
+            and _is_scalar(r, _other(half, mul.output[0]), 0.5)):
+        return None
+    return [erf, add, mul, half]
+
+
+def _import_div(r, node):
+    """Div is the first step of the exact GELU as PyTorch's exporter and minicnn's write it (opset 17 has no Gelu)."""
+    r.attrs(node)
+    steps = _gelu_steps(r, node)
+    if steps is None:
+        raise r.fail(node, "Div is imported only as the first step of GELU: x/√2, Erf, +1, times x, times 0.5")
+    r.absorbed.update(id(step) for step in steps)
+    r.add(node, "GELU", {}, [r.tensor(node, 0)], output=steps[-1].output[0])
+
+
+def _import_erf(r, node):
+    if id(node) not in r.absorbed:
+        raise r.fail(node, "Erf is imported only inside GELU")
 
 
 def _import_constant(r, node):
@@ -901,6 +943,50 @@ def _import_constant(r, node):
         if value is None:
             raise r.fail(node, "has no value")
         r.consts[node.output[0]] = np.asarray(value)
+
+
+def _slice(data, starts, ends, axes=None, steps=None):
+    axes = range(len(starts)) if axes is None else [int(a) % data.ndim for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * data.ndim
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        index[axis] = slice(int(start), int(end), int(step))
+    return data[tuple(index)]
+
+
+def _reshape_constant(data, shape):
+    shape = [data.shape[i] if v == 0 else int(v) for i, v in enumerate(shape)]
+    return data.reshape(shape)
+
+
+#: Operators computed on constants only (the index arithmetic exporters write, e.g. PyTorch's for F.pad):
+#: ``f(onnx, attributes, *inputs) -> array``.
+CONSTANT_FOLDERS = {
+    "ConstantOfShape": lambda onnx, a, shape: np.full(
+        [int(v) for v in shape], onnx.numpy_helper.to_array(a["value"]).reshape(-1)[0] if a.get("value") else 0.0),
+    "Concat": lambda onnx, a, *xs: np.concatenate(xs, axis=a["axis"]),
+    "Reshape": lambda onnx, a, x, shape: _reshape_constant(x, shape),
+    "Slice": lambda onnx, a, x, *args: _slice(x, *args),
+    "Transpose": lambda onnx, a, x: np.transpose(x, a.get("perm")),
+    "Cast": lambda onnx, a, x: x.astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"])),
+    "Unsqueeze": lambda onnx, a, x, axes: np.expand_dims(x, tuple(int(v) for v in axes)),
+    "Squeeze": lambda onnx, a, x, axes=None: np.squeeze(x, None if axes is None else tuple(int(v) for v in axes)),
+    "Gather": lambda onnx, a, x, index: np.take(x, index, axis=a.get("axis", 0)),
+}
+
+
+def _fold_constant(r, node):
+    """Compute ``node`` now when every input is a constant and its operator is in ``CONSTANT_FOLDERS``; True if so."""
+    fold = CONSTANT_FOLDERS.get(node.op_type)
+    if fold is None or not node.input or not all(name in r.consts for name in node.input if name):
+        return False
+    attributes = {a.name: r.onnx.helper.get_attribute_value(a) for a in node.attribute}
+    try:
+        value = fold(r.onnx, attributes, *(r.consts[name] for name in node.input if name))
+    except (ValueError, IndexError, TypeError, KeyError) as exc:
+        raise r.fail(node, f"cannot compute it on its constant inputs: {exc}") from None
+    r.consts[node.output[0]] = np.asarray(value)
+    return True
 
 
 def _plain(layer):
@@ -938,6 +1024,8 @@ IMPORTERS = {
     "Relu": _plain("ReLU"),
     "Sigmoid": _import_sigmoid,
     "Mul": _import_mul,
+    "Div": _import_div,
+    "Erf": _import_erf,
     "Tanh": _plain("Tanh"),
     "Clip": _import_clip,
     "HardSwish": _plain("HardSwish"),
@@ -1022,6 +1110,8 @@ def load_spec(path, input_shape=None):
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             raise r.fail(node, f"operator domain {node.domain!r} is not the standard one")
+        if node.op_type == "Constant" or _fold_constant(r, node):
+            continue
         read = IMPORTERS.get(node.op_type)
         if read is None:
             raise r.fail(node, f"operator {node.op_type} is not supported (minicnn reads: {', '.join(IMPORTERS)})")

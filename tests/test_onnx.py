@@ -256,6 +256,10 @@ def test_layers_exported_as_several_operators_match_onnxruntime(tmp_path, layer,
     x = np.random.default_rng(3).standard_normal((2, *shape)).astype(np.float32)
     mc.onnx.export(net, tmp_path / "m.onnx", shape)
     np.testing.assert_allclose(run_ort(tmp_path / "m.onnx", x), net(x), rtol=0, atol=1e-5 * max(1, np.abs(net(x)).max()))
+    if not isinstance(layer, variants.SqueezeExcitation):  # its gate, a Mul of two tensors, has no minicnn layer
+        imported = mc.onnx.load(tmp_path / "m.onnx")
+        assert type(imported.nodes[-1].module) is type(layer)
+        np.testing.assert_array_equal(imported(x), net(x))
 
 
 @pytest.mark.parametrize("layer, shape, fragment", [
@@ -477,3 +481,42 @@ def test_onnx_files_written_by_pytorch_import_with_onnxruntimes_logits(tmp_path,
     allowed = tolerance(net, x)
     assert np.abs(y - y_ort).max() <= allowed, f"{name}: |minicnn - onnxruntime| > {allowed:.2e}"
     assert np.abs(y - y_torch).max() <= allowed, f"{name}: |minicnn - torch| > {allowed:.2e}"
+
+
+def test_small_layers_as_pytorch_exports_them_import(tmp_path):
+    """GELU (Div, Erf, Add, Mul, Mul), LeakyReLU, Hardswish, Hardsigmoid, ReLU6 (Clip), channel shuffle (Reshape,
+    Transpose, Reshape), ceil_mode and count_include_pad=False pools, torch.flatten, Softmax, and F.pad, whose pads
+    PyTorch computes with ConstantOfShape, Concat, Slice, Transpose and Cast (folded on import): as PyTorch writes them."""
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+
+    class Small(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = tnn.Conv2d(3, 8, 3, padding=1), tnn.Conv2d(8, 8, 3, groups=2)
+            self.act = tnn.Sequential(tnn.GELU(), tnn.LeakyReLU(0.2), tnn.Hardswish(), tnn.ReLU6())
+            self.pool = tnn.MaxPool2d(3, 2, ceil_mode=True)
+            self.avg = tnn.AvgPool2d(3, 1, padding=1, count_include_pad=False)
+            self.fc = tnn.Linear(8 * 4 * 4, 5)
+
+        def forward(self, x):
+            h = self.act(self.conv1(x))
+            h = tnn.functional.pad(h, (1, 0, 0, 1), mode="reflect")
+            h = h.reshape(-1, 2, 4, 11, 11).transpose(1, 2).reshape(-1, 8, 11, 11)  # channel shuffle
+            h = self.avg(self.pool(tnn.functional.hardsigmoid(self.conv2(h))))
+            return torch.softmax(self.fc(torch.flatten(h, 1)), dim=1)
+
+    torch.manual_seed(0)
+    model = Small().eval()
+    x = np.random.default_rng(4).standard_normal((2, 3, 10, 10)).astype(np.float32)
+    path = tmp_path / "small.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and says what it does not fold
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.from_numpy(x),), str(path), dynamo=False, opset_version=17)
+    net = mc.onnx.load(path)
+    kinds = {type(node.module).__name__ for node in net.nodes if node.module is not None}
+    assert {"GELU", "LeakyReLU", "HardSwish", "ReLU6", "Pad", "ChannelShuffle", "HardSigmoid", "Softmax"} <= kinds
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(net(x), run_ort(path, x), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(net(x), expected, rtol=0, atol=1e-6)
