@@ -580,6 +580,21 @@ def test_add_broadcasts_and_sums_the_gradient_over_broadcast_axes(shapes_):
             np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-13, atol=1e-13)
 
 
+def test_add_broadcasting_inside_a_graph_passes_gradient_checks():
+    """A squeeze-and-excitation-like join: a per-channel (N, C, 1, 1) branch added to every pixel."""
+    g = mc.graph.Graph()
+    x = g.input()
+    squeezed = g.add(nn.GlobalAvgPool2d(), x)
+    g.output(g.add(nn.Add(), x, g.add(nn.Tanh(), squeezed)))
+    assert g.output_shape((2, 3, 4, 4)) == (2, 3, 4, 4)
+    check_module_gradients(g, _x(31, (2, 3, 4, 4)))
+
+
+def test_explain_says_when_padding_is_split_off():
+    text = F.explain_conv2d((1, 3, 8, 8), (4, 3, 4, 4), padding="same", backend="numpy")
+    assert text.startswith("padding='same': F.pad by (left, right, top, bottom) = (0, 1, 0, 1) first, then\nconv2d x 1x3x9x9")
+
+
 def test_add_refuses_shapes_that_do_not_broadcast():
     with pytest.raises(ValueError, match=re.escape("Add: inputs must have equal shapes or shapes that broadcast")):
         nn.Add().output_shape((2, 3, 4, 4), (2, 2, 4, 4))
