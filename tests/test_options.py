@@ -326,6 +326,52 @@ def test_pad_matches_its_definition_index_by_index(backend_name, pad, mode):
         assert y[out] == (x[tuple(src)] if inside else 0.25)
 
 
+@st.composite
+def pad_calls(draw):
+    """A 2-D to 4-D shape, a mode and amounts for its last axes that the mode allows."""
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=2, max_size=4)))
+    mode = draw(st.sampled_from(F.PAD_MODES))
+    pad = []
+    for k in range(draw(st.integers(1, len(shape)))):  # pairs for the last axes, last axis first
+        size = shape[len(shape) - 1 - k]
+        low, high = {"constant": (-(size // 2), 4), "reflect": (0, size - 1), "replicate": (0, 4),
+                     "circular": (0, size)}[mode]
+        pad += [draw(st.integers(low, high)), draw(st.integers(low, high))]
+    return shape, tuple(pad), mode
+
+
+@given(call=pad_calls(), seed=seeds)
+def test_pad_grad_is_the_adjoint_of_pad(backend_name, call, seed):
+    """F.pad is linear (constant mode with value 0), so <pad(x), dy> = <x, pad_grad(dy)>; and the shape is
+    the input's plus the amounts, axis by axis."""
+    shape, pad, mode = call
+    x = _x(seed, shape)
+    y = F.pad(x, pad, mode, backend=backend_name)
+    want = list(shape)
+    for k in range(len(pad) // 2):
+        want[len(shape) - 1 - k] += pad[2 * k] + pad[2 * k + 1]
+    assert y.shape == tuple(want)
+    dy = _x(seed + 1, y.shape)
+    dx = F.pad_grad(x, dy, pad, mode, backend=backend_name)
+    np.testing.assert_allclose(float((y * dy).sum()), float((x * dx).sum()), rtol=1e-10, atol=1e-10)
+
+
+@given(seed=seeds, slope=st.floats(0.0, 1.0), dim=st.integers(-3, 2))
+def test_activation_and_softmax_properties(seed, slope, dim):
+    """LeakyReLU(a) = max(x, a x) for 0 <= a <= 1; HardSigmoid lies in [0, 1] and is 1/2 at 0; GELU's tanh form
+    stays within 1e-3 of the exact one; softmax sums to 1 and ignores a constant added along its axis;
+    log_softmax is the log of softmax."""
+    x = _x(seed, (2, 3, 4)) * 4
+    np.testing.assert_array_equal(F.leaky_relu(x, slope), np.maximum(x, slope * x))
+    h = F.hardsigmoid(x)
+    assert h.min() >= 0 and h.max() <= 1 and F.hardsigmoid(np.zeros(1))[0] == 0.5
+    assert np.abs(F.gelu(x, "tanh") - F.gelu(x)).max() < 1e-3
+    p = F.softmax(x, dim)
+    np.testing.assert_allclose(p.sum(axis=dim), 1.0, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(F.softmax(x + x.max(axis=dim, keepdims=True), dim), p, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(F.log_softmax(x, dim), np.log(p), rtol=1e-12, atol=1e-12)
+
+
 @needs_torch
 @pytest.mark.parametrize("pad, mode", [c for c in PAD_CASES if not (c[1] != "constant" and len(c[0]) > 4)])
 def test_pad_and_its_gradient_are_torchs(backend_name, pad, mode):
