@@ -312,13 +312,15 @@ def explain_conv2d(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=
     backend, and why every other path does or does not take it (``minicnn backends --explain``)."""
     fn = "explain_conv2d"
     w_shape = _shape(fn, "w_shape", w_shape)
-    x_shape, padding, _ = _padded_shape(fn, _shape(fn, "x_shape", x_shape), w_shape, stride, padding, dilation)
+    given = padding
+    x_shape, padding, extra = _padded_shape(fn, _shape(fn, "x_shape", x_shape), w_shape, stride, padding, dilation)
     geometry = shapes.conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups, fn=fn)
     impl = _named_backend(backend)
     explain = getattr(impl, "explain_conv2d", None)
+    first = "" if extra is None else f"padding={given!r}: F.pad by (left, right, top, bottom) = {extra} first, then\n"
     if explain is None:
-        return f"conv2d {geometry.describe()}: the {impl.name} backend has one path for every layer"
-    return explain(geometry, _float_dtype(fn, dtype), plan)
+        return f"{first}conv2d {geometry.describe()}: the {impl.name} backend has one path for every layer"
+    return first + explain(geometry, _float_dtype(fn, dtype), plan)
 
 
 def _shape(fn, name, shape):

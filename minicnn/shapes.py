@@ -15,6 +15,14 @@ not divide evenly rounds down, as every framework does::
 
     H_out = floor((H_in + 2P - D*(F - 1) - 1) / S) + 1
 
+Beyond the decks, pooling follows ``torch.nn.functional``: with
+``ceil_mode`` the division rounds up, ``ceil((H + P_0 + P_1 - D*(F - 1) - 1)/S) + 1``,
+less one when that last window would start past the input and its leading
+padding (``(H_out - 1)*S >= H + P_0``); ``P_0``, ``P_1`` are the padding
+before and after (asymmetric padding is F.pad's four numbers). A convolution's
+``padding="same"`` is ``D*(F - 1)`` pixels per axis, half before and the odd
+one after (``conv2d_padding``); ``pad_output_shape`` is F.pad's.
+
 The formula functions take plain ints and do not validate. The two geometry
 builders, ``conv2d_geometry`` and ``pool2d_geometry``, do: they check the
 hyper-parameters once, raise the errors that name the formula and the numbers,

@@ -153,7 +153,6 @@ def test_max_pool_options_match_the_brute_force_windows(backend_name, config, se
     np.testing.assert_array_equal(idx, want_idx)
     dy = _x(seed + 1, y.shape, dtype)
     dx = F.max_pool2d_grad(x, dy, config.kernel_size, indices=idx, backend=backend_name, **config.kwargs)
-    want = np.zeros(x.size // (x.shape[2] * x.shape[3]) * 0 + x.shape[0] * x.shape[1] * 0 + 1, dtype)  # placeholder
     want = np.zeros((x.shape[0] * x.shape[1], x.shape[2] * x.shape[3]), dtype)
     for plane, out in itertools.product(range(want.shape[0]), range(y.shape[2] * y.shape[3])):
         want[plane, want_idx.reshape(want.shape[0], -1)[plane, out]] += dy.reshape(want.shape[0], -1)[plane, out]
@@ -325,6 +324,52 @@ def test_pad_matches_its_definition_index_by_index(backend_name, pad, mode):
                 i %= size
             src[axis] = i
         assert y[out] == (x[tuple(src)] if inside else 0.25)
+
+
+@st.composite
+def pad_calls(draw):
+    """A 2-D to 4-D shape, a mode and amounts for its last axes that the mode allows."""
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=2, max_size=4)))
+    mode = draw(st.sampled_from(F.PAD_MODES))
+    pad = []
+    for k in range(draw(st.integers(1, len(shape)))):  # pairs for the last axes, last axis first
+        size = shape[len(shape) - 1 - k]
+        low, high = {"constant": (-(size // 2), 4), "reflect": (0, size - 1), "replicate": (0, 4),
+                     "circular": (0, size)}[mode]
+        pad += [draw(st.integers(low, high)), draw(st.integers(low, high))]
+    return shape, tuple(pad), mode
+
+
+@given(call=pad_calls(), seed=seeds)
+def test_pad_grad_is_the_adjoint_of_pad(backend_name, call, seed):
+    """F.pad is linear (constant mode with value 0), so <pad(x), dy> = <x, pad_grad(dy)>; and the shape is
+    the input's plus the amounts, axis by axis."""
+    shape, pad, mode = call
+    x = _x(seed, shape)
+    y = F.pad(x, pad, mode, backend=backend_name)
+    want = list(shape)
+    for k in range(len(pad) // 2):
+        want[len(shape) - 1 - k] += pad[2 * k] + pad[2 * k + 1]
+    assert y.shape == tuple(want)
+    dy = _x(seed + 1, y.shape)
+    dx = F.pad_grad(x, dy, pad, mode, backend=backend_name)
+    np.testing.assert_allclose(float((y * dy).sum()), float((x * dx).sum()), rtol=1e-10, atol=1e-10)
+
+
+@given(seed=seeds, slope=st.floats(0.0, 1.0), dim=st.integers(-3, 2))
+def test_activation_and_softmax_properties(seed, slope, dim):
+    """LeakyReLU(a) = max(x, a x) for 0 <= a <= 1; HardSigmoid lies in [0, 1] and is 1/2 at 0; GELU's tanh form
+    stays within 1e-3 of the exact one; softmax sums to 1 and ignores a constant added along its axis;
+    log_softmax is the log of softmax."""
+    x = _x(seed, (2, 3, 4)) * 4
+    np.testing.assert_array_equal(F.leaky_relu(x, slope), np.maximum(x, slope * x))
+    h = F.hardsigmoid(x)
+    assert h.min() >= 0 and h.max() <= 1 and F.hardsigmoid(np.zeros(1))[0] == 0.5
+    assert np.abs(F.gelu(x, "tanh") - F.gelu(x)).max() < 1e-3
+    p = F.softmax(x, dim)
+    np.testing.assert_allclose(p.sum(axis=dim), 1.0, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(F.softmax(x + x.max(axis=dim, keepdims=True), dim), p, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(F.log_softmax(x, dim), np.log(p), rtol=1e-12, atol=1e-12)
 
 
 @needs_torch
@@ -579,6 +624,21 @@ def test_add_broadcasts_and_sums_the_gradient_over_broadcast_axes(shapes_):
         sum(txs).backward(_t(dy))
         for dx, tx in zip(layer.backward(dy), txs):
             np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-13, atol=1e-13)
+
+
+def test_add_broadcasting_inside_a_graph_passes_gradient_checks():
+    """A squeeze-and-excitation-like join: a per-channel (N, C, 1, 1) branch added to every pixel."""
+    g = mc.graph.Graph()
+    x = g.input()
+    squeezed = g.add(nn.GlobalAvgPool2d(), x)
+    g.output(g.add(nn.Add(), x, g.add(nn.Tanh(), squeezed)))
+    assert g.output_shape((2, 3, 4, 4)) == (2, 3, 4, 4)
+    check_module_gradients(g, _x(31, (2, 3, 4, 4)))
+
+
+def test_explain_says_when_padding_is_split_off():
+    text = F.explain_conv2d((1, 3, 8, 8), (4, 3, 4, 4), padding="same", backend="numpy")
+    assert text.startswith("padding='same': F.pad by (left, right, top, bottom) = (0, 1, 0, 1) first, then\nconv2d x 1x3x9x9")
 
 
 def test_add_refuses_shapes_that_do_not_broadcast():

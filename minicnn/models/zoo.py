@@ -454,7 +454,8 @@ def googlenet(num_classes=1000, lazy=True, *, variant="paper", aux_logits=False,
         layers["norm2"] = LocalResponseNorm(**lrn)
     layers["pool2"] = pool()
     for name, channels in GOOGLENET_INCEPTIONS.items():
-        layers[name] = Inception(*channels, batch_norm=not paper, kernel_5x5=5 if paper else 3, lazy=True, dtype=dtype)
+        layers[name] = Inception(*channels, batch_norm=not paper, kernel_5x5=5 if paper else 3, ceil_mode=not paper,
+                                 lazy=True, dtype=dtype)
         if name in STAGE_END_POOLS:
             layers[STAGE_END_POOLS[name]] = pool(3 if STAGE_END_POOLS[name] == "pool3" else 2)
     layers.update(
