@@ -16,6 +16,8 @@ minicnn model                    torchvision model
 "torchvision")``                 weights expect torchvision's ``transform_input=True``, a
                                  rescaling of the ImageNet-normalised input done before conv1
 ``densenet121/169/201/161``      ``densenet121/169/201/161``
+``vgg11`` ... ``vgg19``          ``vgg11`` ... ``vgg19`` (not ``vgg*_bn``: torchvision's keep the
+                                 convolutions' biases before BatchNorm, minicnn's drop them)
 ===============================  ==================================================
 
 Shapes are checked (a ``ValueError`` names the key and both shapes), and
@@ -122,12 +124,24 @@ def _densenet(net):
     return names
 
 
+def _vgg(net):
+    """torchvision numbers the layers of ``features`` (convolutions, BatchNorms, ReLUs, pools) and of ``classifier``."""
+    names, index = {"fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6"}, 0
+    for layer, _ in net.named_children():
+        if layer.startswith(("conv", "bn")):
+            names[layer] = f"features.{index}"
+        if layer.startswith(("conv", "bn", "relu", "pool")) and not layer.startswith(("relu6", "relu7")):
+            index += 1
+    return names
+
+
 #: Model name (``net.name``) -> the function that lists its modules' torchvision names.
 ARCHITECTURES = {
     **{f"resnet{depth}": _resnet for depth in (18, 34, 50, 101, 152)},
     "mobilenet_v2": _mobilenet_v2,
     "googlenet_torchvision": _googlenet,
     **{f"densenet{depth}": _densenet for depth in (121, 169, 201, 161)},
+    **{f"vgg{depth}": _vgg for depth in (11, 13, 16, 19)},
 }
 
 

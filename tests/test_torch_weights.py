@@ -273,6 +273,37 @@ def test_every_key_is_mapped_one_to_one():
     assert aux["aux2.bn.weight"] == "aux2.conv.bn.weight" and aux["aux1.fc2.bias"] == "aux1.fc2.bias"
 
 
+def torchvision_vgg(config, num_classes):
+    """torchvision's ``VGG`` layout (``features`` numbered layer by layer, ``classifier.0/3/6``), on the meta device."""
+    layers, channels = [], 3
+    for item in config:
+        if item == "M":
+            layers.append(tnn.MaxPool2d(2, 2))
+            continue
+        layers += [tnn.Conv2d(channels, item, 3, padding=1), tnn.ReLU()]
+        channels = item
+    model = tnn.Module()
+    model.features = tnn.Sequential(*layers)
+    model.classifier = tnn.Sequential(tnn.Linear(512 * 7 * 7, 4096), tnn.ReLU(), tnn.Dropout(), tnn.Linear(4096, 4096),
+                                      tnn.ReLU(), tnn.Dropout(), tnn.Linear(4096, num_classes))
+    return model
+
+
+@pytest.mark.parametrize("name", ["vgg11", "vgg16", "vgg19"])
+def test_vgg_names_and_shapes_match_torchvisions(name):
+    """Names and shapes only (VGG's 133-144M weights would take seconds to fill): torch's meta device holds none."""
+    from minicnn.models.zoo import VGG_CONFIGS
+
+    with torch.device("meta"):
+        theirs = torchvision_vgg(VGG_CONFIGS[name], 10).state_dict()
+    ours = getattr(mc.models, name)(10)
+    names = mc.torch_weights.torchvision_names(ours)
+    assert set(names.values()) == {k for k in theirs if not k.endswith("num_batches_tracked")}
+    shapes = ours.state_dict()
+    for key, torch_key in names.items():
+        assert tuple(shapes[key].shape) == tuple(theirs[torch_key].shape), (key, torch_key)
+
+
 def test_a_wrong_shape_names_the_key_and_both_shapes():
     state = ResNet(BasicBlock, (2, 2, 2, 2), 1000).state_dict()
     with pytest.raises(ValueError, match=r"'fc.weight' \(minicnn 'fc.weight'\) has shape \(1000, 512\) in the "
@@ -294,8 +325,8 @@ def test_models_whose_layout_is_not_torchvisions_are_refused():
         mc.torch_weights.load_state_dict(mc.models.resnet50(10), {})
     with pytest.raises(ValueError, match=r"variant='torchvision'"):
         mc.torch_weights.torchvision_names(mc.models.googlenet(10))
-    with pytest.raises(ValueError, match="no torchvision names for model 'vgg16'"):
-        mc.torch_weights.torchvision_names(mc.models.vgg16())
+    with pytest.raises(ValueError, match="no torchvision names for model 'vgg16_bn'"):
+        mc.torch_weights.torchvision_names(mc.models.vgg16(batch_norm=True))  # torchvision's keep the conv biases
 
 
 class NotATensor:
