@@ -793,7 +793,7 @@ def _import_reshape(r, node):
     target = [int(v) for v in r.const(node, 1, "shape", kinds="iu").reshape(-1)]
     if _channel_shuffle(r, node, shape, target):
         return None
-    rest = [shape[i] if v == 0 and not a["allowzero"] else v for i, v in enumerate(target[1:], start=1)]
+    rest = [shape[i] if v == 0 and not a["allowzero"] and i < len(shape) else v for i, v in enumerate(target[1:], 1)]
     if -1 in rest and rest.count(-1) == 1 and all(v > 0 for v in rest if v != -1):
         known = int(np.prod([v for v in rest if v != -1]))
         rest[rest.index(-1)] = int(np.prod(shape[1:])) // known if known else -1
@@ -818,6 +818,8 @@ def _import_pad(r, node):
     pads = a["pads"] if a["pads"] is not None else [int(v) for v in r.const(node, 1, "pads", kinds="iu").reshape(-1)]
     if len(pads) != 2 * len(shape) or pads[0] or pads[len(shape)]:
         raise r.fail(node, f"pads {list(pads)} must have 2 x {len(shape)} amounts and leave the batch axis alone")
+    if a["mode"] != "constant" and min(pads) < 0:
+        raise r.unsupported(node, "pads", list(pads), f"cropping (a negative amount) only in constant mode, not {a['mode']}")
     value = r.const(node, 2, "constant_value", optional=True)
     value = float(value) if value is not None else float(a["value"])
     pairs = [amount for axis in reversed(range(1, len(shape))) for amount in (pads[axis], pads[axis + len(shape)])]
