@@ -791,6 +791,8 @@ def _import_reshape(r, node):
     a = r.attrs(node, allowzero=0)
     x, shape = r.tensor(node, 0)
     target = [int(v) for v in r.const(node, 1, "shape", kinds="iu").reshape(-1)]
+    if target.count(-1) > 1 or min(target, default=0) < -1:
+        raise r.fail(node, f"target shape {target} has more than one -1 or a negative size")
     if _channel_shuffle(r, node, shape, target):
         return None
     rest = [shape[i] if v == 0 and not a["allowzero"] and i < len(shape) else v for i, v in enumerate(target[1:], 1)]

@@ -8,10 +8,14 @@ Tolerances: ``rounding.tolerance``, 4x the float32 rounding noise of the
 network measured on the spot (at least 1e-5).
 """
 
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -520,3 +524,53 @@ def test_small_layers_as_pytorch_exports_them_import(tmp_path):
         expected = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(net(x), run_ort(path, x), rtol=0, atol=1e-6)
     np.testing.assert_allclose(net(x), expected, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------ a property: refuse clearly, or agree with onnxruntime
+def _pool_node(data):
+    op = data.draw(st.sampled_from(["MaxPool", "AveragePool"]))
+    attrs = {"kernel_shape": data.draw(st.lists(st.integers(1, 5), min_size=2, max_size=2)),
+             "strides": data.draw(st.lists(st.integers(1, 3), min_size=2, max_size=2)),
+             "pads": data.draw(st.lists(st.integers(0, 2), min_size=4, max_size=4)),
+             "ceil_mode": data.draw(st.integers(0, 1))}
+    if op == "MaxPool":
+        attrs["dilations"] = data.draw(st.lists(st.integers(1, 2), min_size=2, max_size=2))
+    else:
+        attrs["count_include_pad"] = data.draw(st.integers(0, 1))
+    return [helper.make_node(op, ["x"], ["y"], name="op", **attrs)], [], 4
+
+
+def _pad_node(data):
+    mode = data.draw(st.sampled_from(["constant", "reflect", "edge"]))
+    amounts = data.draw(st.lists(st.integers(-2, 3), min_size=4, max_size=4))
+    pads = [0, 0, amounts[0], amounts[1], 0, 0, amounts[2], amounts[3]]
+    init = onnx.numpy_helper.from_array(np.array(pads, np.int64), "pads")
+    return [helper.make_node("Pad", ["x", "pads"], ["y"], name="op", mode=mode)], [init], 4
+
+
+def _reshape_node(data):
+    target = data.draw(st.one_of(st.lists(st.integers(-1, 8), min_size=1, max_size=5),
+                                 st.sampled_from([[0, -1], [-1, 192], [0, 3, 64], [-1, 24, 8], [0, 3, -1]])))
+    init = onnx.numpy_helper.from_array(np.array(target, np.int64), "shape")
+    return [helper.make_node("Reshape", ["x", "shape"], ["y"], name="op")], [init], len(target)
+
+
+@given(data=st.data())
+def test_an_imported_node_is_refused_with_a_value_error_or_agrees_with_onnxruntime(data):
+    nodes, inits, rank = data.draw(st.sampled_from([_pool_node, _pad_node, _reshape_node]))(data)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, [f"d{i}" for i in range(rank)])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.onnx"
+        onnx.save(model, str(path))
+        x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+        try:
+            net = mc.onnx.load(path)
+            y = net(x)
+        except ValueError as error:
+            assert "onnx import: node 'op'" in str(error) or str(error).startswith("pad:"), str(error)
+            return
+        y_ort = run_ort(path, x)  # what minicnn accepts, onnxruntime runs
+        assert y.shape == y_ort.shape
+        np.testing.assert_allclose(y, y_ort, rtol=0, atol=1e-5)
