@@ -36,7 +36,7 @@ LAYER_KINDS = {
         nn.ReLU, variants.ReLU6, nn.Sigmoid, nn.Tanh, variants.SiLU, variants.HardSwish, variants.GELU,
         nn.BatchNorm2d, variants.LocalResponseNorm, nn.Concat, nn.Add, nn.Flatten, nn.Dropout, nn.Identity,
         variants.ChannelShuffle, variants.LeakyReLU, variants.HardSigmoid, variants.Softmax, variants.LogSoftmax,
-        variants.Pad,
+        variants.Pad, variants.LayerNorm2d, variants.LayerScale,
     )
 }
 # Layers with weights start from zeros: the weights that follow in the file overwrite them anyway.

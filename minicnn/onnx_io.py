@@ -28,6 +28,7 @@ Flatten(start_dim, end_dim)      Flatten(axis=1), else Reshape
 Pad / ZeroPad2d / ...            Pad (constant, reflect, edge; ``circular`` has none)
 Dropout, Identity                Dropout, Identity
 ChannelShuffle                   Reshape, Transpose, Reshape
+LayerNorm2d, LayerScale          Transpose, LayerNormalization, Transpose; Mul by (1, C, 1, 1)
 SqueezeExcitation                GlobalAveragePool, Conv, ..., Sigmoid, Mul (export only)
 ===============================  =============================================
 
@@ -261,6 +262,20 @@ def _export_flatten(w, layer, x, path, shape):
     return w.op("Reshape", [x, w.constant(f"{path}.shape", target, np.int64)], path)
 
 
+def _export_layer_norm(w, layer, x, path):
+    """LayerNorm2d normalises over the channels of each pixel: channels last, LayerNormalization on the last axis, back."""
+    p = _weights(layer, path)
+    last = w.op("Transpose", [x], f"{path}.channels_last", perm=[0, 2, 3, 1])
+    norm = w.op("LayerNormalization", [last, w.constant(f"{path}.weight", p["weight"]),
+                                       w.constant(f"{path}.bias", p["bias"])], f"{path}.norm", axis=-1,
+                epsilon=float(layer.eps))
+    return w.op("Transpose", [norm], path, perm=[0, 3, 1, 2])
+
+
+def _export_layer_scale(w, layer, x, path):
+    return w.op("Mul", [x, w.constant(f"{path}.weight", _weights(layer, path)["weight"].reshape(1, -1, 1, 1))], path)
+
+
 def _export_dropout(w, layer, x, path):
     return w.op("Dropout", [x, w.constant(f"{path}.ratio", layer.p)], path)  # the identity at inference
 
@@ -305,6 +320,8 @@ EXPORTERS = {
     variants.LocalResponseNorm: _export_lrn,
     nn.Dropout: _export_dropout,
     nn.Identity: _simple("Identity"),
+    variants.LayerNorm2d: _export_layer_norm,
+    variants.LayerScale: _export_layer_scale,
     variants.LeakyReLU: lambda w, layer, x, path: w.op("LeakyRelu", [x], path, alpha=layer.negative_slope),
     variants.HardSigmoid: _simple("HardSigmoid", alpha=1.0 / 6.0, beta=0.5),
     variants.Softmax: lambda w, layer, x, path: w.op("Softmax", [x], path, axis=layer.dim),
@@ -778,9 +795,36 @@ def _channel_shuffle(r, node, shape, target):
     return True
 
 
+def _perm(node):
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+
+
 def _import_transpose(r, node):
+    """Only inside a channel shuffle, or as ``Transpose, LayerNormalization (last axis), Transpose``: LayerNorm2d."""
+    if id(node) in r.absorbed:
+        return
+    x, shape = r.tensor(node, 0)
+    norm = _sole_user(r, node.output[0], "LayerNormalization")
+    back = norm and _sole_user(r, norm.output[0], "Transpose")
+    if not (back and len(shape) == 4 and _perm(node) == [0, 2, 3, 1] and _perm(back) == [0, 3, 1, 2]):
+        raise r.fail(node, "Transpose is imported only inside a channel shuffle (Reshape, Transpose, Reshape) or "
+                           "around a LayerNormalization of the channels (LayerNorm2d)")
+    a = r.attrs(norm, axis=-1, epsilon=1e-5, stash_type=1)
+    if a["axis"] not in (-1, 3):
+        raise r.unsupported(norm, "axis", a["axis"], "the channels, last after the Transpose: -1")
+    r.only_first_output(norm)
+    weight, bias = r.const(norm, 1, "scale"), r.const(norm, 2, "B", optional=True)
+    r.check_shape(norm, "scale", weight, (shape[1],))
+    bias = np.zeros(shape[1], np.float32) if bias is None else bias
+    r.check_shape(norm, "B", bias, (shape[1],))
+    r.absorbed.update((id(norm), id(back)))
+    r.add(node, "LayerNorm2d", {"num_channels": shape[1], "eps": float(a["epsilon"])}, [(x, shape)],
+          {"weight": weight, "bias": bias}, output=back.output[0])
+
+
+def _import_layer_norm(r, node):
     if id(node) not in r.absorbed:
-        raise r.fail(node, "Transpose is imported only inside a channel shuffle (Reshape, Transpose, Reshape)")
+        raise r.fail(node, "LayerNormalization is imported only over the channels, between two Transposes")
 
 
 def _import_reshape(r, node):
@@ -895,8 +939,19 @@ def _import_sigmoid(r, node):
 
 
 def _import_mul(r, node):
-    if id(node) not in r.absorbed:
-        raise r.fail(node, "Mul is imported only as x * Sigmoid(x) (SiLU) or inside GELU")
+    """Inside SiLU or GELU, or ``x`` times a constant ``(1, C, 1, 1)``: a per-channel scale (LayerScale)."""
+    if id(node) in r.absorbed:
+        return
+    r.attrs(node)
+    constant = [i for i, name in enumerate(node.input) if name in r.consts]
+    if len(constant) == 1 and len(node.input) == 2:
+        x, shape = r.tensor(node, 1 - constant[0])
+        scale = r.const(node, constant[0], "scale")
+        if len(shape) == 4 and scale.shape in ((1, shape[1], 1, 1), (shape[1], 1, 1)):
+            r.add(node, "LayerScale", {"channels": shape[1]}, [(x, shape)], {"weight": scale.reshape(-1)})
+            return
+    raise r.fail(node, "Mul is imported only as x * Sigmoid(x) (SiLU), inside GELU, or as x times a constant "
+                       "of shape (1, C, 1, 1) (LayerScale)")
 
 
 def _is_scalar(r, name, value):
@@ -1041,6 +1096,7 @@ IMPORTERS = {
     "Flatten": _import_flatten,
     "Reshape": _import_reshape,
     "Transpose": _import_transpose,
+    "LayerNormalization": _import_layer_norm,
     "Pad": _import_pad,
     "Softmax": _import_softmax,
     "LogSoftmax": _import_softmax,

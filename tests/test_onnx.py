@@ -141,21 +141,27 @@ def test_zoo_model_round_trips_through_onnxruntime_and_back(tmp_path, name):
     assert np.abs(imported(x) - y_ort).max() <= allowed
 
 
-def test_more_of_the_zoo_exports_to_onnxruntime(tmp_path):
-    """DenseNet-121 and ShuffleNet (grouped convolutions, channel shuffle) both ways; EfficientNet-B0 (SiLU,
-    squeeze-and-excitation) export only: the Mul of two tensors that gates the channels has no minicnn layer."""
+MORE_OF_THE_ZOO = {
+    "densenet121": lambda: mc.models.densenet121(10),
+    "shufflenet": lambda: mc.models.shufflenet(3, num_classes=10),  # grouped convolutions, channel shuffle
+    "convnext_tiny": lambda: mc.models.convnext_tiny(10),  # LayerNorm2d, GELU, layer scale
+    "efficientnet_b0": lambda: mc.models.efficientnet_b0(10),  # SiLU, squeeze-and-excitation
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_OF_THE_ZOO))
+def test_more_of_the_zoo_exports_to_onnxruntime_and_imports_back(tmp_path, name):
+    """EfficientNet-B0 exports only: the Mul of two tensors that gates its channels has no minicnn layer."""
     rng = np.random.default_rng(3)
-    cases = {"densenet121": mc.models.densenet121(10), "efficientnet_b0": mc.models.efficientnet_b0(10),
-             "shufflenet": mc.models.shufflenet(3, num_classes=10)}
-    for name, model in cases.items():
-        net = calibrated(model, rng, rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
-        x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
-        mc.onnx.export(net, tmp_path / f"{name}.onnx", (3, 64, 64))
-        assert np.abs(net(x) - run_ort(tmp_path / f"{name}.onnx", x)).max() <= tolerance(net, x), name
-    for name in ("densenet121", "shufflenet"):
-        np.testing.assert_array_equal(mc.onnx.load(tmp_path / f"{name}.onnx")(x), cases[name](x))
-    with pytest.raises(ValueError, match=r"node 'stage2_1.se' \(Mul\): Mul is imported only as x \* Sigmoid\(x\)"):
-        mc.onnx.load(tmp_path / "efficientnet_b0.onnx")
+    net = calibrated(MORE_OF_THE_ZOO[name](), rng, rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    mc.onnx.export(net, tmp_path / f"{name}.onnx", (3, 64, 64))
+    assert np.abs(net(x) - run_ort(tmp_path / f"{name}.onnx", x)).max() <= tolerance(net, x)
+    if name == "efficientnet_b0":
+        with pytest.raises(ValueError, match=r"node 'stage2_1.se' \(Mul\): Mul is imported only as x \* Sigmoid"):
+            mc.onnx.load(tmp_path / f"{name}.onnx")
+    else:
+        np.testing.assert_array_equal(mc.onnx.load(tmp_path / f"{name}.onnx")(x), net(x))
 
 
 # ------------------------------------------------------------ every layer the exporter knows
@@ -268,7 +274,7 @@ def test_layers_exported_as_several_operators_match_onnxruntime(tmp_path, layer,
 
 @pytest.mark.parametrize("layer, shape, fragment", [
     (variants.Conv1d(3, 4, 3), (3, 8), "'1' is a Conv1d, which has no ONNX equivalent"),
-    (variants.LayerNorm2d(3), (3, 8, 8), "'1' is a LayerNorm2d, which has no ONNX equivalent"),
+    (variants.Conv3d(3, 4, 3), (3, 6, 8, 8), "'1' is a Conv3d, which has no ONNX equivalent"),
     (variants.LocalResponseNorm(4), (3, 8, 8), "even size 4"),
     (variants.Pad((1, 1, 1, 1), "circular"), (3, 8, 8), "mode 'circular', which opset 17's Pad does not have"),
     (nn.AvgPool2d(2, divisor_override=3), (3, 8, 8), "divisor_override=3, which ONNX's AveragePool cannot express"),
