@@ -233,6 +233,17 @@ def test_each_gradient_alone_matches_the_reference(cp, algorithm, case):
     assert_close(db, want_db, np.float64)
 
 
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_forward_and_weight_grad_together_match_the_reference(cp, algorithm, case):
+    x, weight, bias, dy, kwargs = conv_inputs(case, np.float64)
+    want_y = F.conv2d(x, weight, backend="numpy", **kwargs)
+    want_dw, want_db = F.conv2d_weight_grad(x, weight.shape, dy, backend="numpy", **kwargs)
+    y, dw, db = F.conv2d_and_weight_grad(cp.asarray(x), cp.asarray(weight), cp.asarray(dy), **kwargs)
+    assert_close(y, want_y, np.float64)
+    assert_close(dw, want_dw, np.float64)
+    assert_close(db, want_db, np.float64)
+
+
 def test_large_batches_are_split_without_changing_the_result(cp, gpu, monkeypatch):
     x, weight, bias, dy, kwargs = conv_inputs(CONV_CASES["groups2"], np.float64)
     xg, wg, bg, dyg = (cp.asarray(a) for a in (x, weight, bias, dy))
