@@ -648,17 +648,21 @@ def test_cython_im2col_in_chunks_of_output_rows_matches_reference(x_shape, w_sha
 
 
 # ------------------------------------------------------------------ one gradient alone
+CPU_BACKENDS = [name for name in mc.available_backends() if name != "cupy"]  # tests/gpu covers the GPU
+
+
+def _conv_arrays(cfg, seed):
+    """x, w and an upstream dy for the layer ``cfg`` (float64)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(cfg.x_shape), rng.standard_normal(cfg.w_shape), rng.standard_normal(cfg.out_shape)
+
+
 @given(cfg=strategies.conv_configs(max_n=3, max_c=4, max_hw=9), seed=strategies.seeds)
 def test_each_gradient_alone_equals_its_part_of_conv2d_grad(cfg, seed):
     # dX alone reads only the filters, (dW, db) alone only the input; each equals its part of conv2d_grad.
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(cfg.x_shape)
-    w = rng.standard_normal(cfg.w_shape)
-    dy = rng.standard_normal(cfg.out_shape)
+    x, w, dy = _conv_arrays(cfg, seed)
     want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, **cfg.kwargs, backend="numpy")
-    for backend_name in mc.available_backends():
-        if backend_name == "cupy":
-            continue  # tests/gpu covers the GPU
+    for backend_name in CPU_BACKENDS:
         dx = F.conv2d_input_grad(cfg.x_shape, w, dy, **cfg.kwargs, backend=backend_name)
         dw, db = F.conv2d_weight_grad(x, cfg.w_shape, dy, **cfg.kwargs, backend=backend_name)
         np.testing.assert_allclose(dx, want_dx, rtol=1e-9, atol=1e-9)
@@ -669,15 +673,10 @@ def test_each_gradient_alone_equals_its_part_of_conv2d_grad(cfg, seed):
 @given(cfg=strategies.conv_configs(max_n=3, max_c=4, max_hw=9), seed=strategies.seeds)
 def test_conv2d_and_weight_grad_equals_the_two_functions(cfg, seed):
     # The forward product and the weight gradient of one input (a transposed convolution's backward pass).
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(cfg.x_shape)
-    w = rng.standard_normal(cfg.w_shape)
-    dy = rng.standard_normal(cfg.out_shape)
+    x, w, dy = _conv_arrays(cfg, seed)
     want_y = F.conv2d(x, w, **cfg.kwargs, backend="numpy")
     want_dw, want_db = F.conv2d_weight_grad(x, cfg.w_shape, dy, **cfg.kwargs, backend="numpy")
-    for backend_name in mc.available_backends():
-        if backend_name == "cupy":
-            continue  # tests/gpu covers the GPU
+    for backend_name in CPU_BACKENDS:
         y, dw, db = F.conv2d_and_weight_grad(x, w, dy, **cfg.kwargs, backend=backend_name)
         for got, want in ((y, want_y), (dw, want_dw), (db, want_db)):
             assert got.shape == want.shape and got.dtype == want.dtype
