@@ -7,6 +7,12 @@ and a bad one raises ``TypeError``/``ValueError`` whose message names the
 argument, the formula and the numbers. The chosen backend then receives
 C-contiguous arrays of the native byte order and plain ``(h, w)`` tuples.
 
+Beyond the decks, with torch's names and semantics: the pooling options
+(``dilation``, ``ceil_mode``, ``return_indices``, ``count_include_pad``,
+``divisor_override``), ``pad`` (constant, reflect, replicate, circular;
+asymmetric amounts), convolution ``padding="same"``/``"valid"`` or four
+F.pad amounts, and the activations and softmax of ``minicnn.elementwise``.
+
 Backends: ``backend=None`` sends CuPy arrays to "cupy" and NumPy arrays to the
 current backend (``minicnn.use_backend``); pass a name to force one.
 """
@@ -18,6 +24,7 @@ import numpy as np
 from . import shapes
 from .arrays import array_module, contiguous, is_cupy
 from .backends import backend_for_array
+from .elementwise import gelu, hardsigmoid, hardswish, leaky_relu, log_softmax, silu, softmax
 
 __all__ = [
     "conv2d",
@@ -36,6 +43,16 @@ __all__ = [
     "explain_conv2d",
     "linear",
     "linear_grad",
+    "pad",
+    "pad_grad",
+    "PAD_MODES",
+    "leaky_relu",
+    "hardsigmoid",
+    "hardswish",
+    "silu",
+    "gelu",
+    "softmax",
+    "log_softmax",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -90,10 +107,10 @@ def _conv_geometry(fn, x, w, stride, padding, dilation, groups):
     return _shape_geometry(fn, x.shape, w.shape, stride, padding, dilation, groups)
 
 
-def _pool_geometry(fn, x, kernel_size, stride, padding):
+def _pool_geometry(fn, x, kernel_size, stride, padding, **options):
     """Validate a pooling call's input; return its checked ``shapes.PoolGeometry``."""
     _check_ndim(fn, "x", x, 4, "(N, C, H, W)")
-    geometry = shapes.pool2d_geometry(x.shape, kernel_size, stride, padding, fn=fn)
+    geometry = shapes.pool2d_geometry(x.shape, kernel_size, stride, padding, fn=fn, **options)
     _check_padded_size(fn, geometry)
     return geometry
 
@@ -105,6 +122,8 @@ MAX_PADDED_ELEMENTS = 2**31 - 1
 
 def _check_padded_size(fn, g):
     (ph, pw), size = g.padding, g.n * g.c * (g.h + 2 * g.padding[0]) * (g.w + 2 * g.padding[1])
+    if isinstance(g, shapes.PoolGeometry) and not g.symmetric:  # ceil_mode windows may reach one stride past the padded input
+        size = g.n * g.c * (g.h + 2 * ph + g.stride[0]) * (g.w + 2 * pw + g.stride[1])
     if (ph or pw) and size > MAX_PADDED_ELEMENTS:
         raise ValueError(
             f"{fn}: padding {g.padding} makes the padded input N*C*(H + 2P)*(W + 2P) = {g.n}*{g.c}*({g.h} + 2*{ph})*"
@@ -141,6 +160,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, plan=None
     fn = "conv2d"
     x = _as_array(fn, "x", x)
     w = _as_array(fn, "w", w)
+    x, padding, _ = _pad_asymmetric(fn, x, w, stride, padding, dilation)
     geometry = _conv_geometry(fn, x, w, stride, padding, dilation, groups)
     if b is not None:
         b = _as_array(fn, "b", b)
@@ -172,6 +192,8 @@ def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_gr
     fn = "conv2d_grad"
     x = _as_array(fn, "x", x)
     w = _as_array(fn, "w", w)
+    x_shape = x.shape
+    x, padding, extra = _pad_asymmetric(fn, x, w, stride, padding, dilation)
     geometry = _conv_geometry(fn, x, w, stride, padding, dilation, groups)
     dy = _check_dy(fn, dy, geometry.y_shape, x)
     if not isinstance(input_grad, (bool, np.bool_)):
@@ -181,8 +203,9 @@ def conv2d_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, input_gr
         plan = impl.plan_conv2d(geometry, x.dtype, plan)
     if geometry.n == 0:
         xp = impl.xp
-        return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
-    return impl.conv2d_grad(x, w, dy, geometry, bool(input_grad), plan)
+        return (xp.zeros(x_shape, x.dtype) if input_grad else None), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
+    dx, dw, db = impl.conv2d_grad(x, w, dy, geometry, bool(input_grad), plan)
+    return _crop_padded(dx, extra), dw, db
 
 
 def conv2d_input_grad(x_shape, w, dy, *, stride=1, padding=0, dilation=1, groups=1, plan=None, backend=None):
@@ -196,14 +219,15 @@ def conv2d_input_grad(x_shape, w, dy, *, stride=1, padding=0, dilation=1, groups
     fn = "conv2d_input_grad"
     w = _as_array(fn, "w", w)
     _check_ndim(fn, "w", w, 4, "(C_out, C_in/groups, F_H, F_W)")
-    geometry = _shape_geometry(fn, _shape(fn, "x_shape", x_shape), w.shape, stride, padding, dilation, groups)
+    x_shape, padding, extra = _padded_shape(fn, _shape(fn, "x_shape", x_shape), w.shape, stride, padding, dilation)
+    geometry = _shape_geometry(fn, x_shape, w.shape, stride, padding, dilation, groups)
     dy = _check_dy(fn, dy, geometry.y_shape, w, like_name="w")
     impl = _pick_backend(fn, dy, backend, "dy")
     if plan is not None:
         plan = impl.plan_conv2d(geometry, w.dtype, plan)
     if geometry.n == 0:
-        return impl.xp.zeros(geometry.x_shape, dtype=w.dtype)
-    return impl.conv2d_input_grad(w, dy, geometry, plan)
+        return _crop_padded(impl.xp.zeros(geometry.x_shape, dtype=w.dtype), extra)
+    return _crop_padded(impl.conv2d_input_grad(w, dy, geometry, plan), extra)
 
 
 def conv2d_weight_grad(x, w_shape, dy, *, stride=1, padding=0, dilation=1, groups=1, plan=None, backend=None):
@@ -216,6 +240,7 @@ def conv2d_weight_grad(x, w_shape, dy, *, stride=1, padding=0, dilation=1, group
     fn = "conv2d_weight_grad"
     x = _as_array(fn, "x", x)
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
+    x, padding, _ = _pad_asymmetric(fn, x, _shape(fn, "w_shape", w_shape), stride, padding, dilation)
     geometry = _shape_geometry(fn, x.shape, _shape(fn, "w_shape", w_shape), stride, padding, dilation, groups)
     dy = _check_dy(fn, dy, geometry.y_shape, x)
     impl = _pick_backend(fn, x, backend)
@@ -239,6 +264,7 @@ def conv2d_and_weight_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=
     fn = "conv2d_and_weight_grad"
     x = _as_array(fn, "x", x)
     w = _as_array(fn, "w", w)
+    x, padding, _ = _pad_asymmetric(fn, x, w, stride, padding, dilation)
     geometry = _conv_geometry(fn, x, w, stride, padding, dilation, groups)
     dy = _check_dy(fn, dy, geometry.y_shape, x)
     impl = _pick_backend(fn, x, backend)
@@ -248,6 +274,38 @@ def conv2d_and_weight_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=
         xp = impl.xp
         return xp.zeros(geometry.y_shape, dtype=x.dtype), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
     return impl.conv2d_and_weight_grad(x, w, dy, geometry, plan)
+
+
+def _padded_shape(fn, x_shape, w_shape, stride, padding, dilation):
+    """``padding`` as ``shapes.conv2d_padding`` resolves it (an int, a pair, four F.pad ints, "same", "valid"):
+    ``(x_shape after the asymmetric part, the symmetric padding the kernels take, the F.pad amounts or None)``."""
+    if len(w_shape) != 4:
+        raise ValueError(f"{fn}: w must be 4-D (C_out, C_in/groups, F_H, F_W), got shape {tuple(w_shape)}")
+    symmetric, extra = shapes.conv2d_padding(padding, tuple(int(s) for s in w_shape[2:]), stride, dilation, fn)
+    if extra is None:
+        return tuple(x_shape), symmetric, None
+    left, right, top, bottom = extra
+    n, c, h, w = (int(s) for s in x_shape)
+    return (n, c, h + top + bottom, w + left + right), symmetric, extra
+
+
+def _pad_asymmetric(fn, x, w, stride, padding, dilation):
+    """``x`` padded by the asymmetric part of ``padding`` (``F.pad``, zeros), with the symmetric rest and
+    the amounts (None when there are none): the kernels only pad alike on both sides."""
+    _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
+    w_shape = w if isinstance(w, tuple) else w.shape
+    _, symmetric, extra = _padded_shape(fn, x.shape, w_shape, stride, padding, dilation)
+    if extra is not None:
+        x = pad(x, extra)
+    return x, symmetric, extra
+
+
+def _crop_padded(dx, extra):
+    """The gradient with respect to the unpadded input: ``dx`` of the padded one without the F.pad rim."""
+    if dx is None or extra is None:
+        return dx
+    left, right, top, bottom = extra
+    return array_module(dx).ascontiguousarray(dx[:, :, top : dx.shape[2] - bottom, left : dx.shape[3] - right])
 
 
 def _shape_geometry(fn, x_shape, w_shape, stride, padding, dilation, groups):
@@ -268,8 +326,9 @@ def conv2d_plan(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=1, 
     ``conv2d`` and ``conv2d_grad``, so its backward pass never decides again.
     """
     fn = "conv2d_plan"
-    geometry = shapes.conv2d_geometry(_shape(fn, "x_shape", x_shape), _shape(fn, "w_shape", w_shape), stride,
-                                      padding, dilation, groups, fn=fn)
+    w_shape = _shape(fn, "w_shape", w_shape)
+    x_shape, padding, _ = _padded_shape(fn, _shape(fn, "x_shape", x_shape), w_shape, stride, padding, dilation)
+    geometry = shapes.conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups, fn=fn)
     return _named_backend(backend).plan_conv2d(geometry, _float_dtype(fn, dtype), plan)
 
 
@@ -278,13 +337,16 @@ def explain_conv2d(x_shape, w_shape, *, stride=1, padding=0, dilation=1, groups=
     """A text saying which kernel path computes this layer's forward pass, dX and dW on the cython
     backend, and why every other path does or does not take it (``minicnn backends --explain``)."""
     fn = "explain_conv2d"
-    geometry = shapes.conv2d_geometry(_shape(fn, "x_shape", x_shape), _shape(fn, "w_shape", w_shape), stride,
-                                      padding, dilation, groups, fn=fn)
+    w_shape = _shape(fn, "w_shape", w_shape)
+    given = padding
+    x_shape, padding, extra = _padded_shape(fn, _shape(fn, "x_shape", x_shape), w_shape, stride, padding, dilation)
+    geometry = shapes.conv2d_geometry(x_shape, w_shape, stride, padding, dilation, groups, fn=fn)
     impl = _named_backend(backend)
     explain = getattr(impl, "explain_conv2d", None)
+    first = "" if extra is None else f"padding={given!r}: F.pad by (left, right, top, bottom) = {extra} first, then\n"
     if explain is None:
-        return f"conv2d {geometry.describe()}: the {impl.name} backend has one path for every layer"
-    return explain(geometry, _float_dtype(fn, dtype), plan)
+        return f"{first}conv2d {geometry.describe()}: the {impl.name} backend has one path for every layer"
+    return first + explain(geometry, _float_dtype(fn, dtype), plan)
 
 
 def _shape(fn, name, shape):
@@ -374,15 +436,16 @@ def true_conv2d(x, w, b=None, **kwargs):
 
 
 # -------------------------------------------------------------------------- pooling
-def max_pool2d_with_indices(x, kernel_size, *, stride=None, padding=0, backend=None):
+def max_pool2d_with_indices(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, backend=None):
     """Max pooling returning ``(y, indices)``; ``indices`` (int64) is the flat ``h*W + w`` of each winner.
 
     The indices are what ``max_pool2d_grad(..., indices=...)`` routes the
-    gradient through, so a layer need not search the windows twice.
+    gradient through, so a layer need not search the windows twice (the
+    ``indices`` of ``torch.nn.functional.max_pool2d(..., return_indices=True)``).
     """
     fn = "max_pool2d"
     x = _as_array(fn, "x", x)
-    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
     impl = _pick_backend(fn, x, backend)
     if geometry.n == 0:
         xp = impl.xp
@@ -390,26 +453,41 @@ def max_pool2d_with_indices(x, kernel_size, *, stride=None, padding=0, backend=N
     return impl.max_pool2d(x, geometry)
 
 
-def max_pool2d(x, kernel_size, *, stride=None, padding=0, backend=None):
+def max_pool2d(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+               backend=None):
     """Max pooling of ``x`` (N, C, H, W) over ``kernel_size`` windows.
 
     ``H_out = floor((H + 2P - F_H)/S) + 1`` (deck 003_7c437a475fa69432.txt,
     "CAPA DE SUBMUESTREO O DECIMACIÓN"); ``stride=None`` means the window
     size; padding counts as -inf and may be at most half the window.
+
+    Beyond the deck, as ``torch.nn.functional.max_pool2d``: ``dilation``
+    spaces the taps ``D`` pixels apart (``D*(F-1)`` replaces ``F - 1`` in the
+    output size); ``ceil_mode=True`` rounds the output size up, keeping a
+    last, partial window when it starts inside the input or the leading
+    padding; ``return_indices=True`` returns ``(y, indices)``. ``padding``
+    may also be F.pad's four ``(left, right, top, bottom)``.
     """
-    return max_pool2d_with_indices(x, kernel_size, stride=stride, padding=padding, backend=backend)[0]
+    if not isinstance(return_indices, bool):
+        raise TypeError(f"max_pool2d: return_indices must be a bool, got {type(return_indices).__name__} {return_indices!r}")
+    y, indices = max_pool2d_with_indices(x, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                                         ceil_mode=ceil_mode, backend=backend)
+    return (y, indices) if return_indices else y
 
 
-def max_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, indices=None, backend=None):
+def max_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, indices=None,
+                    backend=None):
     """Gradient of ``max_pool2d`` w.r.t. ``x``: each window's error goes to its maximum only.
 
     Pass the ``indices`` from ``max_pool2d_with_indices`` to skip searching
     the windows again; they are checked to lie in their own windows.
     """
-    return _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices=True)
+    return _max_pool2d_grad(x, dy, kernel_size, stride, padding, dilation, ceil_mode, indices, backend,
+                            check_indices=True)
 
 
-def max_pool2d_grad_from_forward(x, dy, kernel_size, *, stride=None, padding=0, indices, backend=None):
+def max_pool2d_grad_from_forward(x, dy, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False, indices,
+                                 backend=None):
     """``max_pool2d_grad`` for ``indices`` that ``max_pool2d_with_indices`` returned for this ``x`` and arguments.
 
     For layers that keep the indices of their own forward pass: the
@@ -418,13 +496,14 @@ def max_pool2d_grad_from_forward(x, dy, kernel_size, *, stride=None, padding=0, 
     outside ``dx``); that each index lies in its own window is trusted
     (checking it costs several passes, on every backward pass).
     """
-    return _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices=False)
+    return _max_pool2d_grad(x, dy, kernel_size, stride, padding, dilation, ceil_mode, indices, backend,
+                            check_indices=False)
 
 
-def _max_pool2d_grad(x, dy, kernel_size, stride, padding, indices, backend, check_indices):
+def _max_pool2d_grad(x, dy, kernel_size, stride, padding, dilation, ceil_mode, indices, backend, check_indices):
     fn = "max_pool2d_grad"
     x = _as_array(fn, "x", x)
-    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
     out_shape = geometry.y_shape
     dy = _check_dy(fn, dy, out_shape, x)
     impl = _pick_backend(fn, x, backend)
@@ -463,48 +542,134 @@ def _check_indices(fn, indices, geometry, x, xp):
         raise TypeError(f"{fn}: indices must be an integer array, got dtype {indices.dtype}")
     out_shape = geometry.y_shape
     kernel, stride, padding = geometry.hyper
+    (dh, dw) = geometry.dilation
     if tuple(indices.shape) != tuple(out_shape):
         raise ValueError(f"{fn}: indices must have the output's shape {tuple(out_shape)}, got {tuple(indices.shape)}")
     _check_index_range(fn, indices, geometry)
     width = geometry.w
-    # Each index must name a pixel of its own window: rows i*S - P ... i*S - P + F - 1, clipped to the image.
-    row, col = indices // width, indices % width
-    top = xp.arange(out_shape[2]) * stride[0] - padding[0]
-    left = xp.arange(out_shape[3]) * stride[1] - padding[1]
-    outside = (row < top[:, None]) | (row >= top[:, None] + kernel[0]) | (col < left[None, :]) | (col >= left[None, :] + kernel[1])
+    # Each index must name a tap of its own window: rows i*S - P + D*[0, F), clipped to the image.
+    row = (indices // width) - (xp.arange(out_shape[2]) * stride[0] - padding[0])[:, None]
+    col = (indices % width) - (xp.arange(out_shape[3]) * stride[1] - padding[1])[None, :]
+    outside = (row < 0) | (row >= dh * (kernel[0] - 1) + 1) | (col < 0) | (col >= dw * (kernel[1] - 1) + 1)
+    if (dh, dw) != (1, 1):
+        outside |= (row % dh != 0) | (col % dw != 0)
     if bool(outside.any()):
         bad = int(outside.sum())
         raise ValueError(
             f"{fn}: {bad} of the indices point outside their own {kernel[0]}x{kernel[1]} window (window (i, j) "
-            f"covers rows i*{stride[0]} - {padding[0]} + [0, {kernel[0]}) and columns j*{stride[1]} - {padding[1]} + "
-            f"[0, {kernel[1]})); pass the indices returned by max_pool2d_with_indices for the same arguments"
+            f"covers rows i*{stride[0]} - {padding[0]} + {dh}*[0, {kernel[0]}) and columns j*{stride[1]} - "
+            f"{padding[1]} + {dw}*[0, {kernel[1]})); pass the indices returned by max_pool2d_with_indices for the "
+            f"same arguments"
         )
     return xp.ascontiguousarray(indices, dtype=xp.int64)
 
 
-def avg_pool2d(x, kernel_size, *, stride=None, padding=0, backend=None):
+def _avg_options(ceil_mode, count_include_pad, divisor_override):
+    return dict(ceil_mode=ceil_mode, count_include_pad=count_include_pad, divisor_override=divisor_override)
+
+
+def avg_pool2d(x, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, backend=None):
     """Average pooling of ``x`` (N, C, H, W); padded zeros count in the average.
 
     Same output size as ``max_pool2d``; equals a convolution of each channel
     with ``ones(F_H, F_W)/(F_H*F_W)`` (deck 002_35ce60e4ae78ad9e.txt,
     "Arquitectura de la Red : POOL:S2").
+
+    Beyond the deck, as ``torch.nn.functional.avg_pool2d``: ``ceil_mode``
+    as in ``max_pool2d`` (a partial last window divides by its part inside
+    the padded input); ``count_include_pad=False`` divides each window by its
+    real pixels only; ``divisor_override`` divides every window by that int.
     """
     fn = "avg_pool2d"
     x = _as_array(fn, "x", x)
-    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding,
+                              **_avg_options(ceil_mode, count_include_pad, divisor_override))
     impl = _pick_backend(fn, x, backend)
     if geometry.n == 0:
         return impl.xp.zeros(geometry.y_shape, dtype=x.dtype)
     return impl.avg_pool2d(x, geometry)
 
 
-def avg_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, backend=None):
-    """Gradient of ``avg_pool2d`` w.r.t. ``x``: ``kron(dy, ones(F))/F^2`` (deck 002, "Aprendizaje: Backpropagation")."""
+def avg_pool2d_grad(x, dy, kernel_size, *, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                    divisor_override=None, backend=None):
+    """Gradient of ``avg_pool2d`` w.r.t. ``x``: ``kron(dy, ones(F))/F^2`` (deck 002, "Aprendizaje: Backpropagation"),
+    each window's share divided by its own divisor (see ``avg_pool2d``)."""
     fn = "avg_pool2d_grad"
     x = _as_array(fn, "x", x)
-    geometry = _pool_geometry(fn, x, kernel_size, stride, padding)
+    geometry = _pool_geometry(fn, x, kernel_size, stride, padding,
+                              **_avg_options(ceil_mode, count_include_pad, divisor_override))
     dy = _check_dy(fn, dy, geometry.y_shape, x)
     impl = _pick_backend(fn, x, backend)
     if geometry.n == 0:
         return impl.xp.zeros_like(x)
     return impl.avg_pool2d_grad(geometry, dy)
+
+
+# -------------------------------------------------------------------------- padding
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def check_pad_spec(fn, pad, mode, value=0.0):
+    """Check ``F.pad``'s ``pad`` (ints, pairs per axis), ``mode`` and ``value``; return ``pad`` as a tuple."""
+    if not isinstance(pad, (tuple, list)) or any(isinstance(p, bool) or not isinstance(p, (int, np.integer))
+                                                 for p in pad):
+        raise TypeError(f"{fn}: pad must be a tuple of ints (before, after) per axis, last axis first, got {pad!r}")
+    if len(pad) % 2:
+        raise ValueError(f"{fn}: pad must have an even length (a (before, after) pair per axis), got {len(pad)} values")
+    if mode not in PAD_MODES:
+        raise ValueError(f"{fn}: mode must be one of {list(PAD_MODES)}, got {mode!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: value must be a number, got {type(value).__name__} {value!r}")
+    return tuple(int(p) for p in pad)
+
+
+def _pad_args(fn, x, pad, mode, value=0.0):
+    """Check ``F.pad``'s arguments against ``x``'s shape; return ``(pad as a tuple of ints, output shape)``."""
+    pad = check_pad_spec(fn, pad, mode, value)
+    out_shape = shapes.pad_output_shape(x.shape, pad, fn)
+    if mode != "constant":
+        for k in range(len(pad) // 2):
+            axis, before, after = x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]
+            size = x.shape[axis]
+            limit, rule = {"reflect": (size - 1, "padding < size (the edge is not repeated)"),
+                           "circular": (size, "padding <= size"), "replicate": (None, "size >= 1")}[mode]
+            if min(before, after) < 0 or size < 1 or (limit is not None and max(before, after) > limit):
+                raise ValueError(
+                    f"{fn}: {mode} padding ({before}, {after}) of axis {axis} (size {size}) is impossible: it needs "
+                    f"0 <= padding and {rule}"
+                )
+    return pad, out_shape
+
+
+def pad(x, pad, mode="constant", value=0.0, *, backend=None):
+    """Pad the last ``len(pad)//2`` axes of ``x``: ``pad = (left, right, top, bottom, ...)``, last axis first.
+
+    As ``torch.nn.functional.pad``: ``mode`` is ``"constant"`` (``value``;
+    negative amounts crop), ``"reflect"`` (mirror about the edge pixel, which
+    is not repeated: amounts < size), ``"replicate"`` (repeat the edge) or
+    ``"circular"`` (wrap around: amounts <= size). Deck
+    003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL: HIPERPARÁMETROS" pads with
+    zeros; the other modes are beyond the deck. Asymmetric amounts are how a
+    layer pads one side more than the other (``padding="same"`` with an even
+    kernel, ONNX's ``pads``).
+    """
+    fn = "pad"
+    x = _as_array(fn, "x", x)
+    pad, out_shape = _pad_args(fn, x, pad, mode, value)
+    impl = _pick_backend(fn, x, backend)
+    if 0 in out_shape or x.size == 0:
+        return impl.xp.full(out_shape, value, dtype=x.dtype)
+    return impl.pad(x, pad, mode, float(value))
+
+
+def pad_grad(x, dy, pad, mode="constant", *, backend=None):
+    """Gradient of ``pad`` w.r.t. ``x``: each element of ``x`` sums the errors of the outputs copied from it."""
+    fn = "pad_grad"
+    x = _as_array(fn, "x", x)
+    pad, out_shape = _pad_args(fn, x, pad, mode)
+    dy = _check_dy(fn, dy, out_shape, x)
+    impl = _pick_backend(fn, x, backend)
+    if 0 in out_shape or x.size == 0:
+        return impl.xp.zeros_like(x)
+    return impl.pad_grad(dy, x.shape, pad, mode)

@@ -15,6 +15,14 @@ not divide evenly rounds down, as every framework does::
 
     H_out = floor((H_in + 2P - D*(F - 1) - 1) / S) + 1
 
+Beyond the decks, pooling follows ``torch.nn.functional``: with
+``ceil_mode`` the division rounds up, ``ceil((H + P_0 + P_1 - D*(F - 1) - 1)/S) + 1``,
+less one when that last window would start past the input and its leading
+padding (``(H_out - 1)*S >= H + P_0``); ``P_0``, ``P_1`` are the padding
+before and after (asymmetric padding is F.pad's four numbers). A convolution's
+``padding="same"`` is ``D*(F - 1)`` pixels per axis, half before and the odd
+one after (``conv2d_padding``); ``pad_output_shape`` is F.pad's.
+
 The formula functions take plain ints and do not validate. The two geometry
 builders, ``conv2d_geometry`` and ``pool2d_geometry``, do: they check the
 hyper-parameters once, raise the errors that name the formula and the numbers,
@@ -41,6 +49,9 @@ __all__ = [
     "PoolGeometry",
     "pool2d_geometry",
     "pool2d_output_shape",
+    "pad_pairs",
+    "pad_output_shape",
+    "conv2d_padding",
     "conv2d_params",
     "linear_params",
     "conv2d_macs",
@@ -114,15 +125,29 @@ def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
     return (size + 2 * padding - dilated_extent(kernel, dilation)) // stride + 1
 
 
-def pool_output_size(size, kernel, stride=None, padding=0):
-    """Output length of pooling along one axis: ``floor((H + 2P - F)/S) + 1``.
+def pool_output_size(size, kernel, stride=None, padding=0, dilation=1, ceil_mode=False, padding_end=None):
+    """Output length of pooling along one axis: ``floor((H + 2P - D*(F-1) - 1)/S) + 1``.
 
-    Deck 003_7c437a475fa69432.txt, slide "CAPA DE SUBMUESTREO O DECIMACIÓN".
-    ``stride=None`` means the window size (non-overlapping pooling).
+    Deck 003_7c437a475fa69432.txt, slide "CAPA DE SUBMUESTREO O DECIMACIÓN"
+    (there with D = 1: ``floor((H + 2P - F)/S) + 1``). ``stride=None`` means
+    the window size (non-overlapping pooling).
+
+    Beyond the deck, as ``torch.nn.functional`` computes it:
+    ``padding_end`` (default ``padding``) is the padding after the input
+    (asymmetric padding ``P_0 + P_1`` replaces ``2P``); ``ceil_mode=True``
+    rounds up instead of down, so a partial window at the end is kept, except
+    that the last window must start inside the input or the leading padding:
+    if ``(H_out - 1)*S >= H + P_0`` that window is dropped (it would hold
+    only trailing padding).
     """
     if stride is None:
         stride = kernel
-    return conv_output_size(size, kernel, stride, padding, 1)
+    end = padding if padding_end is None else padding_end
+    span = size + padding + end - dilated_extent(kernel, dilation)
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
 def conv_transpose_output_size(size, kernel, stride=1, padding=0, dilation=1, output_padding=0):
@@ -146,13 +171,92 @@ def conv2d_output_shape(input_shape, weight_shape, stride=1, padding=0, dilation
     return (n, c_out, conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw))
 
 
-def pool2d_output_shape(input_shape, kernel_size, stride=None, padding=0):
-    """``(N, C, H_out, W_out)`` of 2-D pooling for an NCHW input."""
+def pool2d_output_shape(input_shape, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False):
+    """``(N, C, H_out, W_out)`` of 2-D pooling for an NCHW input (``padding`` may be F.pad's
+    ``(left, right, top, bottom)``)."""
     n, c, h, w = input_shape
     kh, kw = pair(kernel_size, "kernel_size")
     sh, sw = pair(kernel_size if stride is None else stride, "stride")
-    ph, pw = pair(padding, "padding")
-    return (n, c, pool_output_size(h, kh, sh, ph), pool_output_size(w, kw, sw, pw))
+    (ph, pw), (eh, ew) = pad_pairs(padding)
+    dh, dw = pair(dilation, "dilation")
+    return (n, c, pool_output_size(h, kh, sh, ph, dh, ceil_mode, eh), pool_output_size(w, kw, sw, pw, dw, ceil_mode, ew))
+
+
+def pad_pairs(padding, name="padding"):
+    """``padding`` as ``((top, left), (bottom, right))``: the padding before and after the two spatial axes.
+
+    An int or an ``(h, w)`` pair pads both sides alike; four ints are
+    ``F.pad``'s order for the last two axes, ``(left, right, top, bottom)``.
+    """
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        values = []
+        for v in padding:
+            if isinstance(v, bool) or not (isinstance(v, int) or _is_integer_scalar(v)):
+                raise TypeError(f"{name} must be an int, a pair (h, w) or 4 ints (left, right, top, bottom), got {padding!r}")
+            values.append(int(v))
+        left, right, top, bottom = values
+        return (top, left), (bottom, right)
+    both = pair(padding, name)
+    return both, both
+
+
+def conv2d_padding(padding, kernel_size, stride=1, dilation=1, fn="conv2d"):
+    """A convolution's ``padding`` as ``(symmetric, extra)``: the ``(h, w)`` padding every kernel takes,
+    and the F.pad amounts ``(left, right, top, bottom)`` to add first (``None`` when there are none).
+
+    ``padding`` is an int or an ``(h, w)`` pair (symmetric), four ints in
+    F.pad's order ``(left, right, top, bottom)``, ``"valid"`` (no padding)
+    or ``"same"`` (output size = input size, stride 1 only, as in PyTorch:
+    ``D*(F-1)`` pixels per axis, half before, the odd one after).
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), None
+        if padding != "same":
+            raise ValueError(f"{fn}: padding must be an int, a pair, 4 ints, 'same' or 'valid', got {padding!r}")
+        stride = _checked_pair(fn, "stride", stride, 1)
+        if stride != (1, 1):
+            raise ValueError(
+                f"{fn}: padding='same' is not supported for strided convolutions (stride={stride}), as in PyTorch: "
+                f"with stride S the output is ceil(H/S), not H; give the padding as numbers"
+            )
+        kernel = _checked_pair(fn, "kernel_size", kernel_size, 1)
+        dilation = _checked_pair(fn, "dilation", dilation, 1)
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        begin = (totals[0] // 2, totals[1] // 2)
+        extra = (0, totals[1] - 2 * begin[1], 0, totals[0] - 2 * begin[0])
+        return begin, (extra if any(extra) else None)
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        try:
+            (top, left), (bottom, right) = pad_pairs(padding)
+        except TypeError as exc:
+            raise TypeError(f"{fn}: {exc}") from None
+        if min(top, left, bottom, right) < 0:
+            raise ValueError(f"{fn}: padding must be >= 0 on every side, got (left, right, top, bottom) = {tuple(padding)}")
+        both = (min(top, bottom), min(left, right))
+        extra = (left - both[1], right - both[1], top - both[0], bottom - both[0])
+        return both, (extra if any(extra) else None)
+    return _checked_pair(fn, "padding", padding, 0), None
+
+
+def pad_output_shape(shape, pad, fn="pad"):
+    """Shape after ``F.pad(x, pad)``: ``pad = (before_last, after_last, before_2nd_last, ...)`` adds to the last
+    axes (negative amounts crop, in constant mode); an axis that would shrink below 0 is an error."""
+    shape = tuple(int(s) for s in shape)
+    if len(pad) % 2 or len(pad) // 2 > len(shape):
+        raise ValueError(
+            f"{fn}: pad must have an even length of at most 2*ndim = {2 * len(shape)} (pairs for the last axes, "
+            f"last axis first), got {len(pad)} values for an input of shape {shape}"
+        )
+    out = list(shape)
+    for k in range(len(pad) // 2):
+        axis = len(shape) - 1 - k
+        out[axis] = shape[axis] + pad[2 * k] + pad[2 * k + 1]
+        if out[axis] < 0:
+            raise ValueError(
+                f"{fn}: axis {axis} would have size {shape[axis]} + {pad[2 * k]} + {pad[2 * k + 1]} = {out[axis]} < 0"
+            )
+    return tuple(out)
 
 
 def conv2d_params(in_channels, out_channels, kernel_size, groups=1, bias=True):
@@ -373,7 +477,16 @@ def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
 
 @dataclass(frozen=True)
 class PoolGeometry:
-    """One 2-D pooling call: input ``(n, c, h, w)``, window, stride, padding, output ``(oh, ow)``."""
+    """One 2-D pooling call: input ``(n, c, h, w)``, window, stride, padding, output ``(oh, ow)``.
+
+    ``padding`` is the padding before each axis (top, left), the one every
+    kernel reads: window ``(i, j)`` starts at ``(i*S_h - P_h, j*S_w - P_w)``
+    and is clipped to the image. The options beyond the deck (as in
+    ``torch.nn.functional``) only change which windows exist and what average
+    pooling divides by: ``padding_end`` (bottom, right), ``dilation`` (max
+    pooling: taps ``D`` pixels apart), ``ceil_mode`` (already in ``oh``,
+    ``ow``), ``count_include_pad`` and ``divisor_override`` (average pooling).
+    """
 
     n: int
     c: int
@@ -384,6 +497,15 @@ class PoolGeometry:
     padding: tuple
     oh: int
     ow: int
+    padding_end: tuple = None
+    dilation: tuple = (1, 1)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: int = None
+
+    def __post_init__(self):
+        if self.padding_end is None:
+            object.__setattr__(self, "padding_end", self.padding)
 
     @property
     def x_shape(self):
@@ -402,36 +524,118 @@ class PoolGeometry:
     def hyper(self):
         return self.kernel, self.stride, self.padding
 
+    @property
+    def symmetric(self):
+        """The deck's pooling: padding alike on both sides, no dilation, floor rounding."""
+        return self.padding_end == self.padding and self.dilation == (1, 1) and not self.ceil_mode
 
-def pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, fn="max_pool2d"):
+    @property
+    def plain_divisor(self):
+        """Average pooling divides every window by ``F_H*F_W`` (every window lies inside the padded input)."""
+        if self.divisor_override is not None:
+            return False
+        if not self.count_include_pad:
+            return self.padding == (0, 0) and self.padding_end == (0, 0) and not self.ceil_mode
+        return all(
+            (out - 1) * s - p + k <= size + e
+            for out, s, p, k, size, e in zip((self.oh, self.ow), self.stride, self.padding, self.kernel,
+                                              (self.h, self.w), self.padding_end)
+        )
+
+    def divisor_factors(self):
+        """Average pooling's divisor of window ``(i, j)`` as ``rows[i] * cols[j]`` (two lists of ints).
+
+        ``count_include_pad=True``: the window clipped to the padded input
+        ``[-P_0, H + P_1)``; ``False``: clipped to the image ``[0, H)`` (only
+        real pixels count); ``divisor_override`` replaces both (``rows`` is
+        then the override and ``cols`` ones). As ``torch.nn.functional.avg_pool2d``.
+        """
+        if self.divisor_override is not None:
+            return [self.divisor_override] * self.oh, [1] * self.ow
+        factors = []
+        for out, s, p, k, size, e in zip((self.oh, self.ow), self.stride, self.padding, self.kernel,
+                                          (self.h, self.w), self.padding_end):
+            lo, hi = (-p, size + e) if self.count_include_pad else (0, size)
+            factors.append([min(i * s - p + k, hi) - max(i * s - p, lo) for i in range(out)])
+        return factors[0], factors[1]
+
+    def describe(self):
+        """``"x 1x3x7x7, kernel (3, 3), stride (2, 2)"`` plus the options that are not the defaults."""
+        text = f"x {'x'.join(map(str, self.x_shape))}, kernel {self.kernel}, stride {self.stride}"
+        for name, value, default in (("padding", self.padding, (0, 0)), ("padding_end", self.padding_end, self.padding),
+                                     ("dilation", self.dilation, (1, 1)), ("ceil_mode", self.ceil_mode, False)):
+            if value != default:
+                text += f", {name} {value}"
+        return text
+
+
+def pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, fn="max_pool2d", *, dilation=1, ceil_mode=False,
+                    count_include_pad=True, divisor_override=None):
     """Check a pooling call's hyper-parameters; return its ``PoolGeometry``.
 
     ``H_out = floor((H + 2P - F)/S) + 1`` (deck 003_7c437a475fa69432.txt,
     "CAPA DE SUBMUESTREO O DECIMACIÓN"); ``stride=None`` means the window;
-    padding may be at most half the window (as in PyTorch).
+    padding may be at most half the window (as in PyTorch). ``padding`` may
+    also be F.pad's four ``(left, right, top, bottom)``; ``dilation``,
+    ``ceil_mode`` (see ``pool_output_size``), ``count_include_pad`` and
+    ``divisor_override`` as in ``torch.nn.functional``.
     """
     kernel = _checked_pair(fn, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None else _checked_pair(fn, "stride", stride, 1)
-    padding = _checked_pair(fn, "padding", padding, 0)
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        try:
+            begin, end = pad_pairs(padding)
+        except TypeError as exc:
+            raise TypeError(f"{fn}: {exc}") from None
+        if min(*begin, *end) < 0:
+            raise ValueError(f"{fn}: padding must be >= 0 on every side, got (left, right, top, bottom) = {tuple(padding)}")
+    else:
+        begin = end = _checked_pair(fn, "padding", padding, 0)
+    dilation = _checked_pair(fn, "dilation", dilation, 1)
+    for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{fn}: {name} must be a bool, got {type(flag).__name__} {flag!r}")
+    if divisor_override is not None:
+        divisor_override = _checked_int(fn, "divisor_override", divisor_override, 1)
     n, c, h, w = (int(v) for v in x_shape)
     if min(c, h, w) < 1:
         raise ValueError(f"{fn}: x must have C, H, W >= 1, got shape {tuple(x_shape)}")
-    for axis, k, p in (("height", kernel[0], padding[0]), ("width", kernel[1], padding[1])):
-        if p > k // 2:
+    out_hw = [_pool_axis(fn, axis, *args, ceil_mode) for axis, args in (
+        ("height", (h, kernel[0], stride[0], begin[0], end[0], dilation[0])),
+        ("width", (w, kernel[1], stride[1], begin[1], end[1], dilation[1])),
+    )]
+    return PoolGeometry(n, c, h, w, kernel, stride, begin, out_hw[0], out_hw[1], end, dilation, ceil_mode,
+                        count_include_pad, divisor_override)
+
+
+def _pool_axis(fn, axis, size, k, s, p, e, d, ceil_mode):
+    """Check one axis of a pooling call and return its output length (see ``pool2d_geometry``)."""
+    for side, pad in (("", p), (" after the input", e)):
+        if pad > k // 2:
             raise ValueError(
-                f"{fn}: padding along {axis} must be at most half the window, padding <= kernel_size//2 = "
-                f"{k}//2 = {k // 2}, got padding={p}"
+                f"{fn}: padding{side} along {axis} must be at most half the window, padding <= kernel_size//2 = "
+                f"{k}//2 = {k // 2}, got padding={pad}"
             )
-    out_hw = []
-    for axis, size, k, s, p in (
-        ("height", h, kernel[0], stride[0], padding[0]),
-        ("width", w, kernel[1], stride[1], padding[1]),
-    ):
-        out = pool_output_size(size, k, s, p)
-        if out < 1:
-            raise ValueError(
-                f"{fn}: output {axis} ({size} + 2*{p} - {k})//{s} + 1 = {out} < 1: the window ({k}) is larger "
-                f"than the padded input {axis} ({size + 2 * p})"
-            )
-        out_hw.append(out)
-    return PoolGeometry(n, c, h, w, kernel, stride, padding, out_hw[0], out_hw[1])
+    out = pool_output_size(size, k, s, p, d, ceil_mode, e)
+    if out < 1 and p == e and d == 1 and not ceil_mode:
+        raise ValueError(
+            f"{fn}: output {axis} ({size} + 2*{p} - {k})//{s} + 1 = {out} < 1: the window ({k}) is larger "
+            f"than the padded input {axis} ({size + 2 * p})"
+        )
+    if out < 1:
+        rounding = "ceil" if ceil_mode else "floor"
+        raise ValueError(
+            f"{fn}: output {axis} {rounding}(({size} + {p} + {e} - {d}*({k}-1) - 1)/{s}) + 1 = {out} < 1: the "
+            f"window spans {dilated_extent(k, d)} pixels but the padded input {axis} is {size + p + e}"
+        )
+    if d > 1:
+        # a dilated window may straddle the image with every tap in the padding; PyTorch returns garbage there
+        for i in range(out):
+            start = i * s - p
+            first = start if start >= 0 else start + -(-(-start) // d) * d
+            if first >= size or first > start + d * (k - 1):
+                raise ValueError(
+                    f"{fn}: window {i} along {axis} has no tap on the image: taps {start} + {d}*[0, {k}) all lie in "
+                    f"the padding of an input of {size} pixels; use less padding or dilation"
+                )
+    return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from minicnn import shapes
@@ -284,6 +285,53 @@ def pool_configs(
     n = draw(st.integers(1, max_n))
     c = draw(st.integers(1, max_c))
     return PoolConfig(n, c, hw[0], hw[1], kernel, stride, padding, draw(st.booleans()))
+
+
+@dataclass(frozen=True)
+class PoolOptionConfig:
+    """A pooling call with the options beyond the deck (``torch.nn.functional``'s names).
+
+    ``kwargs`` is what ``F.max_pool2d`` / ``F.avg_pool2d`` take after
+    ``kernel_size``; ``symmetric`` says whether torch can take the same call
+    (torch's pooling has no four-sided padding).
+    """
+
+    x_shape: tuple
+    kernel_size: tuple
+    kwargs: dict
+    symmetric: bool
+
+    @property
+    def geometry(self):
+        fn = "max_pool2d" if "dilation" in self.kwargs else "avg_pool2d"
+        return shapes.pool2d_geometry(self.x_shape, self.kernel_size, fn=fn, **self.kwargs)
+
+
+@st.composite
+def pool_option_configs(draw, kind="max", symmetric=None, max_hw=MAX_HW):
+    """Valid max (``kind="max"``: dilation, ceil_mode) or average (``"avg"``: ceil_mode,
+    count_include_pad, divisor_override) pooling calls, padding <= kernel_size//2 on every side,
+    asymmetric (F.pad's four numbers) unless ``symmetric``; the output is at least 1x1."""
+    kernel = (draw(st.integers(1, MAX_K)), draw(st.integers(1, MAX_K)))
+    stride = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    sym = draw(st.booleans()) if symmetric is None else symmetric
+    begin = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    end = begin if sym else tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    padding = begin if sym else (begin[1], end[1], begin[0], end[0])
+    kwargs = dict(stride=stride, padding=padding, ceil_mode=draw(st.booleans()))
+    if kind == "max":
+        kwargs["dilation"] = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    else:
+        kwargs["count_include_pad"] = draw(st.booleans())
+        kwargs["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 9)))
+    x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, max_hw)),
+               draw(st.integers(1, max_hw)))
+    config = PoolOptionConfig(x_shape, kernel, kwargs, sym)
+    try:
+        config.geometry
+    except ValueError:
+        assume(False)
+    return config
 
 
 # -------------------------------------------------------------- invalid arguments

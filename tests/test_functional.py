@@ -728,3 +728,16 @@ def test_gradients_alone_on_an_empty_batch_are_zeros():
     dx = F.conv2d_input_grad((0, 2, 5, 5), np.ones((4, 2, 3, 3)), np.zeros((0, 4, 3, 3)))
     dw, db = F.conv2d_weight_grad(np.zeros((0, 2, 5, 5)), (4, 2, 3, 3), np.zeros((0, 4, 3, 3)))
     assert dx.shape == (0, 2, 5, 5) and not dw.any() and dw.shape == (4, 2, 3, 3) and db.shape == (4,)
+
+
+@pytest.mark.parametrize("padding", [(1, 0, 2, 1), "same"])
+def test_conv2d_and_weight_grad_takes_every_padding_conv2d_takes(padding):
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 2))
+    y = F.conv2d(x, w, padding=padding)
+    dy = rng.standard_normal(y.shape)
+    got_y, dw, db = F.conv2d_and_weight_grad(x, w, dy, padding=padding)
+    want_dw, want_db = F.conv2d_weight_grad(x, w.shape, dy, padding=padding)
+    np.testing.assert_allclose(got_y, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, want_db, rtol=1e-12, atol=1e-12)

@@ -58,12 +58,23 @@ cdef inline Py_ssize_t window_stop(Py_ssize_t i, int stride, int padding, int ke
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, int64_t[:, :, ::1] argmax,
-                       int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """Max over each window of each plane; ``x`` is (N*C, H, W), ``y``/``argmax`` (N*C, H_out, W_out)."""
+                       int kh, int kw, int sh, int sw, int ph, int pw, int num_threads, int dh=1, int dw=1):
+    """Max over each window of each plane; ``x`` is (N*C, H, W), ``y``/``argmax`` (N*C, H_out, W_out).
+
+    Windows start at ``i*S - P`` and are clipped to the image, so the windows
+    that ``ceil_mode`` or padding after the input add (already counted in
+    ``H_out``) need nothing here. ``dh``, ``dw``: taps ``D`` pixels apart
+    (dilated max pooling, beyond the deck), on a loop of its own.
+    """
     cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
     cdef Py_ssize_t plane
-    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
+    if dh != 1 or dw != 1:
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            max_pool_plane_dilated(&x[plane, 0, 0], &y[plane, 0, 0], &argmax[plane, 0, 0],
+                                   height, width, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+        return
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height >= 2 * oh and width >= 2 * ow:
         # LeNet's S2/S4 (and most CNNs' pooling): no clipping, four candidates, no loop.
         for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
             max_pool_2x2(&x[plane, 0, 0], &y[plane, 0, 0], &argmax[plane, 0, 0], width, oh, ow)
@@ -149,6 +160,43 @@ cdef void max_pool_plane(const floating* x, floating* y, int64_t* argmax,
             argmax[i * ow + j] = best_index
 
 
+cdef inline Py_ssize_t first_tap(Py_ssize_t i, int stride, int padding, int dilation) noexcept nogil:
+    """First tap of window i on the image: ``i*S - P``, raised by steps of ``D`` to 0 or more."""
+    cdef Py_ssize_t start = i * stride - padding
+    if start >= 0:
+        return start
+    return start + (-start + dilation - 1) // dilation * dilation
+
+
+cdef void max_pool_plane_dilated(const floating* x, floating* y, int64_t* argmax,
+                                 Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh, Py_ssize_t ow,
+                                 int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw) noexcept nogil:
+    # as max_pool_plane, reading every D-th pixel of the window's span D*(F - 1) + 1
+    cdef Py_ssize_t i, j, r, c, r0, r1, c0, c1
+    cdef floating best, value
+    cdef int64_t best_index
+    for i in range(oh):
+        r0 = first_tap(i, sh, ph, dh)
+        r1 = min(i * sh - ph + <Py_ssize_t>dh * (kh - 1) + 1, height)
+        for j in range(ow):
+            c0 = first_tap(j, sw, pw, dw)
+            c1 = min(j * sw - pw + <Py_ssize_t>dw * (kw - 1) + 1, width)
+            best = -INFINITY
+            best_index = r0 * width + c0
+            r = r0
+            while r < r1:
+                c = c0
+                while c < c1:
+                    value = x[r * width + c]
+                    if beats(value, best):
+                        best = value
+                        best_index = r * width + c
+                    c = c + dw
+                r = r + dh
+            y[i * ow + j] = best
+            argmax[i * ow + j] = best_index
+
+
 def max_pool2d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] argmax,
                         floating[:, ::1] dx, int num_threads, bint tiles_2x2=False):
     """Route each window's error to its winner: ``dx[plane, argmax] += dy``; ``dx`` is (N*C, H*W).
@@ -188,8 +236,14 @@ def max_pool2d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] a
 
 
 def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                       int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """Mean over each window (padded zeros count: divisor F_H*F_W)."""
+                       int kh, int kw, int sh, int sw, int ph, int pw, int num_threads,
+                       const floating[:, ::1] divisor=None):
+    """Mean over each window (padded zeros count: divisor F_H*F_W).
+
+    ``divisor`` (H_out, W_out), beyond the deck: each window's own divisor
+    (``ceil_mode``, ``count_include_pad=False``, ``divisor_override``; see
+    ``PoolGeometry.divisor_factors``), on a loop of its own.
+    """
     cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
     cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1, top
@@ -197,7 +251,21 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef floating area = <floating>kh * <floating>kw  # in floating point: kh*kw may overflow a C int
     cdef const floating* src
     cdef floating* dst
-    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
+    if divisor is not None:
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            for i in range(oh):
+                r0 = window_start(i, sh, ph)
+                r1 = window_stop(i, sh, ph, kh, height)
+                for j in range(ow):
+                    c0 = window_start(j, sw, pw)
+                    c1 = window_stop(j, sw, pw, kw, width)
+                    total = 0
+                    for r in range(r0, r1):
+                        for c in range(c0, c1):
+                            total = total + x[plane, r, c]
+                    y[plane, i, j] = total / divisor[i, j]
+        return
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height >= 2 * oh and width >= 2 * ow:
         for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
             src = &x[plane, 0, 0]
             dst = &y[plane, 0, 0]
@@ -222,8 +290,10 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
-                        int kh, int kw, int sh, int sw, int ph, int pw, int num_threads):
-    """Share each window's error equally among its F_H*F_W pixels (``kron(dy, ones)/F^2`` when windows tile)."""
+                        int kh, int kw, int sh, int sw, int ph, int pw, int num_threads,
+                        const floating[:, ::1] divisor=None):
+    """Share each window's error equally among its F_H*F_W pixels (``kron(dy, ones)/F^2`` when windows tile);
+    with ``divisor`` (H_out, W_out), each window's error divided by its own divisor (see ``avg_pool2d_forward``)."""
     cdef Py_ssize_t planes = dy.shape[0], oh = dy.shape[1], ow = dy.shape[2]
     cdef Py_ssize_t height = dx.shape[1], width = dx.shape[2]
     cdef Py_ssize_t plane, i, j, r, c, r0, r1, c0, c1
@@ -231,7 +301,22 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     cdef floating area = <floating>kh * <floating>kw  # in floating point: kh*kw may overflow a C int
     cdef floating* dst
     cdef Py_ssize_t top
-    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height % 2 == 0 and width % 2 == 0:
+    if divisor is not None:
+        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
+            memset(&dx[plane, 0, 0], 0, height * width * sizeof(floating))
+            for i in range(oh):
+                r0 = window_start(i, sh, ph)
+                r1 = window_stop(i, sh, ph, kh, height)
+                for j in range(ow):
+                    c0 = window_start(j, sw, pw)
+                    c1 = window_stop(j, sw, pw, kw, width)
+                    share = dy[plane, i, j] / divisor[i, j]
+                    for r in range(r0, r1):
+                        for c in range(c0, c1):
+                            dx[plane, r, c] += share
+        return
+    if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height == 2 * oh
+            and width == 2 * ow):
         # windows tile the plane exactly: every pixel gets its one window's share, written once
         for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
             dst = &dx[plane, 0, 0]

@@ -14,6 +14,13 @@
  * The caller computes OH, OW and passes them in. Padding is at most half a
  * window, so every window holds at least one real pixel.
  *
+ * Beyond the deck, as torch.nn.functional (minicnn/shapes.py checks them):
+ * ceil_mode and padding after the input only make OH, OW larger (windows are
+ * clipped to the image anyway); max pooling takes a dilation DH, DW (taps D
+ * pixels apart); average pooling takes the end of the padded input HE = H +
+ * PH_end, WE, whether padded pixels count in the divisor (COUNT_PAD) and a
+ * divisor that replaces every window's (DIVISOR, 0 for none).
+ *
  * Semantics, as torch.nn.functional:
  *  - max pooling: padding counts as -inf (it never wins); ties go to the first
  *    maximum in row-major order; a NaN wins (a later NaN replaces an earlier
@@ -49,6 +56,26 @@ __device__ inline int last_window_over(int pos, int S, int P, int OUT)
     return k < OUT - 1 ? k : OUT - 1;
 }
 
+/* First tap of a window starting at `start` that lies on the image: raised by steps of D to 0 or more. */
+__device__ inline int first_tap(int start, int D)
+{
+    return start >= 0 ? start : start + (-start + D - 1) / D * D;
+}
+
+/* Average pooling's divisor of the window starting at (hs, ws), as torch.nn.functional.avg_pool2d:
+ * DIVISOR if given, else the window clipped to the padded input [-P, HE) (COUNT_PAD) or to the image. */
+__device__ inline int window_divisor(int hs, int ws, int H, int W, int KH, int KW, int HE, int WE,
+                                     int COUNT_PAD, int DIVISOR)
+{
+    if (DIVISOR > 0) return DIVISOR;
+    const int he = hs + KH < HE ? hs + KH : HE;
+    const int we = ws + KW < WE ? ws + KW : WE;
+    if (COUNT_PAD) return (he - hs) * (we - ws);
+    const int h0 = hs > 0 ? hs : 0, w0 = ws > 0 ? ws : 0;
+    const int h1 = he < H ? he : H, w1 = we < W ? we : W;
+    return (h1 - h0) * (w1 - w0);
+}
+
 
 /* ------------------------------------------------------------------------------
  * Max pooling, forward: one thread per output y[n, c, i, j].
@@ -60,7 +87,7 @@ __device__ inline int last_window_over(int pos, int S, int P, int OUT)
 template <typename T>
 __device__ void max_pool2d_forward(
     const T* __restrict__ x, T* __restrict__ y, long long* __restrict__ argmax,
-    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW)
+    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW)
 {
     const long long total = (long long)N * C * OH * OW;
     FOR_EACH_ITEM(item, total) {
@@ -71,14 +98,16 @@ __device__ void max_pool2d_forward(
         const T* x_plane = x + plane * H * W;
         const int h_start = i * SH - PH;
         const int w_start = j * SW - PW;
-        const int h0 = h_start > 0 ? h_start : 0;
-        const int w0 = w_start > 0 ? w_start : 0;
-        const int h1 = h_start + KH < H ? h_start + KH : H;
-        const int w1 = w_start + KW < W ? w_start + KW : W;
+        const int h0 = first_tap(h_start, DH);
+        const int w0 = first_tap(w_start, DW);
+        const int h_end = h_start + DH * (KH - 1) + 1;
+        const int w_end = w_start + DW * (KW - 1) + 1;
+        const int h1 = h_end < H ? h_end : H;
+        const int w1 = w_end < W ? w_end : W;
         long long best_index = (long long)h0 * W + w0;
         T best = x_plane[best_index];
-        for (int h = h0; h < h1; ++h) {
-            for (int col = w0; col < w1; ++col) {
+        for (int h = h0; h < h1; h += DH) {
+            for (int col = w0; col < w1; col += DW) {
                 const long long index = (long long)h * W + col;
                 const T value = x_plane[index];
                 /* strictly greater keeps the first of equal maxima; value != value is NaN */
@@ -106,8 +135,10 @@ __device__ void max_pool2d_forward(
 template <typename T>
 __device__ void max_pool2d_backward(
     const T* __restrict__ dy, const long long* __restrict__ argmax, T* __restrict__ dx,
-    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW)
+    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW, int DH, int DW)
 {
+    /* a dilated window spans D*(K - 1) + 1 pixels; the argmax test below picks its taps */
+    const int span_h = DH * (KH - 1) + 1, span_w = DW * (KW - 1) + 1;
     const long long total = (long long)N * C * H * W;
     FOR_EACH_ITEM(item, total) {
         /* item = (plane*H + h)*W + col */
@@ -117,9 +148,9 @@ __device__ void max_pool2d_backward(
         const long long my_index = (long long)h * W + col;
         const T* dy_plane = dy + plane * OH * OW;
         const long long* argmax_plane = argmax + plane * OH * OW;
-        const int i0 = first_window_over(h, KH, SH, PH);
+        const int i0 = first_window_over(h, span_h, SH, PH);
         const int i1 = last_window_over(h, SH, PH, OH);
-        const int j0 = first_window_over(col, KW, SW, PW);
+        const int j0 = first_window_over(col, span_w, SW, PW);
         const int j1 = last_window_over(col, SW, PW, OW);
         T sum = T(0);
         for (int i = i0; i <= i1; ++i) {
@@ -136,12 +167,14 @@ __device__ void max_pool2d_backward(
 /* ------------------------------------------------------------------------------
  * Average pooling, forward: one thread per output.
  *
- * Padded zeros add nothing to the sum but count in the divisor KH*KW.
+ * Padded zeros add nothing to the sum but count in the divisor KH*KW
+ * (window_divisor: the options beyond the deck change it).
  * ---------------------------------------------------------------------------- */
 template <typename T>
 __device__ void avg_pool2d_forward(
     const T* __restrict__ x, T* __restrict__ y,
-    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW)
+    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW,
+    int HE, int WE, int COUNT_PAD, int DIVISOR)
 {
     const long long total = (long long)N * C * OH * OW;
     FOR_EACH_ITEM(item, total) {
@@ -159,7 +192,7 @@ __device__ void avg_pool2d_forward(
         for (int h = h0; h < h1; ++h)
             for (int col = w0; col < w1; ++col)
                 sum += x_plane[(long long)h * W + col];
-        y[item] = sum / T(KH * KW);
+        y[item] = sum / T(window_divisor(h_start, w_start, H, W, KH, KW, HE, WE, COUNT_PAD, DIVISOR));
     }
 }
 
@@ -175,10 +208,10 @@ __device__ void avg_pool2d_forward(
 template <typename T>
 __device__ void avg_pool2d_backward(
     const T* __restrict__ dy, T* __restrict__ dx,
-    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW)
+    int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW,
+    int HE, int WE, int COUNT_PAD, int DIVISOR)
 {
     const long long total = (long long)N * C * H * W;
-    const T area = T(KH * KW);
     FOR_EACH_ITEM(item, total) {
         const int col = (int)(item % W);
         const int h = (int)((item / W) % H);
@@ -191,7 +224,8 @@ __device__ void avg_pool2d_backward(
         T sum = T(0);
         for (int i = i0; i <= i1; ++i)
             for (int j = j0; j <= j1; ++j)
-                sum += dy_plane[(long long)i * OW + j] / area;
+                sum += dy_plane[(long long)i * OW + j]
+                       / T(window_divisor(i * SH - PH, j * SW - PW, H, W, KH, KW, HE, WE, COUNT_PAD, DIVISOR));
         dx[item] = sum;
     }
 }
@@ -204,17 +238,22 @@ __device__ void avg_pool2d_backward(
     int N, int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW
 #define POOL_GEOMETRY_ARGS N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW
 
+#define MAX_OPTION_PARAMS int DH, int DW
+#define AVG_OPTION_PARAMS int HE, int WE, int COUNT_PAD, int DIVISOR
+
 #define INSTANTIATE_POOL2D(T, SUFFIX)                                                               \
     extern "C" __global__ void max_pool2d_forward_##SUFFIX(                                         \
-        const T* x, T* y, long long* argmax, POOL_GEOMETRY_PARAMS)                                  \
-    { max_pool2d_forward<T>(x, y, argmax, POOL_GEOMETRY_ARGS); }                                    \
+        const T* x, T* y, long long* argmax, POOL_GEOMETRY_PARAMS, MAX_OPTION_PARAMS)               \
+    { max_pool2d_forward<T>(x, y, argmax, POOL_GEOMETRY_ARGS, DH, DW); }                            \
     extern "C" __global__ void max_pool2d_backward_##SUFFIX(                                        \
-        const T* dy, const long long* argmax, T* dx, POOL_GEOMETRY_PARAMS)                          \
-    { max_pool2d_backward<T>(dy, argmax, dx, POOL_GEOMETRY_ARGS); }                                 \
-    extern "C" __global__ void avg_pool2d_forward_##SUFFIX(const T* x, T* y, POOL_GEOMETRY_PARAMS)  \
-    { avg_pool2d_forward<T>(x, y, POOL_GEOMETRY_ARGS); }                                            \
-    extern "C" __global__ void avg_pool2d_backward_##SUFFIX(const T* dy, T* dx, POOL_GEOMETRY_PARAMS) \
-    { avg_pool2d_backward<T>(dy, dx, POOL_GEOMETRY_ARGS); }
+        const T* dy, const long long* argmax, T* dx, POOL_GEOMETRY_PARAMS, MAX_OPTION_PARAMS)       \
+    { max_pool2d_backward<T>(dy, argmax, dx, POOL_GEOMETRY_ARGS, DH, DW); }                         \
+    extern "C" __global__ void avg_pool2d_forward_##SUFFIX(                                         \
+        const T* x, T* y, POOL_GEOMETRY_PARAMS, AVG_OPTION_PARAMS)                                  \
+    { avg_pool2d_forward<T>(x, y, POOL_GEOMETRY_ARGS, HE, WE, COUNT_PAD, DIVISOR); }                \
+    extern "C" __global__ void avg_pool2d_backward_##SUFFIX(                                        \
+        const T* dy, T* dx, POOL_GEOMETRY_PARAMS, AVG_OPTION_PARAMS)                                \
+    { avg_pool2d_backward<T>(dy, dx, POOL_GEOMETRY_ARGS, HE, WE, COUNT_PAD, DIVISOR); }
 
 INSTANTIATE_POOL2D(float, f32)
 INSTANTIATE_POOL2D(double, f64)

@@ -341,9 +341,18 @@ class CupyBackend(NumpyBackend):
         """``(N, C, H, W, H_out, W_out)`` of a checked pooling geometry (deck 003_7c437a475fa69432.txt,
         "CAPA DE SUBMUESTREO O DECIMACIÓN": ``H_out = (H + 2P - F_H)//S + 1``), within 32-bit indices."""
         g = geometry
+        spans = [d * (k - 1) + 1 for d, k in zip(g.dilation, g.kernel)]
         _guard_int32(fn, {"H*W": g.h * g.w, "H_out*W_out": g.oh * g.ow,
-                          "kernel_size, stride and padding": max(*g.kernel, *g.stride, *g.padding)})
+                          "kernel_size, stride and padding": max(*g.kernel, *g.stride, *g.padding, *spans),
+                          "H + padding": max(g.h + g.padding_end[0] + g.stride[0], g.w + g.padding_end[1] + g.stride[1]),
+                          "divisor": g.divisor_override or g.window})
         return g.n, g.c, g.h, g.w, g.oh, g.ow
+
+    @staticmethod
+    def _avg_options(g):
+        """The average-pooling options of ``pool2d.cu``: ``HE, WE`` (end of the padded input),
+        ``COUNT_PAD`` and ``DIVISOR`` (0 for none); the defaults give every window ``F_H*F_W``."""
+        return (g.h + g.padding_end[0], g.w + g.padding_end[1], int(g.count_include_pad), g.divisor_override or 0)
 
     def max_pool2d(self, x, geometry):
         """Max pooling on the GPU; returns ``(Y, argmax)`` as ``NumpyBackend.max_pool2d``."""
@@ -356,7 +365,7 @@ class CupyBackend(NumpyBackend):
         argmax = cupy.empty((n, c, oh, ow), dtype=cupy.int64)
         self._launch(
             "pool2d.cu", "max_pool2d_forward", dtype, y.size, (x, y, argmax),
-            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding, *geometry.dilation),
         )
         return y, argmax
 
@@ -374,12 +383,13 @@ class CupyBackend(NumpyBackend):
         dx = cupy.empty((n, c, h, w), dtype=dtype)
         self._launch(
             "pool2d.cu", "max_pool2d_backward", dtype, dx.size, (dy, argmax, dx),
-            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding, *geometry.dilation),
         )
         return dx
 
     def avg_pool2d(self, x, geometry):
-        """Average pooling on the GPU (padded zeros count; divisor ``F_H*F_W``)."""
+        """Average pooling on the GPU (padded zeros count; divisor ``F_H*F_W``, or each window's own with
+        ``ceil_mode``, ``count_include_pad=False`` or ``divisor_override``)."""
         fn = "avg_pool2d"
         dtype = _guard_float_array(fn, "x", x)
         _guard_like(fn, "x", x, dtype, geometry.x_shape)
@@ -388,7 +398,7 @@ class CupyBackend(NumpyBackend):
         y = cupy.empty((n, c, oh, ow), dtype=dtype)
         self._launch(
             "pool2d.cu", "avg_pool2d_forward", dtype, y.size, (x, y),
-            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding, *self._avg_options(geometry)),
         )
         return y
 
@@ -402,7 +412,7 @@ class CupyBackend(NumpyBackend):
         dx = cupy.empty((n, c, h, w), dtype=dtype)
         self._launch(
             "pool2d.cu", "avg_pool2d_backward", dtype, dx.size, (dy, dx),
-            (n, c, h, w, oh, ow, *kernel, *stride, *padding),
+            (n, c, h, w, oh, ow, *kernel, *stride, *padding, *self._avg_options(geometry)),
         )
         return dx
 

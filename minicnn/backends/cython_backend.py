@@ -27,6 +27,15 @@ why each path does or does not take the layer. ``plan="name"`` in
 ``minicnn.functional.conv2d``/``conv2d_grad`` forces a path (the tests reach
 every kernel that way).
 
+Beyond the decks: the pooling options (``dilation``, ``ceil_mode``,
+four-sided padding, ``count_include_pad``, ``divisor_override``) run in the
+pooling kernels (see the comment above ``max_pool2d``); a convolution with
+``padding="same"`` for an even kernel or four-sided padding is ``F.pad`` then
+the plan's path with the symmetric rest; ``pad``/``pad_grad`` are the
+reference's NumPy code, inherited (gathers and one ``add.at``: memory-bound,
+no kernel would be faster), as are the activations and softmax of
+``minicnn.elementwise`` on every backend.
+
 Threads: ``num_threads`` (default: the CPUs this process may use, or the
 environment variable ``MINICNN_NUM_THREADS``) OpenMP threads split the work.
 BLAS runs on one thread inside the kernels, always: the SciPy BLAS the kernels
@@ -508,9 +517,15 @@ class CythonBackend(NumpyBackend):
     # ------------------------------------------------------------------ pooling
     @staticmethod
     def _pool_fits_int32(g):
-        """The pooling kernels take their window, stride and padding as C ints."""
-        return max(*g.kernel, *g.stride, *g.padding, g.h, g.w, g.oh, g.ow) <= 2**31 - 1
+        """The pooling kernels take their window, stride, padding and dilation as C ints (and a dilated
+        window's span ``D*(F - 1) + 1`` must fit too)."""
+        spans = (d * (k - 1) + 1 for d, k in zip(g.dilation, g.kernel))
+        return max(*g.kernel, *g.stride, *g.padding, *spans, g.h, g.w, g.oh, g.ow) <= 2**31 - 1
 
+    # The pooling options beyond the deck need no path of their own: windows start at i*S - P_0 and are
+    # clipped to the image, so ceil_mode and padding after the input are only a larger H_out; dilation
+    # has its own loop in the kernel; and an average pool whose windows do not all divide by F_H*F_W
+    # takes the (H_out, W_out) array of divisors.
     def max_pool2d(self, x, geometry):
         g = geometry
         if not self._pool_fits_int32(g):
@@ -519,9 +534,15 @@ class CythonBackend(NumpyBackend):
         argmax = np.empty(g.y_shape, dtype=np.int64)
         self._pool.max_pool2d_forward(
             x.reshape(g.n * g.c, g.h, g.w), y.reshape(g.n * g.c, g.oh, g.ow), argmax.reshape(g.n * g.c, g.oh, g.ow),
-            *g.kernel, *g.stride, *g.padding, self._pool_threads(g.n * g.c, y.size * g.window),
+            *g.kernel, *g.stride, *g.padding, self._pool_threads(g.n * g.c, y.size * g.window), *g.dilation,
         )
         return y, argmax
+
+    def _divisor_array(self, g, dtype):
+        """``None`` when every window divides by ``F_H*F_W``, else the (H_out, W_out) divisors."""
+        if g.plain_divisor:
+            return None
+        return np.ascontiguousarray(self.reference._divisors(g, dtype))
 
     def max_pool2d_grad(self, geometry, dy, argmax):
         g = geometry
@@ -545,7 +566,7 @@ class CythonBackend(NumpyBackend):
         y = np.empty(g.y_shape, dtype=x.dtype)
         self._pool.avg_pool2d_forward(
             x.reshape(g.n * g.c, g.h, g.w), y.reshape(g.n * g.c, g.oh, g.ow), *g.kernel, *g.stride, *g.padding,
-            self._pool_threads(g.n * g.c, y.size * g.window),
+            self._pool_threads(g.n * g.c, y.size * g.window), self._divisor_array(g, x.dtype),
         )
         return y
 
@@ -556,7 +577,7 @@ class CythonBackend(NumpyBackend):
         dx = np.empty(g.x_shape, dtype=dy.dtype)
         self._pool.avg_pool2d_backward(
             dy.reshape(g.n * g.c, g.oh, g.ow), dx.reshape(g.n * g.c, g.h, g.w), *g.kernel, *g.stride, *g.padding,
-            self._pool_threads(g.n * g.c, dy.size * g.window),
+            self._pool_threads(g.n * g.c, dy.size * g.window), self._divisor_array(g, dy.dtype),
         )
         return dx
 

@@ -173,6 +173,33 @@ class NumpyBackend:
         return dx, dy.T @ x, dy.sum(axis=0)
 
     # ------------------------------------------------------------------ pooling
+    def _pad_to_windows(self, x, geometry, value):
+        """Pad an NCHW batch by the leading padding and, after it, as far as the last window reaches.
+
+        The last window ends at ``(H_out - 1)*S + D*(F - 1) + 1`` in padded
+        coordinates; with ``ceil_mode`` that may be past ``H + P_0 + P_1``, and
+        the pixels there are padding too (they never win a maximum and add
+        nothing to a sum). Returns x itself when no padding is needed.
+        """
+        xp = self.xp
+        after = []
+        for out, s, k, d, p, size in zip((geometry.oh, geometry.ow), geometry.stride, geometry.kernel,
+                                         geometry.dilation, geometry.padding, (geometry.h, geometry.w)):
+            after.append(max((out - 1) * s + d * (k - 1) + 1 - p - size, 0))
+        (ph, pw), (eh, ew) = geometry.padding, after
+        if ph == pw == eh == ew == 0:
+            return x
+        return xp.pad(x, ((0, 0), (0, 0), (ph, eh), (pw, ew)), mode="constant", constant_values=value)
+
+    def _first_taps(self, geometry):
+        """Per axis, the first tap of each window that lies on the image (``i*S - P`` raised by steps of ``D``)."""
+        xp = self.xp
+        firsts = []
+        for out, s, p, d in zip((geometry.oh, geometry.ow), geometry.stride, geometry.padding, geometry.dilation):
+            start = xp.arange(out) * s - p
+            firsts.append(xp.where(start >= 0, start, start + (-start + d - 1) // d * d))
+        return firsts
+
     def max_pool2d(self, x, geometry):
         """Max pooling; returns ``(Y, argmax)``.
 
@@ -181,27 +208,28 @@ class NumpyBackend:
         Padding counts as -inf, so it never wins. ``argmax`` holds, for every
         output, the flat index ``h*W + w`` of the winner in its input plane
         (ties go to the first maximum in row-major order; a NaN wins, as in
-        PyTorch). Backward routes the gradient through it.
+        PyTorch). Backward routes the gradient through it. With ``dilation``
+        the window's taps lie ``D`` pixels apart (as ``torch.nn.functional.max_pool2d``).
         """
         xp = self.xp
         n, c, h, w = geometry.x_shape
         kernel, stride, padding = geometry.hyper
+        dilation = geometry.dilation
         oh, ow = geometry.oh, geometry.ow
-        x_pad = self._pad(x, padding, value=-xp.inf)
+        x_pad = self._pad_to_windows(x, geometry, -xp.inf)
         # Start from -inf at the first real pixel of each window: a window of
         # only -inf then reports that pixel, as PyTorch does.
-        first_row = xp.maximum(xp.arange(oh) * stride[0] - padding[0], 0)
-        first_col = xp.maximum(xp.arange(ow) * stride[1] - padding[1], 0)
+        first_row, first_col = self._first_taps(geometry)
         best = xp.full((n, c, oh, ow), -xp.inf, dtype=x.dtype)
         argmax = xp.broadcast_to(first_row[:, None] * w + first_col[None, :], best.shape).astype(xp.int64)
         for p in range(kernel[0]):
             for q in range(kernel[1]):
-                rows, cols = self._window(p, q, (oh, ow), stride)
+                rows, cols = self._window(p, q, (oh, ow), stride, dilation)
                 candidate = x_pad[..., rows, cols]
                 wins = (candidate > best) | xp.isnan(candidate)
                 best = xp.where(wins, candidate, best)
-                row = xp.arange(oh) * stride[0] + p - padding[0]
-                col = xp.arange(ow) * stride[1] + q - padding[1]
+                row = xp.arange(oh) * stride[0] + p * dilation[0] - padding[0]
+                col = xp.arange(ow) * stride[1] + q * dilation[1] - padding[1]
                 argmax = xp.where(wins, (row[:, None] * w + col[None, :]), argmax)
         return best, argmax
 
@@ -223,41 +251,111 @@ class NumpyBackend:
         """``target[index] += values``, adding repeated indices (``numpy.add.at``)."""
         numpy.add.at(target, index, values)
 
+    def _divisors(self, geometry, dtype):
+        """Average pooling's divisor: the Python scalar ``F_H*F_W``, or an ``(H_out, W_out)`` array of
+        each window's own (``PoolGeometry.divisor_factors``: ceil_mode, count_include_pad, divisor_override)."""
+        if geometry.plain_divisor:
+            return dtype.type(geometry.window)
+        rows, cols = geometry.divisor_factors()
+        return self.xp.asarray(rows, dtype=dtype)[:, None] * self.xp.asarray(cols, dtype=dtype)[None, :]
+
     def avg_pool2d(self, x, geometry):
         """Average pooling; padded zeros count in the average (divisor ``F_H*F_W``).
 
         Deck 003_7c437a475fa69432.txt, "CAPA DE SUBMUESTREO O DECIMACIÓN". It is
         a convolution with the kernel ``ones(F)/F^2`` applied to each channel
         (deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de la Red : POOL:S2").
+        Beyond the deck (``torch.nn.functional.avg_pool2d``): windows that
+        ``ceil_mode`` adds divide by their part inside the padded input,
+        ``count_include_pad=False`` by their real pixels only, and
+        ``divisor_override`` by that number.
         """
         xp = self.xp
         kernel, stride, padding = geometry.hyper
         oh, ow = geometry.oh, geometry.ow
-        x_pad = self._pad(x, padding)
+        x_pad = self._pad_to_windows(x, geometry, 0.0)
         total = xp.zeros(geometry.y_shape, dtype=x.dtype)
         for p in range(kernel[0]):
             for q in range(kernel[1]):
                 rows, cols = self._window(p, q, (oh, ow), stride)
                 total += x_pad[..., rows, cols]
-        return total / x.dtype.type(geometry.window)
+        return total / self._divisors(geometry, x.dtype)
 
     def avg_pool2d_grad(self, geometry, dy):
         """Gradient of average pooling: ``kron(delta, ones(F)) / F^2``.
 
         Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation" (tips for
         the upsampling): every input of a window receives the window's error
-        divided by the pool area. For non-overlapping windows this is exactly
-        ``np.kron``; overlapping windows add their shares.
+        divided by the pool area (the window's own divisor, see ``avg_pool2d``).
+        For non-overlapping windows this is exactly ``np.kron``; overlapping
+        windows add their shares.
         """
         xp = self.xp
         n, c, h, w = geometry.x_shape
         kernel, stride, padding = geometry.hyper
         ph, pw = padding
         oh, ow = geometry.oh, geometry.ow
-        dx_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
-        share = dy / dy.dtype.type(geometry.window)
+        reach = [(out - 1) * s + k for out, s, k in zip((oh, ow), stride, kernel)]
+        dx_pad = xp.zeros((n, c, max(h + ph, reach[0]), max(w + pw, reach[1])), dtype=dy.dtype)
+        share = dy / self._divisors(geometry, dy.dtype)
         for p in range(kernel[0]):
             for q in range(kernel[1]):
                 rows, cols = self._window(p, q, (oh, ow), stride)
                 dx_pad[..., rows, cols] += share
         return xp.ascontiguousarray(dx_pad[:, :, ph : ph + h, pw : pw + w])
+
+    # ------------------------------------------------------------------ padding
+    def _pad_sources(self, size, before, after, mode):
+        """For one axis padded by ``(before, after)``: the source index of every output position
+        (``None`` entries aside, for constant mode: ``(start, stop)`` of the copied range instead)."""
+        xp = self.xp
+        source = xp.arange(-before, size + after)
+        if mode == "reflect":
+            source = xp.abs(source)
+            return xp.where(source >= size, 2 * (size - 1) - source, source)
+        if mode == "replicate":
+            return xp.clip(source, 0, size - 1)
+        return source % size  # circular
+
+    def pad(self, x, pad, mode, value):
+        """``F.pad``: constant (``value``), reflect (mirror without repeating the edge), replicate (repeat
+        the edge) or circular (wrap around) padding of the last ``len(pad)//2`` axes, last axis first,
+        as ``torch.nn.functional.pad``; negative constant amounts crop."""
+        xp = self.xp
+        axes = [(x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]) for k in range(len(pad) // 2)]
+        if mode == "constant":
+            from ..shapes import pad_output_shape
+
+            y = xp.full(pad_output_shape(x.shape, pad), value, dtype=x.dtype)
+            src, dst = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+            for axis, before, after in axes:
+                size = x.shape[axis]
+                src[axis] = slice(max(-before, 0), size - max(-after, 0))
+                dst[axis] = slice(max(before, 0), max(before, 0) + max(src[axis].stop - src[axis].start, 0))
+            y[tuple(dst)] = x[tuple(src)]
+            return y
+        for axis, before, after in axes:
+            x = xp.take(x, self._pad_sources(x.shape[axis], before, after, mode), axis=axis)
+        return xp.ascontiguousarray(x)
+
+    def pad_grad(self, dy, x_shape, pad, mode):
+        """Gradient of ``pad``: each input element gathers the errors of the outputs copied from it
+        (constant mode: the slice it was copied to; the others add the mirrored or repeated copies)."""
+        xp = self.xp
+        axes = [(len(x_shape) - 1 - k, pad[2 * k], pad[2 * k + 1]) for k in range(len(pad) // 2)]
+        if mode == "constant":
+            dx = xp.zeros(x_shape, dtype=dy.dtype)
+            src, dst = [slice(None)] * len(x_shape), [slice(None)] * len(x_shape)
+            for axis, before, after in axes:
+                size = x_shape[axis]
+                src[axis] = slice(max(-before, 0), size - max(-after, 0))
+                dst[axis] = slice(max(before, 0), max(before, 0) + max(src[axis].stop - src[axis].start, 0))
+            dx[tuple(src)] = dy[tuple(dst)]
+            return dx
+        for axis, before, after in reversed(axes):
+            size = x_shape[axis]
+            moved = xp.moveaxis(dy, axis, 0)
+            gathered = xp.zeros((size,) + moved.shape[1:], dtype=dy.dtype)
+            self._scatter_add(gathered, (self._pad_sources(size, before, after, mode),), moved)
+            dy = xp.moveaxis(gathered, 0, axis)
+        return xp.ascontiguousarray(dy)

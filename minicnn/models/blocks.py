@@ -270,10 +270,12 @@ class Inception(Block):
     ``kernel_5x5`` is the size of the third branch's wide convolution: 5 as
     in the paper; torchvision's ``googlenet`` uses 3 there (kept for its
     pretrained weights), which is what its parameter count assumes.
+    ``ceil_mode`` is the branch pool's, as torchvision writes it (True); at
+    stride 1 it changes no size.
     """
 
     def __init__(self, in_channels, ch1x1, ch3x3_reduce, ch3x3, ch5x5_reduce, ch5x5, pool_proj, *, batch_norm=False,
-                 kernel_5x5=5, lazy=False, rng=None, dtype=np.float32):
+                 kernel_5x5=5, ceil_mode=False, lazy=False, rng=None, dtype=np.float32):
         super().__init__(dtype)
         for name, value in (("in_channels", in_channels), ("ch1x1", ch1x1), ("ch3x3_reduce", ch3x3_reduce),
                             ("ch3x3", ch3x3), ("ch5x5_reduce", ch5x5_reduce), ("ch5x5", ch5x5),
@@ -290,7 +292,7 @@ class Inception(Block):
         b2 = self._conv_unit(b2, "branch2", ch3x3_reduce, ch3x3, 3, 1, 1, **unit)
         b3 = self._conv_unit(x, "branch3_reduce", in_channels, ch5x5_reduce, 1, **unit)
         b3 = self._conv_unit(b3, "branch3", ch5x5_reduce, ch5x5, kernel_5x5, 1, kernel_5x5 // 2, **unit)
-        b4 = self.add(nn.MaxPool2d(3, stride=1, padding=1), x, name="branch4_pool")
+        b4 = self.add(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=ceil_mode), x, name="branch4_pool")
         b4 = self._conv_unit(b4, "branch4", in_channels, pool_proj, 1, **unit)
         self._finish(self.add(nn.Concat(), b1, b2, b3, b4, name="concat"), lazy, rng)
 

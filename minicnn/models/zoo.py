@@ -409,7 +409,9 @@ def googlenet(num_classes=1000, lazy=True, *, variant="paper", aux_logits=False,
     Fig. 3), 5x5 convolutions in the third branch.
     ``variant="torchvision"``: torchvision's ``googlenet`` (BatchNorm after
     every bias-free convolution, no LRN, 3x3 in the "5x5" branch, dropout
-    0.2): 6,624,904 parameters.
+    0.2): 6,624,904 parameters. Its max pools round up (``ceil_mode=True``,
+    no padding; ``pool4`` is 2x2/2) and the average pool is global, as
+    torchvision's, so every input size gives torchvision's shapes.
 
     ``aux_logits=True`` adds the two auxiliary classifiers (``InceptionAux``)
     on the outputs of ``inception4a`` and ``inception4d`` and returns a
@@ -429,20 +431,25 @@ def googlenet(num_classes=1000, lazy=True, *, variant="paper", aux_logits=False,
         return {name: conv(in_channels, out_channels, kernel_size, stride, padding, dtype=dtype),
                 f"{name}_bn": nn.BatchNorm2d(out_channels, eps=1e-3, dtype=dtype), f"{name}_relu": nn.ReLU()}
 
-    layers = {"conv1": Sequential(unit("conv", 3, 64, 7, 2, 3)), "pool1": nn.MaxPool2d(3, stride=2, padding=1)}
+    def pool(kernel_size=3):
+        # torchvision rounds up (ceil_mode) where the paper's table pads by 1; both give 112 -> 56 -> 28 -> 14 -> 7
+        return nn.MaxPool2d(3, stride=2, padding=1) if paper else nn.MaxPool2d(kernel_size, stride=2, ceil_mode=True)
+
+    layers = {"conv1": Sequential(unit("conv", 3, 64, 7, 2, 3)), "pool1": pool()}
     if paper:
         layers["norm1"] = LocalResponseNorm(**lrn)
     layers["conv2"] = Sequential({**unit("reduce", 64, 64, 1), **unit("conv", 64, 192, 3, 1, 1)})
     if paper:
         layers["norm2"] = LocalResponseNorm(**lrn)
-    layers["pool2"] = nn.MaxPool2d(3, stride=2, padding=1)
+    layers["pool2"] = pool()
     for name, channels in GOOGLENET_INCEPTIONS.items():
-        layers[name] = Inception(*channels, batch_norm=not paper, kernel_5x5=5 if paper else 3, lazy=True, dtype=dtype)
+        layers[name] = Inception(*channels, batch_norm=not paper, kernel_5x5=5 if paper else 3, ceil_mode=not paper,
+                                 lazy=True, dtype=dtype)
         if name in STAGE_END_POOLS:
-            layers[STAGE_END_POOLS[name]] = nn.MaxPool2d(3, stride=2, padding=1)
+            layers[STAGE_END_POOLS[name]] = pool(3 if STAGE_END_POOLS[name] == "pool3" else 2)
     layers.update(
         {
-            "avgpool": nn.AvgPool2d(7, stride=1),
+            "avgpool": nn.AvgPool2d(7, stride=1) if paper else nn.GlobalAvgPool2d(),
             "dropout": nn.Dropout(0.4 if paper else 0.2, rng=rng),
             "flatten": nn.Flatten(),
             "linear": linear(1024, classes, init="xavier_uniform", dtype=dtype),

@@ -12,10 +12,14 @@ import math
 
 import numpy as np
 
+from .. import elementwise as E
 from .module import Module, array_module
 from .pool import MaxPool2d
 
-__all__ = ["Elementwise", "ReLU", "Sigmoid", "Tanh", "ReLU6", "SiLU", "HardSwish", "GELU"]
+__all__ = [
+    "Elementwise", "ReLU", "Sigmoid", "Tanh", "ReLU6", "LeakyReLU", "HardSigmoid", "SiLU", "Swish", "HardSwish", "GELU",
+    "Softmax", "LogSoftmax",
+]
 
 
 class Elementwise(Module):
@@ -56,14 +60,6 @@ def _expit(x):
     else:
         from cupyx.scipy.special import expit
     return expit(x)
-
-
-def _erf(x):
-    if array_module(x) is np:
-        from scipy.special import erf
-    else:
-        from cupyx.scipy.special import erf
-    return erf(x)
 
 
 class ReLU(Elementwise):
@@ -161,39 +157,140 @@ class ReLU6(Elementwise):
         return ((x > 0) & (x < 6)).astype(x.dtype)
 
 
+class LeakyReLU(Elementwise):
+    """``y = x`` for ``x >= 0``, ``negative_slope * x`` otherwise; ``f' = 1`` or ``negative_slope``.
+
+    A ReLU (deck 004_d4430ea77d2b90c2.txt, "Función de activación") whose
+    negative side keeps a small slope, so a unit whose inputs are all
+    negative still learns (Maas et al., 2013; YOLO's activation). As
+    ``torch.nn.LeakyReLU(negative_slope=0.01)``.
+    """
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(negative_slope):
+            raise TypeError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def f(self, x):
+        return E.leaky_relu(x, self.negative_slope)
+
+    def df(self, x):
+        return E.leaky_relu_derivative(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class HardSigmoid(Elementwise):
+    """``y = ReLU6(x + 3) / 6`` (MobileNetV3's gate in squeeze-and-excitation), a piecewise-linear sigmoid;
+    ``f' = 1/6`` on ``-3 < x < 3``, else 0. As ``torch.nn.Hardsigmoid``."""
+
+    def f(self, x):
+        return E.hardsigmoid(x)
+
+    def df(self, x):
+        return E.hardsigmoid_derivative(x)
+
+
 class SiLU(Elementwise):
     """Swish / SiLU ``y = x σ(x)``, EfficientNet's activation (Tan & Le, 2019); ``f' = σ(x) (1 + x (1 - σ(x)))``."""
 
     def f(self, x):
-        return x * _expit(x)
+        return E.silu(x)
 
     def df(self, x):
-        s = _expit(x)
-        return s * (1 + x * (1 - s))
+        return E.silu_derivative(x)
 
 
 class HardSwish(Elementwise):
     """``y = x ReLU6(x + 3) / 6`` (MobileNetV3), a piecewise-polynomial Swish.
 
-    ``f' = 0``, ``(2x + 3)/6``, ``1`` on ``x < -3``, ``|x| <= 3``, ``x > 3``.
+    ``f' = 0``, ``(2x + 3)/6``, ``1`` on ``x <= -3``, ``|x| < 3``, ``x >= 3``.
     """
 
     def f(self, x):
-        return x * array_module(x).clip(x + 3, 0, 6) / 6
+        return E.hardswish(x)
 
     def df(self, x):
-        xp = array_module(x)
-        return xp.where(x < -3, 0.0, xp.where(x > 3, 1.0, (2 * x + 3) / 6)).astype(x.dtype)
+        return E.hardswish_derivative(x)
 
 
 class GELU(Elementwise):
-    """``y = x Φ(x) = x (1 + erf(x/√2)) / 2`` (the exact form), ConvNeXt's activation; ``f' = Φ(x) + x φ(x)``."""
+    """``y = x Φ(x)``, ConvNeXt's activation; ``f' = Φ(x) + x φ(x)``.
+
+    ``approximate="none"`` (the exact form, ``Φ(x) = (1 + erf(x/√2))/2``) or
+    ``"tanh"`` (``Φ(x) ≈ (1 + tanh(√(2/π)(x + 0.044715 x³)))/2``), as
+    ``torch.nn.GELU``.
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in E.GELU_APPROXIMATIONS:
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
 
     def f(self, x):
-        return 0.5 * x * (1 + _erf(x / math.sqrt(2.0)))
+        return E.gelu(x, self.approximate)
 
     def df(self, x):
-        xp = array_module(x)
-        cdf = 0.5 * (1 + _erf(x / math.sqrt(2.0)))
-        pdf = xp.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-        return cdf + x * pdf
+        return E.gelu_derivative(x, self.approximate)
+
+    def extra_repr(self):
+        return "" if self.approximate == "none" else f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    """``y_k = e^{x_k} / Σ_j e^{x_j}`` along ``dim`` (deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de la Red",
+    eq. 1), as ``torch.nn.Softmax(dim)``; ``axis`` is accepted as another name for it (NumPy's, ONNX's).
+
+    Backward: ``dx = y ∘ (dy - Σ_k dy_k y_k)``, the product with the Jacobian
+    ``diag(y) - y yᵀ``. For training, ``SoftmaxCrossEntropy`` takes the
+    logits and folds this into the loss's gradient (deck 002, eq. 4).
+    """
+
+    _forward = staticmethod(E.softmax)
+    _backward = staticmethod(E.softmax_grad)
+
+    def __init__(self, dim=1, *, axis=None):
+        super().__init__()
+        name = type(self).__name__
+        if axis is not None:
+            dim = axis
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__} {dim!r}")
+        self.dim = int(dim)
+
+    def forward(self, x):
+        E.check_float_array(type(self).__name__, x)
+        E.check_dim(type(self).__name__, self.dim, x.ndim)
+        y = self._forward(x, self.dim)
+        self.save(y)
+        return self._keep_output(y)
+
+    def backward(self, dy, *, need_dx=True):
+        (y,) = self.saved(dy)
+        return self._backward(y, dy, self.dim)
+
+    def output_shape(self, input_shape):
+        shape = tuple(int(s) for s in input_shape)
+        E.check_dim(type(self).__name__, self.dim, len(shape))
+        return shape
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """``y = log softmax(x)`` along ``dim``, computed without overflow; backward ``dx = dy - e^y Σ_k dy_k``.
+
+    As ``torch.nn.LogSoftmax(dim)`` (``axis`` accepted as another name).
+    """
+
+    _forward = staticmethod(E.log_softmax)
+    _backward = staticmethod(E.log_softmax_grad)
+
+
+#: Swish (Ramachandran et al., 2017) is SiLU: ``x σ(x)``.
+Swish = SiLU

@@ -88,9 +88,10 @@ class Conv2d(Module):
         self.out_channels = positive_int(name, "out_channels", out_channels)
         self.groups = positive_int(name, "groups", groups)
         check_groups(name, self.in_channels, self.out_channels, self.groups)
-        self.kernel_size, self.stride, self.padding, self.dilation = spatial_args(
-            name, kernel_size=(kernel_size, 1), stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1)
+        self.kernel_size, self.stride, self.dilation = spatial_args(
+            name, kernel_size=(kernel_size, 1), stride=(stride, 1), dilation=(dilation, 1)
         )
+        self.padding = _conv_padding(name, padding, self.kernel_size, self.stride, self.dilation)
         bias, dtype, init = boolean(name, "bias", bias), float_dtype(name, dtype), initializer(name, init)
         rng = make_rng(name, rng)
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
@@ -138,7 +139,11 @@ class Conv2d(Module):
 
     def output_shape(self, input_shape):
         shape = self._check_input_shape(input_shape)
-        out = shapes.conv2d_output_shape(shape, self.weight.shape, self.stride, self.padding, self.dilation)
+        padding, extra = shapes.conv2d_padding(self.padding, self.kernel_size, self.stride, self.dilation)
+        if extra is not None:
+            left, right, top, bottom = extra
+            shape = (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
+        out = shapes.conv2d_output_shape(shape, self.weight.shape, self.stride, padding, self.dilation)
         if min(out[2:]) < 1:
             raise ValueError(
                 f"Conv2d: input {shape} is too small for kernel {self.kernel_size} (dilation {self.dilation}, "
@@ -158,6 +163,16 @@ class Conv2d(Module):
 
     def extra_repr(self):
         return _conv_repr(self) + (", bias=False" if self.bias is None else "")
+
+
+def _conv_padding(name, padding, kernel_size, stride, dilation):
+    """A convolution layer's ``padding``: an ``(h, w)`` pair, or as given when it is ``"same"``, ``"valid"`` or
+    four F.pad ints ``(left, right, top, bottom)`` (checked here by ``shapes.conv2d_padding``)."""
+    if isinstance(padding, str) or (isinstance(padding, (tuple, list)) and len(padding) == 4):
+        shapes.conv2d_padding(padding, kernel_size, stride, dilation, fn=name)
+        return padding if isinstance(padding, str) else tuple(int(p) for p in padding)
+    (pair,) = spatial_args(name, padding=(padding, 0))
+    return pair
 
 
 def _conv_repr(layer, extra=()):

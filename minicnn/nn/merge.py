@@ -12,6 +12,8 @@ Their ``backward(dy)`` returns one gradient per input, as a tuple.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .module import Module, array_module
 
 __all__ = ["Add", "Concat"]
@@ -28,34 +30,52 @@ def _check_inputs(name, xs, minimum=1):
 
 
 class Add(Module):
-    """Elementwise sum of inputs of equal shape: the ResNet skip connection ``H(x) + x``.
+    """Elementwise sum of its inputs: the ResNet skip connection ``H(x) + x``.
 
     Deck 002_35ce60e4ae78ad9e.txt, "Arquitecturas de redes convolucionales",
     ResNet ("skip connection ... se suma al resultado del bloque
     convolucional"). The gradient of a sum reaches every term unchanged, so
     ``backward(dy)`` returns ``dy`` once per input (the same array; consumers
     must not modify it in place).
+
+    Inputs may differ in shape where NumPy broadcasting (and PyTorch's, and
+    ONNX's ``Add``) lines them up: an input of shape ``(1, C, 1, 1)`` is added
+    to every pixel of ``(N, C, H, W)``. Each such input's gradient is ``dy``
+    summed over the axes it was broadcast along.
     """
 
     def forward(self, *xs):
         _check_inputs("Add", xs)
-        self.output_shape(*(x.shape for x in xs))
+        out = self.output_shape(*(x.shape for x in xs))
         y = xs[0] + xs[1] if len(xs) > 1 else xs[0].copy()
         for x in xs[2:]:
-            y += x
-        self.save(len(xs))
+            if y.shape == out:
+                y += x
+            else:
+                y = y + x
+        self.save(tuple(tuple(x.shape) for x in xs))
         return self._keep_output(y)
 
     def backward(self, dy, *, need_dx=True):
-        (count,) = self.saved(dy)
-        return (dy,) * count
+        (input_shapes,) = self.saved(dy)
+        return tuple(dy if shape == tuple(dy.shape) else _unbroadcast(dy, shape) for shape in input_shapes)
 
     def output_shape(self, *input_shapes):
-        first = tuple(int(s) for s in input_shapes[0])
-        for i, shape in enumerate(input_shapes[1:], start=1):
-            if tuple(int(s) for s in shape) != first:
-                raise ValueError(f"Add: inputs must have equal shapes, input 0 is {first} but input {i} is {tuple(shape)}")
-        return first
+        shapes_ = [tuple(int(s) for s in shape) for shape in input_shapes]
+        try:
+            return tuple(int(s) for s in np.broadcast_shapes(*shapes_))
+        except ValueError:
+            raise ValueError(
+                f"Add: inputs must have equal shapes or shapes that broadcast (each axis equal or 1, counted from "
+                f"the last), got {', '.join(str(s) for s in shapes_)}"
+            ) from None
+
+
+def _unbroadcast(dy, shape):
+    """``dy`` summed back to ``shape``: over the leading axes ``shape`` lacks and the axes where it has 1."""
+    extra = dy.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(extra + k for k, size in enumerate(shape) if size == 1 and dy.shape[extra + k] != 1)
+    return dy.sum(axis=axes).reshape(shape) if axes else dy.reshape(shape)
 
 
 class Concat(Module):

@@ -1,12 +1,16 @@
-"""Layers that only move values: ``Identity``, ``Flatten`` (maps to a vector) and ShuffleNet's ``ChannelShuffle``."""
+"""Layers that only move values: ``Identity``, ``Flatten`` (maps to a vector), ``Pad`` (``F.pad``) and ShuffleNet's
+``ChannelShuffle``."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import functional as F
 from .. import shapes
 from .checks import check_array, check_shape_ndim, positive_int
 from .module import Module
 
-__all__ = ["Identity", "Flatten", "ChannelShuffle"]
+__all__ = ["Identity", "Flatten", "Pad", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "ChannelShuffle"]
 
 
 class Identity(Module):
@@ -29,24 +33,108 @@ class Flatten(Module):
     """``(N, C, H, W) -> (N, C*H*W)``: the feature maps become the input vector of a dense layer.
 
     Deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de la Red": the 16x5x5
-    outputs of S4 (400 neurons) feed the fully connected layers.
+    outputs of S4 (400 neurons) feed the fully connected layers. As
+    ``torch.nn.Flatten(start_dim=1, end_dim=-1)``: the axes ``start_dim`` to
+    ``end_dim`` (negative counts from the end) become one.
     """
 
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Flatten: {name} must be an int, got {type(value).__name__} {value!r}")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def _flat_shape(self, shape):
+        ndim = max(len(shape), 1)
+        start, end = self.start_dim, self.end_dim
+        for name, value in (("start_dim", start), ("end_dim", end)):
+            if not -ndim <= value < ndim:
+                raise ValueError(f"Flatten: {name}={value} is not an axis of an input of shape {shape} "
+                                 f"(axes [-{ndim}, {ndim}))")
+        start, end = start % ndim, end % ndim
+        if start > end:
+            raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} for shape {shape}")
+        if self.start_dim == 1 and self.end_dim == -1 and len(shape) < 2:
+            raise ValueError(f"Flatten: input must have a batch axis and at least one more, got shape {shape}")
+        return shape[:start] + (shapes.numel(shape[start : end + 1]),) + shape[end + 1 :]
+
     def forward(self, x):
-        if not hasattr(x, "ndim") or x.ndim < 2:
+        if not hasattr(x, "ndim") or x.ndim < 1:
             raise ValueError(f"Flatten: input must have a batch axis and at least one more, got {getattr(x, 'shape', x)!r}")
         self.save(x.shape)
-        return self._keep_output(x.reshape(x.shape[0], -1))
+        return self._keep_output(x.reshape(self._flat_shape(tuple(x.shape))))
 
     def backward(self, dy, *, need_dx=True):
         (shape,) = self.saved(dy)
         return dy.reshape(shape)
 
     def output_shape(self, input_shape):
-        shape = tuple(int(s) for s in input_shape)
-        if len(shape) < 2:
-            raise ValueError(f"Flatten: input must have a batch axis and at least one more, got shape {shape}")
-        return (shape[0], shapes.numel(shape[1:]))
+        return self._flat_shape(tuple(int(s) for s in input_shape))
+
+    def extra_repr(self):
+        return "" if (self.start_dim, self.end_dim) == (1, -1) else f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Pad(Module):
+    """``F.pad`` as a layer: ``pad = (left, right, top, bottom, ...)``, last axis first, in ``mode``
+    ``"constant"`` (``value``), ``"reflect"``, ``"replicate"`` or ``"circular"`` (``minicnn.functional.pad``).
+
+    Backward sends each output's error to the input element it was copied
+    from (``F.pad_grad``). ``ZeroPad2d``, ``ConstantPad2d``,
+    ``ReflectionPad2d`` and ``ReplicationPad2d`` are it with torch's names.
+    """
+
+    def __init__(self, pad, mode="constant", value=0.0):
+        super().__init__()
+        if isinstance(pad, (int, np.integer)) and not isinstance(pad, bool):
+            pad = (int(pad),) * 4
+        self.pad = F.check_pad_spec(type(self).__name__, pad, mode, value)
+        self.mode, self.value = mode, value
+
+    def forward(self, x):
+        y = F.pad(x, self.pad, self.mode, self.value)
+        self.save(x)
+        return self._keep_output(y)
+
+    def backward(self, dy, *, need_dx=True):
+        (x,) = self.saved(dy)
+        return F.pad_grad(x, dy, self.pad, self.mode)
+
+    def output_shape(self, input_shape):
+        return shapes.pad_output_shape(input_shape, self.pad, type(self).__name__)
+
+    def extra_repr(self):
+        text = f"pad={self.pad}, mode={self.mode!r}"
+        return text + (f", value={self.value}" if self.mode == "constant" and self.value != 0 else "")
+
+
+class ZeroPad2d(Pad):
+    """``torch.nn.ZeroPad2d(padding)``: zeros around the last two axes; ``padding`` an int or ``(left, right, top, bottom)``."""
+
+    def __init__(self, padding):
+        super().__init__(padding)
+
+
+class ConstantPad2d(Pad):
+    """``torch.nn.ConstantPad2d(padding, value)``."""
+
+    def __init__(self, padding, value):
+        super().__init__(padding, "constant", value)
+
+
+class ReflectionPad2d(Pad):
+    """``torch.nn.ReflectionPad2d(padding)``: mirror about the edge pixel (amounts < size)."""
+
+    def __init__(self, padding):
+        super().__init__(padding, "reflect")
+
+
+class ReplicationPad2d(Pad):
+    """``torch.nn.ReplicationPad2d(padding)``: repeat the edge pixel."""
+
+    def __init__(self, padding):
+        super().__init__(padding, "replicate")
 
 
 class ChannelShuffle(Module):

@@ -6,11 +6,11 @@ lives in the file of its kind (``conv.py``, ``activation.py``, ``norm.py``,
 ``minicnn.nn.variants``.
 """
 
-from .activation import GELU, HardSwish, ReLU, ReLU6, Sigmoid, SiLU
+from .activation import GELU, HardSigmoid, HardSwish, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Swish
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d, DepthwiseConv2d, PointwiseConv2d, SeparableConv2d
 from .norm import LayerNorm2d, LayerScale, LocalResponseNorm
 from .pool import GlobalAvgPool2d
-from .shape import ChannelShuffle
+from .shape import ChannelShuffle, ConstantPad2d, Pad, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .squeeze import SqueezeExcitation
 
 __all__ = [
@@ -22,9 +22,19 @@ __all__ = [
     "Conv3d",
     "ChannelShuffle",
     "ReLU6",
+    "LeakyReLU",
+    "HardSigmoid",
     "SiLU",
+    "Swish",
     "HardSwish",
     "GELU",
+    "Softmax",
+    "LogSoftmax",
+    "Pad",
+    "ZeroPad2d",
+    "ConstantPad2d",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
     "LocalResponseNorm",
     "SqueezeExcitation",
     "LayerNorm2d",
