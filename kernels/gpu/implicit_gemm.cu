@@ -1,0 +1,264 @@
+/*
+ * implicit_gemm.cu -- convolution forward, dX and dW as matrix products whose
+ * im2col matrix is never written to memory.
+ *
+ * Loaded by minicnn/backends/cupy_backend.py through cupy.RawModule (NVRTC);
+ * no headers. Notation of deck 003_7c437a475fa69432.txt, "CAPA CONVOLUCIONAL:
+ * HIPERPARÁMETROS" as in conv2d.cu: x (N, C, H, W), w (O, C_g, KH, KW) with
+ * C_g = C/G and O_g = O/G, y (N, O, OH, OW).
+ *
+ * conv2d.cu's im2col path writes the column matrix (C_g*KH*KW rows,
+ * N*OH*OW columns: 231 MB for the mid 3x3 layer at batch 32) and cuBLAS
+ * reads it back. Here every block gathers only the tile of that virtual
+ * matrix it multiplies, into shared memory, straight from x (or dy).
+ *
+ * Three products, per group g (blockIdx.z = g*splits + s):
+ *
+ *   forward  Y_g[o, col]  = sum_k  W_g[o, k] * X^[k, col]     M = O_g,  cols = N*OH*OW,  K = C_g*KH*KW
+ *   dX       dX_g[c, pix] = sum_k  W^T_g[c, k] * dY^[k, pix]  M = C_g,  cols = N*H*W,    K = O_g*KH*KW
+ *   dW       dW_g[o, k]   = sum_r  dY_g[o, r] * X^[k, r]      M = O_g,  cols = C_g*KH*KW, K = N*OH*OW
+ *
+ * The gather formulas (the virtual im2col matrix X^; minicnn/backends/
+ * implicit_gemm.py writes the same formulas in NumPy and the tests run them
+ * against the reference convolution):
+ *
+ *   k = (c*KH + p)*KW + q,  col = (n*OH + i)*OW + j:
+ *     X^[k, col] = x[n, g*C_g + c, i*SH + p*DH - PH, j*SW + q*DW - PW]   (0 in the padding)
+ *   k = (o*KH + p)*KW + q,  pix = (n*H + h)*W + w:
+ *     dY^[k, pix] = dy[n, g*O_g + o, (h + PH - p*DH)/SH, (w + PW - q*DW)/SW]
+ *                   where both divisions are exact and land inside (OH, OW), else 0
+ *
+ * Tiles: a block of 256 threads (16 x 16) computes a BM x BN tile of the
+ * product, each thread a (BM/16) x (BN/16) patch, stepping through K in
+ * slices of BK = 8 loaded into shared memory. Two shapes are instantiated:
+ * BM = 64, BN = 64 ("m64") and BM = 16, BN = 256 ("m16", for LeNet's 6 and
+ * 16 filters, where a 64-row tile would be mostly padding).
+ *
+ * Determinism: every output is owned by one thread that adds its terms in
+ * increasing k. dW's reduction over N*OH*OW positions is long and its output
+ * small, so it is split in `splits` consecutive ranges of k (a fixed number
+ * the host computes from the shapes alone, never from the GPU): block s
+ * writes its partial sum to partial[s][...] and implicit_gemm_reduce_splits
+ * adds partial[0] + partial[1] + ... in that order. No atomics anywhere.
+ *
+ * Precision: float32 multiplies and adds by default (fused multiply-adds, as
+ * nvcc contracts a*b + c). With tf32 = 1 (float only, opt-in), every operand
+ * is rounded to TF32 as it enters shared memory (10-bit mantissa, round to
+ * nearest, ties away from zero, as cvt.rna.tf32.f32): the rounding a tensor
+ * core applies to its inputs, with float32 accumulation. The tensor-core
+ * (mma.sync) inner loop itself is not written yet: this path has TF32's
+ * accuracy, not its speed.
+ */
+
+#define IG_THREADS 256
+#define IG_BK 8
+
+__device__ __forceinline__ float round_tf32(float v)
+{
+    unsigned int u = __float_as_uint(v);
+    if ((u & 0x7f800000u) != 0x7f800000u)   /* finite: add half of the last kept bit, drop 13 bits */
+        u = (u + 0x1000u) & 0xffffe000u;
+    return __uint_as_float(u);
+}
+__device__ __forceinline__ double round_tf32(double v) { return v; }
+
+struct ConvShape {
+    int N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW, DH, DW, G;
+};
+
+/* X^[k, col] of group g (forward's B, dW's B transposed). */
+template <typename T>
+__device__ __forceinline__ T gather_columns(const T* __restrict__ x, const ConvShape& s, int g, long long k, long long col)
+{
+    const int taps = s.KH * s.KW;
+    const int c = (int)(k / taps);
+    const int p = (int)((k / s.KW) % s.KH);
+    const int q = (int)(k % s.KW);
+    const int j = (int)(col % s.OW);
+    const int i = (int)((col / s.OW) % s.OH);
+    const long long n = col / ((long long)s.OW * s.OH);
+    const int h = i * s.SH + p * s.DH - s.PH;
+    const int w = j * s.SW + q * s.DW - s.PW;
+    if (h < 0 || h >= s.H || w < 0 || w >= s.W) return T(0);
+    const int C_g = s.C / s.G;
+    return x[((n * s.C + (long long)g * C_g + c) * s.H + h) * s.W + w];
+}
+
+/* dY^[k, pix] of group g (dX's B). */
+template <typename T>
+__device__ __forceinline__ T gather_errors(const T* __restrict__ dy, const ConvShape& s, int g, long long k, long long pix)
+{
+    const int taps = s.KH * s.KW;
+    const int o = (int)(k / taps);
+    const int p = (int)((k / s.KW) % s.KH);
+    const int q = (int)(k % s.KW);
+    const int w = (int)(pix % s.W);
+    const int h = (int)((pix / s.W) % s.H);
+    const long long n = pix / ((long long)s.W * s.H);
+    const int ti = h + s.PH - p * s.DH;
+    const int tj = w + s.PW - q * s.DW;
+    if (ti < 0 || tj < 0 || ti % s.SH != 0 || tj % s.SW != 0) return T(0);
+    const int i = ti / s.SH, j = tj / s.SW;
+    if (i >= s.OH || j >= s.OW) return T(0);
+    const int O_g = s.O / s.G;
+    return dy[((n * s.O + (long long)g * O_g + o) * s.OH + i) * s.OW + j];
+}
+
+/* The three problems: A(m, k), B(k, col), and where the result goes. */
+template <typename T>
+struct ForwardProblem {
+    const T* x; const T* w; const T* bias; T* y; ConvShape s; int has_bias, relu;
+    __device__ long long rows() const { return s.O / s.G; }
+    __device__ long long cols() const { return (long long)s.N * s.OH * s.OW; }
+    __device__ long long depth() const { return (long long)(s.C / s.G) * s.KH * s.KW; }
+    __device__ T a(int g, long long m, long long k) const { return w[((long long)g * rows() + m) * depth() + k]; }
+    __device__ T b(int g, long long k, long long col) const { return gather_columns(x, s, g, k, col); }
+    __device__ void store(int g, int split, long long m, long long col, T acc) const {
+        /* the epilogue of "convolution + bias + ReLU": one pass, no second launch */
+        const long long o = (long long)g * rows() + m;
+        if (has_bias) acc += bias[o];
+        if (relu && acc < T(0)) acc = T(0);   /* NaN passes, as max(x, 0) */
+        const long long positions = (long long)s.OH * s.OW;
+        const long long n = col / positions;
+        y[(n * s.O + o) * positions + col % positions] = acc;
+    }
+};
+
+template <typename T>
+struct InputGradProblem {
+    const T* dy; const T* w; T* dx; ConvShape s;
+    __device__ long long rows() const { return s.C / s.G; }
+    __device__ long long cols() const { return (long long)s.N * s.H * s.W; }
+    __device__ long long depth() const { return (long long)(s.O / s.G) * s.KH * s.KW; }
+    __device__ T a(int g, long long m, long long k) const {
+        const int taps = s.KH * s.KW;
+        const long long o = (long long)g * (s.O / s.G) + k / taps;
+        return w[(o * rows() + m) * taps + k % taps];
+    }
+    __device__ T b(int g, long long k, long long pix) const { return gather_errors(dy, s, g, k, pix); }
+    __device__ void store(int g, int split, long long m, long long pix, T acc) const {
+        const long long plane = (long long)s.H * s.W;
+        const long long n = pix / plane;
+        dx[(n * s.C + (long long)g * rows() + m) * plane + pix % plane] = acc;
+    }
+};
+
+template <typename T>
+struct WeightGradProblem {
+    const T* x; const T* dy; T* out; ConvShape s; long long split_stride;
+    __device__ long long rows() const { return s.O / s.G; }
+    __device__ long long cols() const { return (long long)(s.C / s.G) * s.KH * s.KW; }
+    __device__ long long depth() const { return (long long)s.N * s.OH * s.OW; }
+    __device__ T a(int g, long long m, long long r) const {
+        const long long positions = (long long)s.OH * s.OW;
+        const long long n = r / positions;
+        return dy[(n * s.O + (long long)g * rows() + m) * positions + r % positions];
+    }
+    __device__ T b(int g, long long r, long long k) const { return gather_columns(x, s, g, k, r); }
+    __device__ void store(int g, int split, long long m, long long k, T acc) const {
+        /* dw[o, k] of split `split`; split_stride = O*C_g*KH*KW, the size of dw */
+        out[split * split_stride + ((long long)g * rows() + m) * cols() + k] = acc;
+    }
+};
+
+/* One BM x BN tile of the product of group g, over the k range of split s. */
+template <typename T, int BM, int BN, class Problem>
+__device__ void implicit_gemm_tile(const Problem& P, int splits, int tf32)
+{
+    constexpr int TM = BM / 16, TN = BN / 16;
+    __shared__ T As[IG_BK][BM];
+    __shared__ T Bs[IG_BK][BN];
+    const int t = threadIdx.x, tx = t % 16, ty = t / 16;
+    const int g = blockIdx.z / splits, split = blockIdx.z % splits;
+    const long long M = P.rows(), NC = P.cols(), K = P.depth();
+    const long long m0 = (long long)blockIdx.y * BM, n0 = (long long)blockIdx.x * BN;
+    /* split s covers the k-slices [s*per, (s+1)*per) of ceil(K/BK) */
+    const long long slices = (K + IG_BK - 1) / IG_BK;
+    const long long per = (slices + splits - 1) / splits;
+    const long long k_begin = split * per * IG_BK;
+    const long long k_end = (k_begin + per * IG_BK < K) ? k_begin + per * IG_BK : K;
+    T acc[TM][TN];
+    for (int i = 0; i < TM; ++i)
+        for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+    for (long long k0 = k_begin; k0 < k_end; k0 += IG_BK) {
+        for (int e = t; e < BM * IG_BK; e += IG_THREADS) {
+            const int mm = e / IG_BK, kk = e % IG_BK;
+            const long long m = m0 + mm, k = k0 + kk;
+            const T v = (m < M && k < k_end) ? P.a(g, m, k) : T(0);
+            As[kk][mm] = tf32 ? round_tf32(v) : v;
+        }
+        for (int e = t; e < BN * IG_BK; e += IG_THREADS) {
+            const int kk = e / BN, nn = e % BN;
+            const long long k = k0 + kk, n = n0 + nn;
+            const T v = (k < k_end && n < NC) ? P.b(g, k, n) : T(0);
+            Bs[kk][nn] = tf32 ? round_tf32(v) : v;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < IG_BK; ++kk) {
+            T a[TM], b[TN];
+            for (int i = 0; i < TM; ++i) a[i] = As[kk][ty * TM + i];
+            for (int j = 0; j < TN; ++j) b[j] = Bs[kk][tx * TN + j];
+            for (int i = 0; i < TM; ++i)
+                for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < TM; ++i) {
+        const long long m = m0 + ty * TM + i;
+        if (m >= M) continue;
+        for (int j = 0; j < TN; ++j) {
+            const long long n = n0 + tx * TN + j;
+            if (n < NC) P.store(g, split, m, n, acc[i][j]);
+        }
+    }
+}
+
+/* dw[e] = partial[0][e] + partial[1][e] + ... in this order (the documented deterministic reduction). */
+template <typename T>
+__device__ void implicit_gemm_reduce_splits(const T* __restrict__ partial, T* __restrict__ dw, long long size, int splits)
+{
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < size; e += (long long)blockDim.x * gridDim.x) {
+        T sum = partial[e];
+        for (int s = 1; s < splits; ++s) sum += partial[s * size + e];
+        dw[e] = sum;
+    }
+}
+
+
+/* ------------------------------------------------------------------------------
+ * extern "C" instantiations: implicit_gemm_<problem>_<m64|m16>_<f32|f64>.
+ * ---------------------------------------------------------------------------- */
+#define IG_SHAPE_PARAMS int N, int C, int H, int W, int O, int KH, int KW, int OH, int OW, \
+                        int SH, int SW, int PH, int PW, int DH, int DW, int G
+#define IG_SHAPE {N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW, DH, DW, G}
+
+#define INSTANTIATE_TILE(T, SUFFIX, BM, BN, TILE)                                                        \
+    extern "C" __global__ void __launch_bounds__(IG_THREADS) implicit_gemm_forward_##TILE##_##SUFFIX(   \
+        const T* x, const T* w, const T* bias, T* y, IG_SHAPE_PARAMS, int has_bias, int relu, int tf32) \
+    {                                                                                                    \
+        const ForwardProblem<T> P{x, w, bias, y, IG_SHAPE, has_bias, relu};                              \
+        implicit_gemm_tile<T, BM, BN>(P, 1, tf32);                                                       \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(IG_THREADS) implicit_gemm_input_grad_##TILE##_##SUFFIX( \
+        const T* dy, const T* w, T* dx, IG_SHAPE_PARAMS, int tf32)                                       \
+    {                                                                                                    \
+        const InputGradProblem<T> P{dy, w, dx, IG_SHAPE};                                                \
+        implicit_gemm_tile<T, BM, BN>(P, 1, tf32);                                                       \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(IG_THREADS) implicit_gemm_weight_grad_##TILE##_##SUFFIX( \
+        const T* x, const T* dy, T* partial, IG_SHAPE_PARAMS, int splits, int tf32)                      \
+    {                                                                                                    \
+        const ConvShape s = IG_SHAPE;                                                                    \
+        const WeightGradProblem<T> P{x, dy, partial, s, (long long)O * (C / G) * KH * KW};               \
+        implicit_gemm_tile<T, BM, BN>(P, splits, tf32);                                                  \
+    }
+
+#define INSTANTIATE_IMPLICIT_GEMM(T, SUFFIX)                                                             \
+    INSTANTIATE_TILE(T, SUFFIX, 64, 64, m64)                                                             \
+    INSTANTIATE_TILE(T, SUFFIX, 16, 256, m16)                                                            \
+    extern "C" __global__ void implicit_gemm_reduce_splits_##SUFFIX(                                     \
+        const T* partial, T* dw, long long size, int splits)                                             \
+    { implicit_gemm_reduce_splits<T>(partial, dw, size, splits); }
+
+INSTANTIATE_IMPLICIT_GEMM(float, f32)
+INSTANTIATE_IMPLICIT_GEMM(double, f64)

@@ -1,0 +1,370 @@
+"""A whole training step that stays on the device, allocated once and (on CuPy) replayed as a CUDA graph.
+
+:func:`minicnn.train.step` is the readable step: forward, loss, backward,
+update (deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Stochastic Gradient
+Descend"). Its loss is a Python float, so every step waits for the GPU, and
+every layer launches its kernels from Python one by one. On a GPU that wait
+and those launches cost more than LeNet-5's arithmetic (issue #17: 10.9 ms a
+step on an H200, where cuDNN takes 2 ms).
+
+:class:`DeviceStep` runs the same step with no host work inside it:
+
+* fixed input buffers (``x``, ``labels``) the loader copies each batch into,
+  allocated once per (model, batch size);
+* the loss, the count of correct predictions and the learning rate live in
+  device arrays (a sum over the epoch, read once by :meth:`DeviceStep.metrics`);
+  nothing in the step calls ``float()``, ``.item()`` or copies to the host;
+* the SGD update with momentum written as in :mod:`minicnn.optim`, with ``η``
+  read from a device array, so a schedule changes it without a new capture;
+* on CuPy, after ``warmup`` plain steps on a non-default stream, the step is
+  captured once into a CUDA graph and every later step is one graph launch.
+
+The step is written against an array module ``xp`` (NumPy or CuPy) and a
+:class:`GraphCapture` (``capture(body) -> graph``, ``graph.launch()``).
+With NumPy the capturer is :class:`NoCapture` and the step is bit for bit
+:func:`minicnn.train.step` (tests/test_captured.py checks it). Where capture
+fails (a library call that synchronises, an allocation the graph cannot
+hold), a ``RuntimeWarning`` says why and the step keeps running as plain
+launches, with the same results.
+
+What cannot be captured must not be in the step: a layer that draws random
+numbers on the host (``Dropout``: its mask would be frozen into the graph)
+makes :func:`capture_blockers` non-empty, and such a network runs uncaptured.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .nn.loss import log_softmax
+
+__all__ = ["DeviceStep", "GraphCapture", "NoCapture", "CupyCapture", "capture_blockers",
+           "softmax_cross_entropy", "sgd_update"]
+
+
+# --------------------------------------------------------------------------- graph capture interface
+class GraphCapture:
+    """How a step becomes a replayable graph: ``capture(body)`` returns an object with ``launch()``.
+
+    ``available`` is False where nothing can be captured (then the step always runs ``body`` directly).
+    """
+
+    available = False
+
+    def prepare(self):
+        """Work needed once before the first capture (e.g. cuBLAS's workspace); may raise."""
+
+    def capture(self, body):
+        raise NotImplementedError
+
+    def run(self, body):
+        """Run ``body`` as plain launches, on the stream the graph would use."""
+        body()
+
+
+class NoCapture(GraphCapture):
+    """The NumPy capturer: nothing to capture, every step runs as written."""
+
+
+class _StreamGraph:
+    def __init__(self, graph, stream):
+        self.graph, self.stream = graph, stream
+
+    def launch(self):
+        self.graph.launch(self.stream)
+
+
+class CupyCapture(GraphCapture):
+    """CUDA graph capture on a non-default stream (``cupy.cuda.Stream(non_blocking=True)``).
+
+    ``capture(body)``: ``stream.begin_capture()``, ``body()`` (recorded, not
+    executed), ``stream.end_capture()``. Capture is refused on the default
+    (legacy) stream, hence a stream of its own. cuBLAS may allocate its
+    workspace on first use, which a capture cannot record, so :meth:`prepare`
+    gives the handle a fixed workspace where this CuPy exposes
+    ``cublasSetWorkspace`` (the warm-up steps on the same stream also make
+    cuBLAS allocate before the capture).
+
+    Every allocation of the step (warm-up, capture, plain launches) comes
+    from a memory pool of its own. A captured graph writes, at every replay,
+    into the blocks its intermediates had during the capture; in CuPy's
+    shared pool those blocks would be handed to other arrays once the
+    capture freed them. In a private pool only this step's next capture or
+    plain run reuses them, so the intermediates are allocated once per
+    (model, batch size) and nothing else is overwritten.
+    """
+
+    available = True
+    workspace_bytes = 32 << 20
+
+    def __init__(self, stream=None):
+        if stream is None:
+            import cupy
+
+            stream = cupy.cuda.Stream(non_blocking=True)
+        self.stream = stream
+        self._workspace = None
+        self.pool = None
+
+    def _scope(self):
+        """``with``: the step's stream and its private memory pool."""
+        import contextlib
+
+        scope = contextlib.ExitStack()
+        scope.enter_context(self._memory_scope())
+        scope.enter_context(self.stream)
+        return scope
+
+    def _memory_scope(self):
+        import cupy
+
+        if self.pool is None:
+            self.pool = cupy.cuda.MemoryPool()
+        return cupy.cuda.using_allocator(self.pool.malloc)
+
+    def prepare(self):
+        with self._scope():
+            self._set_cublas_workspace()
+
+    def _set_cublas_workspace(self):
+        import cupy
+        from cupy_backends.cuda.libs import cublas
+
+        set_workspace = getattr(cublas, "setWorkspace", None)
+        if set_workspace is None or self._workspace is not None:
+            return
+        handle = cupy.cuda.device.get_cublas_handle()
+        self._workspace = cupy.empty(self.workspace_bytes, dtype=cupy.uint8)
+        set_workspace(handle, self._workspace.data.ptr, self.workspace_bytes)
+
+    def run(self, body):
+        with self._scope():
+            body()
+
+    def capture(self, body):
+        with self._scope():
+            self.stream.begin_capture()
+            try:
+                body()
+            except BaseException:
+                _end_quietly(self.stream)
+                raise
+            graph = self.stream.end_capture()
+        return _StreamGraph(graph, self.stream)
+
+    def synchronize(self):
+        self.stream.synchronize()
+
+
+def _end_quietly(stream):
+    """Leave capture mode after a failed body (the invalidated graph is discarded)."""
+    try:
+        stream.end_capture()
+    except Exception:
+        pass
+
+
+def capture_blockers(net):
+    """Names of the layers whose work cannot be frozen into a graph (host random numbers); empty if none."""
+    modules = net.modules() if hasattr(net, "modules") else [net]
+    return [type(m).__name__ for m in modules if getattr(m, "reseed", None) is not None]
+
+
+# --------------------------------------------------------------------------- the step's arithmetic
+def softmax_cross_entropy(logits, labels):
+    """``(sum of -log P(y_i | x_i), dJ/dlogits)`` of a batch, on the device, no host read.
+
+    Deck 002_35ce60e4ae78ad9e.txt, "Aprendizaje: Backpropagation", eq. 3 and
+    4: ``J = -(1/m) Σ_i log P(y_i | x_i)`` and ``dJ/dz = (P - onehot(y))/m``.
+    The same operations, in the same order, as ``SoftmaxCrossEntropy``
+    (whose ``forward`` returns ``-float(sum)/m``), so the bits agree. The sum
+    is returned as a 0-d array; labels are checked at the loader, not here.
+    """
+    xp = _xp(logits)
+    n = logits.shape[0]
+    log_p = log_softmax(logits)
+    rows = xp.arange(n)
+    log_likelihood = log_p[rows, labels].sum()
+    dlogits = xp.exp(log_p)
+    dlogits[rows, labels] -= 1
+    dlogits /= n
+    return log_likelihood, dlogits
+
+
+def sgd_update(params, velocities, lr, momentum, weight_decay):
+    """``g ← g + λθ``, ``v ← γv + ηg``, ``θ ← θ - v`` for every parameter, ``η`` a 0-d device array.
+
+    :class:`minicnn.optim.SGD` with its learning rate in device memory (deck
+    002, "Aprendizaje: Stochastic Gradient Descend"). ``η`` has the
+    parameters' dtype, so ``η * g`` rounds as ``SGD.step``'s Python float
+    does (NumPy casts a Python scalar to the array's dtype).
+    """
+    for p, v in zip(params, velocities):
+        grad = p.grad
+        if weight_decay:
+            grad = grad + weight_decay * p.data
+        if momentum:
+            v *= momentum
+            v += lr * grad
+            p.data -= v
+        else:
+            p.data -= lr * grad
+
+
+def _xp(a):
+    from .arrays import array_module
+
+    return array_module(a)
+
+
+# --------------------------------------------------------------------------- the step
+class DeviceStep:
+    """One training step of ``net`` with ``optimizer`` (an ``SGD``) on batches of ``batch_size``, device-resident.
+
+    ``load(images, labels)`` copies a batch into the fixed buffers (labels
+    checked on the host, where they are); ``run()`` does one step;
+    ``metrics()`` reads the sums of the loss and of the correct predictions
+    since the last ``reset_metrics()`` (the one host read). ``fused`` (a
+    backend with ``softmax_cross_entropy_fused`` and ``sgd_momentum_update``,
+    e.g. "cupy") replaces the loss and the update by one kernel each.
+    """
+
+    def __init__(self, net, optimizer, batch_size, input_shape, *, xp=np, capturer=None, warmup=2, fused=None):
+        params = list(optimizer.params)
+        if not params:
+            raise ValueError("DeviceStep: the optimizer has no parameters")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"DeviceStep: batch_size must be a positive integer, got {batch_size!r}")
+        self.net, self.optimizer, self.xp = net, optimizer, xp
+        self.batch_size, self.input_shape = int(batch_size), tuple(int(s) for s in input_shape)
+        self.capturer = capturer if capturer is not None else NoCapture()
+        self.warmup, self.fused = int(warmup), fused
+        dtype = params[0].data.dtype
+        self.x = xp.zeros((self.batch_size, *self.input_shape), dtype=dtype)
+        self.labels = xp.zeros((self.batch_size,), dtype=np.int64)
+        self.lr = xp.full((), optimizer.lr, dtype=dtype)
+        self.loss_sum = xp.zeros((), dtype=np.float64)
+        self.correct = xp.zeros((), dtype=np.int64)
+        self.logits = None
+        self._lr_value = float(optimizer.lr)
+        self.graph, self.steps_run, self.capture_error = None, 0, None
+        self.blockers = capture_blockers(net)
+        self.velocities = self._velocities(params)
+
+    def _velocities(self, params):
+        """The optimizer's velocities (created as zeros where missing), shared with it for its checkpoints."""
+        opt = self.optimizer
+        if not opt.momentum:
+            return [None] * len(params)
+        for i, p in enumerate(params):
+            v = opt.velocities[i]
+            if v is None or type(v) is not type(p.data) or v.dtype != p.data.dtype:
+                opt.velocities[i] = self.xp.zeros_like(p.data) if v is None else self.xp.asarray(v, dtype=p.data.dtype)
+        return list(opt.velocities)
+
+    # ----------------------------------------------------------------- loader
+    def load(self, images, labels):
+        """Copy a batch (network input ``(batch_size, *input_shape)`` and int labels) into the step's buffers."""
+        labels = np.asarray(labels)
+        if images.shape != self.x.shape:
+            raise ValueError(f"DeviceStep.load: images must have shape {self.x.shape} (batch_size, *input_shape), "
+                             f"got {tuple(images.shape)}")
+        if labels.shape != (self.batch_size,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"DeviceStep.load: labels must be {self.batch_size} integers, got {labels.dtype} {labels.shape}")
+        classes = self._classes()
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(f"DeviceStep.load: labels must lie in [0, K) = [0, {classes}), got values in "
+                             f"[{labels.min()}, {labels.max()}]")
+        if self.xp is np:
+            np.copyto(self.x, images, casting="same_kind")
+            np.copyto(self.labels, labels, casting="unsafe")
+        else:
+            self.capturer.run(lambda: self._upload(images, labels))
+
+    def _upload(self, images, labels):
+        self.x.set(np.ascontiguousarray(images, dtype=self.x.dtype))
+        self.labels.set(np.ascontiguousarray(labels, dtype=np.int64))
+
+    def _classes(self):
+        if self.logits is not None:
+            return self.logits.shape[1]
+        return self.net.output_shape((1, *self.input_shape))[1]
+
+    # ----------------------------------------------------------------- step
+    def _body(self):
+        """Forward, loss, backward, update: only device work, the same every call (so it can be captured)."""
+        xp, opt = self.xp, self.optimizer
+        for p in opt.params:
+            p.grad.fill(0)
+        logits = self.net(self.x)
+        if self.fused is not None:
+            dlogits = self.fused.softmax_cross_entropy_fused(logits, self.labels, self.loss_sum, self.correct)
+        else:
+            log_likelihood, dlogits = softmax_cross_entropy(logits, self.labels)
+            n = logits.shape[0]
+            # SoftmaxCrossEntropy returns -float(sum)/n and train() adds loss * n: the same float64 operations.
+            self.loss_sum += (-(log_likelihood.astype(np.float64)) / n) * n
+            self.correct += (logits.argmax(axis=1) == self.labels).sum()
+        self.net.backward(dlogits, need_dx=False)
+        if self.fused is not None:
+            self.fused.sgd_momentum_update(opt.params, self.velocities, self.lr, opt.momentum, opt.weight_decay)
+        else:
+            sgd_update(opt.params, self.velocities, self.lr, opt.momentum, opt.weight_decay)
+        self.logits = logits
+
+    def run(self):
+        """One step on the loaded batch: plain launches during warm-up, then one capture, then graph replays."""
+        if float(self.optimizer.lr) != self._lr_value:
+            self._lr_value = float(self.optimizer.lr)
+            self.capturer.run(lambda: self.lr.fill(self._lr_value))
+        if self.graph is not None:
+            self.graph.launch()
+        elif self._should_capture():
+            self._capture()
+        else:
+            self.capturer.run(self._body)
+        self.steps_run += 1
+        self.optimizer.steps += 1
+
+    def _should_capture(self):
+        return (self.capturer.available and self.capture_error is None and not self.blockers
+                and self.steps_run >= self.warmup)
+
+    def _capture(self):
+        """Capture the step once; on failure warn, remember why, and run this step (and the next) as plain launches."""
+        try:
+            self.capturer.prepare()
+            graph = self.capturer.capture(self._body)
+        except Exception as exc:  # CUDARuntimeError, CUBLASError, or a sync the capture refused
+            self.capture_error = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"DeviceStep: CUDA graph capture failed ({self.capture_error}); the step runs as "
+                          "plain kernel launches from now on (same results, slower)", RuntimeWarning, stacklevel=3)
+            self.capturer.run(self._body)
+            return
+        self.graph = graph
+        graph.launch()  # capture records without executing: this step still has to run
+
+    @property
+    def captured(self):
+        """True once the step replays a CUDA graph."""
+        return self.graph is not None
+
+    # ----------------------------------------------------------------- metrics
+    def metrics(self):
+        """``(loss sum, correct predictions)`` since ``reset_metrics``: the one read from the device."""
+        sync = getattr(self.capturer, "synchronize", None)
+        if sync is not None:
+            sync()
+        return float(self.loss_sum), int(self.correct)
+
+    def reset_metrics(self):
+        self.capturer.run(lambda: (self.loss_sum.fill(0), self.correct.fill(0)))
+
+    def state_arrays(self):
+        """Every array a step writes (parameters, gradients, velocities, sums): what a fake capture must restore."""
+        arrays = [self.loss_sum, self.correct, self.lr]
+        for p, v in zip(self.optimizer.params, self.velocities):
+            arrays += [p.data, p.grad] + ([v] if v is not None else [])
+        return arrays

@@ -1,0 +1,266 @@
+"""The device-resident step (minicnn/captured.py) on NumPy: bit for bit train.step, and its capture/fallback logic.
+
+The CUDA calls are stubbed: a fake stream whose begin/end_capture succeed or
+raise stands in for ``cupy.cuda.Stream``. A real capture records without
+executing, so the fake one restores every array the body wrote when the
+capture ends and hands back a graph whose ``launch`` runs the body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import optim
+from minicnn.captured import CupyCapture, DeviceStep, NoCapture, capture_blockers, sgd_update, softmax_cross_entropy
+from minicnn.graph import Sequential
+from minicnn.nn import SoftmaxCrossEntropy
+from minicnn.train import step
+
+
+def _lenet(seed=0):
+    return mc.models.lenet5(seed=seed).fuse()
+
+
+def _batches(count, batch_size, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch_size, 1, 32, 32)).astype(np.float32), rng.integers(0, 10, batch_size))
+            for _ in range(count)]
+
+
+def _sgd(net, lr=0.05, momentum=0.9, weight_decay=5e-4):
+    return optim.SGD(net.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _reference(batches, lr_by_step=None, **sgd):
+    """Weights, velocities, loss sum and correct count after train.step over ``batches`` (as train() sums them)."""
+    net = _lenet()
+    opt = _sgd(net, **sgd)
+    loss_fn = SoftmaxCrossEntropy()
+    loss_sum, correct = 0.0, 0
+    for i, (x, y) in enumerate(batches):
+        if lr_by_step:
+            opt.lr = lr_by_step[i]
+        loss, logits = step(net, loss_fn, opt, x, y)
+        loss_sum += loss * len(y)
+        correct += int((logits.argmax(axis=1) == y).sum())
+    return net, opt, loss_sum, correct
+
+
+def _device(batches, capturer=None, lr_by_step=None, warmup=2, **sgd):
+    net = _lenet()
+    opt = _sgd(net, **sgd)
+    dev = DeviceStep(net, opt, len(batches[0][1]), (1, 32, 32), capturer=capturer, warmup=warmup)
+    for i, (x, y) in enumerate(batches):
+        if lr_by_step:
+            opt.lr = lr_by_step[i]
+        dev.load(x, y)
+        dev.run()
+    return net, opt, dev
+
+
+def _assert_same_state(net_a, opt_a, net_b, opt_b):
+    for (name, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for va, vb in zip(opt_a.velocities, opt_b.velocities):
+        np.testing.assert_array_equal(va, vb)
+    assert opt_a.steps == opt_b.steps
+
+
+# --------------------------------------------------------------------------- bit-identity with train.step
+@pytest.mark.parametrize("sgd", [{}, {"momentum": 0.0}, {"weight_decay": 0.0}])
+def test_device_step_is_train_step_bit_for_bit(sgd):
+    batches = _batches(4, 8)
+    net_r, opt_r, loss_r, correct_r = _reference(batches, **sgd)
+    net_d, opt_d, dev = _device(batches, **sgd)
+    _assert_same_state(net_r, opt_r, net_d, opt_d)
+    loss_d, correct_d = dev.metrics()
+    assert loss_d == loss_r and correct_d == correct_r
+    assert not dev.captured  # NumPy: nothing to capture
+
+
+def test_a_changed_learning_rate_reaches_the_device_copy():
+    batches = _batches(4, 8, seed=3)
+    schedule = [0.05, 0.05, 0.01, 0.002]
+    net_r, opt_r, *_ = _reference(batches, lr_by_step=schedule)
+    net_d, opt_d, dev = _device(batches, lr_by_step=schedule)
+    _assert_same_state(net_r, opt_r, net_d, opt_d)
+    assert dev.lr == np.float32(0.002)
+
+
+def test_loss_and_gradient_match_softmax_cross_entropy():
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((7, 10)).astype(np.float32) * 4
+    labels = rng.integers(0, 10, 7)
+    loss_fn = SoftmaxCrossEntropy()
+    loss = loss_fn(logits, labels)
+    log_likelihood, dlogits = softmax_cross_entropy(logits, labels)
+    assert -float(log_likelihood) / 7 == loss
+    np.testing.assert_array_equal(dlogits, loss_fn.backward())
+
+
+def test_sgd_update_is_optim_sgd():
+    net_a, net_b = _lenet(1), _lenet(1)
+    rng = np.random.default_rng(2)
+    for pa, pb in zip(net_a.parameters(), net_b.parameters()):
+        pa.grad[...] = pb.grad[...] = rng.standard_normal(pa.shape).astype(np.float32)
+    opt = _sgd(net_a, lr=0.1)
+    opt.step()
+    params = list(net_b.parameters())
+    velocities = [np.zeros_like(p.data) for p in params]
+    sgd_update(params, velocities, np.full((), 0.1, np.float32), 0.9, 5e-4)
+    for pa, pb, va, vb in zip(net_a.parameters(), params, opt.velocities, velocities):
+        np.testing.assert_array_equal(pa.data, pb.data)
+        np.testing.assert_array_equal(va, vb)
+
+
+def test_metrics_reset_and_the_velocities_are_the_optimizers():
+    batches = _batches(2, 4)
+    net, opt, dev = _device(batches)
+    assert dev.metrics()[0] > 0
+    dev.reset_metrics()
+    assert dev.metrics() == (0.0, 0)
+    assert all(v is w for v, w in zip(dev.velocities, opt.velocities))  # checkpoints see the step's velocities
+
+
+# --------------------------------------------------------------------------- the loader's checks
+def test_load_refuses_wrong_shapes_and_labels():
+    net = _lenet()
+    dev = DeviceStep(net, _sgd(net), 4, (1, 32, 32))
+    x = np.zeros((4, 1, 32, 32), np.float32)
+    with pytest.raises(ValueError, match=r"shape \(4, 1, 32, 32\)"):
+        dev.load(x[:3], np.zeros(3, int))
+    with pytest.raises(ValueError, match=r"\[0, K\) = \[0, 10\).*\[0, 10\]"):
+        dev.load(x, np.array([0, 1, 2, 10]))
+    with pytest.raises(ValueError, match="4 integers"):
+        dev.load(x, np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        DeviceStep(net, _sgd(net), 0, (1, 32, 32))
+
+
+# --------------------------------------------------------------------------- capture and fallback, CUDA stubbed
+class _FakeGraph:
+    def __init__(self, stream):
+        self.stream, self.launches = stream, 0
+
+    def launch(self, stream):
+        assert stream is self.stream
+        self.launches += 1
+        self.stream.replay()
+
+
+class FakeStream:
+    """``begin_capture``/``end_capture`` of ``cupy.cuda.Stream``; ``fail`` = "begin", "end" or None."""
+
+    def __init__(self, fail=None):
+        self.fail, self.capturing, self.entered = fail, False, 0
+        self.arrays, self.replay, self.graph, self.ended = [], None, None, 0
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        if self.fail == "begin":
+            raise RuntimeError("cudaErrorStreamCaptureUnsupported: operation not permitted when stream is capturing")
+        self.capturing = True
+        self._before = [a.copy() for a in self.arrays]
+
+    def end_capture(self):
+        # A capture records, it does not execute: undo what the eager NumPy body wrote.
+        for array, before in zip(self.arrays, self._before):
+            array[...] = before
+        self.capturing = False
+        self.ended += 1
+        if self.fail == "end":
+            raise RuntimeError("cudaErrorStreamCaptureInvalidated: capture was invalidated")
+        self.graph = _FakeGraph(self)
+        return self.graph
+
+    def synchronize(self):
+        pass
+
+
+class StubbedCapture(CupyCapture):
+    """CupyCapture's capture/fallback logic with the two CuPy-only pieces (memory pool, cuBLAS workspace) stubbed."""
+
+    def _memory_scope(self):
+        return contextlib.nullcontext()
+
+    def _set_cublas_workspace(self):
+        self.prepared = True
+
+
+def _captured_run(batches, fail=None, warmup=2):
+    net = _lenet()
+    opt = _sgd(net)
+    stream = FakeStream(fail)
+    dev = DeviceStep(net, opt, len(batches[0][1]), (1, 32, 32), capturer=StubbedCapture(stream), warmup=warmup)
+    stream.arrays, stream.replay = dev.state_arrays(), dev._body
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for x, y in batches:
+            dev.load(x, y)
+            dev.run()
+    return net, opt, dev, stream, caught
+
+
+def test_a_captured_step_replays_with_the_same_results():
+    batches = _batches(5, 8)
+    net_r, opt_r, loss_r, correct_r = _reference(batches)
+    net, opt, dev, stream, caught = _captured_run(batches, warmup=2)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert dev.captured and dev.capturer.prepared
+    assert stream.graph.launches == 3  # steps 3, 4, 5: the capture's own step is a launch too
+    _assert_same_state(net_r, opt_r, net, opt)
+    assert dev.metrics() == (loss_r, correct_r)
+
+
+@pytest.mark.parametrize("fail", ["begin", "end"])
+def test_a_failed_capture_warns_and_falls_back_to_plain_launches(fail):
+    batches = _batches(4, 8)
+    net_r, opt_r, loss_r, correct_r = _reference(batches)
+    net, opt, dev, stream, caught = _captured_run(batches, fail=fail, warmup=1)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "capture failed" in messages[0] and "cudaErrorStreamCapture" in messages[0]
+    assert not dev.captured and dev.capture_error is not None
+    assert not stream.capturing  # the stream left capture mode
+    _assert_same_state(net_r, opt_r, net, opt)
+    assert dev.metrics() == (loss_r, correct_r)
+
+
+def test_a_body_that_raises_during_capture_ends_the_capture():
+    net = _lenet()
+    stream = FakeStream()
+    capture = StubbedCapture(stream)
+
+    def body():
+        raise RuntimeError("cudaErrorStreamCaptureUnsupported: a synchronising call")
+
+    with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
+        capture.capture(body)
+    assert not stream.capturing and stream.ended == 1
+    assert capture_blockers(net) == []
+
+
+def test_host_random_layers_block_the_capture():
+    net = Sequential(mc.nn.Flatten(), mc.nn.Dropout(0.5), mc.nn.Linear(32 * 32, 10))
+    assert capture_blockers(net) == ["Dropout"]
+    opt = _sgd(net)
+    stream = FakeStream()
+    dev = DeviceStep(net, opt, 4, (1, 32, 32), capturer=StubbedCapture(stream), warmup=0)
+    x, y = _batches(1, 4)[0]
+    dev.load(x, y)
+    dev.run()
+    assert not dev.captured and stream.graph is None
+
+
+def test_no_capture_is_never_available():
+    assert NoCapture().available is False and CupyCapture.available is True
