@@ -264,3 +264,26 @@ def test_host_random_layers_block_the_capture():
 
 def test_no_capture_is_never_available():
     assert NoCapture().available is False and CupyCapture.available is True
+
+
+# --------------------------------------------------------------------------- train() on the device path
+def test_train_on_the_device_path_is_train_bit_for_bit(tmp_path, monkeypatch):
+    """train()'s GPU loop (DeviceStep per batch size, sums read once an epoch), run on NumPy, equals its CPU loop."""
+    from minicnn import train as training
+    from minicnn.train import TrainConfig, load_checkpoint
+
+    def run(out):
+        config = TrainConfig(size=72, test_size=32, epochs=2, batch_size=16, plots=False, out=out)  # last batch: 8
+        return training.train(config, progress=False)
+
+    plain = run(tmp_path / "plain")
+    monkeypatch.setattr(training, "_uses_device_step", lambda backend: True)
+    device = run(tmp_path / "device")
+    for a, b in zip(plain["epochs"], device["epochs"]):
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"):
+            assert a[key] == b[key], key
+    saved_a, saved_b = (load_checkpoint(tmp_path / name / "checkpoint.npz") for name in ("plain", "device"))
+    for name in saved_a["model"]:
+        np.testing.assert_array_equal(saved_a["model"][name], saved_b["model"][name], err_msg=name)
+    for name in saved_a["optimizer"]:
+        np.testing.assert_array_equal(saved_a["optimizer"][name], saved_b["optimizer"][name], err_msg=name)
