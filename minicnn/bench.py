@@ -669,12 +669,22 @@ def add_parser(subparsers):
                    help="forget the kernel plans measured on this machine (the cache file) and measure them again")
     p.add_argument("--out", type=Path, default=None,
                    help="write OUT.json and OUT.png (default: benchmarks/results/<device>-<time>)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="gpu: LeNet-5 training images/s on the CPU and the GPU over a sweep of batch sizes, the "
+                        "batch where the GPU starts to win, and a plot of both (OUT-sweep.json, OUT-sweep.png); "
+                        "where no GPU works, the CPU half runs and the GPU half is skipped with the reason")
+    p.add_argument("--batches", nargs="+", type=int, default=None,
+                   help="batch sizes of the --device gpu sweep (default: 1 4 16 64 256 1024)")
+    p.add_argument("--cpu-max-batch", type=int, default=None,
+                   help="--device gpu: time the CPU only up to this batch (its images/s is flat beyond a few hundred)")
     return p
 
 
 def run(args):
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.device == "gpu":
+        return run_sweep(args)
     known = implementations(include_reference=True) + ["numpy"]
     for impl in args.impls or []:
         if impl not in known:
@@ -693,3 +703,34 @@ def run(args):
     plot(report, out.with_suffix(".png"))
     print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
+
+
+def run_sweep(args):
+    """``minicnn bench --device gpu``: the CPU-vs-GPU sweep (minicnn.bench_sweep), its table, JSON and plot."""
+    from . import bench_sweep
+
+    batches = tuple(args.batches or bench_sweep.DEFAULT_BATCHES)
+    bad = [b for b in batches if b < 1]
+    if bad:
+        raise ValueError(f"--batches must be positive integers, got {bad}")
+    impls = args.impls
+    for impl in impls or []:
+        if impl not in bench_sweep.SWEEP_IMPLS:
+            raise ValueError(f"--impls with --device gpu: {impl!r} is not one of {list(bench_sweep.SWEEP_IMPLS)}")
+    report = bench_sweep.sweep(sorted(set(batches)), impls, repeats=args.repeats, cpu_max_batch=args.cpu_max_batch)
+    report["machine"] = machine_info()
+    print()
+    print(bench_sweep.format_sweep(report))
+    out = args.out or Path("benchmarks/results") / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = Path(f"{out}-sweep.json"), Path(f"{out}-sweep.png")
+    json_path.write_text(json.dumps(report, indent=2, default=_json_key))
+    bench_sweep.plot_sweep(report, png_path)
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
+def _json_key(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
