@@ -112,8 +112,13 @@ for _case in CASES:
 
 
 # ----------------------------------------------------------------- implementations
+#: The "cupy" backend with its implicit-GEMM convolutions (float32, and opt-in TF32): conv cases only.
+CUPY_VARIANTS = {"cupy-implicit-gemm": {"conv_algorithm": "implicit_gemm", "tf32": False},
+                 "cupy-implicit-gemm-tf32": {"conv_algorithm": "implicit_gemm", "tf32": True}}
+
+
 def _sync_for(impl):
-    if impl == "cupy":
+    if impl.startswith("cupy"):
         import cupy
 
         return cupy.cuda.Device().synchronize
@@ -125,7 +130,7 @@ def _sync_for(impl):
 
 
 def _to_device(a, impl):
-    if impl == "cupy":
+    if impl.startswith("cupy"):
         import cupy
 
         return cupy.asarray(a)
@@ -157,10 +162,20 @@ def _make_conv(impl, params, rng):
         return step
     xd, wd, bd = (_to_device(a, impl) for a in (x, w, b))
     dy = _to_device(np.ones(mc.shapes.conv2d_output_shape(x.shape, w.shape, padding=pad), np.float32), impl)
+    settings = CUPY_VARIANTS.get(impl, {})
+    name = "cupy" if settings else impl
 
     def step():
-        F.conv2d(xd, wd, bd, padding=pad, backend=impl)
-        F.conv2d_grad(xd, wd, dy, padding=pad, backend=impl)
+        backend = mc.get_backend(name)
+        saved = {key: getattr(backend, key) for key in settings}
+        try:
+            for key, value in settings.items():
+                setattr(backend, key, value)
+            F.conv2d(xd, wd, bd, padding=pad, backend=name)
+            F.conv2d_grad(xd, wd, dy, padding=pad, backend=name)
+        finally:
+            for key, value in saved.items():
+                setattr(backend, key, value)
 
     return step
 
@@ -316,6 +331,8 @@ def _same_openmp_settings_for_torch():
 def implementations(include_reference=False):
     """The implementations present here: minicnn backends, then PyTorch CPU/CUDA when installed."""
     impls = [b for b in mc.available_backends() if b != "numpy" or include_reference]
+    if "cupy" in impls:
+        impls[impls.index("cupy") + 1 : impls.index("cupy") + 1] = list(CUPY_VARIANTS)
     _same_openmp_settings_for_torch()
     try:
         import torch
@@ -329,7 +346,7 @@ def implementations(include_reference=False):
 
 
 def _device_of(impl):
-    return "gpu" if impl in ("cupy", "torch-cuda") else "cpu"
+    return "gpu" if impl.startswith("cupy") or impl == "torch-cuda" else "cpu"
 
 
 BLOCK = 5  # consecutive runs of one implementation before the next takes its turn
@@ -457,7 +474,7 @@ def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=Fa
     chosen = [c for c in CASES if case_names is None or c.name in case_names]
     results = []
     for case in chosen:
-        case_impls = list(impls)
+        case_impls = [i for i in impls if case.kind == "conv" or i not in CUPY_VARIANTS]
         if case.name == "train_b1024":
             # batch 1024 is a GPU size; CPU implementations are timed at 64 and 256.
             case_impls = [i for i in case_impls if _device_of(i) == "gpu"]

@@ -1,0 +1,58 @@
+"""The CUDA sources without a GPU: every kernel the cupy backend launches exists, for float and double.
+
+With nvcc on the PATH the sources are compiled to PTX (as .ci/compile_cuda.sh
+does, warnings as errors) and the entry points read from the PTX; without
+nvcc the test is skipped with that reason. The kernel names the backend asks
+for are read from its source (``_launch("file.cu", "name"`` and
+``_kernel("file.cu", "name"``) and from the implicit-GEMM plan.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from minicnn.backends import implicit_gemm
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "kernels" / "gpu"
+BACKEND = ROOT / "minicnn" / "backends" / "cupy_backend.py"
+_CALL = re.compile(r'_(?:launch|kernel)\(\s*"(?P<file>[a-z_0-9]+\.cu)",\s*"(?P<name>[a-z_0-9]+)"')
+
+
+def _launched():
+    names = {(m["file"], m["name"]) for m in _CALL.finditer(BACKEND.read_text())}
+    for problem in implicit_gemm.PROBLEMS:
+        for tile, _, _ in implicit_gemm.TILES:
+            names.add(("implicit_gemm.cu", f"implicit_gemm_{problem}_{tile}"))
+    return sorted(names)
+
+
+@functools.lru_cache(maxsize=None)
+def _entries(filename, tmp):
+    ptx = Path(tmp) / f"{filename}.ptx"
+    result = subprocess.run(["nvcc", "-ptx", "-arch=sm_80", "--std=c++14", "-Werror", "all-warnings",
+                             str(SOURCES / filename), "-o", str(ptx)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return set(re.findall(r"^\.visible \.entry ([A-Za-z0-9_]+)", ptx.read_text(), re.M))
+
+
+def test_the_backend_launches_kernels_of_every_new_source():
+    files = {f for f, _ in _launched()}
+    assert {"conv2d.cu", "pool2d.cu", "fused.cu", "implicit_gemm.cu"} <= files
+    assert ("fused.cu", "softmax_cross_entropy") in _launched()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on the PATH (the CUDA toolkit is not installed)")
+def test_every_launched_kernel_compiles_to_ptx_for_both_dtypes(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("ptx"))
+    missing = []
+    for filename, name in _launched():
+        entries = _entries(filename, tmp)
+        missing += [f"{filename}: {name}_{suffix}" for suffix in ("f32", "f64") if f"{name}_{suffix}" not in entries]
+    assert not missing, f"kernels the cupy backend launches but the PTX lacks: {missing}"
