@@ -416,6 +416,8 @@ def machine_info():
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
+            # cuDNN's float32 convolutions run on TF32 tensor cores while this is True (PyTorch's default)
+            info["torch_cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
     except ImportError:
         pass
     if "cupy" in info["backends"]:
