@@ -41,7 +41,7 @@ import numpy as np
 from .nn.loss import log_softmax
 
 __all__ = ["DeviceStep", "GraphCapture", "NoCapture", "CupyCapture", "capture_blockers",
-           "softmax_cross_entropy", "sgd_update"]
+           "softmax_cross_entropy", "sgd_update", "fused_stages"]
 
 
 # --------------------------------------------------------------------------- graph capture interface
@@ -219,6 +219,59 @@ def _xp(a):
     return array_module(a)
 
 
+# --------------------------------------------------------------------------- fused stages
+class ReluPool2x2:
+    """A ``MaxPool2d(2)`` and the ``ReLU`` next to it (either order: they commute) as one kernel each way.
+
+    ``max(0, max_window(x)) = max_window(max(0, x))`` (``ReLU.commutes_with``),
+    so the pair is one pass over the map (``relu_max_pool2x2`` of the backend,
+    ``kernels/gpu/fused.cu``) that keeps each window's winner, and one gather back.
+    """
+
+    def __init__(self, backend, layers):
+        self.backend, self.layers = backend, layers
+        self._winner = self._shape = None
+
+    def forward(self, x):
+        y, self._winner = self.backend.relu_max_pool2x2(x)
+        self._shape = x.shape
+        return y
+
+    def backward(self, dy, *, need_dx=True):
+        return self.backend.relu_max_pool2x2_grad(dy, self._winner, self._shape)
+
+
+def _is_pool2x2(module):
+    from .nn import MaxPool2d
+
+    return (type(module) is MaxPool2d and tuple(module.kernel_size) == (2, 2) and tuple(module.stride) == (2, 2)
+            and tuple(module.padding) == (0, 0))
+
+
+def fused_stages(net, backend):
+    """``net``'s layers in execution order with every 2x2 max pooling + ReLU pair as one :class:`ReluPool2x2`.
+
+    None when nothing fuses (no such pair, no ``execution_order``, or a
+    backend without ``relu_max_pool2x2``): the step then runs ``net`` itself.
+    """
+    from .nn import ReLU
+
+    order = getattr(net, "execution_order", None)
+    if order is None or not hasattr(backend, "relu_max_pool2x2"):
+        return None
+    stages, i = [], 0
+    while i < len(order):
+        pair = order[i : i + 2]
+        if len(pair) == 2 and {_is_pool2x2(pair[0]), _is_pool2x2(pair[1])} == {True, False} and any(
+                type(m) is ReLU for m in pair):
+            stages.append(ReluPool2x2(backend, pair))
+            i += 2
+        else:
+            stages.append(order[i])
+            i += 1
+    return stages if any(isinstance(stage, ReluPool2x2) for stage in stages) else None
+
+
 # --------------------------------------------------------------------------- the step
 class DeviceStep:
     """One training step of ``net`` with ``optimizer`` (an ``SGD``) on batches of ``batch_size``, device-resident.
@@ -227,8 +280,10 @@ class DeviceStep:
     checked on the host, where they are); ``run()`` does one step;
     ``metrics()`` reads the sums of the loss and of the correct predictions
     since the last ``reset_metrics()`` (the one host read). ``fused`` (a
-    backend with ``softmax_cross_entropy_fused`` and ``sgd_momentum_update``,
-    e.g. "cupy") replaces the loss and the update by one kernel each.
+    backend, e.g. "cupy") replaces what it has kernels for: the loss
+    (``softmax_cross_entropy_fused``), the update (``sgd_momentum_update``)
+    and each 2x2 max pooling + ReLU pair (``relu_max_pool2x2``, see
+    :func:`fused_stages`); the rest runs the network's own layers.
     """
 
     def __init__(self, net, optimizer, batch_size, input_shape, *, xp=np, capturer=None, warmup=2, fused=None):
@@ -252,6 +307,7 @@ class DeviceStep:
         self.graph, self.steps_run, self.capture_error = None, 0, None
         self.blockers = capture_blockers(net)
         self.velocities = self._velocities(params)
+        self.stages = fused_stages(net, fused)
 
     def _velocities(self, params):
         """The optimizer's velocities (created as zeros where missing), shared with it for its checkpoints."""
@@ -295,11 +351,11 @@ class DeviceStep:
     # ----------------------------------------------------------------- step
     def _body(self):
         """Forward, loss, backward, update: only device work, the same every call (so it can be captured)."""
-        xp, opt = self.xp, self.optimizer
+        opt = self.optimizer
         for p in opt.params:
             p.grad.fill(0)
-        logits = self.net(self.x)
-        if self.fused is not None:
+        logits = self._forward(self.x)
+        if hasattr(self.fused, "softmax_cross_entropy_fused"):
             dlogits = self.fused.softmax_cross_entropy_fused(logits, self.labels, self.loss_sum, self.correct)
         else:
             log_likelihood, dlogits = softmax_cross_entropy(logits, self.labels)
@@ -307,12 +363,28 @@ class DeviceStep:
             # SoftmaxCrossEntropy returns -float(sum)/n and train() adds loss * n: the same float64 operations.
             self.loss_sum += (-(log_likelihood.astype(np.float64)) / n) * n
             self.correct += (logits.argmax(axis=1) == self.labels).sum()
-        self.net.backward(dlogits, need_dx=False)
-        if self.fused is not None:
+        self._backward(dlogits)
+        if hasattr(self.fused, "sgd_momentum_update"):
             self.fused.sgd_momentum_update(opt.params, self.velocities, self.lr, opt.momentum, opt.weight_decay)
         else:
             sgd_update(opt.params, self.velocities, self.lr, opt.momentum, opt.weight_decay)
         self.logits = logits
+
+    def _forward(self, x):
+        if self.stages is None:
+            return self.net(x)
+        for stage in self.stages:
+            x = stage.forward(x)
+        return x
+
+    def _backward(self, dy):
+        """Backpropagation through the stages in reverse; the first skips ``dx`` (the data's gradient)."""
+        if self.stages is None:
+            self.net.backward(dy, need_dx=False)
+            return
+        for stage in reversed(self.stages[1:]):
+            dy = stage.backward(dy)
+        self.stages[0].backward(dy, need_dx=False)
 
     def run(self):
         """One step on the loaded batch: plain launches during warm-up, then one capture, then graph replays."""

@@ -16,7 +16,8 @@ import pytest
 
 import minicnn as mc
 from minicnn import optim
-from minicnn.captured import CupyCapture, DeviceStep, NoCapture, capture_blockers, sgd_update, softmax_cross_entropy
+from minicnn.captured import (CupyCapture, DeviceStep, NoCapture, capture_blockers, fused_stages, sgd_update,
+                              softmax_cross_entropy)
 from minicnn.graph import Sequential
 from minicnn.nn import SoftmaxCrossEntropy
 from minicnn.train import step
@@ -287,3 +288,56 @@ def test_train_on_the_device_path_is_train_bit_for_bit(tmp_path, monkeypatch):
         np.testing.assert_array_equal(saved_a["model"][name], saved_b["model"][name], err_msg=name)
     for name in saved_a["optimizer"]:
         np.testing.assert_array_equal(saved_a["optimizer"][name], saved_b["optimizer"][name], err_msg=name)
+
+
+# --------------------------------------------------------------------------- fused ReLU + 2x2 max pooling stages
+class NumpyReluPool:
+    """fused.cu's relu_max_pool2x2 forward/backward, its documented formula written in NumPy (the kernel's mirror)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def relu_max_pool2x2(self, x):
+        self.calls += 1
+        n, c, h, w = x.shape
+        oh, ow = h // 2, w // 2
+        # candidates in the kernel's order: (0,0), (0,1), (1,0), (1,1) -> winner 2a + b, first maximum on ties
+        windows = np.stack([x[:, :, a : 2 * oh : 2, b : 2 * ow : 2] for a in (0, 1) for b in (0, 1)])
+        best, arg = windows[0].copy(), np.zeros((n, c, oh, ow), np.int8)
+        for index in (1, 2, 3):
+            better = windows[index] > best
+            best[better], arg[better] = windows[index][better], index
+        positive = best > 0
+        return np.where(positive, best, 0).astype(x.dtype), np.where(positive, arg, -1).astype(np.int8)
+
+    def relu_max_pool2x2_grad(self, dy, winner, x_shape):
+        n, c, h, w = x_shape
+        dx = np.zeros(x_shape, dy.dtype)
+        for a in (0, 1):
+            for b in (0, 1):
+                hits = winner == 2 * a + b
+                dx[:, :, a : 2 * (h // 2) : 2, b : 2 * (w // 2) : 2] = np.where(hits, dy, 0)
+        return dx
+
+
+def test_fused_relu_pool_stages_replace_both_pairs_of_lenet():
+    net = _lenet()
+    stages = fused_stages(net, NumpyReluPool())
+    fused = [s for s in stages if type(s).__name__ == "ReluPool2x2"]
+    assert len(fused) == 2 and len(stages) == len(net.execution_order) - 2
+    assert fused_stages(net, None) is None and fused_stages(net, object()) is None
+
+
+def test_the_step_with_fused_relu_pool_is_train_step_bit_for_bit():
+    batches = _batches(4, 8, seed=9)
+    net_r, opt_r, loss_r, correct_r = _reference(batches)
+    net = _lenet()
+    opt = _sgd(net)
+    fused = NumpyReluPool()
+    dev = DeviceStep(net, opt, 8, (1, 32, 32), fused=fused)
+    for x, y in batches:
+        dev.load(x, y)
+        dev.run()
+    assert fused.calls == 2 * len(batches)
+    _assert_same_state(net_r, opt_r, net, opt)
+    assert dev.metrics() == (loss_r, correct_r)
