@@ -33,6 +33,10 @@ def _launched():
     return sorted(names)
 
 
+def _tensor_core_kernels():
+    return [f"implicit_gemm_{problem}_{implicit_gemm.TENSOR_CORE_TILE[0]}_f32" for problem in implicit_gemm.PROBLEMS]
+
+
 @functools.lru_cache(maxsize=None)
 def _entries(filename, tmp):
     ptx = Path(tmp) / f"{filename}.ptx"
@@ -56,3 +60,7 @@ def test_every_launched_kernel_compiles_to_ptx_for_both_dtypes(tmp_path_factory)
         entries = _entries(filename, tmp)
         missing += [f"{filename}: {name}_{suffix}" for suffix in ("f32", "f64") if f"{name}_{suffix}" not in entries]
     assert not missing, f"kernels the cupy backend launches but the PTX lacks: {missing}"
+    entries = _entries("implicit_gemm.cu", tmp)
+    assert set(_tensor_core_kernels()) <= entries  # the TF32 tensor-core kernels, float only
+    ptx = (Path(tmp) / "implicit_gemm.cu.ptx").read_text()
+    assert ptx.count("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32") >= len(implicit_gemm.PROBLEMS)

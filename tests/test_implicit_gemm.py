@@ -144,3 +144,44 @@ def test_tf32_forward_stays_within_the_derived_tolerance():
     assert error <= bound
     # and TF32 is really coarser than float32 here (the rounding is applied)
     assert error > np.abs(ig.emulate("forward", g, x=x, w=w) - exact).max()
+
+
+# --------------------------------------------------------------------------- the tensor-core tile
+def _ptx_fragments():
+    """mma.m16n8k8 .tf32 fragment layout as the PTX ISA states it: per lane and register, (row, col)."""
+    lane = np.arange(32)
+    g, t = lane // 4, lane % 4
+    a = [(g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4)]  # A is 16 x 8 (row, k)
+    b = [(t, g), (t + 4, g)]  # B is 8 x 8 (k, col)
+    c = [(g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1)]  # C is 16 x 8
+    return a, b, c
+
+
+def test_tensor_core_warps_cover_the_tile_once_and_multiply_it():
+    a_at, b_at, c_at = ig.tensor_core_map()
+    stored = c_at.reshape(-1, 2)
+    assert len({tuple(p) for p in stored}) == 64 * 64 and stored.min() == 0 and stored.max() == 63
+    rng = np.random.default_rng(11)
+    As = rng.integers(-3, 4, (ig.BK, 64)).astype(np.float64)  # As[k][m], Bs[k][n] as in shared memory
+    Bs = rng.integers(-3, 4, (ig.BK, 64)).astype(np.float64)
+    a_ptx, b_ptx, c_ptx = _ptx_fragments()
+    out = np.full((64, 64), np.nan)
+    for warp in range(8):
+        A = np.zeros((16, 8))
+        for r, (row, col) in enumerate(a_ptx):  # what the hardware sees: lane l's register a_r is A[row][col]
+            A[row, col] = As[a_at[warp, :, r, 0], a_at[warp, :, r, 1]]
+        for j in range(4):
+            B = np.zeros((8, 8))
+            for r, (row, col) in enumerate(b_ptx):
+                B[row, col] = Bs[b_at[warp, :, j, r, 0], b_at[warp, :, j, r, 1]]
+            D = A @ B
+            for i, (row, col) in enumerate(c_ptx):
+                out[c_at[warp, :, j, i, 0], c_at[warp, :, j, i, 1]] = D[row, col]
+    np.testing.assert_array_equal(out, As.T @ Bs)
+
+
+def test_tensor_core_plan_uses_the_tc_tile():
+    g = shapes.conv2d_geometry((64, 6, 14, 14), (16, 6, 5, 5))
+    launch = ig.plan("forward", g, tensor_cores=True)
+    assert launch.kernel == "implicit_gemm_forward_tc" and (launch.bm, launch.bn) == (64, 64)
+    assert ig.plan("weight_grad", g, tensor_cores=True).kernel == "implicit_gemm_weight_grad_tc"

@@ -42,12 +42,16 @@
  * adds partial[0] + partial[1] + ... in that order. No atomics anywhere.
  *
  * Precision: float32 multiplies and adds by default (fused multiply-adds, as
- * nvcc contracts a*b + c). With tf32 = 1 (float only, opt-in), every operand
- * is rounded to TF32 as it enters shared memory (10-bit mantissa, round to
- * nearest, ties away from zero, as cvt.rna.tf32.f32): the rounding a tensor
- * core applies to its inputs, with float32 accumulation. The tensor-core
- * (mma.sync) inner loop itself is not written yet: this path has TF32's
- * accuracy, not its speed.
+ * nvcc contracts a*b + c). TF32 is opt-in, float only, two ways:
+ *   - tf32 = 1 in the kernels above: every operand is rounded to TF32 as it
+ *     enters shared memory (10-bit mantissa, round to nearest, ties away from
+ *     zero, as cvt.rna.tf32.f32), then float32 FMAs: TF32's accuracy on CUDA cores;
+ *   - the "tc" kernels (implicit_gemm_<problem>_tc_f32): the same rounded
+ *     tiles multiplied on tensor cores, mma.sync.m16n8k8 .tf32 with float32
+ *     accumulation (sm_80 and later; older GPUs run the CUDA-core loop).
+ *     Each tensor-core instruction adds its 8 products in an order the
+ *     hardware fixes, so results repeat bit for bit, but they are not the
+ *     CUDA-core kernel's bits.
  */
 
 #define IG_THREADS 256
@@ -213,6 +217,75 @@ __device__ void implicit_gemm_tile(const Problem& P, int splits, int tf32)
     }
 }
 
+/* ------------------------------------------------------------------------------
+ * The same 64 x 64 tile on tensor cores (TF32 inputs, float32 accumulation).
+ *
+ * Eight warps: warp w computes rows 16*(w % 4) + [0, 16) and columns
+ * 32*(w / 4) + [0, 32) of the tile as four m16n8k8 products per k-slice.
+ * Fragment layout of mma.m16n8k8 .tf32 (PTX ISA, "Matrix Fragments for
+ * mma.m16n8k8"), with g = lane / 4 and t = lane % 4:
+ *   A (16 x 8):  a0 = A[g][t], a1 = A[g+8][t], a2 = A[g][t+4], a3 = A[g+8][t+4]
+ *   B (8 x 8):   b0 = B[t][g], b1 = B[t+4][g]
+ *   C (16 x 8):  c0 = C[g][2t], c1 = C[g][2t+1], c2 = C[g+8][2t], c3 = C[g+8][2t+1]
+ * (minicnn/backends/implicit_gemm.py, tensor_core_map, writes these maps in
+ * NumPy and the tests check that the warps cover the tile once.)
+ * ---------------------------------------------------------------------------- */
+template <class Problem>
+__device__ void implicit_gemm_tile_tc(const Problem& P, int splits)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    implicit_gemm_tile<float, 64, 64>(P, splits, 1);
+#else
+    __shared__ float As[IG_BK][64];
+    __shared__ float Bs[IG_BK][64];
+    const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+    const int gq = lane / 4, tq = lane % 4;
+    const int wm = 16 * (warp % 4), wn = 32 * (warp / 4);
+    const int g = blockIdx.z / splits, split = blockIdx.z % splits;
+    const long long M = P.rows(), NC = P.cols(), K = P.depth();
+    const long long m0 = (long long)blockIdx.y * 64, n0 = (long long)blockIdx.x * 64;
+    const long long slices = (K + IG_BK - 1) / IG_BK;
+    const long long per = (slices + splits - 1) / splits;
+    const long long k_begin = split * per * IG_BK;
+    const long long k_end = (k_begin + per * IG_BK < K) ? k_begin + per * IG_BK : K;
+    float acc[4][4];
+    for (int j = 0; j < 4; ++j)
+        for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
+    for (long long k0 = k_begin; k0 < k_end; k0 += IG_BK) {
+        for (int e = t; e < 64 * IG_BK; e += IG_THREADS) {
+            const int mm = e / IG_BK, kk = e % IG_BK;
+            const long long m = m0 + mm, k = k0 + kk;
+            As[kk][mm] = round_tf32((m < M && k < k_end) ? P.a(g, m, k) : 0.0f);
+        }
+        for (int e = t; e < 64 * IG_BK; e += IG_THREADS) {
+            const int kk = e / 64, nn = e % 64;
+            const long long k = k0 + kk, n = n0 + nn;
+            Bs[kk][nn] = round_tf32((k < k_end && n < NC) ? P.b(g, k, n) : 0.0f);
+        }
+        __syncthreads();
+        const unsigned a0 = __float_as_uint(As[tq][wm + gq]), a1 = __float_as_uint(As[tq][wm + gq + 8]);
+        const unsigned a2 = __float_as_uint(As[tq + 4][wm + gq]), a3 = __float_as_uint(As[tq + 4][wm + gq + 8]);
+        for (int j = 0; j < 4; ++j) {
+            const unsigned b0 = __float_as_uint(Bs[tq][wn + 8 * j + gq]);
+            const unsigned b1 = __float_as_uint(Bs[tq + 4][wn + 8 * j + gq]);
+            asm volatile(
+                "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+                "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
+                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+        }
+        __syncthreads();
+    }
+    for (int j = 0; j < 4; ++j) {
+        for (int i = 0; i < 4; ++i) {
+            const long long m = m0 + wm + gq + (i >= 2 ? 8 : 0);
+            const long long n = n0 + wn + 8 * j + 2 * tq + (i & 1);
+            if (m < M && n < NC) P.store(g, split, m, n, acc[j][i]);
+        }
+    }
+#endif
+}
+
 /* dw[e] = partial[0][e] + partial[1][e] + ... in this order (the documented deterministic reduction). */
 template <typename T>
 __device__ void implicit_gemm_reduce_splits(const T* __restrict__ partial, T* __restrict__ dw, long long size, int splits)
@@ -253,6 +326,27 @@ __device__ void implicit_gemm_reduce_splits(const T* __restrict__ partial, T* __
         implicit_gemm_tile<T, BM, BN>(P, splits, tf32);                                                  \
     }
 
+#define INSTANTIATE_TENSOR_CORE                                                                          \
+    extern "C" __global__ void __launch_bounds__(IG_THREADS) implicit_gemm_forward_tc_f32(               \
+        const float* x, const float* w, const float* bias, float* y, IG_SHAPE_PARAMS, int has_bias, int relu) \
+    {                                                                                                    \
+        const ForwardProblem<float> P{x, w, bias, y, IG_SHAPE, has_bias, relu};                          \
+        implicit_gemm_tile_tc(P, 1);                                                                     \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(IG_THREADS) implicit_gemm_input_grad_tc_f32(            \
+        const float* dy, const float* w, float* dx, IG_SHAPE_PARAMS)                                     \
+    {                                                                                                    \
+        const InputGradProblem<float> P{dy, w, dx, IG_SHAPE};                                            \
+        implicit_gemm_tile_tc(P, 1);                                                                     \
+    }                                                                                                    \
+    extern "C" __global__ void __launch_bounds__(IG_THREADS) implicit_gemm_weight_grad_tc_f32(           \
+        const float* x, const float* dy, float* partial, IG_SHAPE_PARAMS, int splits)                    \
+    {                                                                                                    \
+        const ConvShape s = IG_SHAPE;                                                                    \
+        const WeightGradProblem<float> P{x, dy, partial, s, (long long)O * (C / G) * KH * KW};           \
+        implicit_gemm_tile_tc(P, splits);                                                                \
+    }
+
 #define INSTANTIATE_IMPLICIT_GEMM(T, SUFFIX)                                                             \
     INSTANTIATE_TILE(T, SUFFIX, 64, 64, m64)                                                             \
     INSTANTIATE_TILE(T, SUFFIX, 16, 256, m16)                                                            \
@@ -262,3 +356,4 @@ __device__ void implicit_gemm_reduce_splits(const T* __restrict__ partial, T* __
 
 INSTANTIATE_IMPLICIT_GEMM(float, f32)
 INSTANTIATE_IMPLICIT_GEMM(double, f64)
+INSTANTIATE_TENSOR_CORE

@@ -21,7 +21,9 @@ Convolution has two algorithms, chosen by the attribute ``conv_algorithm``:
   ``kernels/gpu/implicit_gemm.cu`` gathers its tile of the column matrix into
   shared memory, so the column matrix is never written (forward, dX and dW;
   dW's long reduction split in ranges added in a fixed order). ``tf32 = True``
-  (opt-in, float32 only) rounds the operands to TF32; float32 is the default.
+  (opt-in, float32 only) rounds the operands to TF32 and multiplies them on
+  tensor cores (``mma.sync``; ``tensor_cores = False``: on CUDA cores);
+  float32 is the default.
   Its launch plan and index formulas are ``backends/implicit_gemm.py``.
 
 Fused kernels (``kernels/gpu/fused.cu``) for the device-resident training step
@@ -147,6 +149,8 @@ class CupyBackend(NumpyBackend):
     column_bytes_limit = 1 << 29
     #: implicit_gemm only: round float32 operands to TF32 (opt-in; the tests' tolerance follows TF32's 10-bit mantissa).
     tf32 = False
+    #: with tf32: multiply on tensor cores (mma.sync, the "tc" kernels); False keeps the CUDA-core loop.
+    tensor_cores = True
 
     # ----------------------------------------------------------------- availability
     def check_available(self):
@@ -173,6 +177,9 @@ class CupyBackend(NumpyBackend):
 
     def _tf32_flag(self, dtype):
         return numpy.int32(bool(self.tf32) and numpy.dtype(dtype) == numpy.float32)
+
+    def _on_tensor_cores(self, dtype):
+        return bool(self._tf32_flag(dtype)) and bool(self.tensor_cores)
 
     # -------------------------------------------------------------- convolution
     def _conv_geometry(self, fn, x, w, geometry):
@@ -376,23 +383,27 @@ class CupyBackend(NumpyBackend):
         """``Y = X (*) W + b`` (ReLU'd if ``relu``) by implicit GEMM: no column matrix in memory."""
         y = cupy.empty(geometry.y_shape, dtype=x.dtype)
         bias = b if b is not None else y  # any valid pointer; has_bias=0 keeps it unread
-        args = (x, w, bias, y, *self._ig_sizes(geometry, dims), numpy.int32(b is not None), numpy.int32(relu),
-                self._tf32_flag(x.dtype))
-        self._ig_launch(implicit_gemm.plan("forward", geometry), x.dtype, args)
+        tc = self._on_tensor_cores(x.dtype)
+        args = (x, w, bias, y, *self._ig_sizes(geometry, dims), numpy.int32(b is not None), numpy.int32(relu))
+        args += () if tc else (self._tf32_flag(x.dtype),)
+        self._ig_launch(implicit_gemm.plan("forward", geometry, tc), x.dtype, args)
         return y
 
     def _ig_input_grad(self, w, dy, geometry, dims):
         dx = cupy.empty(geometry.x_shape, dtype=dy.dtype)
-        args = (dy, w, dx, *self._ig_sizes(geometry, dims), self._tf32_flag(dy.dtype))
-        self._ig_launch(implicit_gemm.plan("input_grad", geometry), dy.dtype, args)
+        tc = self._on_tensor_cores(dy.dtype)
+        args = (dy, w, dx, *self._ig_sizes(geometry, dims)) + (() if tc else (self._tf32_flag(dy.dtype),))
+        self._ig_launch(implicit_gemm.plan("input_grad", geometry, tc), dy.dtype, args)
         return dx
 
     def _ig_weight_grad(self, x, dy, geometry, dims):
         """``dW`` by implicit GEMM; a split reduction writes partial sums that one more kernel adds in order."""
-        launch = implicit_gemm.plan("weight_grad", geometry)
+        tc = self._on_tensor_cores(dy.dtype)
+        launch = implicit_gemm.plan("weight_grad", geometry, tc)
         dw = cupy.empty(geometry.w_shape, dtype=dy.dtype)
         partial = dw if launch.splits == 1 else cupy.empty((launch.splits, dw.size), dtype=dy.dtype)
-        args = (x, dy, partial, *self._ig_sizes(geometry, dims), numpy.int32(launch.splits), self._tf32_flag(dy.dtype))
+        args = (x, dy, partial, *self._ig_sizes(geometry, dims), numpy.int32(launch.splits))
+        args += () if tc else (self._tf32_flag(dy.dtype),)
         self._ig_launch(launch, dy.dtype, args)
         if launch.splits > 1:
             self._launch("implicit_gemm.cu", "implicit_gemm_reduce_splits", dy.dtype, dw.size,

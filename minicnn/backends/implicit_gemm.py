@@ -26,12 +26,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["PROBLEMS", "TILES", "BK", "THREADS", "SPLIT_TARGET_BLOCKS", "IGPlan", "plan", "column_source",
+__all__ = ["PROBLEMS", "TILES", "TENSOR_CORE_TILE", "tensor_core_map", "BK", "THREADS", "SPLIT_TARGET_BLOCKS", "IGPlan", "plan", "column_source",
            "error_source", "round_tf32", "emulate", "tf32_tolerance"]
 
 PROBLEMS = ("forward", "input_grad", "weight_grad")
-#: (name, BM, BN) of the instantiated tile shapes, as in implicit_gemm.cu.
+#: (name, BM, BN) of the instantiated CUDA-core tile shapes, as in implicit_gemm.cu.
 TILES = (("m16", 16, 256), ("m64", 64, 64))
+#: the tensor-core (TF32 mma.sync) tile, float32 only.
+TENSOR_CORE_TILE = ("tc", 64, 64)
 BK = 8
 THREADS = 256
 #: dW splits its reduction until the grid has about this many blocks (a constant, so results do not depend on the GPU).
@@ -66,16 +68,17 @@ def _sizes(problem, g):
     raise ValueError(f"implicit_gemm.plan: problem must be one of {PROBLEMS}, got {problem!r}")
 
 
-def plan(problem, geometry):
+def plan(problem, geometry, tensor_cores=False):
     """The launch of ``problem`` for a checked ``shapes.ConvGeometry``.
 
     Tile: "m16" (16 x 256) when the product has at most 16 rows (LeNet's 6
-    and 16 filters), else "m64" (64 x 64). Splits (dW only): enough to bring
+    and 16 filters), else "m64" (64 x 64); ``tensor_cores`` (TF32, float32)
+    the 64 x 64 "tc" tile of eight warps of mma.sync. Splits (dW only): enough to bring
     the grid near ``SPLIT_TARGET_BLOCKS`` blocks, with at least
     ``MIN_SLICES_PER_SPLIT`` k-slices each.
     """
     rows, cols, depth = _sizes(problem, geometry)
-    name, bm, bn = TILES[0] if rows <= TILES[0][1] else TILES[1]
+    name, bm, bn = TENSOR_CORE_TILE if tensor_cores else (TILES[0] if rows <= TILES[0][1] else TILES[1])
     tiles = math.ceil(cols / bn) * math.ceil(rows / bm) * geometry.groups
     splits = 1
     if problem == "weight_grad":
@@ -126,6 +129,30 @@ def _take(array, index):
     return np.where(inside, values, 0).astype(array.dtype)
 
 
+def tensor_core_map():
+    """Where the "tc" kernel's threads read and write, from mma.m16n8k8's fragment layout (PTX ISA).
+
+    Returns three int arrays over ``(warp, lane, ...)`` (8 warps of 32 lanes):
+    ``a_at[w, l, r] = (k, m)`` of register ``a_r`` in the tile's shared ``As[k][m]``,
+    ``b_at[w, l, j, r] = (k, n)`` of ``b_r`` of n-tile ``j`` in ``Bs[k][n]``, and
+    ``c_at[w, l, j, i] = (m, n)`` where accumulator ``c_i`` of n-tile ``j`` is stored,
+    with ``g = lane // 4``, ``t = lane % 4``, warp rows ``16*(w % 4)``, columns ``32*(w // 4)``.
+    """
+    warp, lane = np.meshgrid(np.arange(8), np.arange(32), indexing="ij")
+    g, t = lane // 4, lane % 4
+    wm, wn = 16 * (warp % 4), 32 * (warp // 4)
+    a_at = np.stack([np.stack([t, wm + g]), np.stack([t, wm + g + 8]),
+                     np.stack([t + 4, wm + g]), np.stack([t + 4, wm + g + 8])], axis=-1)  # (2, 8, 32, 4)
+    j = np.arange(4)[None, None, :]
+    col = wn[..., None] + 8 * j + g[..., None]
+    b_at = np.stack([np.stack([np.broadcast_to(t[..., None], col.shape), col]),
+                     np.stack([np.broadcast_to(t[..., None] + 4, col.shape), col])], axis=-1)  # (2, 8, 32, 4, 2)
+    rows = [wm + g, wm + g, wm + g + 8, wm + g + 8]
+    cols = [wn[..., None] + 8 * j + 2 * t[..., None] + (i & 1) for i in range(4)]
+    c_at = np.stack([np.stack([np.broadcast_to(rows[i][..., None], cols[i].shape), cols[i]]) for i in range(4)], axis=-1)
+    return np.moveaxis(a_at, 0, -1), np.moveaxis(b_at, 0, -1), np.moveaxis(c_at, 0, -1)
+
+
 def round_tf32(values):
     """float32 rounded to TF32 (10-bit mantissa, ties away from zero), bit for bit as ``round_tf32`` in implicit_gemm.cu."""
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
@@ -139,11 +166,13 @@ def tf32_tolerance(depth, magnitude):
 
     Each operand is rounded to 10 mantissa bits: relative error ``u = 2^-11``
     each, so each product is off by at most ``(2u + u^2)`` of ``magnitude``;
-    the float32 accumulation adds ``depth * 2^-24`` of the running sum. The
-    bound is the sum over the ``depth`` terms (a worst case, no cancellation).
+    the float32 accumulation adds up to ``depth * 2^-23`` of the running sum
+    (a whole float32 ulp per addition, not half: tensor cores need not round
+    their partial sums to nearest). The bound is the sum over the ``depth``
+    terms (a worst case, no cancellation).
     """
     u = 2.0**-11
-    return depth * magnitude * ((2 * u + u * u) + depth * 2.0**-24)
+    return depth * magnitude * ((2 * u + u * u) + depth * 2.0**-23)
 
 
 # --------------------------------------------------------------------------- emulation

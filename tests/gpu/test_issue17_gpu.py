@@ -44,6 +44,7 @@ def gpu(monkeypatch):
     backend = mc.get_backend("cupy")
     monkeypatch.setattr(backend, "conv_algorithm", "implicit_gemm")
     monkeypatch.setattr(backend, "tf32", False)
+    monkeypatch.setattr(backend, "tensor_cores", True)
     return backend
 
 
@@ -82,17 +83,26 @@ def test_implicit_gemm_matches_the_reference_and_repeats_bitwise(cp, gpu, name, 
         assert ig.plan("weight_grad", g).splits > 1  # the split, ordered reduction was exercised
 
 
-@pytest.mark.parametrize("name", ["c1", "c3", "mid"])
-def test_tf32_is_opt_in_and_within_its_derived_tolerance(cp, gpu, name):
+@pytest.mark.parametrize("tensor_cores", [True, False], ids=["mma", "cuda-cores"])
+@pytest.mark.parametrize("name", ["c1", "c3", "mid", "wide"])
+def test_tf32_is_opt_in_and_within_its_derived_tolerance(cp, gpu, monkeypatch, name, tensor_cores):
     g, x, w, b, dy = _case(name, np.float32, seed=1)
     xd, wd, dyd = cp.asarray(x), cp.asarray(w), cp.asarray(dy)
-    exact = REF.conv2d(x.astype(np.float64), w.astype(np.float64), None, g)
-    exact_dw, _ = REF.conv2d_weight_grad(x.astype(np.float64), dy.astype(np.float64), g)
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    exact = REF.conv2d(x64, w64, None, g)
+    exact_dx = REF.conv2d_input_grad(w64, dy64, g)
+    exact_dw, _ = REF.conv2d_weight_grad(x64, dy64, g)
     fp32 = gpu.conv2d(xd, wd, None, g).get()
-    gpu.tf32 = True
-    tf32 = gpu.conv2d(xd, wd, None, g).get()
-    tf32_dw = gpu.conv2d_weight_grad(xd, dyd, g)[0].get()
+    monkeypatch.setattr(gpu, "tf32", True)
+    monkeypatch.setattr(gpu, "tensor_cores", tensor_cores)
+    tf32 = gpu.conv2d(xd, wd, None, g)
+    tf32_dx = gpu.conv2d_input_grad(wd, dyd, g)
+    tf32_dw = gpu.conv2d_weight_grad(xd, dyd, g)[0]
+    assert (tf32 == gpu.conv2d(xd, wd, None, g)).all() and (tf32_dw == gpu.conv2d_weight_grad(xd, dyd, g)[0]).all()
+    tf32, tf32_dx, tf32_dw = tf32.get(), tf32_dx.get(), tf32_dw.get()
     assert np.abs(tf32 - exact).max() <= ig.tf32_tolerance(g.k, np.abs(x).max() * np.abs(w).max())
+    dx_depth = (g.o // g.groups) * g.kh * g.kw
+    assert np.abs(tf32_dx - exact_dx).max() <= ig.tf32_tolerance(dx_depth, np.abs(w).max() * np.abs(dy).max())
     depth = g.n * g.oh * g.ow
     assert np.abs(tf32_dw - exact_dw).max() <= ig.tf32_tolerance(depth, np.abs(x).max() * np.abs(dy).max())
     assert np.abs(tf32 - exact).max() > np.abs(fp32 - exact).max()  # TF32 really rounds; float32 is the default
