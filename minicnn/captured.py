@@ -82,10 +82,15 @@ class CupyCapture(GraphCapture):
     ``capture(body)``: ``stream.begin_capture()``, ``body()`` (recorded, not
     executed), ``stream.end_capture()``. Capture is refused on the default
     (legacy) stream, hence a stream of its own. cuBLAS may allocate its
-    workspace on first use, which a capture cannot record, so :meth:`prepare`
-    gives the handle a fixed workspace where this CuPy exposes
-    ``cublasSetWorkspace`` (the warm-up steps on the same stream also make
-    cuBLAS allocate before the capture).
+    workspace on first use, which a capture cannot record. :meth:`prepare`
+    gives the handle a fixed workspace where CuPy exposes
+    ``cublasSetWorkspace`` (CuPy 14.2 does not: its cuBLAS module has
+    ``setStream`` and ``setMathMode`` but no workspace call, and cuBLAS
+    resets the workspace at every ``cublasSetStream``, which CuPy calls before
+    each product). What the capture then relies on is the warm-up: steps run
+    on the same stream before it, so cuBLAS has allocated its workspace for
+    that stream already. If a capture still fails, the step falls back to
+    plain launches with a warning (:class:`DeviceStep`).
 
     Every allocation of the step (warm-up, capture, plain launches) comes
     from a memory pool of its own. A captured graph writes, at every replay,

@@ -607,7 +607,8 @@ def _train_batches_on_device(run, epoch, lr, bar):
         x = to_network_input(images)
         device_step = steps.get(len(labels))
         if device_step is None:
-            capturer = CupyCapture() if xp is not np else None
+            # one stream for all batch sizes, so their steps run in order; a memory pool each
+            capturer = None if xp is np else CupyCapture(stream=_shared_stream(steps))
             fused = _fused_kernels(xp)
             device_step = steps[len(labels)] = DeviceStep(net, run.optimizer, len(labels), x.shape[1:], xp=xp,
                                                           capturer=capturer, fused=fused)
@@ -624,6 +625,15 @@ def _train_batches_on_device(run, epoch, lr, bar):
             + _last_good(run.checkpoint_path, run.start_epoch, epoch)
         )
     return loss_sum, correct, seen
+
+
+def _shared_stream(steps):
+    """The CUDA stream of the run's device steps (a new non-blocking one for the first)."""
+    for device_step in steps.values():
+        return device_step.capturer.stream
+    import cupy
+
+    return cupy.cuda.Stream(non_blocking=True)
 
 
 def _fused_kernels(xp):
