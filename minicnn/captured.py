@@ -41,7 +41,7 @@ import numpy as np
 from .nn.loss import log_softmax
 
 __all__ = ["DeviceStep", "GraphCapture", "NoCapture", "CupyCapture", "capture_blockers",
-           "softmax_cross_entropy", "sgd_update", "fused_stages"]
+           "softmax_cross_entropy", "sgd_update", "fused_stages", "ReluPool2x2", "ConvBiasRelu"]
 
 
 # --------------------------------------------------------------------------- graph capture interface
@@ -246,6 +246,43 @@ class ReluPool2x2:
         return self.backend.relu_max_pool2x2_grad(dy, self._winner, self._shape)
 
 
+class ConvBiasRelu:
+    """A ``Conv2d`` and the ``ReLU`` after it as one kernel forward: ``max(0, X (*) W + b)``.
+
+    The backend's ``conv2d_bias_relu`` (the implicit-GEMM forward with bias
+    and ReLU in its epilogue). Backward is the layers' own arithmetic: the
+    ReLU's mask ``dy * (y > 0)``, then the convolution's gradients into the
+    layer's ``.grad``.
+    """
+
+    def __init__(self, backend, conv):
+        self.backend, self.conv = backend, conv
+        self._saved = None
+
+    def _geometry(self, x_shape):
+        from . import shapes
+
+        c = self.conv
+        return shapes.conv2d_geometry(tuple(x_shape), tuple(c.weight.shape), c.stride, c.padding, c.dilation, c.groups)
+
+    def forward(self, x):
+        c = self.conv
+        y = self.backend.conv2d_bias_relu(x, c.weight.data, None if c.bias is None else c.bias.data, self._geometry(x.shape))
+        self._saved = (x, y)
+        return y
+
+    def backward(self, dy, *, need_dx=True):
+        from . import functional as F
+
+        (x, y), self._saved = self._saved, None
+        c = self.conv
+        dy = dy * (y > 0)
+        dx, dw, db = F.conv2d_grad(x, c.weight.data, dy, stride=c.stride, padding=c.padding, dilation=c.dilation,
+                                   groups=c.groups, input_grad=need_dx)
+        c.add_grads(weight=dw, bias=db)
+        return dx
+
+
 def _is_pool2x2(module):
     from .nn import MaxPool2d
 
@@ -254,7 +291,8 @@ def _is_pool2x2(module):
 
 
 def fused_stages(net, backend):
-    """``net``'s layers in execution order with every 2x2 max pooling + ReLU pair as one :class:`ReluPool2x2`.
+    """``net``'s layers in execution order with every 2x2 max pooling + ReLU pair as one :class:`ReluPool2x2`
+    and, where the backend says ``fuses_conv_bias_relu``, every ``Conv2d`` + ``ReLU`` pair as one :class:`ConvBiasRelu`.
 
     None when nothing fuses (no such pair, no ``execution_order``, or a
     backend without ``relu_max_pool2x2``): the step then runs ``net`` itself.
@@ -264,17 +302,23 @@ def fused_stages(net, backend):
     order = getattr(net, "execution_order", None)
     if order is None or not hasattr(backend, "relu_max_pool2x2"):
         return None
+    from .nn import Conv2d
+
+    conv_relu = bool(getattr(backend, "fuses_conv_bias_relu", False))
     stages, i = [], 0
     while i < len(order):
         pair = order[i : i + 2]
-        if len(pair) == 2 and {_is_pool2x2(pair[0]), _is_pool2x2(pair[1])} == {True, False} and any(
-                type(m) is ReLU for m in pair):
+        relu = len(pair) == 2 and any(type(m) is ReLU for m in pair)
+        if relu and {_is_pool2x2(pair[0]), _is_pool2x2(pair[1])} == {True, False}:
             stages.append(ReluPool2x2(backend, pair))
-            i += 2
+        elif relu and conv_relu and type(pair[0]) is Conv2d and type(pair[1]) is ReLU:
+            stages.append(ConvBiasRelu(backend, pair[0]))
         else:
             stages.append(order[i])
             i += 1
-    return stages if any(isinstance(stage, ReluPool2x2) for stage in stages) else None
+            continue
+        i += 2
+    return stages if any(isinstance(stage, (ReluPool2x2, ConvBiasRelu)) for stage in stages) else None
 
 
 # --------------------------------------------------------------------------- the step

@@ -341,3 +341,46 @@ def test_the_step_with_fused_relu_pool_is_train_step_bit_for_bit():
     assert fused.calls == 2 * len(batches)
     _assert_same_state(net_r, opt_r, net, opt)
     assert dev.metrics() == (loss_r, correct_r)
+
+
+class NumpyConvRelu(NumpyReluPool):
+    """A backend that also fuses Conv2d + ReLU: ``max(0, conv2d(x, w, b))``, computed as the layers compute it."""
+
+    fuses_conv_bias_relu = True
+
+    def conv2d_bias_relu(self, x, w, b, geometry):
+        import minicnn.functional as F
+
+        self.calls += 1
+        (sh, sw), (ph, pw), (dh, dw) = geometry.stride, geometry.padding, geometry.dilation
+        y = F.conv2d(x, w, b, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=geometry.groups)
+        return np.maximum(y, 0, out=y)
+
+
+def test_conv_relu_pairs_fuse_where_the_backend_says_so():
+    net = _lenet()
+    names = [type(s).__name__ for s in fused_stages(net, NumpyConvRelu())]
+    assert names.count("ConvBiasRelu") == 1 and names.count("ReluPool2x2") == 2  # C5 + ReLU; C1, C3 feed the pools
+    unfused = mc.models.lenet5(seed=0)  # as written: conv, ReLU, pool
+    names = [type(s).__name__ for s in fused_stages(unfused, NumpyConvRelu())]
+    assert names.count("ConvBiasRelu") == 3 and "ReluPool2x2" not in names
+
+
+@pytest.mark.parametrize("fuse_order", [True, False])
+def test_the_step_with_fused_conv_relu_is_train_step_bit_for_bit(fuse_order):
+    batches = _batches(3, 8, seed=13)
+    build = (lambda: mc.models.lenet5(seed=0).fuse()) if fuse_order else (lambda: mc.models.lenet5(seed=0))
+    ref_net = build()
+    ref_opt = _sgd(ref_net)
+    loss_fn = SoftmaxCrossEntropy()
+    for x, y in batches:
+        step(ref_net, loss_fn, ref_opt, x, y)
+    net = build()
+    opt = _sgd(net)
+    fused = NumpyConvRelu()
+    dev = DeviceStep(net, opt, 8, (1, 32, 32), fused=fused)
+    for x, y in batches:
+        dev.load(x, y)
+        dev.run()
+    assert fused.calls == 3 * len(batches)
+    _assert_same_state(ref_net, ref_opt, net, opt)

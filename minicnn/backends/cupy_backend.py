@@ -410,6 +410,11 @@ class CupyBackend(NumpyBackend):
                          (partial, dw, numpy.int64(dw.size)), (launch.splits,))
         return dw
 
+    @property
+    def fuses_conv_bias_relu(self):
+        """Whether the device step runs a Conv2d + ReLU pair as ``conv2d_bias_relu`` (with the implicit-GEMM algorithm)."""
+        return self.conv_algorithm == "implicit_gemm"
+
     def conv2d_bias_relu(self, x, w, b, geometry):
         """``max(0, X (*) W + b)`` in one launch: the implicit-GEMM forward with bias and ReLU in its epilogue."""
         fn = "conv2d_bias_relu"

@@ -239,11 +239,16 @@ def test_the_step_captures_and_replays_the_same_bits_as_plain_launches(cp, gpu, 
     assert step_c.metrics() == step_p.metrics()
 
 
-def test_the_gpu_step_follows_the_cpu_step(cp, gpu):
+@pytest.mark.parametrize("algorithm", ["im2col", "implicit_gemm"])
+def test_the_gpu_step_follows_the_cpu_step(cp, gpu, algorithm):
+    """Fused loss, update, ReLU + pooling (and, with implicit GEMM, conv + bias + ReLU), captured: close to train.step."""
+    from minicnn.captured import ConvBiasRelu, ReluPool2x2
     from minicnn.train import step as training_step
 
     batches = _batches(3, 32)
-    net_gpu, device_step = _device_step(cp, True, batches)
+    net_gpu, device_step = _device_step(cp, True, batches, algorithm)
+    kinds = {type(stage) for stage in device_step.stages}
+    assert ReluPool2x2 in kinds and (ConvBiasRelu in kinds) == (algorithm == "implicit_gemm")
     net = mc.models.lenet5(seed=0).fuse()
     opt = mc.optim.SGD(net.parameters(), 0.05, momentum=0.9, weight_decay=5e-4)
     loss_fn = mc.nn.SoftmaxCrossEntropy()
