@@ -122,7 +122,11 @@ def _gpu_step(batch, algorithm):
     net, opt = _lenet_and_sgd("gpu")
     x, y = _batch(batch)
     capture = CupyCapture()
-    device_step = DeviceStep(net, opt, batch, (1, 32, 32), xp=cupy, capturer=capture, fused=backend)
+    previous, backend.conv_algorithm = backend.conv_algorithm, algorithm
+    try:  # the stages (conv + bias + ReLU fused or not) follow the algorithm
+        device_step = DeviceStep(net, opt, batch, (1, 32, 32), xp=cupy, capturer=capture, fused=backend)
+    finally:
+        backend.conv_algorithm = previous
 
     def run():
         previous, backend.conv_algorithm = backend.conv_algorithm, algorithm
