@@ -384,3 +384,24 @@ def test_the_step_with_fused_conv_relu_is_train_step_bit_for_bit(fuse_order):
         dev.run()
     assert fused.calls == 3 * len(batches)
     _assert_same_state(ref_net, ref_opt, net, opt)
+
+
+def test_a_failing_preparation_falls_back_like_a_failed_capture():
+    class NoWorkspace(StubbedCapture):
+        def _set_cublas_workspace(self):
+            raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED: no workspace")
+
+    batches = _batches(3, 4)
+    net_r, opt_r, loss_r, correct_r = _reference(batches)
+    net = _lenet()
+    opt = _sgd(net)
+    stream = FakeStream()
+    dev = DeviceStep(net, opt, 4, (1, 32, 32), capturer=NoWorkspace(stream), warmup=1)
+    stream.arrays, stream.replay = dev.state_arrays(), dev._body
+    with pytest.warns(RuntimeWarning, match="CUBLAS_STATUS_NOT_SUPPORTED"):
+        for x, y in batches:
+            dev.load(x, y)
+            dev.run()
+    assert not dev.captured and stream.graph is None and not stream.capturing
+    _assert_same_state(net_r, opt_r, net, opt)
+    assert dev.metrics() == (loss_r, correct_r)
