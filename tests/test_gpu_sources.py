@@ -64,3 +64,41 @@ def test_every_launched_kernel_compiles_to_ptx_for_both_dtypes(tmp_path_factory)
     assert set(_tensor_core_kernels()) <= entries  # the TF32 tensor-core kernels, float only
     ptx = (Path(tmp) / "implicit_gemm.cu.ptx").read_text()
     assert ptx.count("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32") >= len(implicit_gemm.PROBLEMS)
+
+
+def _nvrtc():
+    """libnvrtc (what cupy.RawModule compiles with), from the pip package nvidia-cuda-nvrtc-cu12 or the system; or None."""
+    import ctypes
+    import ctypes.util
+    import glob
+    import site
+
+    candidates = [p for d in site.getsitepackages() for p in sorted(glob.glob(f"{d}/nvidia/cuda_nvrtc/lib/libnvrtc.so*"))]
+    found = ctypes.util.find_library("nvrtc")
+    for path in candidates + ([found] if found else []):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.skipif(_nvrtc() is None, reason="libnvrtc is not installed (pip install nvidia-cuda-nvrtc-cu12)")
+@pytest.mark.parametrize("filename", ["conv2d.cu", "pool2d.cu", "fused.cu", "implicit_gemm.cu"])
+def test_every_source_compiles_with_nvrtc_as_cupy_compiles_it(filename):
+    import ctypes
+
+    from minicnn.backends.cupy_backend import kernel_source
+
+    lib = _nvrtc()
+    code = kernel_source(filename).encode("ascii", "backslashreplace")  # as cupy_backend._module passes it
+    program = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(program), code, filename.encode(), 0, None, None) == 0
+    options = [b"--std=c++14", b"-arch=compute_90"]
+    status = lib.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(program, log)
+    lib.nvrtcDestroyProgram(ctypes.byref(program))
+    assert status == 0, log.value.decode(errors="replace")
