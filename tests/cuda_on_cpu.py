@@ -1,0 +1,127 @@
+"""Run the CUDA kernels of kernels/gpu on the CPU: each block's threads as C++ threads, ``__syncthreads`` a barrier.
+
+The .cu sources are compiled with g++ (C++20) after a small header of shims
+(``__global__``, ``__shared__``, ``blockIdx``, ``__syncthreads``,
+``__float_as_uint``, ...). Blocks run one after the other, each with
+``blockDim.x`` threads meeting at a ``std::barrier``, so ``__shared__``
+arrays (static storage) belong to the running block. ``__CUDA_ARCH__`` is
+700, so the TF32 tensor-core kernels run their CUDA-core loop (``mma.sync``
+has no CPU form). This executes the kernels' own index arithmetic, tiling,
+shared-memory staging and split reductions -- what a GPU run would execute
+-- at CPU speed, on small problems. Every ``extern "C"`` kernel gets a
+wrapper ``run_<name>(gx, gy, gz, bx, <its arguments>)``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+SOURCES = Path(__file__).resolve().parents[1] / "kernels" / "gpu"
+
+SHIMS = r"""
+#include <barrier>
+#include <cstring>
+#include <functional>
+#include <math.h>
+#include <thread>
+#include <vector>
+struct dim3_ { unsigned x, y, z; };
+static thread_local dim3_ threadIdx, blockIdx;
+static dim3_ blockDim, gridDim;
+static std::barrier<>* block_barrier = nullptr;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(n)
+#define __CUDA_ARCH__ 700
+static inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+static inline unsigned __float_as_uint(float v) { unsigned u; std::memcpy(&u, &v, 4); return u; }
+static inline float __uint_as_float(unsigned u) { float v; std::memcpy(&v, &u, 4); return v; }
+static void launch(int gx, int gy, int gz, int bx, const std::function<void()>& kernel) {
+    gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
+    blockDim = {(unsigned)bx, 1, 1};
+    for (int z = 0; z < gz; ++z) for (int y = 0; y < gy; ++y) for (int x = 0; x < gx; ++x) {
+        std::barrier<> barrier(bx);
+        block_barrier = &barrier;
+        std::vector<std::thread> threads;
+        for (int t = 0; t < bx; ++t)
+            threads.emplace_back([=, &kernel] {
+                threadIdx = {(unsigned)t, 0, 0};
+                blockIdx = {(unsigned)x, (unsigned)y, (unsigned)z};
+                kernel();
+            });
+        for (auto& thread : threads) thread.join();
+    }
+}
+"""
+
+_SIGNATURE = re.compile(r'extern\s+"C"\s+void\s+(\w+)\s*\(([^)]*)\)')
+
+
+def available():
+    return shutil.which("g++") is not None
+
+
+def _wrappers(preprocessed):
+    """``run_<kernel>`` for every extern "C" kernel of the preprocessed source, and the kernels' parameter types."""
+    out, signatures = [], {}
+    for name, params in _SIGNATURE.findall(preprocessed):
+        parts = [p.strip() for p in params.split(",") if p.strip()]
+        names = [re.findall(r"\w+", p)[-1] for p in parts]
+        types = [p[: p.rfind(n)].strip() for p, n in zip(parts, names)]
+        signatures[name] = types
+        joined = ", ".join(parts)
+        out.append(f'extern "C" void run_{name}(int gx, int gy, int gz, int bx, {joined}) '
+                   f"{{ launch(gx, gy, gz, bx, [&] {{ {name}({', '.join(names)}); }}); }}")
+    return "\n".join(out), signatures
+
+
+def build(filename, folder):
+    """Compile ``kernels/gpu/<filename>`` for the CPU into ``folder``; return a :class:`CpuModule`."""
+    source = SHIMS + (SOURCES / filename).read_text(encoding="utf-8")
+    folder = Path(folder)
+    plain = folder / f"{filename}.cpp"
+    plain.write_text(source, encoding="utf-8")
+    pre = subprocess.run(["g++", "-std=c++20", "-E", "-P", str(plain)], capture_output=True, text=True, check=True).stdout
+    wrappers, signatures = _wrappers(pre[pre.find("struct dim3_"):])
+    full = folder / f"{filename}-run.cpp"
+    full.write_text(source + "\n" + wrappers + "\n", encoding="utf-8")
+    library = folder / f"{filename}.so"
+    result = subprocess.run(["g++", "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", "-w", str(full), "-o", str(library)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"g++ could not build {filename} for the CPU:\n{result.stderr[-4000:]}")
+    return CpuModule(ctypes.CDLL(str(library)), signatures)
+
+
+_CTYPES = {"int": ctypes.c_int, "long long": ctypes.c_longlong, "float": ctypes.c_float, "double": ctypes.c_double}
+
+
+class CpuModule:
+    """``module.launch(name, grid, block, *args)`` as ``cupy.RawKernel(grid, block, args)``; arrays are NumPy."""
+
+    def __init__(self, library, signatures):
+        self.library, self.signatures = library, signatures
+
+    def launch(self, name, grid, block, *args):
+        grid = tuple(grid) + (1,) * (3 - len(tuple(grid)))
+        types = self.signatures[name]
+        if len(types) != len(args):
+            raise TypeError(f"{name} takes {len(types)} arguments, got {len(args)}")
+        converted = []
+        for kind, value in zip(types, args):
+            if "*" in kind:
+                assert isinstance(value, np.ndarray) and value.flags.c_contiguous, (name, kind)
+                converted.append(ctypes.c_void_p(value.ctypes.data))
+            else:
+                converted.append(_CTYPES[kind.replace("const", "").strip()](value))
+        function = getattr(self.library, f"run_{name}")
+        function.restype = None
+        function(ctypes.c_int(grid[0]), ctypes.c_int(grid[1]), ctypes.c_int(grid[2]), ctypes.c_int(block), *converted)
