@@ -6,7 +6,9 @@ The .cu sources are compiled with g++ (C++20) after a small header of shims
 ``blockDim.x`` threads meeting at a ``std::barrier``, so ``__shared__``
 arrays (static storage) belong to the running block. ``__CUDA_ARCH__`` is
 700, so the TF32 tensor-core kernels run their CUDA-core loop (``mma.sync``
-has no CPU form). This executes the kernels' own index arithmetic, tiling,
+has no CPU form) -- or, with ``emulate_mma``, 800 with an emulated
+``mma.sync`` that follows the PTX fragment layout, so the tensor-core
+kernels' own loop runs too. This executes the kernels' own index arithmetic, tiling,
 shared-memory staging and split reductions -- what a GPU run would execute
 -- at CPU speed, on small problems. Every ``extern "C"`` kernel gets a
 wrapper ``run_<name>(gx, gy, gz, bx, <its arguments>)``.
@@ -40,10 +42,35 @@ static std::barrier<>* block_barrier = nullptr;
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(n)
+#ifndef __CUDA_ARCH__
 #define __CUDA_ARCH__ 700
+#endif
 static inline void __syncthreads() { block_barrier->arrive_and_wait(); }
 static inline unsigned __float_as_uint(float v) { unsigned u; std::memcpy(&u, &v, 4); return u; }
 static inline float __uint_as_float(unsigned u) { float v; std::memcpy(&v, &u, 4); return v; }
+/* mma.sync.m16n8k8 .tf32 of a warp, from the PTX ISA's fragment layout (g = lane/4, t = lane%4):
+   A[row][k] is register (row >= 8) + 2*(k >= 4) of lane (row%8)*4 + k%4; B[k][col] is register
+   (k >= 4) of lane col*4 + k%4; lane's c_i is C[g + 8*(i >= 2)][2t + i%2]. The lanes publish their
+   registers, meet at the block's barrier, and each adds its 8 products in k order. */
+static float mma_a[8][32][4], mma_b[8][32][2];
+static void emulated_mma_m16n8k8_tf32(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                      unsigned b0, unsigned b1) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const unsigned a[4] = {a0, a1, a2, a3}, b[2] = {b0, b1};
+    for (int r = 0; r < 4; ++r) mma_a[warp][lane][r] = __uint_as_float(a[r]);
+    for (int r = 0; r < 2; ++r) mma_b[warp][lane][r] = __uint_as_float(b[r]);
+    __syncthreads();
+    float out[4];
+    for (int i = 0; i < 4; ++i) {
+        const int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+        float acc = c[i];
+        for (int k = 0; k < 8; ++k)
+            acc += mma_a[warp][(row % 8) * 4 + k % 4][(row >= 8) + 2 * (k >= 4)] * mma_b[warp][col * 4 + k % 4][k >= 4];
+        out[i] = acc;
+    }
+    __syncthreads();
+    for (int i = 0; i < 4; ++i) c[i] = out[i];
+}
 static void launch(int gx, int gy, int gz, int bx, const std::function<void()>& kernel) {
     gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
     blockDim = {(unsigned)bx, 1, 1};
@@ -83,10 +110,15 @@ def _wrappers(preprocessed):
     return "\n".join(out), signatures
 
 
-def build(filename, folder):
-    """Compile ``kernels/gpu/<filename>`` for the CPU into ``folder``; return a :class:`CpuModule`."""
-    source = SHIMS + (SOURCES / filename).read_text(encoding="utf-8")
-    folder = Path(folder)
+def build(filename, folder, emulate_mma=False):
+    """Compile ``kernels/gpu/<filename>`` for the CPU into ``folder``; return a :class:`CpuModule`.
+
+    ``emulate_mma``: compile the sm_80 code path with the emulated ``mma.sync`` above (the tensor-core kernels' own loop).
+    """
+    defines = "#define __CUDA_ARCH__ 800\n#define MINICNN_EMULATE_MMA 1\n" if emulate_mma else ""
+    source = defines + SHIMS + (SOURCES / filename).read_text(encoding="utf-8")
+    folder = Path(folder) / ("mma" if emulate_mma else "plain")
+    folder.mkdir(parents=True, exist_ok=True)
     plain = folder / f"{filename}.cpp"
     plain.write_text(source, encoding="utf-8")
     pre = subprocess.run(["g++", "-std=c++20", "-E", "-P", str(plain)], capture_output=True, text=True, check=True).stdout

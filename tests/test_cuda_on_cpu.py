@@ -36,7 +36,9 @@ CASES = {
 @pytest.fixture(scope="module")
 def modules(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cuda-on-cpu")
-    return {name: cuda_on_cpu.build(name, folder) for name in ("implicit_gemm.cu", "fused.cu")}
+    built = {name: cuda_on_cpu.build(name, folder) for name in ("implicit_gemm.cu", "fused.cu")}
+    built["implicit_gemm.cu+mma"] = cuda_on_cpu.build("implicit_gemm.cu", folder, emulate_mma=True)
+    return built
 
 
 def _geometry(name):
@@ -95,14 +97,14 @@ def test_implicit_gemm_kernels_compute_the_convolution(modules, name):
         assert ig.plan("weight_grad", g).splits > 1
 
 
-@pytest.mark.parametrize("tf32,tensor_cores", [(0, False), (1, False), (1, True)],
-                         ids=["float32", "tf32-cuda-cores", "tf32-tc-kernel"])
+@pytest.mark.parametrize("tf32,tensor_cores,mma", [(0, False, False), (1, False, False), (1, True, False), (1, True, True)],
+                         ids=["float32", "tf32-cuda-cores", "tc-kernel-below-sm80", "tc-kernel-emulated-mma"])
 @pytest.mark.parametrize("name", ["lenet-c3", "split-dw", "wide"])
-def test_float32_kernels_add_exactly_as_the_numpy_emulation(modules, name, tf32, tensor_cores):
-    """The tc kernels run their CUDA-core loop here (no mma.sync on a CPU): this checks their tiling and stores."""
+def test_float32_kernels_add_exactly_as_the_numpy_emulation(modules, name, tf32, tensor_cores, mma):
+    """The tc kernels: their CUDA-core loop (below sm_80), and their mma.sync loop with the emulated instruction."""
     g = _geometry(name)
     x, w, _, dy = _data(g, np.float32, seed=1)
-    module = modules["implicit_gemm.cu"]
+    module = modules["implicit_gemm.cu+mma" if mma else "implicit_gemm.cu"]
     emulated = {p: ig.emulate(p, g, x=x, w=w, dy=dy, tf32=bool(tf32)) for p in ig.PROBLEMS}
     y = _run(module, "forward", g, np.float32, x=x, w=w, tf32=tf32, tensor_cores=tensor_cores)
     per_group = y.reshape(g.n, g.groups, -1, g.oh * g.ow).transpose(1, 2, 0, 3).reshape(g.groups, g.o // g.groups, -1)

@@ -230,6 +230,22 @@ __device__ void implicit_gemm_tile(const Problem& P, int splits, int tf32)
  * (minicnn/backends/implicit_gemm.py, tensor_core_map, writes these maps in
  * NumPy and the tests check that the warps cover the tile once.)
  * ---------------------------------------------------------------------------- */
+/* c += A . B for one m16n8k8 TF32 product of the warp (every lane calls it with its fragments).
+ * MINICNN_EMULATE_MMA: tests/cuda_on_cpu.py supplies a CPU version that follows the fragment layout above. */
+__device__ __forceinline__ void mma_m16n8k8_tf32(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                                 unsigned b0, unsigned b1)
+{
+#ifdef MINICNN_EMULATE_MMA
+    emulated_mma_m16n8k8_tf32(c, a0, a1, a2, a3, b0, b1);
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
 template <class Problem>
 __device__ void implicit_gemm_tile_tc(const Problem& P, int splits)
 {
@@ -268,11 +284,7 @@ __device__ void implicit_gemm_tile_tc(const Problem& P, int splits)
         for (int j = 0; j < 4; ++j) {
             const unsigned b0 = __float_as_uint(Bs[tq][wn + 8 * j + gq]);
             const unsigned b1 = __float_as_uint(Bs[tq + 4][wn + 8 * j + gq]);
-            asm volatile(
-                "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-                "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-                : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+            mma_m16n8k8_tf32(acc[j], a0, a1, a2, a3, b0, b1);
         }
         __syncthreads();
     }
