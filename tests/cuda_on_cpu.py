@@ -110,13 +110,14 @@ def _wrappers(preprocessed):
     return "\n".join(out), signatures
 
 
-def build(filename, folder, emulate_mma=False):
-    """Compile ``kernels/gpu/<filename>`` for the CPU into ``folder``; return a :class:`CpuModule`.
+def build(filename, folder, emulate_mma=False, code=None):
+    """Compile ``kernels/gpu/<filename>`` (or the source text ``code``) for the CPU into ``folder``; a :class:`CpuModule`.
 
     ``emulate_mma``: compile the sm_80 code path with the emulated ``mma.sync`` above (the tensor-core kernels' own loop).
     """
     defines = "#define __CUDA_ARCH__ 800\n#define MINICNN_EMULATE_MMA 1\n" if emulate_mma else ""
-    source = defines + SHIMS + (SOURCES / filename).read_text(encoding="utf-8")
+    text = code if code is not None else (SOURCES / filename).read_text(encoding="utf-8")
+    source = defines + SHIMS + text
     folder = Path(folder) / ("mma" if emulate_mma else "plain")
     folder.mkdir(parents=True, exist_ok=True)
     plain = folder / f"{filename}.cpp"
@@ -153,7 +154,47 @@ class CpuModule:
                 assert isinstance(value, np.ndarray) and value.flags.c_contiguous, (name, kind)
                 converted.append(ctypes.c_void_p(value.ctypes.data))
             else:
-                converted.append(_CTYPES[kind.replace("const", "").strip()](value))
+                scalar = _CTYPES[kind.replace("const", "").strip()]
+                converted.append(scalar(float(value) if scalar in (ctypes.c_float, ctypes.c_double) else int(value)))
         function = getattr(self.library, f"run_{name}")
         function.restype = None
         function(ctypes.c_int(grid[0]), ctypes.c_int(grid[1]), ctypes.c_int(grid[2]), ctypes.c_int(block), *converted)
+
+
+# --------------------------------------------------------------------------- a CuPy stand-in
+class _Kernel:
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, grid, block, args):
+        self.module.launch(self.name, grid, block[0], *args)
+
+
+def fake_cupy(folder, emulate_mma=False):
+    """A module that answers what minicnn/backends/cupy_backend.py asks of ``cupy``, on NumPy arrays.
+
+    Arrays are NumPy; ``RawModule(code=...)`` compiles the source with :func:`build`
+    and ``get_function(name)`` returns a kernel launched on the CPU. With it the
+    backend's own wrappers (argument order, sizes, grids, scratch buffers) run.
+    """
+    import hashlib
+    import types
+
+    fake = types.ModuleType("cupy")
+    for name in ("empty", "empty_like", "asarray", "ascontiguousarray", "matmul", "arange", "zeros", "maximum", "add",
+                 "float32", "float64", "int8", "int64", "uint8", "ndarray"):
+        setattr(fake, name, getattr(np, name))
+    built = {}
+
+    class RawModule:
+        def __init__(self, code, options=()):
+            key = hashlib.sha256(code.encode()).hexdigest()[:16]
+            if key not in built:
+                built[key] = build(f"module-{key}.cu", folder, emulate_mma=emulate_mma, code=code)
+            self.module = built[key]
+
+        def get_function(self, name):
+            return _Kernel(self.module, name)
+
+    fake.RawModule = RawModule
+    return fake

@@ -29,7 +29,7 @@ CASES = {
     "lenet-c3": ((2, 6, 9, 9), (16, 6, 5, 5), 1, 0, 1, 1),
     "general": ((2, 4, 9, 10), (6, 2, 3, 2), (2, 3), (1, 0), (1, 2), 2),
     "wide": ((1, 3, 7, 7), (70, 3, 3, 3), 1, 1, 1, 1),
-    "split-dw": ((24, 2, 12, 12), (4, 2, 3, 3), 1, 1, 1, 1),
+    "split-dw": ((8, 2, 12, 12), (4, 2, 3, 3), 1, 1, 1, 1),
 }
 
 
@@ -168,3 +168,104 @@ def test_one_launch_sgd_kernel_is_sgd_update_bit_for_bit(modules, momentum):
     for p, data, v, kv in zip(params, kernel_data, velocities, kernel_v):
         np.testing.assert_array_equal(data, p.data)
         np.testing.assert_array_equal(kv, v)
+
+
+# --------------------------------------------------------------------------- the cupy backend's own wrappers
+@pytest.fixture(scope="module")
+def fake_cupy_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("fake-cupy")
+
+
+@pytest.fixture(params=[False, True], ids=["sm70", "sm80-emulated-mma"])
+def cpu_backend(request, fake_cupy_folder, monkeypatch):
+    """minicnn's CupyBackend with ``cupy`` replaced by NumPy and CPU-built kernels (cuda_on_cpu.fake_cupy)."""
+    from minicnn.backends import cupy_backend
+
+    fake = cuda_on_cpu.fake_cupy(fake_cupy_folder / str(request.param), emulate_mma=request.param)
+    monkeypatch.setattr(cupy_backend, "cupy", fake)
+    monkeypatch.setattr(cupy_backend, "_address", lambda a: a.ctypes.data)
+    cupy_backend._module.cache_clear()
+    cupy_backend._kernel.cache_clear()
+    backend = cupy_backend.CupyBackend()
+    backend.xp = np
+    backend.conv_algorithm = "implicit_gemm"
+    yield backend
+    cupy_backend._module.cache_clear()  # no fake module may outlive the test (a GPU machine has the real cupy)
+    cupy_backend._kernel.cache_clear()
+
+
+@pytest.mark.parametrize("cpu_backend", [False], ids=["sm70"], indirect=True)
+def test_the_backend_launches_implicit_gemm_with_the_right_arguments(cpu_backend):
+    g = _geometry("general")
+    x, w, b, dy = _data(g, np.float64, seed=5)
+    np.testing.assert_allclose(cpu_backend.conv2d(x, w, b, g), REF.conv2d(x, w, b, g), rtol=0, atol=1e-12 * g.k)
+    dx, dw, db = cpu_backend.conv2d_grad(x, w, dy, g)
+    ref_dx, (ref_dw, ref_db) = REF.conv2d_input_grad(w, dy, g), REF.conv2d_weight_grad(x, dy, g)
+    np.testing.assert_allclose(dx, ref_dx, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(dw, ref_dw, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(db, ref_db, rtol=0, atol=1e-11)
+    np.testing.assert_array_equal(cpu_backend.conv2d_input_grad(w, dy, g), dx)
+    np.testing.assert_array_equal(cpu_backend.conv2d_weight_grad(x, dy, g)[0], dw)
+    np.testing.assert_array_equal(cpu_backend.conv2d_bias_relu(x, w, b, g), np.maximum(cpu_backend.conv2d(x, w, b, g), 0))
+
+
+@pytest.mark.parametrize("tensor_cores", [False, True])
+def test_the_backend_tf32_switches_reach_the_kernels(cpu_backend, tensor_cores):
+    g = _geometry("split-dw")
+    x, w, _, dy = _data(g, np.float32, seed=6)
+    cpu_backend.tf32, cpu_backend.tensor_cores = True, tensor_cores
+    emulated = ig.emulate("weight_grad", g, x=x, dy=dy, tf32=True)
+    np.testing.assert_array_equal(cpu_backend.conv2d_weight_grad(x, dy, g)[0].reshape(emulated.shape), emulated)
+    y = cpu_backend.conv2d(x, w, None, g)
+    assert not np.array_equal(y, REF.conv2d(x, w, None, g))  # rounded operands: not the float32 result
+    cpu_backend.tf32 = False
+    np.testing.assert_array_equal(cpu_backend.conv2d_weight_grad(x, dy, g)[0].reshape(emulated.shape),
+                                  ig.emulate("weight_grad", g, x=x, dy=dy))
+
+
+@pytest.mark.parametrize("cpu_backend", [False], ids=["sm70"], indirect=True)
+def test_the_backend_fused_kernels(cpu_backend):
+    rng = np.random.default_rng(7)
+    x = rng.integers(-2, 3, (2, 3, 8, 6)).astype(np.float32)
+    y, winner = cpu_backend.relu_max_pool2x2(x)
+    pooled = mc.functional.max_pool2d(x, 2, backend="numpy")
+    np.testing.assert_array_equal(y, np.maximum(pooled, 0))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(cpu_backend.relu_max_pool2x2_grad(dy, winner, x.shape),
+                                  mc.functional.max_pool2d_grad(x, dy * (pooled > 0), 2, backend="numpy"))
+    with pytest.raises(ValueError, match=r"relu_max_pool2x2: x must be \(N, C, H, W\) with H, W >= 2"):
+        cpu_backend.relu_max_pool2x2(np.ascontiguousarray(x[:, :, :1]))
+    logits = rng.standard_normal((5, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 5)
+    loss_sum, correct = np.zeros((), np.float64), np.zeros((), np.int64)
+    with pytest.raises(ValueError, match="labels must have dtype int64"):
+        cpu_backend.softmax_cross_entropy_fused(logits, labels.astype(np.int32), loss_sum, correct)
+    dlogits = cpu_backend.softmax_cross_entropy_fused(logits, labels.astype(np.int64), loss_sum, correct)
+    loss_fn = mc.nn.SoftmaxCrossEntropy()
+    assert float(loss_sum) == pytest.approx(loss_fn(logits, labels) * 5, rel=1e-5)
+    np.testing.assert_allclose(dlogits, loss_fn.backward(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cpu_backend", [False], ids=["sm70"], indirect=True)
+def test_the_device_step_with_every_fused_kernel_follows_train_step(cpu_backend):
+    """DeviceStep with the backend's fused loss, update, ReLU + pooling and conv + bias + ReLU, on CPU-run kernels."""
+    from minicnn.captured import ConvBiasRelu, DeviceStep, ReluPool2x2
+    from minicnn.train import step
+
+    rng = np.random.default_rng(8)
+    batches = [(rng.standard_normal((4, 1, 32, 32)).astype(np.float32), rng.integers(0, 10, 4)) for _ in range(2)]
+    ref = mc.models.lenet5(seed=0).fuse()
+    ref_opt = mc.optim.SGD(ref.parameters(), 0.05, momentum=0.9, weight_decay=5e-4)
+    loss_fn, loss_sum = mc.nn.SoftmaxCrossEntropy(), 0.0
+    for x, y in batches:
+        loss_sum += step(ref, loss_fn, ref_opt, x, y)[0] * len(y)
+    net = mc.models.lenet5(seed=0).fuse()
+    opt = mc.optim.SGD(net.parameters(), 0.05, momentum=0.9, weight_decay=5e-4)
+    dev = DeviceStep(net, opt, 4, (1, 32, 32), fused=cpu_backend)
+    assert {ReluPool2x2, ConvBiasRelu} <= {type(s) for s in dev.stages}
+    for x, y in batches:
+        dev.load(x, y)
+        dev.run()
+    assert dev.metrics()[0] == pytest.approx(loss_sum, rel=1e-5)
+    for (name, a), (_, b) in zip(ref.state_dict().items(), net.state_dict().items()):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * max(1.0, np.abs(a).max()), err_msg=name)

@@ -107,6 +107,11 @@ def _kernel(filename, name, dtype):
         return _module(filename).get_function(f"{name}_{_SUFFIX[dtype]}")
 
 
+def _address(a):
+    """The device address of a CuPy array's first element (what a pointer table holds)."""
+    return a.data.ptr
+
+
 # --------------------------------------------------------------------------- guards
 def _guard_float_array(fn, name, a):
     """``a`` must be a C-contiguous float32/float64 CuPy array; return its dtype."""
@@ -550,7 +555,7 @@ class CupyBackend(NumpyBackend):
         Built before a CUDA graph capture (the warm-up step) and reused: a
         host-to-device copy inside the captured step would not be replayed.
         """
-        key = tuple((p.data.data.ptr, p.grad.data.ptr, 0 if v is None else v.data.ptr) for p, v in zip(params, velocities))
+        key = tuple((_address(p.data), _address(p.grad), 0 if v is None else _address(v)) for p, v in zip(params, velocities))
         cache = self.__dict__.setdefault("_sgd_table_cache", {})
         if key not in cache:
             offsets = numpy.cumsum([0] + [p.data.size for p in params]).astype(numpy.int64)
