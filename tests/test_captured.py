@@ -405,3 +405,16 @@ def test_a_failing_preparation_falls_back_like_a_failed_capture():
     assert not dev.captured and stream.graph is None and not stream.capturing
     _assert_same_state(net_r, opt_r, net, opt)
     assert dev.metrics() == (loss_r, correct_r)
+
+
+def test_the_device_path_reports_divergence_at_the_end_of_the_epoch(tmp_path, monkeypatch):
+    from minicnn import train as training
+    from minicnn.train import TrainConfig, TrainingDiverged
+
+    monkeypatch.setattr(training, "_uses_device_step", lambda backend: True)
+    config = TrainConfig(size=64, test_size=32, epochs=2, batch_size=16, plots=False, lr=1e6, out=tmp_path / "run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow in the diverging arithmetic itself
+        with pytest.raises(TrainingDiverged, match=r"training loss of epoch 1/2 is (nan|inf).*lr = 1e\+06.*no checkpoint"):
+            training.train(config, progress=False)
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
