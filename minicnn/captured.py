@@ -354,6 +354,7 @@ class DeviceStep:
         self.logits = None
         self._lr_value = float(optimizer.lr)
         self.graph, self.steps_run, self.capture_error = None, 0, None
+        self._staging, self._uploads = None, 0
         self.blockers = capture_blockers(net)
         self.velocities = self._velocities(params)
         self.stages = fused_stages(net, fused)
@@ -389,8 +390,29 @@ class DeviceStep:
             self.capturer.run(lambda: self._upload(images, labels))
 
     def _upload(self, images, labels):
-        self.x.set(np.ascontiguousarray(images, dtype=self.x.dtype))
-        self.labels.set(np.ascontiguousarray(labels, dtype=np.int64))
+        """Host to device through two pinned staging buffers, taken in turn, so the copy is asynchronous.
+
+        From pageable memory a copy would wait for the step before it; from
+        pinned memory it is queued behind that step on the same stream and
+        the host goes on to the next batch. A buffer is refilled only after
+        the copy that last read it has finished (its event).
+        """
+        import cupy
+        import cupyx
+
+        if self._staging is None:
+            self._staging = [[cupyx.empty_pinned(self.x.shape, self.x.dtype),
+                              cupyx.empty_pinned(self.labels.shape, np.int64), None] for _ in range(2)]
+        slot = self._staging[self._uploads % 2]
+        if slot[2] is not None:
+            slot[2].synchronize()
+        np.copyto(slot[0], images, casting="same_kind")
+        np.copyto(slot[1], labels, casting="unsafe")
+        self.x.set(slot[0])
+        self.labels.set(slot[1])
+        slot[2] = cupy.cuda.Event(disable_timing=True)
+        slot[2].record()
+        self._uploads += 1
 
     def _classes(self):
         if self.logits is not None:

@@ -418,3 +418,52 @@ def test_the_device_path_reports_divergence_at_the_end_of_the_epoch(tmp_path, mo
         with pytest.raises(TrainingDiverged, match=r"training loss of epoch 1/2 is (nan|inf).*lr = 1e\+06.*no checkpoint"):
             training.train(config, progress=False)
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_uploads_alternate_two_staging_buffers_and_wait_for_their_last_copy(monkeypatch):
+    """The CuPy loader path with CuPy stubbed: pinned buffers in turn, each reused only after its event."""
+    import sys
+    import types
+
+    class DeviceArray(np.ndarray):
+        def set(self, host):
+            self.copies.append(host)
+            self[...] = host
+
+    log = []
+
+    class Event:
+        def __init__(self, disable_timing=False):
+            self.number = len([e for e in log if e[0] == "record"])
+
+        def record(self):
+            log.append(("record", self.number))
+
+        def synchronize(self):
+            log.append(("wait", self.number))
+
+    fake_cupy = types.ModuleType("cupy")
+    fake_cupy.cuda = types.SimpleNamespace(Event=Event)
+    fake_cupyx = types.ModuleType("cupyx")
+    fake_cupyx.empty_pinned = lambda shape, dtype: np.empty(shape, dtype)
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setitem(sys.modules, "cupyx", fake_cupyx)
+
+    def device(array):
+        out = array.view(DeviceArray)
+        out.copies = []
+        return out
+
+    xp = types.SimpleNamespace(zeros=lambda shape, dtype: device(np.zeros(shape, dtype)),
+                               full=lambda shape, value, dtype: device(np.full(shape, value, dtype)),
+                               zeros_like=lambda a: device(np.zeros_like(a)))
+    net = _lenet()
+    dev = DeviceStep(net, _sgd(net), 4, (1, 32, 32), xp=xp)
+    batches = _batches(3, 4)
+    for x, y in batches:
+        dev.load(x, y)
+    np.testing.assert_array_equal(dev.x, batches[-1][0])
+    np.testing.assert_array_equal(dev.labels, batches[-1][1])
+    sources = [id(host) for host in dev.x.copies]
+    assert sources[0] == sources[2] != sources[1]  # two pinned buffers, taken in turn
+    assert log == [("record", 0), ("record", 1), ("wait", 0), ("record", 2)]  # buffer 0 reused after its copy
