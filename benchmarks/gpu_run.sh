@@ -23,18 +23,18 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 nproc | sed 's/^/cpu cores: /' | tee -a "$OUT/device.txt"
 SECONDS=0
 "$PY" -m pip install --no-build-isolation --no-deps --no-index -e . -q >"$OUT/build.log" 2>&1; echo "build exit $? (${SECONDS}s)"
-bash .ci/compile_cuda.sh >"$OUT/ptx.log" 2>&1; echo "ptx exit $? (${SECONDS}s)"
+timeout 60 bash .ci/compile_cuda.sh >"$OUT/ptx.log" 2>&1; echo "ptx exit $? (${SECONDS}s)"
 "$PY" -c "import minicnn as mc; print('backends', mc.available_backends())" | tee -a "$OUT/device.txt"
 timeout 120 "$PY" -m pytest tests/gpu -q -p no:cacheprovider -rfEs >"$OUT/tests-gpu.log" 2>&1
 echo "tests/gpu exit $?: $(tail -1 "$OUT/tests-gpu.log") (${SECONDS}s)"
-timeout 90 "$PY" -m pytest tests -q -p no:cacheprovider --ignore=tests/gpu -k cupy >"$OUT/tests-cupy.log" 2>&1
+timeout 75 "$PY" -m pytest tests -q -p no:cacheprovider --ignore=tests/gpu -k cupy >"$OUT/tests-cupy.log" 2>&1
 echo "main suite on cupy exit $?: $(tail -1 "$OUT/tests-cupy.log") (${SECONDS}s)"
-timeout 90 "$PY" -m minicnn bench --cases conv_c1 conv_c3 conv_mid train_b64 train_b256 train_b1024 \
+timeout 80 "$PY" -m minicnn bench --cases conv_c1 conv_c3 conv_mid train_b64 train_b256 train_b1024 \
     --impls cupy cupy-implicit-gemm cupy-implicit-gemm-tf32 torch-cuda --repeats 30 --out "$OUT/gpu-bench" \
     >"$OUT/gpu-bench.txt" 2>&1; echo "bench exit $? (${SECONDS}s)"; tail -12 "$OUT/gpu-bench.txt"
 timeout 120 "$PY" -m minicnn bench --device gpu --batches 1 4 16 64 256 1024 --cpu-max-batch 1024 --repeats 5 \
     --out "$OUT/lenet" >"$OUT/sweep.txt" 2>&1; echo "sweep exit $? (${SECONDS}s)"; tail -12 "$OUT/sweep.txt"
-timeout 90 "$PY" -m minicnn train --backend cupy --out "$OUT/train-cupy" --no-plots --quiet >"$OUT/train-cupy.log" 2>&1
+timeout 80 "$PY" -m minicnn train --backend cupy --out "$OUT/train-cupy" --no-plots --quiet >"$OUT/train-cupy.log" 2>&1
 echo "train exit $? (${SECONDS}s)"
 "$PY" - "$OUT" <<'PY' 2>&1 | tee "$OUT/targets.txt"
 import json, sys
