@@ -162,6 +162,17 @@ class CupyCapture(GraphCapture):
     def synchronize(self):
         self.stream.synchronize()
 
+    def fence(self):
+        """Wait for all work on the device, the default stream's included.
+
+        The step's stream is non-blocking: it does not wait for the legacy
+        default stream, where the parameters were created and the evaluation
+        runs. A fence before a run of steps orders that work before them.
+        """
+        import cupy
+
+        cupy.cuda.runtime.deviceSynchronize()
+
 
 def _end_quietly(stream):
     """Leave capture mode after a failed body (the invalidated graph is discarded)."""
@@ -358,6 +369,7 @@ class DeviceStep:
         self.blockers = capture_blockers(net)
         self.velocities = self._velocities(params)
         self.stages = fused_stages(net, fused)
+        self._fence()
 
     def _velocities(self, params):
         """The optimizer's velocities (created as zeros where missing), shared with it for its checkpoints."""
@@ -503,7 +515,14 @@ class DeviceStep:
         return float(self.loss_sum), int(self.correct)
 
     def reset_metrics(self):
+        """Zero the sums (at the start of an epoch), after the work queued elsewhere before it (``fence``)."""
+        self._fence()
         self.capturer.run(lambda: (self.loss_sum.fill(0), self.correct.fill(0)))
+
+    def _fence(self):
+        fence = getattr(self.capturer, "fence", None)
+        if fence is not None:
+            fence()
 
     def state_arrays(self):
         """Every array a step writes (parameters, gradients, velocities, sums): what a fake capture must restore."""

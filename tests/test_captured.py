@@ -198,6 +198,9 @@ class StubbedCapture(CupyCapture):
     def _set_cublas_workspace(self):
         self.prepared = True
 
+    def fence(self):
+        self.fences = getattr(self, "fences", 0) + 1
+
 
 def _captured_run(batches, fail=None, warmup=2):
     net = _lenet()
@@ -219,9 +222,12 @@ def test_a_captured_step_replays_with_the_same_results():
     net, opt, dev, stream, caught = _captured_run(batches, warmup=2)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
     assert dev.captured and dev.capturer.prepared
+    assert dev.capturer.fences == 1  # at creation: what the default stream queued comes first
+    assert dev.metrics() == (loss_r, correct_r)
+    dev.reset_metrics()
+    assert dev.capturer.fences == 2 and dev.metrics() == (0.0, 0)
     assert stream.graph.launches == 3  # steps 3, 4, 5: the capture's own step is a launch too
     _assert_same_state(net_r, opt_r, net, opt)
-    assert dev.metrics() == (loss_r, correct_r)
 
 
 @pytest.mark.parametrize("fail", ["begin", "end"])

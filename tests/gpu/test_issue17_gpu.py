@@ -222,6 +222,9 @@ class _PlainCupy:
     def synchronize(self):
         self.inner.synchronize()
 
+    def fence(self):
+        self.inner.fence()
+
 
 def _batches(count, batch):
     rng = np.random.default_rng(7)
