@@ -71,16 +71,18 @@ struct ConvShape {
 };
 
 /* X^[k, col] of group g (forward's B, dW's B transposed). */
+/* Rows, columns and depth of every product fit in 32 bits (cupy_backend checks it), so the
+ * index decompositions divide in 32 bits, several times cheaper than 64; addresses are 64-bit. */
 template <typename T>
-__device__ __forceinline__ T gather_columns(const T* __restrict__ x, const ConvShape& s, int g, long long k, long long col)
+__device__ __forceinline__ T gather_columns(const T* __restrict__ x, const ConvShape& s, int g, int k, int col)
 {
     const int taps = s.KH * s.KW;
-    const int c = (int)(k / taps);
-    const int p = (int)((k / s.KW) % s.KH);
-    const int q = (int)(k % s.KW);
-    const int j = (int)(col % s.OW);
-    const int i = (int)((col / s.OW) % s.OH);
-    const long long n = col / ((long long)s.OW * s.OH);
+    const int c = k / taps;
+    const int p = (k / s.KW) % s.KH;
+    const int q = k % s.KW;
+    const int j = col % s.OW;
+    const int i = (col / s.OW) % s.OH;
+    const long long n = col / (s.OW * s.OH);
     const int h = i * s.SH + p * s.DH - s.PH;
     const int w = j * s.SW + q * s.DW - s.PW;
     if (h < 0 || h >= s.H || w < 0 || w >= s.W) return T(0);
@@ -90,15 +92,15 @@ __device__ __forceinline__ T gather_columns(const T* __restrict__ x, const ConvS
 
 /* dY^[k, pix] of group g (dX's B). */
 template <typename T>
-__device__ __forceinline__ T gather_errors(const T* __restrict__ dy, const ConvShape& s, int g, long long k, long long pix)
+__device__ __forceinline__ T gather_errors(const T* __restrict__ dy, const ConvShape& s, int g, int k, int pix)
 {
     const int taps = s.KH * s.KW;
-    const int o = (int)(k / taps);
-    const int p = (int)((k / s.KW) % s.KH);
-    const int q = (int)(k % s.KW);
-    const int w = (int)(pix % s.W);
-    const int h = (int)((pix / s.W) % s.H);
-    const long long n = pix / ((long long)s.W * s.H);
+    const int o = k / taps;
+    const int p = (k / s.KW) % s.KH;
+    const int q = k % s.KW;
+    const int w = pix % s.W;
+    const int h = (pix / s.W) % s.H;
+    const long long n = pix / (s.W * s.H);
     const int ti = h + s.PH - p * s.DH;
     const int tj = w + s.PW - q * s.DW;
     if (ti < 0 || tj < 0 || ti % s.SH != 0 || tj % s.SW != 0) return T(0);
@@ -116,7 +118,7 @@ struct ForwardProblem {
     __device__ long long cols() const { return (long long)s.N * s.OH * s.OW; }
     __device__ long long depth() const { return (long long)(s.C / s.G) * s.KH * s.KW; }
     __device__ T a(int g, long long m, long long k) const { return w[((long long)g * rows() + m) * depth() + k]; }
-    __device__ T b(int g, long long k, long long col) const { return gather_columns(x, s, g, k, col); }
+    __device__ T b(int g, long long k, long long col) const { return gather_columns(x, s, g, (int)k, (int)col); }
     __device__ void store(int g, int split, long long m, long long col, T acc) const {
         /* the epilogue of "convolution + bias + ReLU": one pass, no second launch */
         const long long o = (long long)g * rows() + m;
@@ -136,10 +138,10 @@ struct InputGradProblem {
     __device__ long long depth() const { return (long long)(s.O / s.G) * s.KH * s.KW; }
     __device__ T a(int g, long long m, long long k) const {
         const int taps = s.KH * s.KW;
-        const long long o = (long long)g * (s.O / s.G) + k / taps;
-        return w[(o * rows() + m) * taps + k % taps];
+        const long long o = (long long)g * (s.O / s.G) + (int)k / taps;
+        return w[(o * rows() + m) * taps + (int)k % taps];
     }
-    __device__ T b(int g, long long k, long long pix) const { return gather_errors(dy, s, g, k, pix); }
+    __device__ T b(int g, long long k, long long pix) const { return gather_errors(dy, s, g, (int)k, (int)pix); }
     __device__ void store(int g, int split, long long m, long long pix, T acc) const {
         const long long plane = (long long)s.H * s.W;
         const long long n = pix / plane;
@@ -154,11 +156,11 @@ struct WeightGradProblem {
     __device__ long long cols() const { return (long long)(s.C / s.G) * s.KH * s.KW; }
     __device__ long long depth() const { return (long long)s.N * s.OH * s.OW; }
     __device__ T a(int g, long long m, long long r) const {
-        const long long positions = (long long)s.OH * s.OW;
-        const long long n = r / positions;
-        return dy[(n * s.O + (long long)g * rows() + m) * positions + r % positions];
+        const int positions = s.OH * s.OW;
+        const long long n = (int)r / positions;
+        return dy[(n * s.O + (long long)g * rows() + m) * positions + (int)r % positions];
     }
-    __device__ T b(int g, long long r, long long k) const { return gather_columns(x, s, g, k, r); }
+    __device__ T b(int g, long long r, long long k) const { return gather_columns(x, s, g, (int)k, (int)r); }
     __device__ void store(int g, int split, long long m, long long k, T acc) const {
         /* dw[o, k] of split `split`; split_stride = O*C_g*KH*KW, the size of dw */
         out[split * split_stride + ((long long)g * rows() + m) * cols() + k] = acc;

@@ -378,6 +378,10 @@ class CupyBackend(NumpyBackend):
     # ---------------------------------------------------------- implicit GEMM
     def _ig_launch(self, launch, dtype, args):
         """One ``implicit_gemm.cu`` launch of ``launch`` (an ``implicit_gemm.IGPlan``): grid as planned, 256 threads."""
+        # the kernels split row, column and depth indices in 32-bit arithmetic (addresses are 64-bit)
+        _guard_int32(launch.kernel, {"rows": launch.rows, "columns": launch.cols, "depth": launch.depth})
+        if max(launch.grid[1:]) > 65535:
+            raise ValueError(f"{launch.kernel}: grid {launch.grid} exceeds CUDA's 65,535 blocks in y or z (groups*splits)")
         kernel = _kernel("implicit_gemm.cu", launch.kernel, numpy.dtype(dtype))
         kernel(launch.grid, (implicit_gemm.THREADS,), args)
 
