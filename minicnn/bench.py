@@ -732,6 +732,8 @@ def run_sweep(args):
     bad = [b for b in batches if b < 1]
     if bad:
         raise ValueError(f"--batches must be positive integers, got {bad}")
+    if args.cpu_max_batch is not None and args.cpu_max_batch < 1:
+        raise ValueError(f"--cpu-max-batch must be >= 1, got {args.cpu_max_batch}")
     impls = args.impls
     for impl in impls or []:
         if impl not in bench_sweep.SWEEP_IMPLS:

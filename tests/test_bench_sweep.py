@@ -104,6 +104,8 @@ def test_bench_device_gpu_writes_json_and_plot(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("argv,fragment", [
     (["--batches", "0"], "--batches must be positive integers, got [0]"),
     (["--impls", "tpu"], "'tpu' is not one of"),
+    (["--cpu-max-batch", "0"], "--cpu-max-batch must be >= 1, got 0"),
+    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
 ])
 def test_bench_device_gpu_rejects_bad_arguments(capsys, argv, fragment):
     assert main(["bench", "--device", "gpu", *argv]) == 2
