@@ -118,6 +118,7 @@ setup(
     ],
     package_dir={"minicnn.kernels": "kernels"},
     package_data={
+        "minicnn": ["explore_page.html"],
         "minicnn.exercises": ["templates/*.py"],
         "minicnn.kernels.cpu": ["*.pyx", "*.pxd", "*.h"],
         "minicnn.kernels.gpu": ["*.cu", "*.cuh"],
