@@ -81,7 +81,8 @@ def _layer_pictures(outputs, item):
     pictures = []
     for name, kind, out in outputs:
         value = out[item]
-        picture = _grid(value) if value.ndim == 3 else _strip(value.ravel())
+        # maps of one pixel (C5's 120x1x1) are a vector: one grey cell each, scaled together
+        picture = _grid(value) if value.ndim == 3 and value.shape[1] * value.shape[2] > 1 else _strip(value.ravel())
         pictures.append({"name": name, "kind": kind, "shape": "x".join(map(str, value.shape)), "png": _png(picture)})
     return pictures
 

@@ -120,6 +120,7 @@ def test_the_page_in_a_headless_browser_steps_to_the_next_image(run_dir):
         thumbnails[0].click()
         wrong = _rendered(browser)
         assert wrong["label"] != wrong["predicted"] and wrong["verdict"] == "(wrong)"
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(SCREENSHOT)
     finally:
         browser.quit()
