@@ -88,9 +88,11 @@ def _layer_pictures(outputs, item):
 
 
 def _chosen(labels, predictions, images, misclassified):
-    """Test indices on the page: the first ``images`` and up to ``misclassified`` wrong ones, in order."""
+    """Test indices on the page: ``images`` spread evenly over the test set (a split stored class by class
+    still shows every class) and up to ``misclassified`` wrong ones, in order."""
     wrong = np.flatnonzero(predictions != labels)[:misclassified]
-    return sorted(set(range(min(images, len(labels)))) | set(int(i) for i in wrong))
+    spread = np.linspace(0, len(labels) - 1, min(images, len(labels))).round().astype(int) if images else []
+    return sorted(set(int(i) for i in spread) | set(int(i) for i in wrong))
 
 
 def page_data(run_dir, *, images=24, misclassified=24):
@@ -157,7 +159,7 @@ def add_parser(subparsers):
     )
     p.add_argument("run_dir", help="a run directory written by `minicnn train` (model.npz, metrics.json)")
     p.add_argument("--out", help=f"where to write the page (default RUN_DIR/{PAGE_FILE})")
-    p.add_argument("--images", type=int, default=24, help="first test images to include (default 24)")
+    p.add_argument("--images", type=int, default=24, help="test images to include, spread over the test set (default 24)")
     p.add_argument("--misclassified", type=int, default=24, help="misclassified images to include (default 24)")
     return p
 
