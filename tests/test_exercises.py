@@ -92,7 +92,7 @@ BUGS = {
             dx = np.zeros(x.shape)
             dx[:, :, :up.shape[2], :up.shape[3]] = up
             return dx
-        """, r"for x of shape \(1, 1, 2, \d\), a 2x2 window, your dX differs .* You sent each window's error to every "
+        """, r"for x of shape \(1, 1, 2, \d\), a 2x2 window \(with x = \[\[\[\[.*\), your dX differs .* You sent each window's error to every "
              r"pixel of the window; only the winner"),
     "average pooling gradient without 1/F^2": ("avg_pool2d_grad", """
         def avg_pool2d_grad(x, dy, size):

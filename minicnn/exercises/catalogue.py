@@ -51,7 +51,8 @@ def _conv2d(s, case):
               "cross-correlation S(i, j) = sum_m sum_n I(i + m, j + n) K(m, n), without the flip")]
     if b is not None:
         hints.append((ref.conv2d(x, w, None, st, p), "You left out the bias b[o] of each filter"))
-    compare("conv2d", case, call(s, "conv2d", case, x, w, b, st, p), ref.conv2d(x, w, b, st, p), hints=hints)
+    compare("conv2d", case, call(s, "conv2d", case, x, w, b, st, p), ref.conv2d(x, w, b, st, p), hints=hints,
+            show=("x", "w", "b"))
 
 
 def _conv2d_input_grad(s, case):
@@ -59,7 +60,7 @@ def _conv2d_input_grad(s, case):
     flip = ("Your dX is what the unflipped kernel gives: the error reaches the input through the full convolution "
             "with the filter, i.e. a correlation with rot90(W, 2) (deck 002, 'Aprendizaje: Backpropagation'): flip the kernel")
     compare("conv2d_input_grad", case, call(s, "conv2d_input_grad", case, w, dy, shape, st, p),
-            ref.conv2d_input_grad(w, dy, shape, st, p), what="dX",
+            ref.conv2d_input_grad(w, dy, shape, st, p), what="dX", show=("w", "dy"),
             hints=[(ref.conv2d_input_grad(w[:, :, ::-1, ::-1], dy, shape, st, p), flip)])
 
 
@@ -70,7 +71,7 @@ def _conv2d_weight_grad(s, case):
               "the cross-correlation of the input with the error, not of the error with the input"),
              (slide / len(x), "You divided by the batch size; each example's gradient adds up (the loss did the averaging)")]
     compare("conv2d_weight_grad", case, call(s, "conv2d_weight_grad", case, x, dy, shape, st, p), slide, what="dW",
-            hints=hints)
+            hints=hints, show=("x", "dy"))
 
 
 def _conv2d_bias_grad(s, case):
@@ -78,12 +79,12 @@ def _conv2d_bias_grad(s, case):
     hints = [(dy[0].sum(axis=(1, 2)), "You summed the first example only: the examples of the batch add up too"),
              (dy.mean(axis=(0, 2, 3)), "You averaged: the slide sums delta over the positions and the examples")]
     compare("conv2d_bias_grad", case, call(s, "conv2d_bias_grad", case, dy), ref.conv2d_bias_grad(dy), what="db",
-            hints=hints)
+            hints=hints, show=("dy",))
 
 
 def _max_pool2d(s, case):
     x, size, st = case.x, case.size, case.stride
-    compare("max_pool2d", case, call(s, "max_pool2d", case, x, size, st), ref.max_pool2d(x, size, st),
+    compare("max_pool2d", case, call(s, "max_pool2d", case, x, size, st), ref.max_pool2d(x, size, st), show=("x",),
             hints=[(ref.avg_pool2d(x, size, st), "Your output is each window's mean; max pooling keeps its largest value")])
 
 
@@ -93,19 +94,19 @@ def _max_pool2d_grad(s, case):
     words = ("You sent each window's error to every pixel of the window; only the winner (the window's maximum) "
              "receives it (deck 003, 'RETRO-PROPAGACIÓN': 'sólo la neurona ganadora')")
     compare("max_pool2d_grad", case, call(s, "max_pool2d_grad", case, x, dy, size, None),
-            ref.max_pool2d_grad(x, dy, size), what="dX", hints=[(spread * size * size, words), (spread, words)])
+            ref.max_pool2d_grad(x, dy, size), what="dX", show=("x", "dy"), hints=[(spread * size * size, words), (spread, words)])
 
 
 def _avg_pool2d(s, case):
     x, size, st = case.x, case.size, case.stride
-    compare("avg_pool2d", case, call(s, "avg_pool2d", case, x, size, st), ref.avg_pool2d(x, size, st),
+    compare("avg_pool2d", case, call(s, "avg_pool2d", case, x, size, st), ref.avg_pool2d(x, size, st), show=("x",),
             hints=[(ref.max_pool2d(x, size, st), "Your output is each window's maximum; average pooling keeps its mean")])
 
 
 def _avg_pool2d_grad(s, case):
     x, dy, size = case.x, case.dy, case.size
     slide = ref.avg_pool2d_grad(x, dy, size)
-    compare("avg_pool2d_grad", case, call(s, "avg_pool2d_grad", case, x, dy, size), slide, what="dX",
+    compare("avg_pool2d_grad", case, call(s, "avg_pool2d_grad", case, x, dy, size), slide, what="dX", show=("dy",),
             hints=[(slide * size * size, f"You left out the division by the pool area size**2 = {size * size}: "
                     "kron(delta, ones) / size**2")])
 

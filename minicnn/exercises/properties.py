@@ -65,8 +65,22 @@ def _size_words(shape):
     return "x".join(str(s) for s in shape[-2:]) if len(shape) == 4 else shape_words(shape)
 
 
-def compare(name, case, yours, slide, what="output", hints=()):
-    """Raise ``Failure`` unless ``yours`` equals ``slide``; ``hints`` are ``(alternative, words)`` pairs."""
+def _values(case, show):
+    """``x = [[...]], w = [[...]]`` for the inputs named in ``show`` that are small enough to read."""
+    def words(a):
+        a = np.asarray(a)
+        return (a.astype(np.int64) if np.array_equal(a, np.round(a)) else a).tolist()
+
+    parts = [f"{key} = {words(case.values[key])}" for key in show
+             if case.values.get(key) is not None and np.size(case.values[key]) <= 16]
+    return f" (with {', '.join(parts)})" if parts else ""
+
+
+def compare(name, case, yours, slide, what="output", hints=(), show=()):
+    """Raise ``Failure`` unless ``yours`` equals ``slide``; ``hints`` are ``(alternative, words)`` pairs.
+
+    ``show`` names the case's inputs to print with a wrong value, where they are small.
+    """
     if yours is None:
         raise Failure(f"{case.words}, your {name} returned None: return the {what}")
     yours, slide = np.asarray(yours, dtype=np.float64), np.asarray(slide, dtype=np.float64)
@@ -82,8 +96,8 @@ def compare(name, case, yours, slide, what="output", hints=()):
     if not wrong.any():
         return
     at = tuple(int(i) for i in np.argwhere(wrong)[0])
-    message = (f"{case.words}, your {what} differs from the slide's at {list(at)}: yours is {yours[at]:g}, "
-               f"the slide's formula gives {slide[at]:g}")
+    message = (f"{case.words}{_values(case, show)}, your {what} differs from the slide's at {list(at)}: yours is "
+               f"{yours[at]:g}, the slide's formula gives {slide[at]:g}")
     raise Failure(message + _hint(yours, slide, hints, scale))
 
 
@@ -97,7 +111,7 @@ def _hint(yours, slide, hints, scale):
     if nonzero.any():
         ratio = yours[nonzero] / slide[nonzero]
         if np.allclose(ratio, ratio[0]) and np.allclose(yours[~nonzero], 0, atol=tol):
-            return f". Your {'answer'} is {ratio[0]:g} times the slide's everywhere: a missing or extra factor"
+            return f". Yours is {ratio[0]:g} times the slide's everywhere: a missing or extra factor"
     return ""
 
 
