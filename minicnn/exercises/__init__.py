@@ -27,7 +27,7 @@ from pathlib import Path
 from .catalogue import BY_NAME, EXERCISES
 from .properties import Failure, NotStarted
 
-__all__ = ["EXERCISES", "Result", "start", "load_student", "check", "check_one", "format_result", "MAX_EXAMPLES"]
+__all__ = ["EXERCISES", "Result", "start", "load_student", "check", "iter_check", "check_one", "format_result", "MAX_EXAMPLES"]
 
 STUDENT_FILE = "student.py"
 MAX_EXAMPLES = 60
@@ -115,7 +115,8 @@ def check_one(exercise, module, *, workdir=None, max_examples=MAX_EXAMPLES):
     except NotStarted:
         return Result(exercise.name, "not started", "still raises NotImplementedError")
     examples = f"{max_examples} Hypothesis examples" if exercise.prop is not None else "no random examples"
-    return Result(exercise.name, "passed", f"{examples}, {sum(counts)} spec entries{_spec_note(exercise)}")
+    entries = f"{sum(counts)} spec entr{'y' if sum(counts) == 1 else 'ies'}"
+    return Result(exercise.name, "passed", f"{examples}, {entries}{_spec_note(exercise)}")
 
 
 def _spec_note(exercise):
@@ -139,13 +140,18 @@ def _check_training(exercise, module, workdir):
     return Result(exercise.name, "passed" if result.passed else "failed", f"{result.words()} (run in {out})")
 
 
-def check(directory, name=None, *, max_examples=MAX_EXAMPLES):
-    """Grade ``directory/student.py`` on every exercise (or the one called ``name``); a list of ``Result``."""
+def iter_check(directory, name=None, *, max_examples=MAX_EXAMPLES):
+    """Grade ``directory/student.py`` on every exercise (or the one called ``name``), one ``Result`` at a time."""
     if name is not None and name not in BY_NAME:
         raise ValueError(f"unknown exercise {name!r}; the exercises are: {', '.join(BY_NAME)}")
     module = load_student(directory)
-    chosen = [BY_NAME[name]] if name else list(EXERCISES)
-    return [check_one(exercise, module, workdir=directory, max_examples=max_examples) for exercise in chosen]
+    for exercise in [BY_NAME[name]] if name else EXERCISES:
+        yield check_one(exercise, module, workdir=directory, max_examples=max_examples)
+
+
+def check(directory, name=None, *, max_examples=MAX_EXAMPLES):
+    """``iter_check`` as a list."""
+    return list(iter_check(directory, name, max_examples=max_examples))
 
 
 def format_result(result):

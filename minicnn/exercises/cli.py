@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXERCISES, check, format_result, start
+from . import EXERCISES, format_result, iter_check, start
 
 
 def add_parser(subparsers):
@@ -43,9 +43,10 @@ def run(args):
         import hypothesis  # noqa: F401
     except ImportError:
         raise RuntimeError("`minicnn exercises check` needs Hypothesis: pip install 'minicnn[classroom]'") from None
-    results = check(args.dir, args.name)
-    for result in results:
-        print(format_result(result))
+    results = []
+    for result in iter_check(args.dir, args.name):
+        print(format_result(result), flush=True)
+        results.append(result)
     passed = sum(r.status == "passed" for r in results)
     print(f"{passed}/{len(results)} passed")
     return 0 if passed == len(results) else 1

@@ -18,6 +18,7 @@ failure's message (None when all passed).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import sys
 import tomllib
@@ -37,7 +38,8 @@ def spec_available():
 
 
 def suite_available():
-    return (TESTS_DIR / "test_spec.py").is_file() and spec_available()
+    """The spec suite's checkers can run: a checkout's ``tests/test_spec.py``, and pytest (it imports it)."""
+    return (TESTS_DIR / "test_spec.py").is_file() and spec_available() and importlib.util.find_spec("pytest") is not None
 
 
 def load_entries():
