@@ -41,6 +41,8 @@ examples:
   minicnn predict digit.png --model runs/first
   minicnn summary lenet5                     # layers, shapes, parameters (61,706)
   minicnn backends                           # which kernels run here
+  minicnn explore runs/first                 # an HTML page: feature maps, filters, mistakes
+  minicnn exercises start mywork             # graded exercises: write the functions yourself
 """
 
 

@@ -180,7 +180,7 @@ EXERCISES = (
     Exercise("sgd_momentum_step", "SGD with momentum", f"{_D2}, 'Aprendizaje: Stochastic Gradient Descend'",
              ("sgd_momentum_step",), _sgd_momentum_step, P.momentum_cases(), spec_ids=("momentum_update",)),
     Exercise("lenet5_layers", "The LeNet-5 table as code", f"{_D2}, 'Arquitectura de la Red'", ("lenet5_layers",),
-             spec_ids=("layer_chain",)),
+             spec_ids=("lenet5_table", "lenet_total_params")),
     Exercise("residual_block", "A residual block", f"{_D2}, 'Arquitecturas de redes convolucionales' (ResNet)",
              ("residual_block",), _residual_block, P.residual_cases()),
     Exercise("train_lenet5", "Train LeNet-5 on your kernels (95% on mnist-5k)", f"{_D2}, 'LABORATORIO'", (),

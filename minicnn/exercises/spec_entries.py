@@ -97,7 +97,7 @@ def run_spec_values(exercise, module):
     for entry in load_entries():
         if entry["id"] not in exercise.spec_ids and entry["check"] not in exercise.spec_ids:
             continue
-        if entry.get("status") or (entry["check"] == "layer_chain" and entry["input"] != [1, 32, 32]):
+        if entry.get("status"):  # claims about whole networks are the model zoo's
             continue
         try:
             problem = _EVALUATORS[entry["check"]](exercise.name, module, entry)

@@ -19,7 +19,8 @@ import numpy as np
 from .student_backend import KERNEL_FUNCTIONS, StudentBackend
 
 PASS_ACCURACY = 0.95
-#: Measured with the reference (this machine): C1 moves by about 73% of its initial norm in 3 epochs; zero dW, 0%.
+#: Measured with the reference on this machine: C1 moves by 73% (3 epochs) to 77% (5) of its initial norm; with a
+#: zero dW it moves by 0.04% (the weight decay alone).
 MIN_C1_CHANGE = 0.05
 EPOCHS = 5
 TRAINED_FUNCTIONS = tuple(f for f in KERNEL_FUNCTIONS if not f.startswith("avg"))
