@@ -112,6 +112,7 @@ setup(
         "minicnn.models",
         "minicnn.data",
         "minicnn.exercises",
+        "minicnn.exercises.templates",  # student.py, the workspace `minicnn exercises start` writes
         "minicnn.kernels",
         "minicnn.kernels.cpu",
         "minicnn.kernels.gpu",
@@ -119,7 +120,6 @@ setup(
     package_dir={"minicnn.kernels": "kernels"},
     package_data={
         "minicnn": ["explore_page.html"],
-        "minicnn.exercises": ["templates/*.py"],
         "minicnn.kernels.cpu": ["*.pyx", "*.pxd", "*.h"],
         "minicnn.kernels.gpu": ["*.cu", "*.cuh"],
         "minicnn.data": ["mnist-5k/*.gz", "mnist-5k/README.md"],

@@ -70,7 +70,7 @@ def _browser():
     driver = shutil.which("chromedriver")
     if binary is None or driver is None:
         pytest.skip("no Chromium and chromedriver installed (Debian: apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver  # the test extra installs it: only a missing browser skips
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
