@@ -199,6 +199,20 @@ def test_training_verdict_needs_accuracy_and_moved_filters():
     assert not TrainingResult(PASS_ACCURACY - 0.001, 1.0, 1.0).passed
 
 
+def test_a_slow_conv2d_is_told_to_vectorise_before_training(tmp_path):
+    student = workspace(tmp_path, """
+        import time
+
+        def conv2d(x, w, b=None, stride=1, padding=0):
+            if len(x) >= 32:   # as slow as four loops in Python, on a LeNet batch only (the other checks stay quick)
+                time.sleep(0.5)
+            return _ref.conv2d(x, w, b, stride, padding)
+        """)
+    result = exercises.check_one(BY_NAME["train_lenet5"], exercises.load_student(student), workdir=tmp_path)
+    assert result.status == "failed" and "loop only over the kernel offsets" in result.detail, result.detail
+    assert not (tmp_path / "lenet5-run").exists()
+
+
 def test_frozen_c1_filters_fail_the_training_exercise(tmp_path):
     """A student whose dW is zero trains only the head: C1 moves only by the weight decay's shrinking."""
     student = workspace(tmp_path, """

@@ -130,11 +130,16 @@ def _spec_note(exercise):
 
 
 def _check_training(exercise, module, workdir):
-    from .training import train_on_student_kernels
+    from .training import MAX_MINUTES, estimated_minutes, train_on_student_kernels
 
     missing = [name for name in exercise.needs if check_one(BY_NAME[name], module).status != "passed"]
     if missing:
         return Result(exercise.name, "not started", f"needs these exercises to pass first: {', '.join(missing)}")
+    minutes = estimated_minutes(module)
+    if minutes > MAX_MINUTES:
+        return Result(exercise.name, "failed",
+                      f"your conv2d would make this run take about {minutes:.0f} minutes (limit {MAX_MINUTES}): loop only "
+                      "over the kernel offsets (p, q) and let NumPy do the images, channels and positions at once")
     out = Path(workdir) / "lenet5-run"
     result = train_on_student_kernels(module, out)
     return Result(exercise.name, "passed" if result.passed else "failed", f"{result.words()} (run in {out})")

@@ -19,6 +19,8 @@ import numpy as np
 from .student_backend import KERNEL_FUNCTIONS, StudentBackend
 
 PASS_ACCURACY = 0.95
+#: A run estimated longer than this is not started: the student is told to vectorise instead.
+MAX_MINUTES = 15
 #: Measured with the reference on this machine: C1 moves by 73% (3 epochs) to 77% (5) of its initial norm; with a
 #: zero dW it moves by 0.04% (the weight decay alone).
 MIN_C1_CHANGE = 0.05
@@ -62,3 +64,19 @@ def train_on_student_kernels(module, out, *, epochs=EPOCHS, size=None, progress=
     after = np.asarray(load_model(out)["C1"].weight.data, dtype=np.float64)
     change = float(np.linalg.norm(after - before) / np.linalg.norm(before))
     return TrainingResult(metrics["test_accuracy"], change, metrics["time_s"])
+
+
+def estimated_minutes(module, epochs=EPOCHS, train_size=4000, batch_size=32):
+    """Minutes the run would take, from one batch of the student's C1 and C3 forward passes.
+
+    Each convolution runs about three times per step (forward, dX, dW); the
+    rest of the network costs little next to it.
+    """
+    import time
+
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    module.conv2d(rng.standard_normal((batch_size, 1, 32, 32)), rng.standard_normal((6, 1, 5, 5)), None, 1, 0)
+    module.conv2d(rng.standard_normal((batch_size, 6, 14, 14)), rng.standard_normal((16, 6, 5, 5)), None, 1, 0)
+    per_step = 3 * (time.perf_counter() - started)
+    return per_step * epochs * -(-train_size // batch_size) / 60
