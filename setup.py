@@ -111,12 +111,15 @@ setup(
         "minicnn.nn",
         "minicnn.models",
         "minicnn.data",
+        "minicnn.exercises",
+        "minicnn.exercises.templates",  # student.py, the workspace `minicnn exercises start` writes
         "minicnn.kernels",
         "minicnn.kernels.cpu",
         "minicnn.kernels.gpu",
     ],
     package_dir={"minicnn.kernels": "kernels"},
     package_data={
+        "minicnn": ["explore_page.html"],
         "minicnn.kernels.cpu": ["*.pyx", "*.pxd", "*.h"],
         "minicnn.kernels.gpu": ["*.cu", "*.cuh"],
         "minicnn.data": ["mnist-5k/*.gz", "mnist-5k/README.md"],

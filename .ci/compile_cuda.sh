@@ -4,7 +4,10 @@
 #
 # The sources end with extern "C" instantiations of every template for float
 # and double, so this compiles all the code the CuPy backend can launch.
-# Set MINICNN_CUDA_ARCH to pick the virtual architecture (default sm_80).
+# Every architecture in MINICNN_CUDA_ARCH (default "sm_75 sm_80 sm_90": the
+# CUDA-core fallback of the TF32 tensor-core kernels, Ampere, Hopper) is
+# compiled; PTX to SASS through ptxas as well, so an mma.sync operand or type
+# error fails here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +16,7 @@ if ! command -v nvcc >/dev/null 2>&1; then
     exit 0
 fi
 
-arch="${MINICNN_CUDA_ARCH:-sm_80}"
+archs="${MINICNN_CUDA_ARCH:-sm_75 sm_80 sm_90}"
 out_dir="$(mktemp -d)"
 trap 'rm -rf "$out_dir"' EXIT
 
@@ -25,15 +28,18 @@ if [ ${#sources[@]} -eq 0 ]; then
 fi
 
 failed=0
-for source in "${sources[@]}"; do
-    ptx="$out_dir/$(basename "${source%.cu}").ptx"
-    # --std=c++14 as cupy_backend.py passes to NVRTC; warnings count as errors.
-    if nvcc -ptx -arch="$arch" --std=c++14 -Werror all-warnings "$source" -o "$ptx"; then
-        entries=$(grep -c '^\.visible \.entry' "$ptx" || true)
-        echo "ok   $source ($entries kernels: $(grep -o '^\.visible \.entry [A-Za-z0-9_]*' "$ptx" | awk '{print $3}' | tr '\n' ' '))"
-    else
-        echo "FAIL $source" >&2
-        failed=1
-    fi
+for arch in $archs; do
+    for source in "${sources[@]}"; do
+        ptx="$out_dir/$(basename "${source%.cu}")-$arch.ptx"
+        # --std=c++14 as cupy_backend.py passes to NVRTC; warnings count as errors.
+        if nvcc -ptx -arch="$arch" --std=c++14 -Werror all-warnings "$source" -o "$ptx" \
+            && ptxas -arch="$arch" "$ptx" -o "${ptx%.ptx}.cubin"; then
+            entries=$(grep -c '^\.visible \.entry' "$ptx" || true)
+            echo "ok   $arch $source ($entries kernels: $(grep -o '^\.visible \.entry [A-Za-z0-9_]*' "$ptx" | awk '{print $3}' | tr '\n' ' '))"
+        else
+            echo "FAIL $arch $source" >&2
+            failed=1
+        fi
+    done
 done
 exit "$failed"

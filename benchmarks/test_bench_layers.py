@@ -1,7 +1,11 @@
 """pytest-benchmark suites for composed layers: ConvTranspose2d, built from the gradient-alone primitives.
 
-Its forward pass is ``conv2d_input_grad`` (dX alone) and its backward pass a
-``conv2d`` plus ``conv2d_weight_grad`` (dW alone). Run with
+Its forward pass is ``conv2d_input_grad`` (dX alone) and its backward pass
+``conv2d_and_weight_grad`` (the convolution of dY and that convolution's dW,
+from one column matrix). ``full-gradients`` is the composition it replaced,
+kept as the baseline: the forward pass as ``conv2d_grad`` on zeros (dX kept,
+dW thrown away) and the backward pass as ``conv2d`` plus a whole ``conv2d_grad``
+(dW kept, dX thrown away). Run with
 ``pytest benchmarks/test_bench_layers.py --benchmark-enable``.
 """
 
@@ -13,7 +17,7 @@ import minicnn as mc
 # A DCGAN-style upsampling layer: 64 -> 32 channels, 16x16 -> 32x32, batch 32.
 SHAPE = (32, 64, 16, 16)
 LAYER = dict(in_channels=64, out_channels=32, kernel_size=4, stride=2, padding=1)
-IMPLS = [name for name in mc.available_backends() if name not in ("numpy", "cupy")] + ["torch"]
+IMPLS = [name for name in mc.available_backends() if name not in ("numpy", "cupy")] + ["full-gradients", "torch"]
 
 
 def _minicnn_step(impl, x, dy):
@@ -23,6 +27,19 @@ def _minicnn_step(impl, x, dy):
         with mc.use_backend(impl):
             layer(x)
             layer.backward(dy)
+
+    return step
+
+
+def _full_gradients_step(x, dy):
+    layer = mc.nn.ConvTranspose2d(**LAYER, rng=0)
+    args = layer._conv_args()
+    w = layer.weight.data
+
+    def step():
+        y, _, _ = mc.functional.conv2d_grad(np.zeros(dy.shape, x.dtype), w, x, **args)
+        dx = mc.functional.conv2d(dy, w, **args)
+        _, dw, _ = mc.functional.conv2d_grad(dy, w, x, **args)
 
     return step
 
@@ -45,6 +62,7 @@ def test_conv_transpose_forward_and_backward(benchmark, impl):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(SHAPE).astype(np.float32)
     dy = rng.standard_normal((SHAPE[0], LAYER["out_channels"], 2 * SHAPE[2], 2 * SHAPE[3])).astype(np.float32)
-    step = _torch_step(x, dy) if impl == "torch" else _minicnn_step(impl, x, dy)
+    makers = {"torch": _torch_step, "full-gradients": _full_gradients_step}
+    step = makers[impl](x, dy) if impl in makers else _minicnn_step(impl, x, dy)
     benchmark.group = "conv_transpose_fwd_bwd"
     benchmark.pedantic(step, rounds=10, warmup_rounds=2)

@@ -112,8 +112,13 @@ for _case in CASES:
 
 
 # ----------------------------------------------------------------- implementations
+#: The "cupy" backend with its implicit-GEMM convolutions (float32, and opt-in TF32): conv cases only.
+CUPY_VARIANTS = {"cupy-implicit-gemm": {"conv_algorithm": "implicit_gemm", "tf32": False},
+                 "cupy-implicit-gemm-tf32": {"conv_algorithm": "implicit_gemm", "tf32": True}}
+
+
 def _sync_for(impl):
-    if impl == "cupy":
+    if impl.startswith("cupy"):
         import cupy
 
         return cupy.cuda.Device().synchronize
@@ -125,7 +130,7 @@ def _sync_for(impl):
 
 
 def _to_device(a, impl):
-    if impl == "cupy":
+    if impl.startswith("cupy"):
         import cupy
 
         return cupy.asarray(a)
@@ -157,10 +162,20 @@ def _make_conv(impl, params, rng):
         return step
     xd, wd, bd = (_to_device(a, impl) for a in (x, w, b))
     dy = _to_device(np.ones(mc.shapes.conv2d_output_shape(x.shape, w.shape, padding=pad), np.float32), impl)
+    settings = CUPY_VARIANTS.get(impl, {})
+    name = "cupy" if settings else impl
 
     def step():
-        F.conv2d(xd, wd, bd, padding=pad, backend=impl)
-        F.conv2d_grad(xd, wd, dy, padding=pad, backend=impl)
+        backend = mc.get_backend(name)
+        saved = {key: getattr(backend, key) for key in settings}
+        try:
+            for key, value in settings.items():
+                setattr(backend, key, value)
+            F.conv2d(xd, wd, bd, padding=pad, backend=name)
+            F.conv2d_grad(xd, wd, dy, padding=pad, backend=name)
+        finally:
+            for key, value in saved.items():
+                setattr(backend, key, value)
 
     return step
 
@@ -316,6 +331,8 @@ def _same_openmp_settings_for_torch():
 def implementations(include_reference=False):
     """The implementations present here: minicnn backends, then PyTorch CPU/CUDA when installed."""
     impls = [b for b in mc.available_backends() if b != "numpy" or include_reference]
+    if "cupy" in impls:
+        impls[impls.index("cupy") + 1 : impls.index("cupy") + 1] = list(CUPY_VARIANTS)
     _same_openmp_settings_for_torch()
     try:
         import torch
@@ -329,7 +346,7 @@ def implementations(include_reference=False):
 
 
 def _device_of(impl):
-    return "gpu" if impl in ("cupy", "torch-cuda") else "cpu"
+    return "gpu" if impl.startswith("cupy") or impl == "torch-cuda" else "cpu"
 
 
 BLOCK = 5  # consecutive runs of one implementation before the next takes its turn
@@ -399,6 +416,8 @@ def machine_info():
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
+            # cuDNN's float32 convolutions run on TF32 tensor cores while this is True (PyTorch's default)
+            info["torch_cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
     except ImportError:
         pass
     if "cupy" in info["backends"]:
@@ -457,7 +476,7 @@ def run_benchmarks(case_names=None, impls=None, repeats=15, include_reference=Fa
     chosen = [c for c in CASES if case_names is None or c.name in case_names]
     results = []
     for case in chosen:
-        case_impls = list(impls)
+        case_impls = [i for i in impls if case.kind == "conv" or i not in CUPY_VARIANTS]
         if case.name == "train_b1024":
             # batch 1024 is a GPU size; CPU implementations are timed at 64 and 256.
             case_impls = [i for i in case_impls if _device_of(i) == "gpu"]
@@ -669,12 +688,22 @@ def add_parser(subparsers):
                    help="forget the kernel plans measured on this machine (the cache file) and measure them again")
     p.add_argument("--out", type=Path, default=None,
                    help="write OUT.json and OUT.png (default: benchmarks/results/<device>-<time>)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="gpu: LeNet-5 training images/s on the CPU and the GPU over a sweep of batch sizes, the "
+                        "batch where the GPU starts to win, and a plot of both (OUT-sweep.json, OUT-sweep.png); "
+                        "where no GPU works, the CPU half runs and the GPU half is skipped with the reason")
+    p.add_argument("--batches", nargs="+", type=int, default=None,
+                   help="batch sizes of the --device gpu sweep (default: 1 4 16 64 256 1024)")
+    p.add_argument("--cpu-max-batch", type=int, default=None,
+                   help="--device gpu: time the CPU only up to this batch (its images/s is flat beyond a few hundred)")
     return p
 
 
 def run(args):
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.device == "gpu":
+        return run_sweep(args)
     known = implementations(include_reference=True) + ["numpy"]
     for impl in args.impls or []:
         if impl not in known:
@@ -693,3 +722,36 @@ def run(args):
     plot(report, out.with_suffix(".png"))
     print(f"\nwrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
     return 0
+
+
+def run_sweep(args):
+    """``minicnn bench --device gpu``: the CPU-vs-GPU sweep (minicnn.bench_sweep), its table, JSON and plot."""
+    from . import bench_sweep
+
+    batches = tuple(args.batches or bench_sweep.DEFAULT_BATCHES)
+    bad = [b for b in batches if b < 1]
+    if bad:
+        raise ValueError(f"--batches must be positive integers, got {bad}")
+    if args.cpu_max_batch is not None and args.cpu_max_batch < 1:
+        raise ValueError(f"--cpu-max-batch must be >= 1, got {args.cpu_max_batch}")
+    impls = args.impls
+    for impl in impls or []:
+        if impl not in bench_sweep.SWEEP_IMPLS:
+            raise ValueError(f"--impls with --device gpu: {impl!r} is not one of {list(bench_sweep.SWEEP_IMPLS)}")
+    report = bench_sweep.sweep(sorted(set(batches)), impls, repeats=args.repeats, cpu_max_batch=args.cpu_max_batch)
+    report["machine"] = machine_info()
+    print()
+    print(bench_sweep.format_sweep(report))
+    out = args.out or Path("benchmarks/results") / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = Path(f"{out}-sweep.json"), Path(f"{out}-sweep.png")
+    json_path.write_text(json.dumps(report, indent=2, default=_json_key))
+    bench_sweep.plot_sweep(report, png_path)
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
+def _json_key(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -22,7 +22,8 @@ from pathlib import Path
 __all__ = ["main", "build_parser", "OPTIONAL_COMMANDS"]
 
 # Commands that live in their own module: name -> module defining add_parser(subparsers) and run(args).
-OPTIONAL_COMMANDS = {"bench": "minicnn.bench", "spec": "minicnn.spec_map"}
+OPTIONAL_COMMANDS = {"bench": "minicnn.bench", "spec": "minicnn.spec_map", "exercises": "minicnn.exercises.cli",
+                     "explore": "minicnn.explore"}
 
 _PROG = "minicnn"
 _LENET_INPUT = (1, 32, 32)  # deck 002_35ce60e4ae78ad9e.txt, "Arquitectura de la Red": a 32x32 single-plane input
@@ -40,6 +41,8 @@ examples:
   minicnn predict digit.png --model runs/first
   minicnn summary lenet5                     # layers, shapes, parameters (61,706)
   minicnn backends                           # which kernels run here
+  minicnn explore runs/first                 # an HTML page: feature maps, filters, mistakes
+  minicnn exercises start mywork             # graded exercises: write the functions yourself
   minicnn export runs/first model.onnx       # the trained network as ONNX (pip install minicnn[onnx])
 """
 

@@ -31,6 +31,7 @@ __all__ = [
     "conv2d_grad",
     "conv2d_input_grad",
     "conv2d_weight_grad",
+    "conv2d_and_weight_grad",
     "max_pool2d",
     "max_pool2d_with_indices",
     "max_pool2d_grad",
@@ -248,6 +249,31 @@ def conv2d_weight_grad(x, w_shape, dy, *, stride=1, padding=0, dilation=1, group
     if geometry.n == 0:
         return impl.xp.zeros(geometry.w_shape, dtype=x.dtype), impl.xp.zeros(geometry.o, dtype=x.dtype)
     return impl.conv2d_weight_grad(x, dy, geometry, plan)
+
+
+def conv2d_and_weight_grad(x, w, dy, *, stride=1, padding=0, dilation=1, groups=1, plan=None, backend=None):
+    """``(y, dw, db)``: ``y = conv2d(x, w)`` (no bias) and ``(dw, db) = conv2d_weight_grad(x, w.shape, dy)``.
+
+    Two results of the same input, for the backward pass of a transposed
+    convolution (deck 000_5f24bd8423292174.txt, "Convolución transpuesta"):
+    ``ConvTranspose2d`` with input ``x_T`` and upstream gradient ``dy_T`` needs
+    ``dx_T = conv2d(dy_T, W)`` and ``dW = conv2d_weight_grad(dy_T, W.shape, x_T)``,
+    which both read the receptive fields of ``dy_T``. The values are those of
+    the two functions; the im2col path computes both from one column matrix.
+    """
+    fn = "conv2d_and_weight_grad"
+    x = _as_array(fn, "x", x)
+    w = _as_array(fn, "w", w)
+    x, padding, _ = _pad_asymmetric(fn, x, w, stride, padding, dilation)
+    geometry = _conv_geometry(fn, x, w, stride, padding, dilation, groups)
+    dy = _check_dy(fn, dy, geometry.y_shape, x)
+    impl = _pick_backend(fn, x, backend)
+    if plan is not None:
+        plan = impl.plan_conv2d(geometry, x.dtype, plan)
+    if geometry.n == 0:
+        xp = impl.xp
+        return xp.zeros(geometry.y_shape, dtype=x.dtype), xp.zeros_like(w), xp.zeros(geometry.o, dtype=x.dtype)
+    return impl.conv2d_and_weight_grad(x, w, dy, geometry, plan)
 
 
 def _padded_shape(fn, x_shape, w_shape, stride, padding, dilation):

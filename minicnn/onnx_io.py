@@ -104,13 +104,11 @@ class _Writer:
 
 def _weights(layer, path):
     """The layer's parameters as host arrays, refusing shape-only (lazy) ones and dtypes other than float32."""
-    from .models.blocks import is_shape_only
-
     arrays = {}
     for name, param in layer.named_parameters():
         if "." in name:
             continue
-        if is_shape_only(param.data):
+        if param.is_shape_only:
             raise ValueError(f"onnx export: layer {path!r} ({type(layer).__name__}) has shape-only weights; "
                              "call net.materialize(seed) or load weights first")
         if param.data.dtype != np.float32:

@@ -57,6 +57,9 @@ class SGD:
         for i, p in enumerate(params):
             if not isinstance(p, Parameter):
                 raise TypeError(f"SGD: params must be minicnn.nn.Parameter objects (model.parameters()), item {i} is {type(p).__name__}")
+            if p.is_shape_only:
+                raise ValueError(f"SGD: parameter {i} ({p.name!r}, shape {tuple(p.shape)}) is shape-only (its model was "
+                                 "built lazy); call model.materialize(seed) or load weights first")
             if id(p) not in seen:
                 seen.add(id(p))
                 unique.append(p)

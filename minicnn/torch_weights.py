@@ -154,13 +154,20 @@ def torchvision_names(net):
                          f"known: {', '.join(ARCHITECTURES)}")
     modules = ARCHITECTURES[name](net)
     keys = {}
-    for key in net.state_dict():
+    for key in _shapes(net):
         module, _, leaf = key.rpartition(".")
         if module not in modules:
             raise ValueError(f"torch_weights: the {name} table has no torchvision name for minicnn's {module!r} "
                              f"(key {key!r})")
         keys[key] = f"{modules[module]}.{leaf}"
     return keys
+
+
+def _shapes(net):
+    """``{state_dict key: shape}`` of ``net``'s weights and buffers, without copying them (a lazy model has no values)."""
+    shapes = {name: tuple(param.shape) for name, param in net.named_parameters()}
+    shapes.update((name, tuple(buffer.shape)) for name, buffer in net.named_buffers())
+    return shapes
 
 
 def _as_numpy(key, value):
@@ -199,28 +206,23 @@ def load_state_dict(net, state_dict):
     key of the state_dict must be used (``num_batches_tracked`` aside).
     """
     state = _read(state_dict)
-    ours = net.state_dict()
+    ours = _shapes(net)
     mapped, missing = {}, []
     for key, theirs in torchvision_names(net).items():
         if theirs not in state:
             missing.append(theirs)
             continue
         value = _as_numpy(theirs, state[theirs])
-        if value.shape != ours[key].shape:
+        if tuple(value.shape) != ours[key]:
             raise ValueError(f"torch_weights: {theirs!r} (minicnn {key!r}) has shape {tuple(value.shape)} in the "
-                             f"state_dict but {tuple(ours[key].shape)} in the model")
+                             f"state_dict but {ours[key]} in the model")
         mapped[key] = value
     used = set(torchvision_names(net).values())
     unexpected = [k for k in state if k not in used and not k.endswith(IGNORED_SUFFIXES)]
     if missing or unexpected:
         raise ValueError(f"torch_weights: the state_dict does not fit {net.name}: missing {len(missing)} key(s) "
                          f"{_some(missing)}, unexpected {len(unexpected)} key(s) {_some(unexpected)}")
-    from .models.blocks import is_shape_only
-
-    for param in net.parameters():  # a lazy model's shape-only weights get memory; every one is overwritten below
-        if is_shape_only(param.data):
-            param.data = np.empty(param.data.shape, param.data.dtype)
-    return net.load_state_dict(mapped)
+    return net.load_state_dict(mapped)  # a lazy model's shape-only weights get their values here
 
 
 def _some(keys, limit=6):

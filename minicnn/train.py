@@ -409,6 +409,7 @@ class _Run:
     time_s: float
     start_epoch: int
     generators: dict
+    device_steps: dict = field(default_factory=dict)  # batch size -> captured.DeviceStep, on the GPU
 
     @property
     def checkpoint_path(self):
@@ -550,6 +551,8 @@ def _train_batches(run, epoch, lr, bar, started):
     from .nn import SoftmaxCrossEntropy
 
     config, net, generators = run.config, run.net, run.generators
+    if _uses_device_step(run.backend):
+        return _train_batches_on_device(run, epoch, lr, bar)
     xp = _device_xp(net)
     loss_fn = SoftmaxCrossEntropy()
     n_batches = math.ceil(len(run.data["train_labels"]) / config.batch_size)
@@ -573,6 +576,73 @@ def _train_batches(run, epoch, lr, bar, started):
         rate = seen / (time.perf_counter() - started)
         bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", "acc": f"{correct / seen:.2%}", "img/s": f"{rate:.0f}"}, refresh=False)
     return loss_sum, correct, seen
+
+
+def _uses_device_step(backend):
+    """The GPU trains with the device-resident, graph-captured step of :mod:`minicnn.captured`."""
+    return backend == "cupy"
+
+
+def _train_batches_on_device(run, epoch, lr, bar):
+    """``_train_batches`` with :class:`minicnn.captured.DeviceStep`: the same updates, no host read inside an epoch.
+
+    One ``DeviceStep`` per batch size (the last batch may be smaller), kept
+    for the whole run; the loss and accuracy sums are read once, at the end
+    of the epoch, so divergence is noticed there rather than at its batch.
+    """
+    from .captured import CupyCapture, DeviceStep
+    from .data import augment, batches, to_network_input
+
+    config, net, generators = run.config, run.net, run.generators
+    xp = _device_xp(net)
+    steps = run.device_steps
+    for device_step in steps.values():
+        device_step.reset_metrics()
+    seen = 0
+    batch_stream = batches(run.data["train_images"], run.data["train_labels"], config.batch_size, shuffle=True,
+                           seed=generators["shuffle"])
+    for images, labels in batch_stream:
+        if config.augment:
+            images = augment(images, generators["augment"], max_shift=config.max_shift, max_rotation=config.max_rotation)
+        x = to_network_input(images)
+        device_step = steps.get(len(labels))
+        if device_step is None:
+            # one stream for all batch sizes, so their steps run in order; a memory pool each
+            capturer = None if xp is np else CupyCapture(stream=_shared_stream(steps))
+            fused = _fused_kernels(xp)
+            device_step = steps[len(labels)] = DeviceStep(net, run.optimizer, len(labels), x.shape[1:], xp=xp,
+                                                          capturer=capturer, fused=fused)
+        device_step.load(x, labels)
+        device_step.run()
+        seen += len(labels)
+        bar.update(1)
+    totals = [device_step.metrics() for device_step in steps.values()]
+    loss_sum, correct = sum(t[0] for t in totals), sum(t[1] for t in totals)
+    if not math.isfinite(loss_sum):
+        raise TrainingDiverged(
+            f"training diverged: the training loss of epoch {epoch}/{config.epochs} is {loss_sum / seen} "
+            f"(lr = {lr:g}); try a lower learning rate, e.g. --lr {lr / 10:g}. "
+            + _last_good(run.checkpoint_path, run.start_epoch, epoch)
+        )
+    return loss_sum, correct, seen
+
+
+def _shared_stream(steps):
+    """The CUDA stream of the run's device steps (a new non-blocking one for the first)."""
+    for device_step in steps.values():
+        return device_step.capturer.stream
+    import cupy
+
+    return cupy.cuda.Stream(non_blocking=True)
+
+
+def _fused_kernels(xp):
+    """The backend whose fused loss and update kernels the device step uses (CuPy), or None for the plain ones."""
+    if xp is np:
+        return None
+    from .backends import get_backend
+
+    return get_backend("cupy")
 
 
 def _write_checkpoint(run, epoch):

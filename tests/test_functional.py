@@ -648,22 +648,68 @@ def test_cython_im2col_in_chunks_of_output_rows_matches_reference(x_shape, w_sha
 
 
 # ------------------------------------------------------------------ one gradient alone
+CPU_BACKENDS = [name for name in mc.available_backends() if name != "cupy"]  # tests/gpu covers the GPU
+
+
+def _conv_arrays(cfg, seed):
+    """x, w and an upstream dy for the layer ``cfg`` (float64)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(cfg.x_shape), rng.standard_normal(cfg.w_shape), rng.standard_normal(cfg.out_shape)
+
+
 @given(cfg=strategies.conv_configs(max_n=3, max_c=4, max_hw=9), seed=strategies.seeds)
 def test_each_gradient_alone_equals_its_part_of_conv2d_grad(cfg, seed):
     # dX alone reads only the filters, (dW, db) alone only the input; each equals its part of conv2d_grad.
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(cfg.x_shape)
-    w = rng.standard_normal(cfg.w_shape)
-    dy = rng.standard_normal(cfg.out_shape)
+    x, w, dy = _conv_arrays(cfg, seed)
     want_dx, want_dw, want_db = F.conv2d_grad(x, w, dy, **cfg.kwargs, backend="numpy")
-    for backend_name in mc.available_backends():
-        if backend_name == "cupy":
-            continue  # tests/gpu covers the GPU
+    for backend_name in CPU_BACKENDS:
         dx = F.conv2d_input_grad(cfg.x_shape, w, dy, **cfg.kwargs, backend=backend_name)
         dw, db = F.conv2d_weight_grad(x, cfg.w_shape, dy, **cfg.kwargs, backend=backend_name)
         np.testing.assert_allclose(dx, want_dx, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(dw, want_dw, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(db, want_db, rtol=1e-9, atol=1e-9)
+
+
+@given(cfg=strategies.conv_configs(max_n=3, max_c=4, max_hw=9), seed=strategies.seeds)
+def test_conv2d_and_weight_grad_equals_the_two_functions(cfg, seed):
+    # The forward product and the weight gradient of one input (a transposed convolution's backward pass).
+    x, w, dy = _conv_arrays(cfg, seed)
+    want_y = F.conv2d(x, w, **cfg.kwargs, backend="numpy")
+    want_dw, want_db = F.conv2d_weight_grad(x, cfg.w_shape, dy, **cfg.kwargs, backend="numpy")
+    for backend_name in CPU_BACKENDS:
+        y, dw, db = F.conv2d_and_weight_grad(x, w, dy, **cfg.kwargs, backend=backend_name)
+        for got, want in ((y, want_y), (dw, want_dw), (db, want_db)):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.skipif("cython" not in mc.available_backends(), reason="the Cython kernels are not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [
+    ((4, 32, 32, 32), (64, 32, 4, 4), dict(stride=2, padding=1)),  # ConvTranspose2d(64, 32, 4, 2, 1)'s backward
+    ((3, 6, 9, 11), (4, 3, 3, 2), dict(padding=(1, 0), dilation=(2, 1), groups=2)),
+    ((2, 8, 5, 5), (4, 8, 1, 1), {}),  # 1x1: the image is its own column matrix
+])
+def test_im2col_computes_both_from_one_column_matrix_bit_for_bit(case, dtype):
+    # The shared pass runs the same products as the two separate im2col passes, so the bits agree.
+    x_shape, w_shape, kwargs = case
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    dy = rng.standard_normal(F.conv2d(x, w, **kwargs, backend="numpy").shape).astype(dtype)
+    y, dw, db = F.conv2d_and_weight_grad(x, w, dy, **kwargs, plan="im2col", backend="cython")
+    assert np.array_equal(y, F.conv2d(x, w, **kwargs, plan="im2col", backend="cython"))
+    want_dw, want_db = F.conv2d_weight_grad(x, w.shape, dy, **kwargs, plan="im2col", backend="cython")
+    assert np.array_equal(dw, want_dw) and np.array_equal(db, want_db)
+
+
+def test_conv2d_and_weight_grad_checks_its_arguments_by_name():
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d_and_weight_grad: dy must have the output's shape \(1, 4, 3, 3\)"):
+        F.conv2d_and_weight_grad(x, w, np.zeros((1, 4, 5, 5)))
+    with pytest.raises(TypeError, match="conv2d_and_weight_grad: dy has dtype float32 but x has dtype float64"):
+        F.conv2d_and_weight_grad(x, w, np.zeros((1, 4, 3, 3), dtype=np.float32))
+    y, dw, db = F.conv2d_and_weight_grad(np.zeros((0, 2, 5, 5)), w, np.zeros((0, 4, 3, 3)))
+    assert y.shape == (0, 4, 3, 3) and dw.shape == w.shape and not dw.any() and db.shape == (4,)
 
 
 def test_gradients_alone_reject_bad_shapes_by_name():
@@ -682,3 +728,16 @@ def test_gradients_alone_on_an_empty_batch_are_zeros():
     dx = F.conv2d_input_grad((0, 2, 5, 5), np.ones((4, 2, 3, 3)), np.zeros((0, 4, 3, 3)))
     dw, db = F.conv2d_weight_grad(np.zeros((0, 2, 5, 5)), (4, 2, 3, 3), np.zeros((0, 4, 3, 3)))
     assert dx.shape == (0, 2, 5, 5) and not dw.any() and dw.shape == (4, 2, 3, 3) and db.shape == (4,)
+
+
+@pytest.mark.parametrize("padding", [(1, 0, 2, 1), "same"])
+def test_conv2d_and_weight_grad_takes_every_padding_conv2d_takes(padding):
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 2))
+    y = F.conv2d(x, w, padding=padding)
+    dy = rng.standard_normal(y.shape)
+    got_y, dw, db = F.conv2d_and_weight_grad(x, w, dy, padding=padding)
+    want_dw, want_db = F.conv2d_weight_grad(x, w.shape, dy, padding=padding)
+    np.testing.assert_allclose(got_y, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, want_db, rtol=1e-12, atol=1e-12)

@@ -9,6 +9,7 @@ from gradcheck import check_function_gradient, check_module_gradients
 
 import minicnn as mc
 import minicnn.functional as F
+from minicnn.graph import Sequential
 from minicnn import nn
 
 
@@ -470,3 +471,51 @@ def test_relu_inplace_matches_and_overwrites(backend_name):
         np.testing.assert_array_equal(dx_in, dx)
     with pytest.raises(TypeError, match="inplace must be a bool"):
         mc.nn.ReLU(inplace=1)
+
+
+# ------------------------------------------------------------------ shape-only (lazy) weights
+def test_a_shape_only_parameter_has_no_values_and_no_gradient_until_materialized():
+    layer = mc.nn.Conv2d(3, 8, 3, init="shape_only", bias=False)
+    p = layer.weight
+    assert p.is_shape_only and p.grad is None and layer.is_lazy and "shape-only" in repr(p)
+    assert p.data.nbytes == 8 * 3 * 3 * 3 * 4 and not any(p.data.strides)  # a view of one zero: no memory
+    layer.zero_grad()  # nothing to zero, no error
+    values = np.random.default_rng(0).standard_normal(p.shape).astype(np.float32)
+    p.materialize(values)
+    values[0, 0, 0, 0] = 99  # materialize keeps a copy
+    assert not p.is_shape_only and not layer.is_lazy and p.data[0, 0, 0, 0] != 99
+    assert p.grad.shape == p.shape and not p.grad.any() and p.data.flags.writeable
+    with pytest.raises(ValueError, match=r"Parameter.materialize: 'weight' has shape \(8, 3, 3, 3\), got values of shape \(8, 3\)"):
+        p.materialize(np.zeros((8, 3), np.float32))
+
+
+def test_a_lazy_layer_refuses_to_run_train_or_save_by_name():
+    layer = mc.nn.Linear(4, 2, init="shape_only")
+    x = np.ones((1, 4), np.float32)
+    with pytest.raises(RuntimeError, match=r"Linear was built lazy \(shape-only weights.*weight\).*materialize"):
+        layer(x)
+    with pytest.raises(RuntimeError, match="materialize"):
+        layer.state_dict()
+    with pytest.raises(ValueError, match=r"SGD: parameter 0 \('weight', shape \(2, 4\)\) is shape-only"):
+        mc.optim.SGD(layer.parameters(), lr=0.1)
+    layer.materialize(0)
+    assert layer(x).shape == (1, 2)
+    mc.optim.SGD(layer.parameters(), lr=0.1)
+
+
+def test_load_state_dict_gives_a_lazy_model_its_weights():
+    trained = Sequential(mc.nn.Conv2d(1, 2, 3, rng=1), mc.nn.ReLU(), mc.nn.Flatten(), mc.nn.Linear(18, 3, rng=2))
+    lazy = Sequential(mc.nn.Conv2d(1, 2, 3, init="shape_only"), mc.nn.ReLU(), mc.nn.Flatten(),
+                            mc.nn.Linear(18, 3, init="shape_only"))
+    assert lazy.is_lazy
+    lazy.load_state_dict(trained.state_dict())
+    assert not lazy.is_lazy
+    x = np.random.default_rng(3).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    assert np.array_equal(lazy(x), trained(x))
+
+
+def test_to_keeps_a_shape_only_parameter_shape_only_in_the_new_dtype():
+    layer = mc.nn.Conv2d(3, 8, 3, init="shape_only").to(dtype=np.float64)
+    assert layer.weight.is_shape_only and layer.weight.data.dtype == np.float64
+    layer.materialize(0)
+    assert layer.weight.data.dtype == np.float64 and layer.bias.data.dtype == np.float64

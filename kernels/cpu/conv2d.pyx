@@ -255,7 +255,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                     const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
                     floating[:, :, :, ::1] dw_workspace, floating[:, ::1] col_workspace,
                     int sh, int sw, int ph, int pw, int dh, int dw, int groups, int num_threads,
-                    bint input_grad=True):
+                    bint input_grad=True, floating[:, :, :, ::1] y=None):
     """Fill ``dx`` and the transposed weight gradients of fixed groups of images, ``dw_workspace[g]``
     (groups, K, C_out/groups).
 
@@ -265,6 +265,10 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     caller sums it over groups and transposes each (K, C_out/groups) block. ``col_workspace``
     has a row per thread. With ``input_grad=False`` (the first layer of a network, whose input
     is data) ``dx`` is left untouched and its two costly steps are skipped.
+
+    With ``y`` given, the same column matrix also gives the forward product ``y = conv2d(x, w)``
+    (no bias): the pair a transposed convolution's backward needs (its dX is the convolution of
+    its dY, its dW this convolution's weight gradient), from one im2col instead of two.
     """
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = w.shape[0], kh = w.shape[2], kw = w.shape[3]
@@ -281,6 +285,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     cdef Py_ssize_t rows = oh if pointwise else chunk_rows(channels * kh * kw, oh, ow)
     cdef Py_ssize_t i0, i1
     cdef int span
+    cdef bint forward = y is not None
     for part in prange(image_groups, nogil=True, schedule="static", num_threads=num_threads):
         dw_part = &dw_workspace[part, 0, 0, 0]
         for n in range(n_images * part // image_groups, n_images * (part + 1) // image_groups):
@@ -297,6 +302,11 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                 if not pointwise:
                     im2col(&x[n, 0, 0, 0], col, channels, height, width, kh, kw, sh, sw, ph, pw, dh, dw, i0, i1, ow,
                            span)
+                if forward:
+                    for g in range(groups):
+                        gemm_rowmajor(c'N', c'N', out_per_group, span, k, <floating>1.0,
+                                      &w[g * out_per_group, 0, 0, 0], k, col + g * k * span, span,
+                                      <floating>0.0, &y[n, g * out_per_group, i0, 0], positions)
                 for g in range(groups):
                     dy_group = &dy[n, g * out_per_group, i0, 0]
                     # dW_g^T += col_g @ dY_g^T. The same product as dW_g += dY_g @ col_g^T, but BLAS

@@ -33,6 +33,8 @@ __all__ = [
     "single_threaded_blas",
     "keep_freed_memory",
     "BACKEND_NAMES",
+    "register_backend",
+    "unregister_backend",
     "EnvironmentSettingError",
     "env_flag",
 ]
@@ -49,12 +51,16 @@ _instances: dict = {}
 _load_errors: dict = {}
 _current: contextvars.ContextVar = contextvars.ContextVar("minicnn_backend", default=None)
 _default_name = None
+#: Backends added at run time (``register_backend``), e.g. the one built from a student's exercises.
+_registered: dict = {}
 
 
 def _load(name):
     """Instantiate backend ``name`` once; remember why it failed if it cannot load."""
     if name in _instances:
         return _instances[name]
+    if name not in _MODULES:
+        return None
     if name in _load_errors:
         return None
     module_name, class_name = _MODULES[name]
@@ -78,7 +84,29 @@ def available_backends():
 
     ``"cupy"`` is listed only when CuPy imports *and* a GPU runs a kernel.
     """
-    return [name for name in BACKEND_NAMES if _load(name) is not None]
+    return [name for name in BACKEND_NAMES if _load(name) is not None] + list(_registered)
+
+
+def register_backend(name, backend):
+    """Make the backend object ``backend`` usable as ``name`` (``use_backend(name)``, ``backend=name``).
+
+    For backends built at run time, such as ``minicnn.exercises``' backend made
+    from a student's functions; the built-in names cannot be replaced.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register_backend: name must be an identifier string, got {name!r}")
+    if name in _MODULES:
+        raise ValueError(f"register_backend: {name!r} is a built-in backend; choose another name")
+    _registered[name] = backend
+    _instances[name] = backend
+
+
+def unregister_backend(name):
+    """Forget a backend added with ``register_backend`` (a built-in name raises ``ValueError``)."""
+    if name not in _registered:
+        raise ValueError(f"unregister_backend: {name!r} was not registered (registered: {sorted(_registered)})")
+    del _registered[name]
+    _instances.pop(name, None)
 
 
 def unavailable_reason(name):
@@ -91,8 +119,8 @@ def unavailable_reason(name):
 def _check_name(name):
     if not isinstance(name, str):
         raise TypeError(f"backend must be a str, one of {list(BACKEND_NAMES)}; got {type(name).__name__} {name!r}")
-    if name not in _MODULES:
-        raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKEND_NAMES)}")
+    if name not in _MODULES and name not in _registered:
+        raise ValueError(f"unknown backend {name!r}; choose one of {list(BACKEND_NAMES) + list(_registered)}")
 
 
 def get_backend(name=None):

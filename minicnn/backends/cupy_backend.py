@@ -17,6 +17,20 @@ Convolution has two algorithms, chosen by the attribute ``conv_algorithm``:
   reduction of ``dY``.
 * ``"direct"`` (readable): one thread per output value, looping over the
   filter taps exactly as the slide's formula reads.
+* ``"implicit_gemm"``: the same matrix products as im2col, but each block of
+  ``kernels/gpu/implicit_gemm.cu`` gathers its tile of the column matrix into
+  shared memory, so the column matrix is never written (forward, dX and dW;
+  dW's long reduction split in ranges added in a fixed order). ``tf32 = True``
+  (opt-in, float32 only) rounds the operands to TF32 and multiplies them on
+  tensor cores (``mma.sync``; ``tensor_cores = False``: on CUDA cores);
+  float32 is the default.
+  Its launch plan and index formulas are ``backends/implicit_gemm.py``.
+
+Fused kernels (``kernels/gpu/fused.cu``) for the device-resident training step
+(``minicnn/captured.py``): ``conv2d_bias_relu`` (the implicit-GEMM forward with
+bias and ReLU in its epilogue), ``relu_max_pool2x2`` and its gradient,
+``softmax_cross_entropy_fused`` (loss, accuracy count and dJ/dlogits in one
+block) and ``sgd_momentum_update`` (every parameter in one launch).
 
 Every kernel sums in a fixed order without atomics, so repeated calls give
 bit-identical results. The functional layer validates arguments; the cheap
@@ -37,6 +51,7 @@ from pathlib import Path
 
 import numpy
 
+from . import implicit_gemm
 from .numpy_backend import NumpyBackend
 
 try:
@@ -56,7 +71,7 @@ THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 1 << 16
 _INT32_MAX = 2**31 - 1
 _SUFFIX = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
-CONV_ALGORITHMS = ("im2col", "direct")
+CONV_ALGORITHMS = ("im2col", "direct", "implicit_gemm")
 
 
 # ------------------------------------------------------------------------ kernel loading
@@ -90,6 +105,11 @@ def _kernel(filename, name, dtype):
     """The ``extern "C"`` instantiation ``<name>_f32`` or ``<name>_f64`` of ``filename``."""
     with _compile_lock:
         return _module(filename).get_function(f"{name}_{_SUFFIX[dtype]}")
+
+
+def _address(a):
+    """The device address of a CuPy array's first element (what a pointer table holds)."""
+    return a.data.ptr
 
 
 # --------------------------------------------------------------------------- guards
@@ -132,6 +152,10 @@ class CupyBackend(NumpyBackend):
     conv_algorithm = "im2col"
     #: Largest column matrix (bytes) built at once; bigger batches are processed in slices.
     column_bytes_limit = 1 << 29
+    #: implicit_gemm only: round float32 operands to TF32 (opt-in; the tests' tolerance follows TF32's 10-bit mantissa).
+    tf32 = False
+    #: with tf32: multiply on tensor cores (mma.sync, the "tc" kernels); False keeps the CUDA-core loop.
+    tensor_cores = True
 
     # ----------------------------------------------------------------- availability
     def check_available(self):
@@ -155,6 +179,12 @@ class CupyBackend(NumpyBackend):
         blocks = max(1, min(-(-total // THREADS_PER_BLOCK), MAX_BLOCKS))
         args = tuple(arrays) + tuple(numpy.int32(s) for s in sizes)
         kernel((blocks,), (THREADS_PER_BLOCK,), args)
+
+    def _tf32_flag(self, dtype):
+        return numpy.int32(bool(self.tf32) and numpy.dtype(dtype) == numpy.float32)
+
+    def _on_tensor_cores(self, dtype):
+        return bool(self._tf32_flag(dtype)) and bool(self.tensor_cores)
 
     # -------------------------------------------------------------- convolution
     def _conv_geometry(self, fn, x, w, geometry):
@@ -236,6 +266,8 @@ class CupyBackend(NumpyBackend):
         n, c, h, wd, o, kh, kw, oh, ow, g = dims
         if b is not None:
             _guard_like(fn, "b", b, dtype, (o,))
+        if self._algorithm(fn) == "implicit_gemm":
+            return self._ig_forward(x, w, b, geometry, dims, relu=False)
         if self._algorithm(fn) == "direct":
             y = cupy.empty((n, o, oh, ow), dtype=dtype)
             bias = b if b is not None else y  # any valid pointer; has_bias=0 keeps it unread
@@ -262,6 +294,9 @@ class CupyBackend(NumpyBackend):
         fn = "conv2d_grad"
         dtype, dims = self._conv_geometry(fn, x, w, geometry)
         _guard_like(fn, "dy", dy, dtype, geometry.y_shape)
+        if self._algorithm(fn) == "implicit_gemm":
+            dx = self._ig_input_grad(w, dy, geometry, dims) if input_grad else None
+            return (dx, self._ig_weight_grad(x, dy, geometry, dims), dy.sum(axis=(0, 2, 3)))
         if self._algorithm(fn) == "direct":
             dx = self._input_grad_direct(w, dy, geometry, dims) if input_grad else None
             return (dx, *self._weight_grad_direct(x, dy, geometry, dims))
@@ -272,6 +307,8 @@ class CupyBackend(NumpyBackend):
         """``dX`` alone (see ``NumpyBackend.conv2d_input_grad``) on the GPU; it never reads ``X``."""
         fn = "conv2d_input_grad"
         dims = self._gradient_dims(fn, "w", w, geometry.w_shape, dy, geometry)
+        if self._algorithm(fn) == "implicit_gemm":
+            return self._ig_input_grad(w, dy, geometry, dims)
         if self._algorithm(fn) == "direct":
             return self._input_grad_direct(w, dy, geometry, dims)
         return self._im2col_grads(None, w, dy, geometry, dims)[0]
@@ -280,6 +317,8 @@ class CupyBackend(NumpyBackend):
         """``(dW, db)`` alone (see ``NumpyBackend.conv2d_weight_grad``) on the GPU; it never reads ``W``."""
         fn = "conv2d_weight_grad"
         dims = self._gradient_dims(fn, "x", x, geometry.x_shape, dy, geometry)
+        if self._algorithm(fn) == "implicit_gemm":
+            return self._ig_weight_grad(x, dy, geometry, dims), dy.sum(axis=(0, 2, 3))
         if self._algorithm(fn) == "direct":
             return self._weight_grad_direct(x, dy, geometry, dims)
         return self._im2col_grads(x, None, dy, geometry, dims)[1], dy.sum(axis=(0, 2, 3))
@@ -335,6 +374,63 @@ class CupyBackend(NumpyBackend):
                     self._column_sizes(count, dims, stride, padding, dilation),
                 )
         return dx, (None if dw is None else cupy.ascontiguousarray(dw.reshape(geometry.w_shape)))
+
+    # ---------------------------------------------------------- implicit GEMM
+    def _ig_launch(self, launch, dtype, args):
+        """One ``implicit_gemm.cu`` launch of ``launch`` (an ``implicit_gemm.IGPlan``): grid as planned, 256 threads."""
+        # the kernels split row, column and depth indices in 32-bit arithmetic (addresses are 64-bit)
+        _guard_int32(launch.kernel, {"rows": launch.rows, "columns": launch.cols, "depth": launch.depth})
+        if max(launch.grid[1:]) > 65535:
+            raise ValueError(f"{launch.kernel}: grid {launch.grid} exceeds CUDA's 65,535 blocks in y or z (groups*splits)")
+        kernel = _kernel("implicit_gemm.cu", launch.kernel, numpy.dtype(dtype))
+        kernel(launch.grid, (implicit_gemm.THREADS,), args)
+
+    def _ig_sizes(self, geometry, dims):
+        return tuple(numpy.int32(v) for v in self._conv_sizes(dims, *geometry.hyper[:3]))
+
+    def _ig_forward(self, x, w, b, geometry, dims, relu):
+        """``Y = X (*) W + b`` (ReLU'd if ``relu``) by implicit GEMM: no column matrix in memory."""
+        y = cupy.empty(geometry.y_shape, dtype=x.dtype)
+        bias = b if b is not None else y  # any valid pointer; has_bias=0 keeps it unread
+        tc = self._on_tensor_cores(x.dtype)
+        args = (x, w, bias, y, *self._ig_sizes(geometry, dims), numpy.int32(b is not None), numpy.int32(relu))
+        args += () if tc else (self._tf32_flag(x.dtype),)
+        self._ig_launch(implicit_gemm.plan("forward", geometry, tc), x.dtype, args)
+        return y
+
+    def _ig_input_grad(self, w, dy, geometry, dims):
+        dx = cupy.empty(geometry.x_shape, dtype=dy.dtype)
+        tc = self._on_tensor_cores(dy.dtype)
+        args = (dy, w, dx, *self._ig_sizes(geometry, dims)) + (() if tc else (self._tf32_flag(dy.dtype),))
+        self._ig_launch(implicit_gemm.plan("input_grad", geometry, tc), dy.dtype, args)
+        return dx
+
+    def _ig_weight_grad(self, x, dy, geometry, dims):
+        """``dW`` by implicit GEMM; a split reduction writes partial sums that one more kernel adds in order."""
+        tc = self._on_tensor_cores(dy.dtype)
+        launch = implicit_gemm.plan("weight_grad", geometry, tc)
+        dw = cupy.empty(geometry.w_shape, dtype=dy.dtype)
+        partial = dw if launch.splits == 1 else cupy.empty((launch.splits, dw.size), dtype=dy.dtype)
+        args = (x, dy, partial, *self._ig_sizes(geometry, dims), numpy.int32(launch.splits))
+        args += () if tc else (self._tf32_flag(dy.dtype),)
+        self._ig_launch(launch, dy.dtype, args)
+        if launch.splits > 1:
+            self._launch("implicit_gemm.cu", "implicit_gemm_reduce_splits", dy.dtype, dw.size,
+                         (partial, dw, numpy.int64(dw.size)), (launch.splits,))
+        return dw
+
+    @property
+    def fuses_conv_bias_relu(self):
+        """Whether the device step runs a Conv2d + ReLU pair as ``conv2d_bias_relu`` (with the implicit-GEMM algorithm)."""
+        return self.conv_algorithm == "implicit_gemm"
+
+    def conv2d_bias_relu(self, x, w, b, geometry):
+        """``max(0, X (*) W + b)`` in one launch: the implicit-GEMM forward with bias and ReLU in its epilogue."""
+        fn = "conv2d_bias_relu"
+        dtype, dims = self._conv_geometry(fn, x, w, geometry)
+        if b is not None:
+            _guard_like(fn, "b", b, dtype, (geometry.o,))
+        return self._ig_forward(x, w, b, geometry, dims, relu=True)
 
     # ------------------------------------------------------------------ pooling
     def _pool_dims(self, fn, geometry):
@@ -415,6 +511,71 @@ class CupyBackend(NumpyBackend):
             (n, c, h, w, oh, ow, *kernel, *stride, *padding, *self._avg_options(geometry)),
         )
         return dx
+
+    # ------------------------------------------------------------ fused kernels
+    def relu_max_pool2x2(self, x):
+        """``max(0, max_pool2d(x, 2))`` in one pass; returns ``(Y, winner)`` (winner: 0-3 in its window, -1 if Y = 0)."""
+        fn = "relu_max_pool2x2"
+        dtype = _guard_float_array(fn, "x", x)
+        if x.ndim != 4 or x.shape[2] < 2 or x.shape[3] < 2:
+            raise ValueError(f"{fn}: x must be (N, C, H, W) with H, W >= 2, got shape {tuple(x.shape)}")
+        n, c, h, w = x.shape
+        y = cupy.empty((n, c, h // 2, w // 2), dtype=dtype)
+        winner = cupy.empty(y.shape, dtype=cupy.int8)
+        self._launch("fused.cu", "relu_max_pool2x2_forward", dtype, y.size, (x, y, winner), (n, c, h, w, h // 2, w // 2))
+        return y, winner
+
+    def relu_max_pool2x2_grad(self, dy, winner, x_shape):
+        """The gradient of ``relu_max_pool2x2``: ``dY`` reaches the winner of every positive window."""
+        fn = "relu_max_pool2x2_grad"
+        dtype = _guard_float_array(fn, "dy", dy)
+        n, c, h, w = x_shape
+        _guard_like(fn, "dy", dy, dtype, (n, c, h // 2, w // 2))
+        _guard_like(fn, "winner", winner, cupy.int8, (n, c, h // 2, w // 2))
+        dx = cupy.empty(tuple(x_shape), dtype=dtype)
+        self._launch("fused.cu", "relu_max_pool2x2_backward", dtype, dx.size, (dy, winner, dx), (n, c, h, w, h // 2, w // 2))
+        return dx
+
+    def softmax_cross_entropy_fused(self, logits, labels, loss_sum, correct):
+        """``dJ/dlogits`` of the softmax cross-entropy, adding the batch's loss sum and correct count to the device sums.
+
+        One block (``fused.cu``, ``softmax_cross_entropy``): deck 002, eq. 3 and 4. ``labels`` int64 in
+        ``[0, K)`` (checked where they were loaded), ``loss_sum`` float64 and ``correct`` int64 0-d arrays.
+        """
+        fn = "softmax_cross_entropy_fused"
+        dtype = _guard_float_array(fn, "logits", logits)
+        n, k = logits.shape
+        _guard_like(fn, "labels", labels, cupy.int64, (n,))
+        _guard_like(fn, "loss_sum", loss_sum, cupy.float64, ())
+        _guard_like(fn, "correct", correct, cupy.int64, ())
+        dlogits = cupy.empty_like(logits)
+        kernel = _kernel("fused.cu", "softmax_cross_entropy", numpy.dtype(dtype))
+        kernel((1,), (256,), (logits, labels, dlogits, loss_sum, correct, numpy.int32(n), numpy.int32(k)))
+        return dlogits
+
+    def sgd_momentum_update(self, params, velocities, lr, momentum, weight_decay):
+        """The SGD update of every parameter in one launch (``fused.cu``, ``sgd_momentum_multi``); ``lr`` a 0-d device array."""
+        dtype = params[0].data.dtype
+        tables = self._sgd_tables(params, velocities)
+        kernel = _kernel("fused.cu", "sgd_momentum_multi", numpy.dtype(dtype))
+        total = sum(p.data.size for p in params)
+        blocks = max(1, min(-(-total // THREADS_PER_BLOCK), MAX_BLOCKS))
+        scalar = dtype.type
+        kernel((blocks,), (THREADS_PER_BLOCK,), (*tables, lr, numpy.int32(len(params)), scalar(momentum), scalar(weight_decay)))
+
+    def _sgd_tables(self, params, velocities):
+        """Device tables of the parameters' data, gradient and velocity pointers and offsets, built once per set.
+
+        Built before a CUDA graph capture (the warm-up step) and reused: a
+        host-to-device copy inside the captured step would not be replayed.
+        """
+        key = tuple((_address(p.data), _address(p.grad), 0 if v is None else _address(v)) for p, v in zip(params, velocities))
+        cache = self.__dict__.setdefault("_sgd_table_cache", {})
+        if key not in cache:
+            offsets = numpy.cumsum([0] + [p.data.size for p in params]).astype(numpy.int64)
+            columns = [numpy.array(column, dtype=numpy.uint64) for column in zip(*key)]
+            cache[key] = tuple(cupy.asarray(c) for c in columns) + (cupy.asarray(offsets),)
+        return cache[key]
 
     # --------------------------------------------------- inherited reference paths
     def _scatter_add(self, target, index, values):

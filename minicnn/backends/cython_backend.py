@@ -501,6 +501,19 @@ class CythonBackend(NumpyBackend):
         w = np.zeros(g.w_shape, dtype=x.dtype)
         return self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g, self._threads(g.n, g.macs))
 
+    def conv2d_and_weight_grad(self, x, w, dy, geometry, plan=None):
+        """``(Y, dW, db)`` from one column matrix of ``x`` when the plan runs both on a path that can
+        (im2col: ``Im2colPath.forward_and_weight_grad``); the two primitives one after the other otherwise."""
+        g = geometry
+        plan = self.plan_conv2d(g, x.dtype, plan)
+        self._check_forced(plan, "forward", g, x.dtype)
+        self._check_forced(plan, "weight_grad", g, x.dtype)
+        path = self.paths[plan.forward]
+        if plan.forward != plan.weight_grad or not hasattr(path, "forward_and_weight_grad"):
+            return super().conv2d_and_weight_grad(x, w, dy, geometry, plan)
+        return self._run(path.forward_and_weight_grad, x, w, dy, g,
+                         self._path_threads(plan.forward, "grad", g, 2 * g.macs))
+
     # ------------------------------------------------------------------ pooling
     @staticmethod
     def _pool_fits_int32(g):

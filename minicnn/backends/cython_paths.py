@@ -616,14 +616,23 @@ class Im2colPath(FusedPath):
 
     def grad(self, x, w, dy, g, threads, input_grad=True):
         dx = np.empty_like(x) if input_grad else None
+        return (dx, *self._backward(x, w, dy, g, threads, dx, None))
+
+    def forward_and_weight_grad(self, x, w, dy, g, threads):
+        """``y = conv2d(x, w)`` (no bias) and ``(dW, db)`` from one column matrix of ``x``: the backward pass
+        of ``ConvTranspose2d``, which would otherwise lay out the same receptive fields twice."""
+        y = np.empty(g.y_shape, dtype=x.dtype)
+        return (y, *self._backward(x, w, dy, g, threads, None, y))
+
+    def _backward(self, x, w, dy, g, threads, dx, y):
         parts = self.b.image_groups(g.n, g.k * g.o * x.itemsize)
         dw_parts = self.workspace("dw", (parts, g.groups, g.k, g.o_per_group), x.dtype, zero=True)
         col = self._columns(g, threads, x.dtype)
         self.conv.conv2d_backward(x, w, dy, dx, dw_parts, col, *g.stride, *g.padding, *g.dilation, g.groups,
-                                  min(threads, parts), input_grad)
+                                  min(threads, parts), dx is not None, y)
         # per group of filters the kernel accumulates dW^T (K, C_out/groups); sum the image groups, transpose back
         dw = np.ascontiguousarray(dw_parts.sum(axis=0).transpose(0, 2, 1)).reshape(w.shape)
-        return dx, dw, bias_grad(dy)
+        return dw, bias_grad(dy)
 
     def input_grad(self, x, w, dy, g, threads):
         """Only dX: dcol = W^T @ dY, then col2im (no column matrix of X, no dW)."""

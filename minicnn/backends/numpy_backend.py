@@ -121,6 +121,17 @@ class NumpyBackend:
         dx = dx_pad.reshape(n, c, h + 2 * ph, wd + 2 * pw)[:, :, ph : ph + h, pw : pw + wd]
         return xp.ascontiguousarray(dx)
 
+    def conv2d_and_weight_grad(self, x, w, dy, geometry, plan=None):
+        """``(Y, dW, db)``: ``Y = conv2d(x, w)`` (no bias) and the weight gradient of that same convolution given ``dy``.
+
+        The pair a transposed convolution's backward pass needs (deck
+        000_5f24bd8423292174.txt, "Convolución transpuesta"): its ``dX`` is the
+        convolution of its ``dY``, and its ``dW`` is this convolution's weight
+        gradient with its own input as the upstream gradient. Both read the
+        same receptive fields of ``x``; here they are simply the two primitives.
+        """
+        return (self.conv2d(x, w, None, geometry, plan), *self.conv2d_weight_grad(x, dy, geometry, plan))
+
     def conv2d_weight_grad(self, x, dy, geometry, plan=None):
         """``(dW, db)`` alone: ``dW_k = sum_i a_i * rot90(delta_k, 2)``, ``db_k = sum_{a,b} delta_k``.
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import nn
 from ..graph import Graph, Sequential
-from ..nn.init import get_initializer
+from ..nn.init import is_shape_only, shape_only
 from ..nn.variants import (
     GELU,
     ChannelShuffle,
@@ -73,62 +73,21 @@ __all__ = [
 
 
 # ------------------------------------------------------------ lazy weights
-def shape_only(shape, rng=None, dtype=np.float32):
-    """An initializer that allocates nothing: a read-only, zero-stride view of one zero with ``shape``.
-
-    Pass it as ``init=`` to ``Conv2d``/``Linear``; the layer then knows its
-    shapes (for ``summary`` and parameter counts) but cannot run until
-    ``materialize`` gives it real weights.
-    """
-    return np.broadcast_to(np.zeros((), dtype=dtype), tuple(int(s) for s in shape))
-
-
-def is_shape_only(array):
-    """True for an array made by ``shape_only``: read-only, every stride zero, at least one axis and one element."""
-    return (
-        isinstance(array, np.ndarray)
-        and array.ndim > 0
-        and array.size > 0
-        and not array.flags.writeable
-        and not any(array.strides)
-    )
-
-
-def _own_parameters(module):
-    return [(name, p) for name, p in module.named_parameters() if "." not in name]
-
-
+# Shape-only weights are a concept of minicnn.nn (init.shape_only, Parameter.is_shape_only,
+# Module.materialize/is_lazy/refuse_lazy); these names are kept for the blocks' users.
 def is_lazy(module):
-    """True if any parameter of ``module`` is still shape-only."""
-    return any(is_shape_only(p.data) for p in module.parameters())
+    """True if any parameter of ``module`` is still shape-only (``module.is_lazy``)."""
+    return module.is_lazy
 
 
 def materialize(module, rng=0):
-    """Give every shape-only parameter of ``module`` real initial values, in place; returns ``module``.
-
-    Each layer made by ``conv``/``linear`` names its initializer in
-    ``layer.initializers`` (He normal for convolutions, He uniform for
-    linear layers by default); other shape-only weights get He normal.
-    ``rng`` (a seed or a NumPy ``Generator``) makes the weights reproducible:
-    they are drawn in the order of ``module.parameters()``.
-    """
-    rng = np.random.default_rng(rng)
-    for layer in module.modules():
-        rules = layer.__dict__.get("initializers", {})
-        for name, param in _own_parameters(layer):
-            if is_shape_only(param.data):
-                init = get_initializer(rules.get(name, "kaiming_normal"))
-                param.data = np.ascontiguousarray(init(param.data.shape, rng, param.data.dtype))
-    return module
+    """``module.materialize(rng)``: real initial values for every shape-only parameter; returns ``module``."""
+    return module.materialize(rng)
 
 
 def refuse_shape_only(module):
-    """Raise if ``module`` still has shape-only weights (running it would compute on zeros)."""
-    if is_lazy(module):
-        raise RuntimeError(
-            f"{type(module).__name__} was built lazy (shape-only weights, for summary() and parameter counts); "
-            "call .materialize(seed) or materialize(module, seed) first, or build it with lazy=False"
-        )
+    """``module.refuse_lazy()``: raise if ``module`` still has shape-only weights."""
+    module.refuse_lazy()
 
 
 def conv(in_channels, out_channels, kernel_size, stride=1, padding=0, *, groups=1, dilation=1, bias=False,
@@ -196,18 +155,10 @@ class Block(Graph):
     def _finish(self, node, lazy, rng):
         self.output(node)
         if not lazy:
-            materialize(self, rng)
-
-    def materialize(self, seed=0):
-        """Real initial weights for every shape-only parameter (see ``minicnn.models.blocks.materialize``)."""
-        return materialize(self, seed)
-
-    @property
-    def is_lazy(self):
-        return is_lazy(self)
+            self.materialize(rng)
 
     def forward(self, *xs):
-        refuse_shape_only(self)
+        self.refuse_lazy()
         return super().forward(*xs)
 
     # Adds conv (+ BatchNorm) (+ activation) after ``x``; the node names are ``name``, ``name_bn``, ``name_act``.

@@ -11,7 +11,7 @@ shape, parameters and multiply-accumulates per layer or block, from
 ``minicnn.shapes``.
 
 The big networks are built **lazy** by default: their weights are
-shape-only (``minicnn.models.blocks.shape_only``), so building VGG-16 takes
+shape-only (``minicnn.nn.init.shape_only``), so building VGG-16 takes
 milliseconds and no weight memory, ``summary()`` is instant and
 ``sum(p.data.size for p in model.parameters())`` is exact.
 ``model.materialize(seed)`` (or ``lazy=False``) draws real weights so the
@@ -94,19 +94,8 @@ class Network(Sequential):
         self.name = name
         self.input_shape = tuple(int(s) for s in input_shape)
 
-    def materialize(self, seed=0):
-        """Draw real initial weights for every shape-only parameter; returns self."""
-        return blocks.materialize(self, seed)
-
-    @property
-    def is_lazy(self):
-        """True while some weights are shape-only (the model can be summarised but not run)."""
-        return blocks.is_lazy(self)
-
     def forward(self, x):
-        if not self.__dict__.get("_runnable"):  # once it has real weights, it keeps them: check once
-            blocks.refuse_shape_only(self)
-            object.__setattr__(self, "_runnable", True)
+        self.refuse_lazy()
         return super().forward(x)
 
     def _shape(self, input_shape):
@@ -346,7 +335,7 @@ class GoogLeNet(Network):
         self._aux_ran = False
 
     def forward(self, x):
-        blocks.refuse_shape_only(self)
+        self.refuse_lazy()
         heads = dict(self.aux_attach) if self.training else {}
         aux = []
         for name, layer in self._layers:

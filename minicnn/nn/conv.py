@@ -311,9 +311,10 @@ class ConvTranspose2d(Module):
     the output, ``S`` pixels apart; overlaps add. That is exactly the
     input-gradient path of a convolution, so ``forward`` *is*
     ``conv2d_input_grad`` (for a convolution from this layer's output space
-    to its input space, whose weight this layer holds), and ``backward`` uses
-    ``conv2d`` for ``dx`` and ``conv2d_weight_grad`` for the weight gradient:
-    each computes only the gradient it is asked for.
+    to its input space, whose weight this layer holds), and ``backward`` is
+    ``conv2d`` for ``dx`` plus ``conv2d_weight_grad`` for the weight gradient,
+    computed together by ``conv2d_and_weight_grad`` (both read the same
+    receptive fields of ``dy``): each computes only what it is asked for.
 
     Weights have shape ``(C_in, C_out/groups, F_H, F_W)`` as in PyTorch. Output
     size (``shapes.conv_transpose_output_size``):
@@ -393,12 +394,16 @@ class ConvTranspose2d(Module):
 
     def backward(self, dy, *, need_dx=True):
         x_full, (h, w) = self.saved(dy)
-        # y = A_W^T x, so <dy, y> = <conv(dy, W), x>: its W-gradient is the convolution's dW with "upstream" x.
-        dw, _ = F.conv2d_weight_grad(dy, self.weight.shape, x_full, **self._conv_args())
+        # y = A_W^T x, so <dy, y> = <conv(dy, W), x>: its W-gradient is the convolution's dW with "upstream" x,
+        # and dx = conv(dy, W) reads the same receptive fields of dy (one pass for both: conv2d_and_weight_grad).
+        if need_dx:
+            dx, dw, _ = F.conv2d_and_weight_grad(dy, self.weight.data, x_full, **self._conv_args())
+        else:
+            dx, (dw, _) = None, F.conv2d_weight_grad(dy, self.weight.shape, x_full, **self._conv_args())
         self.add_grads(weight=dw, bias=dy.sum(axis=(0, 2, 3)))
-        if not need_dx:
+        if dx is None:
             return None
-        dx = F.conv2d(dy, self.weight.data, **self._conv_args())[:, :, :h, :w]
+        dx = dx[:, :, :h, :w]
         return array_module(dx).ascontiguousarray(dx)
 
     def macs(self, input_shape):

@@ -31,6 +31,8 @@ __all__ = [
     "xavier_normal",
     "xavier_uniform",
     "zeros",
+    "shape_only",
+    "is_shape_only",
     "get_initializer",
     "INITIALIZERS",
 ]
@@ -76,7 +78,31 @@ def zeros(shape, rng=None, dtype=np.float32):
     return np.zeros(shape, dtype=dtype)
 
 
+def shape_only(shape, rng=None, dtype=np.float32):
+    """An initializer that allocates nothing: a read-only, zero-stride view of one zero with ``shape``.
+
+    A weight made so is *shape-only*: its layer knows its shapes (for
+    ``summary`` and parameter counts; a 138M-parameter VGG-16 is built in
+    milliseconds) but cannot run, be trained or be saved until
+    ``Module.materialize`` (or ``load_state_dict``) gives it real values.
+    The models of the zoo are built this way (``lazy=True``).
+    """
+    return np.broadcast_to(np.zeros((), dtype=dtype), tuple(int(s) for s in shape))
+
+
+def is_shape_only(array):
+    """True for an array made by ``shape_only``: read-only, every stride zero, at least one axis and one element."""
+    return (
+        isinstance(array, np.ndarray)
+        and array.ndim > 0
+        and array.size > 0
+        and not array.flags.writeable
+        and not any(array.strides)
+    )
+
+
 INITIALIZERS = {
+    "shape_only": shape_only,
     "kaiming_normal": kaiming_normal,
     "kaiming_uniform": kaiming_uniform,
     "he_normal": kaiming_normal,

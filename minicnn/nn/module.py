@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..arrays import array_module, host_copy, is_array, is_cupy, to_device
+from .init import get_initializer, is_shape_only, shape_only
 
 __all__ = ["Parameter", "Module", "array_module", "NoForwardError"]
 
@@ -43,9 +44,24 @@ class Parameter:
         if data.dtype.kind != "f":
             raise TypeError(f"Parameter: data must be a floating-point array, got dtype {data.dtype}")
         self.data = data
-        # a fresh zeroed array (calloc): its pages cost memory only once a backward pass writes them
-        self.grad = array_module(data).zeros(data.shape, dtype=data.dtype)
+        # a fresh zeroed array (calloc): its pages cost memory only once a backward pass writes them;
+        # a shape-only weight (init.shape_only) has no values yet, so no gradient either
+        self.grad = None if is_shape_only(data) else array_module(data).zeros(data.shape, dtype=data.dtype)
         self.name = name
+
+    @property
+    def is_shape_only(self):
+        """True until the parameter has values: made by ``init.shape_only`` (a lazy model), for shapes and counts only."""
+        return self.grad is None
+
+    def materialize(self, values):
+        """Give the parameter ``values`` (an array of its shape; a copy is kept) and a zero gradient."""
+        values = array_module(values).array(values, dtype=self.data.dtype, copy=True, order="C")
+        if values.shape != self.data.shape:
+            raise ValueError(f"Parameter.materialize: {self.name!r} has shape {self.data.shape}, got values of shape "
+                             f"{values.shape}")
+        self.data = values
+        self.grad = array_module(values).zeros(values.shape, dtype=values.dtype)
 
     @property
     def shape(self):
@@ -56,10 +72,12 @@ class Parameter:
         return self.data.size
 
     def zero_grad(self):
-        self.grad.fill(0)
+        if self.grad is not None:
+            self.grad.fill(0)
 
     def __repr__(self):
-        return f"Parameter(name={self.name!r}, shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+        lazy = ", shape-only" if self.is_shape_only else ""
+        return f"Parameter(name={self.name!r}, shape={tuple(self.data.shape)}, dtype={self.data.dtype}{lazy})"
 
 
 class Module:
@@ -157,6 +175,41 @@ class Module:
         """Number of learnable scalars."""
         return sum(int(p.data.size) for p in self.parameters())
 
+    # ------------------------------------------------------ shape-only weights
+    @property
+    def is_lazy(self):
+        """True while some parameter is shape-only (``init.shape_only``): the module can be summarised, not run."""
+        return any(p.is_shape_only for p in self.parameters())
+
+    def materialize(self, rng=0):
+        """Give every shape-only parameter real initial values, in place; returns ``self``.
+
+        A layer may name its initializer per parameter in ``layer.initializers``
+        (``models.blocks.conv`` says He normal for convolutions, as the ResNet
+        paper does); others get He normal. ``rng`` (a seed or a NumPy
+        ``Generator``) makes the weights reproducible: they are drawn in the
+        order of ``parameters()``.
+        """
+        rng = np.random.default_rng(rng)
+        for layer in self.modules():
+            rules = layer.__dict__.get("initializers", {})
+            for name in layer._param_names:
+                param = layer.__dict__[name]
+                if param is not None and param.is_shape_only:
+                    init = get_initializer(rules.get(name, "kaiming_normal"))
+                    param.materialize(init(param.shape, rng, param.data.dtype))
+        return self
+
+    def refuse_lazy(self):
+        """Raise if some weights are still shape-only (running, training or saving would use zeros)."""
+        lazy = [name for name, p in self.named_parameters() if p.is_shape_only]
+        if lazy:
+            raise RuntimeError(
+                f"{type(self).__name__} was built lazy (shape-only weights, for summary() and parameter counts: "
+                f"{', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}); call .materialize(seed) first, load "
+                "weights with load_state_dict, or build it with lazy=False"
+            )
+
     # ----------------------------------------------------------- computation
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -165,6 +218,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
     def __call__(self, *inputs):
+        self.refuse_lazy()
         return self.forward(*inputs)
 
     def save(self, *values):
@@ -258,11 +312,12 @@ class Module:
     def zero_grad(self):
         """Set every parameter's ``.grad`` to zero, in place."""
         for param in self.parameters():
-            param.grad.fill(0)
+            param.zero_grad()
 
     # ----------------------------------------------------------- state_dict
     def state_dict(self):
         """``{dotted name: numpy array}`` of parameters and buffers: host copies, safe to keep while training goes on."""
+        self.refuse_lazy()
         state = {}
         for name, param in self.named_parameters():
             state[name] = host_copy(param.data)
@@ -310,7 +365,9 @@ class Module:
                 )
         for name in sorted(expected & given):
             value = state[name]
-            if name in params:
+            if name in params and params[name].is_shape_only:  # loading gives a lazy model its weights
+                params[name].materialize(_as_array(value))
+            elif name in params:
                 data = params[name].data
                 data[...] = to_device(_as_array(value), _device_of(data), data.dtype)
             else:
@@ -344,6 +401,9 @@ class Module:
         for module in self.modules():
             for name in module._param_names:
                 param = module.__dict__[name]
+                if param.is_shape_only:  # no values to move: only the dtype it will have
+                    param.data = shape_only(param.shape, dtype=dtype or param.data.dtype)
+                    continue
                 param.data = to_device(param.data, device, dtype)
                 param.grad = to_device(param.grad, device, dtype)
             for name in module._buffer_names:

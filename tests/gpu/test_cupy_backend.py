@@ -1,7 +1,7 @@
 """The "cupy" backend agrees with the NumPy reference, and with cuDNN through PyTorch.
 
-Every case runs both convolution algorithms (``conv_algorithm`` "im2col" and
-"direct"), both dtypes, forward and every gradient, with the tolerances of the
+Every case runs the three convolution algorithms (``conv_algorithm`` "im2col",
+"direct" and "implicit_gemm"), both dtypes, forward and every gradient, with the tolerances of the
 project: rtol 2e-3 for float32, 1e-8 for float64, relative to the largest
 reference value. Max pooling must reproduce the reference's winners exactly,
 ties and NaN included. The kernels use no atomics, so two runs must be
@@ -67,7 +67,7 @@ def gpu():
     return mc.get_backend("cupy")
 
 
-@pytest.fixture(params=["im2col", "direct"])
+@pytest.fixture(params=["im2col", "direct", "implicit_gemm"])
 def algorithm(request, gpu, monkeypatch):
     monkeypatch.setattr(gpu, "conv_algorithm", request.param)
     return request.param
@@ -123,6 +123,10 @@ KERNELS = {
     "conv2d.cu": ("conv2d_forward_direct", "conv2d_backward_input_direct", "conv2d_backward_weight_direct",
                   "conv2d_backward_bias_direct", "im2col", "col2im"),
     "pool2d.cu": ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"),
+    "fused.cu": ("relu_max_pool2x2_forward", "relu_max_pool2x2_backward", "softmax_cross_entropy", "sgd_momentum_multi"),
+    "implicit_gemm.cu": ("implicit_gemm_forward_m64", "implicit_gemm_forward_m16", "implicit_gemm_input_grad_m64",
+                         "implicit_gemm_input_grad_m16", "implicit_gemm_weight_grad_m64", "implicit_gemm_weight_grad_m16",
+                         "implicit_gemm_reduce_splits"),
 }
 
 
@@ -229,6 +233,17 @@ def test_each_gradient_alone_matches_the_reference(cp, algorithm, case):
     dx = F.conv2d_input_grad(x.shape, cp.asarray(weight), cp.asarray(dy), **kwargs)
     dw, db = F.conv2d_weight_grad(cp.asarray(x), weight.shape, cp.asarray(dy), **kwargs)
     assert_close(dx, want_dx, np.float64)
+    assert_close(dw, want_dw, np.float64)
+    assert_close(db, want_db, np.float64)
+
+
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_forward_and_weight_grad_together_match_the_reference(cp, algorithm, case):
+    x, weight, bias, dy, kwargs = conv_inputs(case, np.float64)
+    want_y = F.conv2d(x, weight, backend="numpy", **kwargs)
+    want_dw, want_db = F.conv2d_weight_grad(x, weight.shape, dy, backend="numpy", **kwargs)
+    y, dw, db = F.conv2d_and_weight_grad(cp.asarray(x), cp.asarray(weight), cp.asarray(dy), **kwargs)
+    assert_close(y, want_y, np.float64)
     assert_close(dw, want_dw, np.float64)
     assert_close(db, want_db, np.float64)
 
