@@ -8,6 +8,7 @@ Tolerances: ``rounding.tolerance``, 4x the float32 rounding noise of the
 network measured on the spot (at least 1e-5).
 """
 
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -71,6 +72,14 @@ def test_export_pins_opset_and_ir_version_and_onnxruntime_runs_it(tmp_path):
 def test_require_names_the_extra_when_a_package_is_missing():
     with pytest.raises(ImportError, match=r"pip install minicnn\[onnx\]"):
         require("onnx_package_that_does_not_exist")
+
+
+def test_the_commands_without_the_onnx_package_say_how_to_install_it(tmp_path, capsys, monkeypatch):
+    write_model(tmp_path / "m.npz", mc.models.lenet5(), model="lenet5", model_kwargs={}, dataset="mnist-5k")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    assert main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "pip install minicnn[onnx]" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------ trained LeNet
