@@ -172,7 +172,8 @@ def _shapes(net):
 
 def _as_numpy(key, value):
     if hasattr(value, "detach"):  # a torch.Tensor: no torch import needed to read it
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        value = (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()  # NumPy has no bfloat16
     value = np.asarray(value)
     if value.dtype.kind != "f":
         raise TypeError(f"torch_weights: {key!r} has dtype {value.dtype}; expected floating-point weights")

@@ -311,6 +311,14 @@ def test_a_wrong_shape_names_the_key_and_both_shapes():
         mc.torch_weights.load_state_dict(mc.models.resnet18(10), state)
 
 
+def test_half_precision_weights_load_as_float32():
+    theirs = randomised(ResNet(BasicBlock, (2, 2, 2, 2), 10), 0, 32)
+    state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in theirs.state_dict().items()}
+    ours = mc.torch_weights.load_state_dict(mc.models.resnet18(10), state)
+    np.testing.assert_array_equal(ours.fc.weight.data, state["fc.weight"].float().numpy())
+    assert ours.fc.weight.data.dtype == np.float32
+
+
 def test_missing_and_unexpected_keys_are_reported_together():
     state = ResNet(BasicBlock, (2, 2, 2, 2), 10).state_dict()
     del state["layer1.0.bn1.running_mean"]
