@@ -280,7 +280,8 @@ def _padded_shape(fn, x_shape, w_shape, stride, padding, dilation):
     """``padding`` as ``shapes.conv2d_padding`` resolves it (an int, a pair, four F.pad ints, "same", "valid"):
     ``(x_shape after the asymmetric part, the symmetric padding the kernels take, the F.pad amounts or None)``."""
     if len(w_shape) != 4:
-        raise ValueError(f"{fn}: w must be 4-D (C_out, C_in/groups, F_H, F_W), got shape {tuple(w_shape)}")
+        raise ValueError(f"{fn}: w must be 4-D (C_out, C_in/groups, F_H, F_W), got {len(w_shape)}-D array of shape "
+                         f"{tuple(w_shape)}")
     symmetric, extra = shapes.conv2d_padding(padding, tuple(int(s) for s in w_shape[2:]), stride, dilation, fn)
     if extra is None:
         return tuple(x_shape), symmetric, None
