@@ -1,4 +1,4 @@
-"""The options real models use beyond the decks, with torch's names and semantics (issue #16, item 3).
+"""The options real models use beyond the decks, with torch's names and semantics.
 
 Pooling (``dilation``, ``ceil_mode``, ``return_indices``, ``count_include_pad``,
 ``divisor_override``, four-sided padding), ``F.pad`` (constant, reflect,

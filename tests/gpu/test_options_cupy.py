@@ -1,4 +1,4 @@
-"""The options beyond the decks on the "cupy" backend agree with the NumPy reference (issue #16, item 3).
+"""The options beyond the decks on the "cupy" backend agree with the NumPy reference.
 
 Pooling with dilation, ceil_mode, four-sided padding, count_include_pad and
 divisor_override runs in ``kernels/gpu/pool2d.cu``; F.pad, the activations,
