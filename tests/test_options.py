@@ -565,8 +565,20 @@ def test_activation_arguments_are_checked():
         nn.GELU("erf")
     with pytest.raises(ValueError, match=re.escape("gelu: approximate must be 'none' or 'tanh', got 'fast'")):
         F.gelu(np.zeros(2), approximate="fast")
-    with pytest.raises(TypeError, match="LeakyReLU: negative_slope must be a finite number"):
+    with pytest.raises(TypeError, match=re.escape("LeakyReLU: negative_slope must be a number, got str '0.1'")):
         nn.LeakyReLU("0.1")
+    with pytest.raises(ValueError, match="LeakyReLU: negative_slope must be finite, got nan"):
+        nn.LeakyReLU(float("nan"))
+    with pytest.raises(TypeError, match=re.escape("leaky_relu: negative_slope must be a number, got str 'a'")):
+        F.leaky_relu(np.zeros(2), "a")
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "hardsigmoid", "hardswish", "silu", "gelu", "softmax", "log_softmax"])
+@pytest.mark.parametrize("bad,what", [([1.0, -2.0], "list"), (np.array([1, -2]), "int64"),
+                                      (np.array([1, -2], np.float16), "float16")])
+def test_the_activation_functions_take_float_arrays_only(name, bad, what):
+    with pytest.raises(TypeError, match=re.escape(f"{name}: input must be a float32/float64 array, got {what}")):
+        getattr(F, name)(bad)
 
 
 # ------------------------------------------------------------------ softmax over any axis

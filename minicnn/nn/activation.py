@@ -8,8 +8,6 @@ written most simply with the output (ReLU, sigmoid, tanh) the layer keeps
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import elementwise as E
@@ -168,9 +166,7 @@ class LeakyReLU(Elementwise):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(negative_slope):
-            raise TypeError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
+        E.check_negative_slope("LeakyReLU", negative_slope)
         self.negative_slope = float(negative_slope)
 
     def f(self, x):
