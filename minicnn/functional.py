@@ -122,12 +122,15 @@ MAX_PADDED_ELEMENTS = 2**31 - 1
 
 def _check_padded_size(fn, g):
     (ph, pw), size = g.padding, g.n * g.c * (g.h + 2 * g.padding[0]) * (g.w + 2 * g.padding[1])
+    formula, numbers = "N*C*(H + 2P)*(W + 2P)", f"{g.n}*{g.c}*({g.h} + 2*{ph})*({g.w} + 2*{pw})"
     if isinstance(g, shapes.PoolGeometry) and not g.symmetric:  # ceil_mode windows may reach one stride past the padded input
         size = g.n * g.c * (g.h + 2 * ph + g.stride[0]) * (g.w + 2 * pw + g.stride[1])
+        formula = "N*C*(H + 2P + S)*(W + 2P + S)"
+        numbers = f"{g.n}*{g.c}*({g.h} + 2*{ph} + {g.stride[0]})*({g.w} + 2*{pw} + {g.stride[1]})"
     if (ph or pw) and size > MAX_PADDED_ELEMENTS:
         raise ValueError(
-            f"{fn}: padding {g.padding} makes the padded input N*C*(H + 2P)*(W + 2P) = {g.n}*{g.c}*({g.h} + 2*{ph})*"
-            f"({g.w} + 2*{pw}) = {size:,} values, more than {MAX_PADDED_ELEMENTS:,}; use less padding"
+            f"{fn}: padding {g.padding} makes the padded input {formula} = {numbers} = {size:,} values, more than "
+            f"{MAX_PADDED_ELEMENTS:,}; use less padding"
         )
 
 
@@ -294,8 +297,16 @@ def _pad_asymmetric(fn, x, w, stride, padding, dilation):
     the amounts (None when there are none): the kernels only pad alike on both sides."""
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
     w_shape = w if isinstance(w, tuple) else w.shape
-    _, symmetric, extra = _padded_shape(fn, x.shape, w_shape, stride, padding, dilation)
+    padded, symmetric, extra = _padded_shape(fn, x.shape, w_shape, stride, padding, dilation)
     if extra is not None:
+        (n, c, h, w), (ph, pw) = padded, symmetric
+        size = n * c * (h + 2 * ph) * (w + 2 * pw)
+        if size > MAX_PADDED_ELEMENTS:
+            raise ValueError(
+                f"{fn}: padding {padding!r} makes the padded input N*C*(H + top + bottom)*(W + left + right) = "
+                f"{n}*{c}*{h + 2 * ph}*{w + 2 * pw} = {size:,} values, more than {MAX_PADDED_ELEMENTS:,}; "
+                f"use less padding"
+            )
         x = pad(x, extra)
     return x, symmetric, extra
 

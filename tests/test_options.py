@@ -478,6 +478,13 @@ def test_conv2d_layer_with_same_and_four_sided_padding_passes_gradient_checks(ba
      "conv2d: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'full'"),
     (lambda: F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), padding=(1, -1, 0, 0)),
      "conv2d: padding must be >= 0 on every side, got (left, right, top, bottom) = (1, -1, 0, 0)"),
+    (lambda: F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), padding=(2**33, 0, 0, 0)),
+     "conv2d: padding (8589934592, 0, 0, 0) makes the padded input N*C*(H + top + bottom)*(W + left + right) = "
+     "1*1*5*8589934597 = 42,949,672,985 values, more than 2,147,483,647; use less padding"),
+    (lambda: F.conv2d_grad(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 4, 4)),
+                           padding=(0, 1, 2**31, 0)),
+     "conv2d_grad: padding (0, 1, 2147483648, 0) makes the padded input N*C*(H + top + bottom)*(W + left + right) "
+     "= 1*1*2147483653*6 = 12,884,901,918 values"),
 ])
 def test_conv_padding_errors(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -507,6 +514,15 @@ def test_conv_padding_errors(call, message):
 def test_pool_option_errors_name_the_numbers(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call(np.zeros((1, 1, 4, 4)))
+
+
+def test_a_pool_too_large_to_pad_names_the_formula_it_computed():
+    """With ceil_mode a window may reach one stride past the padded input: the size checked, and printed, counts it."""
+    g = shapes.pool2d_geometry((1, 1, 46341, 46341), 3, 2, 1, ceil_mode=True)
+    message = ("max_pool2d: padding (1, 1) makes the padded input N*C*(H + 2P + S)*(W + 2P + S) = "
+               "1*1*(46341 + 2*1 + 2)*(46341 + 2*1 + 2) = 2,147,859,025 values")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        F._check_padded_size("max_pool2d", g)
 
 
 # ------------------------------------------------------------------ activations
