@@ -479,8 +479,7 @@ def max_pool2d(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=
     padding; ``return_indices=True`` returns ``(y, indices)``. ``padding``
     may also be F.pad's four ``(left, right, top, bottom)``.
     """
-    if not isinstance(return_indices, bool):
-        raise TypeError(f"max_pool2d: return_indices must be a bool, got {type(return_indices).__name__} {return_indices!r}")
+    return_indices = shapes.checked_bool("max_pool2d", "return_indices", return_indices)
     y, indices = max_pool2d_with_indices(x, kernel_size, stride=stride, padding=padding, dilation=dilation,
                                          ceil_mode=ceil_mode, backend=backend)
     return (y, indices) if return_indices else y

@@ -516,6 +516,15 @@ def test_pool_option_errors_name_the_numbers(call, error, message):
         call(np.zeros((1, 1, 4, 4)))
 
 
+def test_pool_flags_take_numpy_bools_as_the_layers_do():
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    y, indices = F.max_pool2d(x, 2, ceil_mode=np.True_, return_indices=np.True_)
+    assert y.shape == (1, 1, 3, 3) and indices.shape == y.shape
+    np.testing.assert_array_equal(F.avg_pool2d(x, 3, padding=1, count_include_pad=np.False_),
+                                  F.avg_pool2d(x, 3, padding=1, count_include_pad=False))
+    assert nn.MaxPool2d(2, ceil_mode=np.True_).output_shape(x.shape) == y.shape
+
+
 def test_a_pool_too_large_to_pad_names_the_formula_it_computed():
     """With ceil_mode a window may reach one stride past the padded input: the size checked, and printed, counts it."""
     g = shapes.pool2d_geometry((1, 1, 46341, 46341), 3, 2, 1, ceil_mode=True)
