@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minicnn.cli import main
-from minicnn.explore import explore, page_data
+from minicnn.explore import explore
 from minicnn.io import load_model
 from minicnn.train import TrainConfig, predict, train
 

@@ -16,12 +16,11 @@ Gradients by central differences (tests/gradcheck.py) in float64.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import minicnn as mc
