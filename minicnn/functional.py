@@ -631,17 +631,21 @@ def check_pad_spec(fn, pad, mode, value=0.0):
         raise ValueError(f"{fn}: mode must be one of {list(PAD_MODES)}, got {mode!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: value must be a number, got {type(value).__name__} {value!r}")
+    if mode != "constant" and value != 0:
+        raise ValueError(f"{fn}: value={value!r} is the fill of mode='constant'; mode={mode!r} copies the input's "
+                         f"own values and takes no value (as in torch.nn.functional.pad)")
     return tuple(int(p) for p in pad)
 
 
-def _pad_args(fn, x, pad, mode, value=0.0):
-    """Check ``F.pad``'s arguments against ``x``'s shape; return ``(pad as a tuple of ints, output shape)``."""
+def check_pad_shape(fn, shape, pad, mode, value=0.0):
+    """Check ``F.pad``'s arguments against an input of ``shape``; return ``(pad as a tuple of ints, output shape)``."""
     pad = check_pad_spec(fn, pad, mode, value)
-    out_shape = shapes.pad_output_shape(x.shape, pad, fn)
+    shape = tuple(int(s) for s in shape)
+    out_shape = shapes.pad_output_shape(shape, pad, fn)
     if mode != "constant":
         for k in range(len(pad) // 2):
-            axis, before, after = x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]
-            size = x.shape[axis]
+            axis, before, after = len(shape) - 1 - k, pad[2 * k], pad[2 * k + 1]
+            size = shape[axis]
             limit, rule = {"reflect": (size - 1, "padding < size (the edge is not repeated)"),
                            "circular": (size, "padding <= size"), "replicate": (None, "size >= 1")}[mode]
             if min(before, after) < 0 or size < 1 or (limit is not None and max(before, after) > limit):
@@ -666,7 +670,7 @@ def pad(x, pad, mode="constant", value=0.0, *, backend=None):
     """
     fn = "pad"
     x = _as_array(fn, "x", x)
-    pad, out_shape = _pad_args(fn, x, pad, mode, value)
+    pad, out_shape = check_pad_shape(fn, x.shape, pad, mode, value)
     impl = _pick_backend(fn, x, backend)
     if 0 in out_shape or x.size == 0:
         return impl.xp.full(out_shape, value, dtype=x.dtype)
@@ -677,7 +681,7 @@ def pad_grad(x, dy, pad, mode="constant", *, backend=None):
     """Gradient of ``pad`` w.r.t. ``x``: each element of ``x`` sums the errors of the outputs copied from it."""
     fn = "pad_grad"
     x = _as_array(fn, "x", x)
-    pad, out_shape = _pad_args(fn, x, pad, mode)
+    pad, out_shape = check_pad_shape(fn, x.shape, pad, mode)
     dy = _check_dy(fn, dy, out_shape, x)
     impl = _pick_backend(fn, x, backend)
     if 0 in out_shape or x.size == 0:

@@ -306,7 +306,7 @@ PAD_CASES = [
 @pytest.mark.parametrize("pad, mode", PAD_CASES)
 def test_pad_matches_its_definition_index_by_index(backend_name, pad, mode):
     x = _x(2, (2, 3, 4, 5))
-    y = F.pad(x, pad, mode, value=0.25, backend=backend_name)
+    y = F.pad(x, pad, mode, value=0.25 if mode == "constant" else 0, backend=backend_name)
     assert y.shape == shapes.pad_output_shape(x.shape, pad)
     axes = [(x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]) for k in range(len(pad) // 2)]
     for out in itertools.product(*(range(s) for s in y.shape)):
@@ -383,7 +383,7 @@ def test_pad_and_its_gradient_are_torchs(backend_name, pad, mode):
         ty = TF.pad(tx.reshape(6, 4, 5), pad, mode).reshape(2, 3, 4, -1)
     else:
         ty = TF.pad(tx, pad, mode)
-    y = F.pad(x, pad, mode, value=-1.5, backend=backend_name)
+    y = F.pad(x, pad, mode, value=-1.5 if mode == "constant" else 0, backend=backend_name)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     dy = _x(5, y.shape)
     ty.backward(_t(dy))
@@ -416,10 +416,22 @@ def test_pad_layers_pass_gradient_checks(backend_name, layer):
     (lambda x: F.pad(x, (1, 1), "wrap"), ValueError, "mode must be one of ['constant', 'reflect', 'replicate', 'circular']"),
     (lambda x: F.pad(x, (1.0, 1)), TypeError, "pad must be a tuple of ints"),
     (lambda x: F.pad(x, (1, 1), value="a"), TypeError, "value must be a number"),
+    (lambda x: F.pad(x, (1, 1), "reflect", value=3), ValueError,
+     "pad: value=3 is the fill of mode='constant'; mode='reflect' copies the input's own values and takes no value"),
+    (lambda x: nn.Pad((1, 1), "circular", 0.5), ValueError, "Pad: value=0.5 is the fill of mode='constant'"),
+    (lambda x: nn.ReflectionPad2d(4).output_shape(x.shape), ValueError,
+     "ReflectionPad2d: reflect padding (4, 4) of axis 3 (size 4) is impossible"),
 ])
 def test_pad_errors_name_the_numbers(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call(np.zeros((1, 2, 3, 4)))
+
+
+def test_a_pad_layers_output_shape_is_its_forward_shape():
+    x = np.zeros((1, 2, 3, 4))
+    for layer in (nn.ReflectionPad2d((1, 2, 0, 2)), nn.ReplicationPad2d(5), nn.ZeroPad2d((-1, 0, 2, 0)),
+                  nn.Pad((1, 1, 1, 1), "circular")):
+        assert layer.output_shape(x.shape) == layer(x).shape
 
 
 # ------------------------------------------------------------------ convolution padding
