@@ -640,6 +640,9 @@ def test_softmax_axis_is_another_name_for_dim_and_is_checked():
         nn.Softmax(2)(x)
     with pytest.raises(TypeError, match="softmax: dim must be an int"):
         F.softmax(x, 1.0)
+    with pytest.raises(ValueError, match=re.escape("LogSoftmax: dim=0 and axis=1 name the same argument")):
+        nn.LogSoftmax(0, axis=1)
+    assert nn.Softmax().dim == 1 and nn.LogSoftmax(1, axis=1).dim == 1
 
 
 # ------------------------------------------------------------------ Flatten, Add

@@ -249,11 +249,12 @@ class Softmax(Module):
     _forward = staticmethod(E.softmax)
     _backward = staticmethod(E.softmax_grad)
 
-    def __init__(self, dim=1, *, axis=None):
+    def __init__(self, dim=None, *, axis=None):
         super().__init__()
         name = type(self).__name__
-        if axis is not None:
-            dim = axis
+        if dim is not None and axis is not None and axis != dim:
+            raise ValueError(f"{name}: dim={dim!r} and axis={axis!r} name the same argument; give one of them")
+        dim = 1 if dim is None and axis is None else (dim if dim is not None else axis)
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__} {dim!r}")
         self.dim = int(dim)
