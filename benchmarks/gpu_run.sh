@@ -9,7 +9,7 @@
 #   5. `minicnn bench --device gpu`: LeNet-5 images/s over batch sizes, CPU and GPU side by side, the
 #      crossover batch and the plot;
 #   6. LeNet-5 trained with --backend cupy (the captured step), its accuracy and images/s;
-#   7. targets.txt: the issue's targets read from the JSON files.
+#   7. targets.txt: the GPU step's targets (see README.md) read from the JSON files.
 # Usage: OUT=benchmarks/results/gpu-h200-<date> bash benchmarks/gpu_run.sh   (logs, JSON, plots land in $OUT)
 # Every stage has its own timeout, so one stage that hangs leaves the others' results.
 set -u -o pipefail

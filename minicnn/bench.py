@@ -703,7 +703,16 @@ def run(args):
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     if args.device == "gpu":
+        ignored = [flag for flag, given in (("--cases", args.cases), ("--reference", args.reference),
+                                            ("--calibrate", args.calibrate)) if given]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)}: not options of --device gpu (the LeNet-5 training sweep); "
+                             "leave out --device gpu to time the kernel cases")
         return run_sweep(args)
+    given = [flag for flag, value in (("--batches", args.batches), ("--cpu-max-batch", args.cpu_max_batch))
+             if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: options of the --device gpu sweep only; add --device gpu")
     known = implementations(include_reference=True) + ["numpy"]
     for impl in args.impls or []:
         if impl not in known:

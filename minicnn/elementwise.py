@@ -40,6 +40,7 @@ __all__ = [
     "GELU_APPROXIMATIONS",
     "check_float_array",
     "check_dim",
+    "check_negative_slope",
 ]
 
 GELU_APPROXIMATIONS = ("none", "tanh")
@@ -80,6 +81,14 @@ def _erf(x):
     return erf(x)
 
 
+def check_negative_slope(fn, negative_slope):
+    """``negative_slope`` must be a finite real number (LeakyReLU's slope for ``x < 0``)."""
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{fn}: negative_slope must be a number, got {type(negative_slope).__name__} {negative_slope!r}")
+    if not math.isfinite(negative_slope):
+        raise ValueError(f"{fn}: negative_slope must be finite, got {negative_slope!r}")
+
+
 def _scalar(x, value):
     """``value`` as a scalar of x's dtype, so float32 inputs stay float32."""
     return x.dtype.type(value)
@@ -89,6 +98,8 @@ def _scalar(x, value):
 def leaky_relu(x, negative_slope=0.01):
     """``y = x`` for ``x >= 0``, ``negative_slope * x`` otherwise (Maas et al., 2013): a ReLU whose negative side
     still passes a little gradient."""
+    check_float_array("leaky_relu", x)
+    check_negative_slope("leaky_relu", negative_slope)
     return array_module(x).where(x >= 0, x, x * _scalar(x, negative_slope))
 
 
@@ -99,6 +110,7 @@ def leaky_relu_derivative(x, negative_slope=0.01):
 
 def hardsigmoid(x):
     """``y = ReLU6(x + 3) / 6`` (MobileNetV3), a piecewise-linear sigmoid: 0 below -3, 1 above 3."""
+    check_float_array("hardsigmoid", x)
     return array_module(x).clip(x + _scalar(x, 3), 0, 6) / _scalar(x, 6)
 
 
@@ -109,6 +121,7 @@ def hardsigmoid_derivative(x):
 
 def hardswish(x):
     """``y = x ReLU6(x + 3) / 6`` (MobileNetV3), a piecewise-polynomial Swish."""
+    check_float_array("hardswish", x)
     return x * array_module(x).clip(x + _scalar(x, 3), 0, 6) / _scalar(x, 6)
 
 
@@ -120,6 +133,7 @@ def hardswish_derivative(x):
 
 def silu(x):
     """Swish / SiLU ``y = x σ(x)`` (EfficientNet; Ramachandran et al., 2017)."""
+    check_float_array("silu", x)
     return x * _expit(x)
 
 
@@ -141,6 +155,7 @@ def gelu(x, approximate="none"):
     ``"tanh"``: ``Φ(x) ≈ (1 + tanh(√(2/π) (x + 0.044715 x³)))/2``, as
     ``torch.nn.functional.gelu``.
     """
+    check_float_array("gelu", x)
     _check_approximate("gelu", approximate)
     if approximate == "tanh":
         inner = _scalar(x, _SQRT_2_OVER_PI) * (x + _scalar(x, _GELU_CUBIC) * x * x * x)

@@ -95,6 +95,16 @@ def _chosen(labels, predictions, images, misclassified):
     return sorted(set(int(i) for i in spread) | set(int(i) for i in wrong))
 
 
+def _check_counts(flag="", **counts):
+    """``images`` >= 1 (the page steps through at least one test image) and ``misclassified`` >= 0, as ints."""
+    for name, value in counts.items():
+        least = 1 if name == "images" else 0
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"explore: {flag}{name} must be an int, got {type(value).__name__} {value!r}")
+        if value < least:
+            raise ValueError(f"explore: {flag}{name} must be >= {least}, got {value}")
+
+
 def page_data(run_dir, *, images=24, misclassified=24):
     """What the page shows, as JSON-ready data: model, accuracy, filters, and one record per chosen test image."""
     from .data import load_dataset, to_network_input
@@ -103,6 +113,7 @@ def page_data(run_dir, *, images=24, misclassified=24):
     from .plots import _conv_layers
     from .train import predict
 
+    _check_counts(images=images, misclassified=misclassified)
     run_dir = Path(run_dir)
     net, config = load_model(run_dir), _run_config(run_dir)
     test_images, labels = load_dataset(config.get("dataset", "mnist-5k"), "test", root=config.get("data_root"),
@@ -165,9 +176,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    for name in ("images", "misclassified"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"explore: --{name} must be >= 0, got {getattr(args, name)}")
+    _check_counts("--", images=args.images, misclassified=args.misclassified)
     path = explore(args.run_dir, args.out, images=args.images, misclassified=args.misclassified)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): open it in a browser")
     return 0

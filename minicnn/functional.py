@@ -122,12 +122,15 @@ MAX_PADDED_ELEMENTS = 2**31 - 1
 
 def _check_padded_size(fn, g):
     (ph, pw), size = g.padding, g.n * g.c * (g.h + 2 * g.padding[0]) * (g.w + 2 * g.padding[1])
+    formula, numbers = "N*C*(H + 2P)*(W + 2P)", f"{g.n}*{g.c}*({g.h} + 2*{ph})*({g.w} + 2*{pw})"
     if isinstance(g, shapes.PoolGeometry) and not g.symmetric:  # ceil_mode windows may reach one stride past the padded input
         size = g.n * g.c * (g.h + 2 * ph + g.stride[0]) * (g.w + 2 * pw + g.stride[1])
+        formula = "N*C*(H + 2P + S)*(W + 2P + S)"
+        numbers = f"{g.n}*{g.c}*({g.h} + 2*{ph} + {g.stride[0]})*({g.w} + 2*{pw} + {g.stride[1]})"
     if (ph or pw) and size > MAX_PADDED_ELEMENTS:
         raise ValueError(
-            f"{fn}: padding {g.padding} makes the padded input N*C*(H + 2P)*(W + 2P) = {g.n}*{g.c}*({g.h} + 2*{ph})*"
-            f"({g.w} + 2*{pw}) = {size:,} values, more than {MAX_PADDED_ELEMENTS:,}; use less padding"
+            f"{fn}: padding {g.padding} makes the padded input {formula} = {numbers} = {size:,} values, more than "
+            f"{MAX_PADDED_ELEMENTS:,}; use less padding"
         )
 
 
@@ -295,8 +298,16 @@ def _pad_asymmetric(fn, x, w, stride, padding, dilation):
     the amounts (None when there are none): the kernels only pad alike on both sides."""
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
     w_shape = w if isinstance(w, tuple) else w.shape
-    _, symmetric, extra = _padded_shape(fn, x.shape, w_shape, stride, padding, dilation)
+    padded, symmetric, extra = _padded_shape(fn, x.shape, w_shape, stride, padding, dilation)
     if extra is not None:
+        (n, c, h, w), (ph, pw) = padded, symmetric
+        size = n * c * (h + 2 * ph) * (w + 2 * pw)
+        if size > MAX_PADDED_ELEMENTS:
+            raise ValueError(
+                f"{fn}: padding {padding!r} makes the padded input N*C*(H + top + bottom)*(W + left + right) = "
+                f"{n}*{c}*{h + 2 * ph}*{w + 2 * pw} = {size:,} values, more than {MAX_PADDED_ELEMENTS:,}; "
+                f"use less padding"
+            )
         x = pad(x, extra)
     return x, symmetric, extra
 
@@ -469,8 +480,7 @@ def max_pool2d(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=
     padding; ``return_indices=True`` returns ``(y, indices)``. ``padding``
     may also be F.pad's four ``(left, right, top, bottom)``.
     """
-    if not isinstance(return_indices, bool):
-        raise TypeError(f"max_pool2d: return_indices must be a bool, got {type(return_indices).__name__} {return_indices!r}")
+    return_indices = shapes.checked_bool("max_pool2d", "return_indices", return_indices)
     y, indices = max_pool2d_with_indices(x, kernel_size, stride=stride, padding=padding, dilation=dilation,
                                          ceil_mode=ceil_mode, backend=backend)
     return (y, indices) if return_indices else y
@@ -622,17 +632,21 @@ def check_pad_spec(fn, pad, mode, value=0.0):
         raise ValueError(f"{fn}: mode must be one of {list(PAD_MODES)}, got {mode!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{fn}: value must be a number, got {type(value).__name__} {value!r}")
+    if mode != "constant" and value != 0:
+        raise ValueError(f"{fn}: value={value!r} is the fill of mode='constant'; mode={mode!r} copies the input's "
+                         f"own values and takes no value (as in torch.nn.functional.pad)")
     return tuple(int(p) for p in pad)
 
 
-def _pad_args(fn, x, pad, mode, value=0.0):
-    """Check ``F.pad``'s arguments against ``x``'s shape; return ``(pad as a tuple of ints, output shape)``."""
+def check_pad_shape(fn, shape, pad, mode, value=0.0):
+    """Check ``F.pad``'s arguments against an input of ``shape``; return ``(pad as a tuple of ints, output shape)``."""
     pad = check_pad_spec(fn, pad, mode, value)
-    out_shape = shapes.pad_output_shape(x.shape, pad, fn)
+    shape = tuple(int(s) for s in shape)
+    out_shape = shapes.pad_output_shape(shape, pad, fn)
     if mode != "constant":
         for k in range(len(pad) // 2):
-            axis, before, after = x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]
-            size = x.shape[axis]
+            axis, before, after = len(shape) - 1 - k, pad[2 * k], pad[2 * k + 1]
+            size = shape[axis]
             limit, rule = {"reflect": (size - 1, "padding < size (the edge is not repeated)"),
                            "circular": (size, "padding <= size"), "replicate": (None, "size >= 1")}[mode]
             if min(before, after) < 0 or size < 1 or (limit is not None and max(before, after) > limit):
@@ -657,7 +671,7 @@ def pad(x, pad, mode="constant", value=0.0, *, backend=None):
     """
     fn = "pad"
     x = _as_array(fn, "x", x)
-    pad, out_shape = _pad_args(fn, x, pad, mode, value)
+    pad, out_shape = check_pad_shape(fn, x.shape, pad, mode, value)
     impl = _pick_backend(fn, x, backend)
     if 0 in out_shape or x.size == 0:
         return impl.xp.full(out_shape, value, dtype=x.dtype)
@@ -668,7 +682,7 @@ def pad_grad(x, dy, pad, mode="constant", *, backend=None):
     """Gradient of ``pad`` w.r.t. ``x``: each element of ``x`` sums the errors of the outputs copied from it."""
     fn = "pad_grad"
     x = _as_array(fn, "x", x)
-    pad, out_shape = _pad_args(fn, x, pad, mode)
+    pad, out_shape = check_pad_shape(fn, x.shape, pad, mode)
     dy = _check_dy(fn, dy, out_shape, x)
     impl = _pick_backend(fn, x, backend)
     if 0 in out_shape or x.size == 0:

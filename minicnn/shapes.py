@@ -85,6 +85,15 @@ def pair(value, name="value"):
     raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {type(value).__name__} {value!r}")
 
 
+def checked_bool(fn, name, flag):
+    """``flag`` as a Python bool: True or False (NumPy's ``np.True_``/``np.False_`` too), nothing else."""
+    import numpy as np
+
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {type(flag).__name__} {flag!r}")
+    return bool(flag)
+
+
 def _is_integer_scalar(value):
     # NumPy integer scalars (np.int64(3)) are accepted as ints.
     try:
@@ -592,9 +601,8 @@ def pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, fn="max_pool2d
     else:
         begin = end = _checked_pair(fn, "padding", padding, 0)
     dilation = _checked_pair(fn, "dilation", dilation, 1)
-    for name, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{fn}: {name} must be a bool, got {type(flag).__name__} {flag!r}")
+    ceil_mode = checked_bool(fn, "ceil_mode", ceil_mode)
+    count_include_pad = checked_bool(fn, "count_include_pad", count_include_pad)
     if divisor_override is not None:
         divisor_override = _checked_int(fn, "divisor_override", divisor_override, 1)
     n, c, h, w = (int(v) for v in x_shape)

@@ -110,3 +110,14 @@ def test_bench_device_gpu_writes_json_and_plot(tmp_path, capsys, monkeypatch):
 def test_bench_device_gpu_rejects_bad_arguments(capsys, argv, fragment):
     assert main(["bench", "--device", "gpu", *argv]) == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--device", "gpu", "--cases", "conv_c1"], "--cases: not options of --device gpu"),
+    (["--device", "gpu", "--reference", "--calibrate"], "--reference, --calibrate: not options of --device gpu"),
+    (["--batches", "4"], "--batches: options of the --device gpu sweep only"),
+    (["--device", "cpu", "--cpu-max-batch", "8"], "--cpu-max-batch: options of the --device gpu sweep only"),
+])
+def test_bench_refuses_options_the_chosen_mode_would_ignore(capsys, argv, fragment):
+    assert main(["bench", *argv]) == 2
+    assert fragment in capsys.readouterr().err

@@ -52,10 +52,10 @@ def _reference(batches, lr_by_step=None, **sgd):
     return net, opt, loss_sum, correct
 
 
-def _device(batches, capturer=None, lr_by_step=None, warmup=2, **sgd):
-    net = _lenet()
+def _device(batches, capturer=None, lr_by_step=None, warmup=2, fused=None, build=_lenet, **sgd):
+    net = build()
     opt = _sgd(net, **sgd)
-    dev = DeviceStep(net, opt, len(batches[0][1]), (1, 32, 32), capturer=capturer, warmup=warmup)
+    dev = DeviceStep(net, opt, len(batches[0][1]), (1, 32, 32), capturer=capturer, warmup=warmup, fused=fused)
     for i, (x, y) in enumerate(batches):
         if lr_by_step:
             opt.lr = lr_by_step[i]
@@ -337,13 +337,8 @@ def test_fused_relu_pool_stages_replace_both_pairs_of_lenet():
 def test_the_step_with_fused_relu_pool_is_train_step_bit_for_bit():
     batches = _batches(4, 8, seed=9)
     net_r, opt_r, loss_r, correct_r = _reference(batches)
-    net = _lenet()
-    opt = _sgd(net)
     fused = NumpyReluPool()
-    dev = DeviceStep(net, opt, 8, (1, 32, 32), fused=fused)
-    for x, y in batches:
-        dev.load(x, y)
-        dev.run()
+    net, opt, dev = _device(batches, fused=fused)
     assert fused.calls == 2 * len(batches)
     _assert_same_state(net_r, opt_r, net, opt)
     assert dev.metrics() == (loss_r, correct_r)
@@ -381,13 +376,8 @@ def test_the_step_with_fused_conv_relu_is_train_step_bit_for_bit(fuse_order):
     loss_fn = SoftmaxCrossEntropy()
     for x, y in batches:
         step(ref_net, loss_fn, ref_opt, x, y)
-    net = build()
-    opt = _sgd(net)
     fused = NumpyConvRelu()
-    dev = DeviceStep(net, opt, 8, (1, 32, 32), fused=fused)
-    for x, y in batches:
-        dev.load(x, y)
-        dev.run()
+    net, opt, _ = _device(batches, fused=fused, build=build)
     assert fused.calls == 3 * len(batches)
     _assert_same_state(ref_net, ref_opt, net, opt)
 

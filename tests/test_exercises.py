@@ -169,6 +169,15 @@ def test_check_from_the_command_line(tmp_path, capsys):
     assert all(e.name in listing for e in EXERCISES)
 
 
+def test_a_file_given_for_the_folder_is_one_line_error(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine\n", encoding="utf-8")
+    for action in ("start", "check"):
+        assert main(["exercises", action, str(afile)]) == 2
+        assert f"exercises: error: {afile} is a file, not a folder" in capsys.readouterr().err
+    assert afile.read_text(encoding="utf-8") == "mine\n"
+
+
 def test_a_student_file_that_does_not_import_is_one_line_error(tmp_path, capsys):
     (tmp_path / "student.py").write_text("def conv2d(:\n", encoding="utf-8")
     assert main(["exercises", "check", str(tmp_path)]) == 2

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minicnn.cli import main
-from minicnn.explore import explore, page_data
+from minicnn.explore import explore
 from minicnn.io import load_model
 from minicnn.train import TrainConfig, predict, train
 
@@ -63,6 +63,17 @@ def test_command_line(run_dir, tmp_path, capsys):
     assert [r["index"] for r in embedded(out)[1]["images"]] == [0, 150, 299]
     assert main(["explore", str(tmp_path)]) == 2
     assert "explore: error: load_model: no such file" in capsys.readouterr().err
+    assert main(["explore", str(run_dir), "--images", "0"]) == 2
+    assert "explore: error: explore: --images must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["explore", str(run_dir / "model.npz")]) == 2
+    assert "no metrics.json in" in capsys.readouterr().err
+
+
+def test_the_page_needs_one_image_at_least(run_dir):
+    with pytest.raises(ValueError, match=r"explore: images must be >= 1, got 0"):
+        explore(run_dir, images=0, misclassified=3)
+    with pytest.raises(TypeError, match=r"explore: misclassified must be an int, got float 2.0"):
+        explore(run_dir, misclassified=2.0)
 
 
 def _browser():

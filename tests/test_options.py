@@ -1,4 +1,4 @@
-"""The options real models use beyond the decks, with torch's names and semantics (issue #16, item 3).
+"""The options real models use beyond the decks, with torch's names and semantics.
 
 Pooling (``dilation``, ``ceil_mode``, ``return_indices``, ``count_include_pad``,
 ``divisor_override``, four-sided padding), ``F.pad`` (constant, reflect,
@@ -16,12 +16,11 @@ Gradients by central differences (tests/gradcheck.py) in float64.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import minicnn as mc
@@ -307,7 +306,7 @@ PAD_CASES = [
 @pytest.mark.parametrize("pad, mode", PAD_CASES)
 def test_pad_matches_its_definition_index_by_index(backend_name, pad, mode):
     x = _x(2, (2, 3, 4, 5))
-    y = F.pad(x, pad, mode, value=0.25, backend=backend_name)
+    y = F.pad(x, pad, mode, value=0.25 if mode == "constant" else 0, backend=backend_name)
     assert y.shape == shapes.pad_output_shape(x.shape, pad)
     axes = [(x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]) for k in range(len(pad) // 2)]
     for out in itertools.product(*(range(s) for s in y.shape)):
@@ -384,7 +383,7 @@ def test_pad_and_its_gradient_are_torchs(backend_name, pad, mode):
         ty = TF.pad(tx.reshape(6, 4, 5), pad, mode).reshape(2, 3, 4, -1)
     else:
         ty = TF.pad(tx, pad, mode)
-    y = F.pad(x, pad, mode, value=-1.5, backend=backend_name)
+    y = F.pad(x, pad, mode, value=-1.5 if mode == "constant" else 0, backend=backend_name)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     dy = _x(5, y.shape)
     ty.backward(_t(dy))
@@ -417,10 +416,22 @@ def test_pad_layers_pass_gradient_checks(backend_name, layer):
     (lambda x: F.pad(x, (1, 1), "wrap"), ValueError, "mode must be one of ['constant', 'reflect', 'replicate', 'circular']"),
     (lambda x: F.pad(x, (1.0, 1)), TypeError, "pad must be a tuple of ints"),
     (lambda x: F.pad(x, (1, 1), value="a"), TypeError, "value must be a number"),
+    (lambda x: F.pad(x, (1, 1), "reflect", value=3), ValueError,
+     "pad: value=3 is the fill of mode='constant'; mode='reflect' copies the input's own values and takes no value"),
+    (lambda x: nn.Pad((1, 1), "circular", 0.5), ValueError, "Pad: value=0.5 is the fill of mode='constant'"),
+    (lambda x: nn.ReflectionPad2d(4).output_shape(x.shape), ValueError,
+     "ReflectionPad2d: reflect padding (4, 4) of axis 3 (size 4) is impossible"),
 ])
 def test_pad_errors_name_the_numbers(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call(np.zeros((1, 2, 3, 4)))
+
+
+def test_a_pad_layers_output_shape_is_its_forward_shape():
+    x = np.zeros((1, 2, 3, 4))
+    for layer in (nn.ReflectionPad2d((1, 2, 0, 2)), nn.ReplicationPad2d(5), nn.ZeroPad2d((-1, 0, 2, 0)),
+                  nn.Pad((1, 1, 1, 1), "circular")):
+        assert layer.output_shape(x.shape) == layer(x).shape
 
 
 # ------------------------------------------------------------------ convolution padding
@@ -478,6 +489,13 @@ def test_conv2d_layer_with_same_and_four_sided_padding_passes_gradient_checks(ba
      "conv2d: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'full'"),
     (lambda: F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), padding=(1, -1, 0, 0)),
      "conv2d: padding must be >= 0 on every side, got (left, right, top, bottom) = (1, -1, 0, 0)"),
+    (lambda: F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), padding=(2**33, 0, 0, 0)),
+     "conv2d: padding (8589934592, 0, 0, 0) makes the padded input N*C*(H + top + bottom)*(W + left + right) = "
+     "1*1*5*8589934597 = 42,949,672,985 values, more than 2,147,483,647; use less padding"),
+    (lambda: F.conv2d_grad(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 4, 4)),
+                           padding=(0, 1, 2**31, 0)),
+     "conv2d_grad: padding (0, 1, 2147483648, 0) makes the padded input N*C*(H + top + bottom)*(W + left + right) "
+     "= 1*1*2147483653*6 = 12,884,901,918 values"),
 ])
 def test_conv_padding_errors(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -507,6 +525,24 @@ def test_conv_padding_errors(call, message):
 def test_pool_option_errors_name_the_numbers(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call(np.zeros((1, 1, 4, 4)))
+
+
+def test_pool_flags_take_numpy_bools_as_the_layers_do():
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    y, indices = F.max_pool2d(x, 2, ceil_mode=np.True_, return_indices=np.True_)
+    assert y.shape == (1, 1, 3, 3) and indices.shape == y.shape
+    np.testing.assert_array_equal(F.avg_pool2d(x, 3, padding=1, count_include_pad=np.False_),
+                                  F.avg_pool2d(x, 3, padding=1, count_include_pad=False))
+    assert nn.MaxPool2d(2, ceil_mode=np.True_).output_shape(x.shape) == y.shape
+
+
+def test_a_pool_too_large_to_pad_names_the_formula_it_computed():
+    """With ceil_mode a window may reach one stride past the padded input: the size checked, and printed, counts it."""
+    g = shapes.pool2d_geometry((1, 1, 46341, 46341), 3, 2, 1, ceil_mode=True)
+    message = ("max_pool2d: padding (1, 1) makes the padded input N*C*(H + 2P + S)*(W + 2P + S) = "
+               "1*1*(46341 + 2*1 + 2)*(46341 + 2*1 + 2) = 2,147,859,025 values")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        F._check_padded_size("max_pool2d", g)
 
 
 # ------------------------------------------------------------------ activations
@@ -565,8 +601,20 @@ def test_activation_arguments_are_checked():
         nn.GELU("erf")
     with pytest.raises(ValueError, match=re.escape("gelu: approximate must be 'none' or 'tanh', got 'fast'")):
         F.gelu(np.zeros(2), approximate="fast")
-    with pytest.raises(TypeError, match="LeakyReLU: negative_slope must be a finite number"):
+    with pytest.raises(TypeError, match=re.escape("LeakyReLU: negative_slope must be a number, got str '0.1'")):
         nn.LeakyReLU("0.1")
+    with pytest.raises(ValueError, match="LeakyReLU: negative_slope must be finite, got nan"):
+        nn.LeakyReLU(float("nan"))
+    with pytest.raises(TypeError, match=re.escape("leaky_relu: negative_slope must be a number, got str 'a'")):
+        F.leaky_relu(np.zeros(2), "a")
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "hardsigmoid", "hardswish", "silu", "gelu", "softmax", "log_softmax"])
+@pytest.mark.parametrize("bad,what", [([1.0, -2.0], "list"), (np.array([1, -2]), "int64"),
+                                      (np.array([1, -2], np.float16), "float16")])
+def test_the_activation_functions_take_float_arrays_only(name, bad, what):
+    with pytest.raises(TypeError, match=re.escape(f"{name}: input must be a float32/float64 array, got {what}")):
+        getattr(F, name)(bad)
 
 
 # ------------------------------------------------------------------ softmax over any axis
@@ -592,6 +640,9 @@ def test_softmax_axis_is_another_name_for_dim_and_is_checked():
         nn.Softmax(2)(x)
     with pytest.raises(TypeError, match="softmax: dim must be an int"):
         F.softmax(x, 1.0)
+    with pytest.raises(ValueError, match=re.escape("LogSoftmax: dim=0 and axis=1 name the same argument")):
+        nn.LogSoftmax(0, axis=1)
+    assert nn.Softmax().dim == 1 and nn.LogSoftmax(1, axis=1).dim == 1
 
 
 # ------------------------------------------------------------------ Flatten, Add

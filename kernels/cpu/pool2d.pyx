@@ -242,7 +242,7 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
 
     ``divisor`` (H_out, W_out), beyond the deck: each window's own divisor
     (``ceil_mode``, ``count_include_pad=False``, ``divisor_override``; see
-    ``PoolGeometry.divisor_factors``), on a loop of its own.
+    ``PoolGeometry.divisor_factors``), in the general loop.
     """
     cdef Py_ssize_t planes = x.shape[0], height = x.shape[1], width = x.shape[2]
     cdef Py_ssize_t oh = y.shape[1], ow = y.shape[2]
@@ -251,21 +251,9 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
     cdef floating area = <floating>kh * <floating>kw  # in floating point: kh*kw may overflow a C int
     cdef const floating* src
     cdef floating* dst
-    if divisor is not None:
-        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
-            for i in range(oh):
-                r0 = window_start(i, sh, ph)
-                r1 = window_stop(i, sh, ph, kh, height)
-                for j in range(ow):
-                    c0 = window_start(j, sw, pw)
-                    c1 = window_stop(j, sw, pw, kw, width)
-                    total = 0
-                    for r in range(r0, r1):
-                        for c in range(c0, c1):
-                            total = total + x[plane, r, c]
-                    y[plane, i, j] = total / divisor[i, j]
-        return
-    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height >= 2 * oh and width >= 2 * ow:
+    cdef bint per_window = divisor is not None
+    if (not per_window and kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+            and height >= 2 * oh and width >= 2 * ow):
         for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
             src = &x[plane, 0, 0]
             dst = &y[plane, 0, 0]
@@ -286,7 +274,7 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                 for r in range(r0, r1):
                     for c in range(c0, c1):
                         total = total + x[plane, r, c]
-                y[plane, i, j] = total / area
+                y[plane, i, j] = total / (divisor[i, j] if per_window else area)
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
@@ -301,22 +289,9 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
     cdef floating area = <floating>kh * <floating>kw  # in floating point: kh*kw may overflow a C int
     cdef floating* dst
     cdef Py_ssize_t top
-    if divisor is not None:
-        for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
-            memset(&dx[plane, 0, 0], 0, height * width * sizeof(floating))
-            for i in range(oh):
-                r0 = window_start(i, sh, ph)
-                r1 = window_stop(i, sh, ph, kh, height)
-                for j in range(ow):
-                    c0 = window_start(j, sw, pw)
-                    c1 = window_stop(j, sw, pw, kw, width)
-                    share = dy[plane, i, j] / divisor[i, j]
-                    for r in range(r0, r1):
-                        for c in range(c0, c1):
-                            dx[plane, r, c] += share
-        return
-    if (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and height == 2 * oh
-            and width == 2 * ow):
+    cdef bint per_window = divisor is not None
+    if (not per_window and kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+            and height == 2 * oh and width == 2 * ow):
         # windows tile the plane exactly: every pixel gets its one window's share, written once
         for plane in prange(planes, nogil=True, schedule="static", num_threads=num_threads):
             dst = &dx[plane, 0, 0]
@@ -337,7 +312,7 @@ def avg_pool2d_backward(const floating[:, :, ::1] dy, floating[:, :, ::1] dx,
             for j in range(ow):
                 c0 = window_start(j, sw, pw)
                 c1 = window_stop(j, sw, pw, kw, width)
-                share = dy[plane, i, j] / area
+                share = dy[plane, i, j] / (divisor[i, j] if per_window else area)
                 for r in range(r0, r1):
                     for c in range(c0, c1):
                         dx[plane, r, c] += share

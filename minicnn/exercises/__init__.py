@@ -48,6 +48,8 @@ def start(directory, *, overwrite=False):
     """Write the student workspace ``directory/student.py``; returns its path (refuses to overwrite work)."""
     directory = Path(directory)
     target = directory / STUDENT_FILE
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file, not a folder: give the folder to write {STUDENT_FILE} in")
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists: your work is kept; choose another folder or delete it first")
     directory.mkdir(parents=True, exist_ok=True)
@@ -58,6 +60,8 @@ def start(directory, *, overwrite=False):
 def load_student(directory):
     """Import ``directory/student.py`` afresh as a module."""
     path = Path(directory) / STUDENT_FILE
+    if Path(directory).is_file():
+        raise NotADirectoryError(f"{directory} is a file, not a folder: give the folder `minicnn exercises start` wrote")
     if not path.is_file():
         raise FileNotFoundError(f"no {STUDENT_FILE} in {directory}: run `minicnn exercises start {directory}` first")
     spec = importlib.util.spec_from_file_location("minicnn_student", path)

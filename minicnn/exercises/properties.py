@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
-from . import reference as ref
-
 
 class Failure(AssertionError):
     """A student's function disagrees with the slide; the message says where and how."""

@@ -8,8 +8,6 @@ written most simply with the output (ReLU, sigmoid, tanh) the layer keeps
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import elementwise as E
@@ -168,9 +166,7 @@ class LeakyReLU(Elementwise):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(negative_slope):
-            raise TypeError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
+        E.check_negative_slope("LeakyReLU", negative_slope)
         self.negative_slope = float(negative_slope)
 
     def f(self, x):
@@ -253,11 +249,12 @@ class Softmax(Module):
     _forward = staticmethod(E.softmax)
     _backward = staticmethod(E.softmax_grad)
 
-    def __init__(self, dim=1, *, axis=None):
+    def __init__(self, dim=None, *, axis=None):
         super().__init__()
         name = type(self).__name__
-        if axis is not None:
-            dim = axis
+        if dim is not None and axis is not None and axis != dim:
+            raise ValueError(f"{name}: dim={dim!r} and axis={axis!r} name the same argument; give one of them")
+        dim = 1 if dim is None and axis is None else (dim if dim is not None else axis)
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__} {dim!r}")
         self.dim = int(dim)

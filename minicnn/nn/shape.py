@@ -102,7 +102,7 @@ class Pad(Module):
         return F.pad_grad(x, dy, self.pad, self.mode)
 
     def output_shape(self, input_shape):
-        return shapes.pad_output_shape(input_shape, self.pad, type(self).__name__)
+        return F.check_pad_shape(type(self).__name__, input_shape, self.pad, self.mode, self.value)[1]
 
     def extra_repr(self):
         text = f"pad={self.pad}, mode={self.mode!r}"

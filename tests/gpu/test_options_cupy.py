@@ -1,4 +1,4 @@
-"""The options beyond the decks on the "cupy" backend agree with the NumPy reference (issue #16, item 3).
+"""The options beyond the decks on the "cupy" backend agree with the NumPy reference.
 
 Pooling with dilation, ceil_mode, four-sided padding, count_include_pad and
 divisor_override runs in ``kernels/gpu/pool2d.cu``; F.pad, the activations,
@@ -84,8 +84,9 @@ def test_cupy_2x2_ceil_mode_on_odd_sizes(cp):
                                        ((2, 4, 3, 1), "circular")])
 def test_cupy_pad_and_its_gradient_agree_with_the_reference(cp, pad, mode):
     x = _x(4, (2, 3, 4, 5))
-    y = F.pad(cp.asarray(x), pad, mode, value=0.5)
-    np.testing.assert_array_equal(y.get(), F.pad(x, pad, mode, value=0.5, backend="numpy"))
+    value = 0.5 if mode == "constant" else 0  # the other modes take no fill value
+    y = F.pad(cp.asarray(x), pad, mode, value=value)
+    np.testing.assert_array_equal(y.get(), F.pad(x, pad, mode, value=value, backend="numpy"))
     dy = _x(5, y.shape)
     dx = F.pad_grad(cp.asarray(x), cp.asarray(dy), pad, mode)
     _close(dx, F.pad_grad(x, dy, pad, mode, backend="numpy"), np.float64, 3)
