@@ -225,7 +225,7 @@ def test_a_diverging_run_is_a_one_line_error_suggesting_a_lower_lr(capsys, tmp_p
     assert_one_line_error(err, "training diverged", "--lr 100000")
 
 
-# ------------------------------------------------------------------ bad inputs through the commands (issue [2/8])
+# ------------------------------------------------------------------ bad inputs through the commands
 def test_predict_reads_a_16_bit_png_like_its_8_bit_copy(capsys, tmp_path, run_dir):
     from PIL import Image
 

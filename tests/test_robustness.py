@@ -1,6 +1,6 @@
 """Bad input gives one clear error naming the argument, never garbage: layers' backward and constructors.
 
-Issue "[2/8] No crash, no silent wrong answer, no raw traceback".
+No crash, no silent wrong answer, no raw traceback.
 """
 
 import os
@@ -133,7 +133,7 @@ def test_backward_refuses_a_dy_of_the_wrong_type_or_dtype(name):
         layer.backward(np.ones(y.shape))
 
 
-def test_batchnorm_and_dropout_broadcasting_dy_examples_from_the_issue():
+def test_batchnorm_and_dropout_refuse_a_broadcasting_dy():
     x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32)
     for layer in (nn.BatchNorm2d(3), nn.Dropout(0.5, rng=0)):
         layer(x)

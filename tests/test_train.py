@@ -399,7 +399,7 @@ def test_resume_replays_dropout_masks_exactly(tmp_path, monkeypatch, stop_in_epo
     assert without_times(resumed["epochs"]) == without_times(whole["epochs"])
 
 
-# ------------------------------------------------------------------ damaged model and checkpoint files (issue [2/8])
+# ------------------------------------------------------------------ damaged model and checkpoint files
 def _edited_copy(source, target, edit):
     """Rewrite an npz tree through ``edit(tree)`` with minicnn's own writer (a hand edit of the metadata or weights)."""
     from minicnn.io import read_npz_tree, write_npz_atomic
@@ -540,7 +540,7 @@ def dataclasses_replace(config, **changes):
     return dataclasses.replace(config, **changes)
 
 
-# ------------------------------------------------------------------ stale temporaries of killed writes (issue [2/8])
+# ------------------------------------------------------------------ stale temporaries of killed writes
 def _dead_pid():
     import subprocess
     import sys
