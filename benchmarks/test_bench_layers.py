@@ -36,10 +36,12 @@ def _full_gradients_step(x, dy):
     args = layer._conv_args()
     w = layer.weight.data
 
-    def step():
+    def step():  # the layer's work as it was, bias included
         y, _, _ = mc.functional.conv2d_grad(np.zeros(dy.shape, x.dtype), w, x, **args)
+        y += layer.bias.data.reshape(1, -1, 1, 1)
         dx = mc.functional.conv2d(dy, w, **args)
         _, dw, _ = mc.functional.conv2d_grad(dy, w, x, **args)
+        layer.bias.grad += dy.sum(axis=(0, 2, 3))
 
     return step
 
