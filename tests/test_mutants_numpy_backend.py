@@ -7,6 +7,7 @@ under test.
 """
 
 import numpy as np
+import pytest
 
 import minicnn.functional as F
 from minicnn.backends import get_backend
@@ -53,3 +54,32 @@ def test_max_pool_window_of_only_minus_inf_reports_its_first_real_pixel():
     want = np.broadcast_to(rows[:, None] * w + cols[None, :], (n, c, oh, ow))
     assert np.all(y == -np.inf)
     np.testing.assert_array_equal(indices, want)
+
+
+def test_reference_backend_drops_a_plan_object_and_refuses_a_path_name():
+    """A ``ConvPlan`` (another backend's choice, e.g. one kept by a layer that moved) is dropped: the reference
+    computes the same result as without one; a path name is refused, since the reference has one path."""
+    from minicnn.backends.plans import ConvPlan
+
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((2, 4, 4, 4))
+    plan = ConvPlan(forward="im2col", input_grad="im2col", weight_grad="im2col")
+    assert get_backend("numpy").plan_conv2d(None, np.float64, plan) is None
+    np.testing.assert_array_equal(F.conv2d(x, w, plan=plan, backend="numpy"), F.conv2d(x, w, backend="numpy"))
+    for got, want in zip(F.conv2d_grad(x, w, dy, plan=plan, backend="numpy"), F.conv2d_grad(x, w, dy, backend="numpy")):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="plan: the numpy backend has no kernel paths to choose from"):
+        F.conv2d(x, w, plan="im2col", backend="numpy")
+
+
+def test_conv2d_grad_without_input_grad_returns_no_dx():
+    """``input_grad=False`` skips ``dX`` (None, deck 002's first layer needs no delta) and leaves dW, db as they are."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((2, 4, 4, 4))
+    dx, dw, db = F.conv2d_grad(x, w, dy, input_grad=False, backend="numpy")
+    _, want_dw, want_db = F.conv2d_grad(x, w, dy, backend="numpy")
+    assert dx is None
+    np.testing.assert_array_equal(dw, want_dw)
+    np.testing.assert_array_equal(db, want_db)

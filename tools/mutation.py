@@ -2,7 +2,9 @@
 
     python tools/mutation.py run shapes            # mutate minicnn/shapes.py, run the tests on every mutant
     python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
+    python tools/mutation.py run nn --retry        # after new tests: run the survivors not justified again
     python tools/mutation.py report                # score per module, survivors not yet justified
+    python tools/mutation.py report --write        # ... and record it in tools/mutation_scores.json
     python tools/mutation.py show shapes           # the diff of each such survivor
 
 Modules (``MODULES``): shapes.py, backends/numpy_backend.py, functional.py,
@@ -18,8 +20,12 @@ with a one-line reason; ``report`` counts those as justified and prints the
 rest. The score is ``(killed + justified) / mutants run`` per module (a mutant no
 test reaches counts as a survivor); ``killed / mutants run`` is printed too.
 
-mutmut is CPU-heavy: wrap ``run`` in ``flock /tmp/minicnn-cpu.lock`` and
-use ``--minutes`` to run it in chunks.
+mutmut is CPU-heavy (each mutant runs the tests that reach its function, up
+to a minute for the reference backend's helpers): on a shared machine run it
+under ``nice`` with ``--children 1`` and in chunks with ``--minutes`` (each
+start costs a full run of the suite, so chunks of 20 minutes or more). Every
+``run`` records in ``<workdir>/<module>/measured.json`` the commit measured
+and the date, which ``report --write`` copies into ``tools/mutation_scores.json``.
 """
 
 from __future__ import annotations
@@ -97,9 +103,10 @@ def run(module, workdir, minutes, children, retry=False):
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
-    if retry:  # run the survivors again, against the tests as they are now
+    if retry:  # run the survivors not justified again, against the tests as they are now
+        justified = _equivalents()
         survivors = [name for name, status in _results(base).items()
-                     if status in ("survived", "no tests") and _module_of(name) == module]
+                     if status in ("survived", "no tests") and _module_of(name) == module and name not in justified]
         if not survivors:
             print(f"{module}: no survivors to run again")
             return 0
@@ -261,7 +268,8 @@ def main(argv=None):
     r.add_argument("module", choices=sorted(MODULES))
     r.add_argument("--minutes", type=float, help="stop after this many minutes (the next run continues)")
     r.add_argument("--children", type=int, default=2, help="parallel mutants (default 2)")
-    r.add_argument("--retry", action="store_true", help="run only the module's survivors again (after new tests)")
+    r.add_argument("--retry", action="store_true",
+                   help="run only the module's survivors not justified again (after new tests)")
     rep = sub.add_parser("report", help="score per module and the survivors not justified")
     rep.add_argument("--json", help="also write the table as JSON to this file")
     rep.add_argument("--write", action="store_true", help="record the table in tools/mutation_scores.json")
