@@ -120,3 +120,88 @@ def test_bad_argument_message_is_complete(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert str(info.value) == message
+
+
+def test_explain_conv2d_describes_the_layer_on_the_backend_asked_for():
+    """On a one-path backend the text names that backend and the whole geometry (dilation and groups
+    included), whatever the current backend is; a bad geometry is refused under explain_conv2d's name."""
+    import minicnn as mc
+
+    for current in mc.available_backends():
+        with mc.use_backend(current):
+            text = F.explain_conv2d((1, 4, 9, 9), (4, 2, 3, 3), dilation=2, groups=2, backend="numpy")
+            assert text == ("conv2d x 1x4x9x9, w 4x2x3x3, dilation 2, groups 2: the numpy backend has one path "
+                            "for every layer")
+    with pytest.raises(ValueError) as info:
+        F.explain_conv2d((1, 4, 4, 4), (4, 4, 5, 5), backend="numpy")
+    assert str(info.value).startswith("explain_conv2d: output height (4 + 2*0 - 1*(5-1) - 1)//1 + 1 = 0 < 1")
+
+
+def test_explain_conv2d_passes_a_forced_plan_on():
+    import minicnn as mc
+
+    if "cython" not in mc.available_backends():
+        pytest.skip("the cython backend is not built here")
+    forced = F.explain_conv2d((1, 4, 9, 9), (4, 4, 3, 3), plan="direct", backend="cython")
+    chosen = F.explain_conv2d((1, 4, 9, 9), (4, 4, 3, 3), backend="cython")
+    assert "plan: forced" in forced and "plan: forced" not in chosen
+    assert "forward: direct" in forced
+
+
+# A pooling whose kernel, stride and padding differ per axis, so a message or check that mixes the axes shows.
+POOL_X = np.zeros((1, 1, 7, 5))
+POOL = dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0))
+WINDOW_MESSAGE = ("max_pool2d_grad: 1 of the indices point outside their own 3x2 window (window (i, j) covers rows "
+                  "i*2 - 1 + [0, 3) and columns j*1 - 0 + [0, 2)); pass the indices returned by "
+                  "max_pool2d_with_indices for the same arguments")
+
+
+def _pool_indices():
+    y, indices = F.max_pool2d_with_indices(POOL_X, **POOL, backend="numpy")
+    return np.ones(y.shape), indices
+
+
+def test_an_index_one_row_or_one_column_past_its_window_is_refused():
+    """Window (0, 0) covers rows -1, 0, 1 and columns 0, 1: row 2 and column 2 are its first pixels outside."""
+    dy, indices = _pool_indices()
+    for row, col in [(2, 0), (0, 2)]:
+        bad = indices.copy()
+        bad[0, 0, 0, 0] = row * POOL_X.shape[3] + col
+        with pytest.raises(ValueError) as info:
+            F.max_pool2d_grad(POOL_X, dy, **POOL, indices=bad)
+        assert str(info.value) == WINDOW_MESSAGE
+    last = indices.copy()
+    last[0, 0, 0, 0] = 1 * POOL_X.shape[3] + 1  # the window's last pixel is its own
+    F.max_pool2d_grad(POOL_X, dy, **POOL, indices=last)
+
+
+def test_an_index_outside_the_plane_is_refused_by_name():
+    dy, indices = _pool_indices()
+    bad = indices.copy()
+    bad[0, 0, 1, 1] = 35
+    with pytest.raises(ValueError) as info:
+        F.max_pool2d_grad(POOL_X, dy, **POOL, indices=bad)
+    assert str(info.value) == "max_pool2d_grad: indices must lie in [0, H*W) = [0, 35), got values in [0, 35]"
+
+
+def test_checked_indices_of_any_integer_dtype_route_the_gradient_as_int64_ones_do():
+    import minicnn as mc
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 7, 5))
+    _, indices = F.max_pool2d_with_indices(x, **POOL, backend="numpy")
+    dy = rng.standard_normal(indices.shape)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        want = F.max_pool2d_grad(x, dy, **POOL, indices=indices, backend=backend)
+        for dtype in (np.int32, np.uint16, np.uint64):
+            got = F.max_pool2d_grad(x, dy, **POOL, indices=indices.astype(dtype), backend=backend)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_true_conv2d_adds_the_bias():
+    """True convolution is the cross-correlation with rot90(W, 2) (deck 002, "Convolución"), bias included."""
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    got = F.true_conv2d(x, w, b, padding=1, backend="numpy")
+    want = F.conv2d(x, np.rot90(w, 2, axes=(2, 3)).copy(), backend="numpy", padding=1) + b.reshape(1, 4, 1, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
