@@ -40,3 +40,9 @@ def test_backward_without_need_dx_returns_none_even_when_the_first_layer_has_no_
     assert net.backward(np.ones_like(y), need_dx=False) is None
     net(x)
     assert net.backward(np.ones_like(y)).shape == x.shape
+
+
+def test_fuse_does_not_look_back_after_a_swap():
+    """After a swap the scan goes on past the pair: a ReLU left before another ReLU stays where it is."""
+    net = Sequential(nn.Tanh(), nn.Tanh(), nn.ReLU(), nn.ReLU(), nn.MaxPool2d(2)).fuse()
+    assert _names(net) == ["Tanh", "Tanh", "ReLU", "MaxPool2d", "ReLU"]
