@@ -566,11 +566,11 @@ def _check_indices(fn, indices, geometry, x, xp):
         outside |= (row % dh != 0) | (col % dw != 0)
     if bool(outside.any()):
         bad = int(outside.sum())
+        taps = [f"{d}*[0, {k})" if d != 1 else f"[0, {k})" for d, k in zip((dh, dw), kernel)]
         raise ValueError(
             f"{fn}: {bad} of the indices point outside their own {kernel[0]}x{kernel[1]} window (window (i, j) "
-            f"covers rows i*{stride[0]} - {padding[0]} + {dh}*[0, {kernel[0]}) and columns j*{stride[1]} - "
-            f"{padding[1]} + {dw}*[0, {kernel[1]})); pass the indices returned by max_pool2d_with_indices for the "
-            f"same arguments"
+            f"covers rows i*{stride[0]} - {padding[0]} + {taps[0]} and columns j*{stride[1]} - {padding[1]} + "
+            f"{taps[1]}); pass the indices returned by max_pool2d_with_indices for the same arguments"
         )
     return xp.ascontiguousarray(indices, dtype=xp.int64)
 
