@@ -721,3 +721,12 @@ def test_googlenet_torchvision_variant_has_torchvisions_shapes(size):
             got[name] = tuple(shape[2:])
     assert got == want
     assert shape == (1, 10)
+
+
+def test_an_index_outside_a_dilated_window_names_the_dilation():
+    x = np.arange(49, dtype=np.float64).reshape(1, 1, 7, 7)
+    y, indices = F.max_pool2d_with_indices(x, 3, stride=1, dilation=2, backend="numpy")
+    indices = indices.copy()
+    indices[0, 0, 0, 0] += 1  # the pixel between two taps of the window: inside its span, not one of its taps
+    with pytest.raises(ValueError, match=r"covers rows i\*1 - 0 \+ 2\*\[0, 3\) and columns j\*1 - 0 \+ 2\*\[0, 3\)\)"):
+        F.max_pool2d_grad(x, np.ones_like(y), 3, stride=1, dilation=2, indices=indices, backend="numpy")
