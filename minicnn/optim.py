@@ -121,7 +121,10 @@ class SGD:
         for key in state:
             if not key.startswith("velocity."):
                 continue
-            index = int(key.split(".", 1)[1])
+            suffix = key.split(".", 1)[1]
+            if not suffix.isdigit():
+                raise ValueError(f"SGD.load_state_dict: {key!r} is not 'velocity.<parameter index>'")
+            index = int(suffix)
             if not 0 <= index < len(self.params):
                 raise ValueError(f"SGD.load_state_dict: {key!r} but the optimizer has {len(self.params)} parameters")
             value, data = state[key], self.params[index].data

@@ -166,3 +166,13 @@ def test_momentum_survives_a_change_of_the_parameters_dtype():
     assert opt.velocities[0].dtype == np.float32 and p.data.dtype == np.float32
     np.testing.assert_allclose(opt.velocities[0], [0.25, -0.05], rtol=1e-6)
     np.testing.assert_allclose(p.data, [1.0 - 0.1 - 0.25, 2.0 + 0.1 + 0.05], rtol=1e-6)
+
+
+@pytest.mark.parametrize("key", ["velocity.0.5", "velocity.1.x", "velocity.", "velocity.-1", "velocity.one"])
+def test_sgd_checkpoint_velocity_key_must_end_in_a_parameter_index(key):
+    # state_dict writes "velocity.<i>"; any other suffix is a damaged checkpoint, refused by name (before this
+    # check int() refused most of them with its own message, "invalid literal for int()", and took "velocity.-1"
+    # as parameter -1 until the range check).
+    state = {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.0, key: np.zeros(3)}
+    with pytest.raises(ValueError, match=re.escape(f"SGD.load_state_dict: {key!r} is not 'velocity.<parameter index>'")):
+        _sgd().load_state_dict(state)

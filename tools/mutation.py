@@ -2,7 +2,9 @@
 
     python tools/mutation.py run shapes            # mutate minicnn/shapes.py, run the tests on every mutant
     python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
+    python tools/mutation.py run nn --retry        # after new tests: run the survivors not justified again
     python tools/mutation.py report                # score per module, survivors not yet justified
+    python tools/mutation.py report --write        # ... and record it in tools/mutation_scores.json
     python tools/mutation.py show shapes           # the diff of each such survivor
 
 Modules (``MODULES``): shapes.py, backends/numpy_backend.py, functional.py,
@@ -18,8 +20,12 @@ with a one-line reason; ``report`` counts those as justified and prints the
 rest. The score is ``(killed + justified) / mutants run`` per module (a mutant no
 test reaches counts as a survivor); ``killed / mutants run`` is printed too.
 
-mutmut is CPU-heavy: wrap ``run`` in ``flock /tmp/minicnn-cpu.lock`` and
-use ``--minutes`` to run it in chunks.
+mutmut is CPU-heavy (each mutant runs the tests that reach its function, up
+to a minute for the reference backend's helpers): on a shared machine run it
+under ``nice`` with ``--children 1`` and in chunks with ``--minutes`` (each
+start costs a full run of the suite, so chunks of 20 minutes or more). Every
+``run`` records in ``<workdir>/<module>/measured.json`` the commit measured
+and the date, which ``report --write`` copies into ``tools/mutation_scores.json``.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = ROOT / "tools" / "mutation_equivalent.toml"
+SCORES = ROOT / "tools" / "mutation_scores.json"
 
 #: The tests mutants are run against: the whole tests/ folder but the slow end-to-end runs (training,
 #: benchmarks, the GPU and instruction-set builds, data downloads); mutmut runs, for each mutant, only
@@ -95,9 +103,10 @@ def run(module, workdir, minutes, children, retry=False):
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
-    if retry:  # run the survivors again, against the tests as they are now
+    if retry:  # run the survivors not justified again, against the tests as they are now
+        justified = _equivalents()
         survivors = [name for name, status in _results(base).items()
-                     if status in ("survived", "no tests") and _module_of(name) == module]
+                     if status in ("survived", "no tests") and _module_of(name) == module and name not in justified]
         if not survivors:
             print(f"{module}: no survivors to run again")
             return 0
@@ -106,7 +115,21 @@ def run(module, workdir, minutes, children, retry=False):
         subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
     except subprocess.TimeoutExpired:
         print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
+    _record_measurement(workdir)
     return 0
+
+
+def _git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def _record_measurement(workdir):
+    """Write ``workdir/measured.json``: the commit the mutants were run against (and whether the checkout had
+    changes on top of it) and when, for ``report --write``."""
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", "minicnn", "tests"))
+    record = {"commit": _git("rev-parse", "HEAD"), "uncommitted_changes": dirty,
+              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    (workdir / "measured.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 def _equivalents():
@@ -145,8 +168,8 @@ def _module_of(name):
     return "other"
 
 
-def report(workdir, as_json=None):
-    results, equivalent = _results(workdir), _equivalents()
+def _table(results, equivalent):
+    """Per module: mutants, killed, equivalent, gpu-only, survived, no tests, not run; and the unjustified survivors."""
     table, unjustified = {}, []
     for name, status in results.items():
         module = _module_of(name)
@@ -163,27 +186,66 @@ def report(workdir, as_json=None):
                 unjustified.append((name, status))
         else:
             row["other"] += 1
-    print(f"{'module':<15} {'mutants':>7} {'killed':>7} {'equiv.':>7} {'gpu-only':>8} {'survived':>8} {'no tests':>8} "
-          f"{'not run':>7} {'killed':>7} {'score':>7}")
+    for row in table.values():
+        row["justified"] = row["equivalent"] + row["gpu-only"]
+        row["unjustified"] = row["survived"] + row["no tests"]
+        row["run"] = row["killed"] + row["justified"] + row["unjustified"]
+        row["killed_share"] = round(row["killed"] / row["run"], 4) if row["run"] else None
+        row["score"] = round((row["killed"] + row["justified"]) / row["run"], 4) if row["run"] else None
+    return table, unjustified
+
+
+def _percent(share):
+    return "-" if share is None else f"{share:.1%}"
+
+
+def report(workdir, as_json=None, write=False):
+    results, equivalent = _results(workdir), _equivalents()
+    table, unjustified = _table(results, equivalent)
+    print(f"{'module':<15} {'mutants':>7} {'run':>5} {'killed':>7} {'equiv.':>7} {'gpu-only':>8} {'survived':>8} "
+          f"{'no tests':>8} {'not run':>7} {'killed':>7} {'score':>7}")
     for module, row in sorted(table.items()):
-        judged = row["killed"] + row["equivalent"] + row["gpu-only"] + row["survived"] + row["no tests"]
-        row["killed_share"] = row["killed"] / judged if judged else float("nan")
-        row["score"] = (row["killed"] + row["equivalent"] + row["gpu-only"]) / judged if judged else float("nan")
-        print(f"{module:<15} {row['mutants']:>7} {row['killed']:>7} {row['equivalent']:>7} {row['gpu-only']:>8} "
-              f"{row['survived']:>8} {row['no tests']:>8} {row['not run']:>7} {row['killed_share']:>7.1%} "
-              f"{row['score']:>7.1%}")
-    print("killed: killed / run; score: (killed + justified) / run, justified = listed in "
+        print(f"{module:<15} {row['mutants']:>7} {row['run']:>5} {row['killed']:>7} {row['equivalent']:>7} "
+              f"{row['gpu-only']:>8} {row['survived']:>8} {row['no tests']:>8} {row['not run']:>7} "
+              f"{_percent(row['killed_share']):>7} {_percent(row['score']):>7}")
+    print("run: mutants with a verdict; killed: killed / run; score: (killed + justified) / run, justified = listed in "
           "tools/mutation_equivalent.toml")
     if unjustified:
         print("\nsurvivors without a killing test or a reason in tools/mutation_equivalent.toml:")
         for name, status in unjustified:
             print(f"  {name}  ({status})")
-    stale = sorted(set(equivalent) - {n for n, s in results.items() if s == "survived"})
-    if stale and results:
-        print("\nlisted as equivalent but not a survivor of this run:", ", ".join(stale))
+    # A listed name that is not a survivor of a module that was run: killed since, or renamed by a code change.
+    stale = sorted(n for n in equivalent if _module_of(n) in table and results.get(n) not in ("survived", "no tests", "not run"))
+    if stale:
+        print("\nlisted in tools/mutation_equivalent.toml but not a survivor of this run (remove them):", ", ".join(stale))
     if as_json:
         Path(as_json).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return 0
+    if write:
+        _write_scores(workdir, table)
+    return 1 if stale else 0
+
+
+def _write_scores(workdir, table):
+    """``tools/mutation_scores.json``: the table, each module with the commit and date it was measured at."""
+    import mutmut
+
+    modules = {}
+    for module, row in sorted(table.items()):
+        measured_file = Path(workdir) / module / "measured.json"
+        measured = json.loads(measured_file.read_text(encoding="utf-8")) if measured_file.is_file() else {}
+        modules[module] = {**{k: row[k] for k in ("mutants", "run", "not run", "killed", "justified", "equivalent",
+                                                   "gpu-only", "unjustified", "killed_share", "score")}, **measured}
+    record = {"tool": f"mutmut {mutmut.__version__}", "machine": _machine(),
+              "score": "(killed + justified) / run; justified = listed in tools/mutation_equivalent.toml",
+              "modules": modules}
+    SCORES.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {SCORES.relative_to(ROOT)}")
+
+
+def _machine():
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU") if Path("/proc/cpuinfo").is_file() else "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def show(workdir, module):
@@ -206,9 +268,11 @@ def main(argv=None):
     r.add_argument("module", choices=sorted(MODULES))
     r.add_argument("--minutes", type=float, help="stop after this many minutes (the next run continues)")
     r.add_argument("--children", type=int, default=2, help="parallel mutants (default 2)")
-    r.add_argument("--retry", action="store_true", help="run only the module's survivors again (after new tests)")
+    r.add_argument("--retry", action="store_true",
+                   help="run only the module's survivors not justified again (after new tests)")
     rep = sub.add_parser("report", help="score per module and the survivors not justified")
     rep.add_argument("--json", help="also write the table as JSON to this file")
+    rep.add_argument("--write", action="store_true", help="record the table in tools/mutation_scores.json")
     sh = sub.add_parser("show", help="the diffs of a module's survivors not justified")
     sh.add_argument("module", choices=sorted(MODULES))
     for p in (r, rep, sh):
@@ -218,7 +282,7 @@ def main(argv=None):
         return run(args.module, args.workdir, args.minutes, args.children, args.retry)
     if args.command == "show":
         return show(args.workdir, args.module)
-    return report(args.workdir, args.json)
+    return report(args.workdir, args.json, args.write)
 
 
 if __name__ == "__main__":
