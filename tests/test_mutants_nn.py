@@ -3,10 +3,14 @@
 Each test asserts documented behaviour through the public API (the docstrings of minicnn/nn/*.py), so it
 stands on its own whatever mutmut later changes."""
 
+import re
+
 import numpy as np
 import pytest
 
 from minicnn import nn
+from minicnn.graph import Sequential
+from minicnn.nn.init import shape_only
 
 
 def test_parameter_refuses_non_float_data_and_names_the_dtype():
@@ -14,3 +18,275 @@ def test_parameter_refuses_non_float_data_and_names_the_dtype():
         nn.Parameter(np.zeros(3, dtype=np.int64))
     with pytest.raises(TypeError, match=r"^Parameter: data must be a numpy.ndarray \(or cupy.ndarray\), got list$"):
         nn.Parameter([1.0, 2.0])
+
+
+#: (layer, input shape, repr, MACs of one forward pass): the repr names every hyper-parameter that is not its
+#: default (Module.extra_repr), output_shape predicts forward's shape, and macs counts N * outputs * taps.
+LAYERS = [
+    (lambda: nn.ReLU(), (2, 3), "ReLU()", 0),
+    (lambda: nn.ReLU(inplace=True), (2, 3), "ReLU(inplace=True)", 0),
+    (lambda: nn.GELU(), (2, 3), "GELU()", 0),
+    (lambda: nn.GELU(approximate="tanh"), (2, 3), "GELU(approximate='tanh')", 0),
+    (lambda: nn.LeakyReLU(0.2), (2, 3), "LeakyReLU(negative_slope=0.2)", 0),
+    (lambda: nn.Softmax(dim=0), (2, 3), "Softmax(dim=0)", 0),
+    (lambda: nn.LogSoftmax(axis=-1), (2, 3), "LogSoftmax(dim=-1)", 0),
+    (lambda: nn.Conv2d(3, 4, 3), (1, 3, 6, 6), "Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1))", 64 * 27),
+    (lambda: nn.Conv2d(4, 6, (3, 1), stride=2, padding=1, dilation=(1, 2), groups=2, bias=False, rng=0), (1, 4, 7, 7),
+     "Conv2d(4, 6, kernel_size=(3, 1), stride=(2, 2), padding=(1, 1), dilation=(1, 2), groups=2, bias=False)",
+     6 * 4 * 5 * (2 * 3 * 1)),
+    (lambda: nn.Conv2d(3, 4, 3, padding="same"), (1, 3, 5, 5),
+     "Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=same)", 4 * 25 * 27),
+    (lambda: nn.Conv2d(3, 4, 3, padding=(1, 0, 2, 1)), (1, 3, 5, 5),
+     "Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 0, 2, 1))", 4 * 6 * 4 * 27),
+    (lambda: nn.DepthwiseConv2d(4, 3, padding=1), (1, 4, 5, 5),
+     "DepthwiseConv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), groups=4)", 4 * 25 * 9),
+    (lambda: nn.PointwiseConv2d(4, 2), (1, 4, 5, 5), "PointwiseConv2d(4, 2, kernel_size=(1, 1), stride=(1, 1))", 2 * 25 * 4),
+    (lambda: nn.SeparableConv2d(4, 6, 3, padding=1), (1, 4, 5, 5),
+     "SeparableConv2d(4, 6, kernel_size=(3, 3), mode='depthwise'\n"
+     "  (depthwise): DepthwiseConv2d(4, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), groups=4)\n"
+     "  (pointwise): PointwiseConv2d(4, 6, kernel_size=(1, 1), stride=(1, 1))\n)", 4 * 25 * 9 + 6 * 25 * 4),
+    (lambda: nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), (1, 3, 4, 4),
+     "ConvTranspose2d(3, 2, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))", 16 * 3 * 2 * 9),
+    (lambda: nn.ConvTranspose2d(3, 2, 2), (1, 3, 4, 4), "ConvTranspose2d(3, 2, kernel_size=(2, 2), stride=(1, 1))",
+     16 * 3 * 2 * 4),
+    (lambda: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), (2, 3, 9),
+     "Conv1d(3, 4, kernel_size=(3,), stride=(2,), padding=(1,), dilation=(2,))", 2 * 4 * 4 * 3 * 3),
+    (lambda: nn.Conv1d(3, 4, 3), (2, 3, 9), "Conv1d(3, 4, kernel_size=(3,), stride=(1,))", 2 * 4 * 7 * 3 * 3),
+    (lambda: nn.Conv3d(2, 4, 3, padding=1), (1, 2, 4, 5, 5),
+     "Conv3d(2, 4, kernel_size=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1))", 4 * 4 * 5 * 5 * 2 * 27),
+    (lambda: nn.Linear(4, 3), (2, 4), "Linear(in_features=4, out_features=3, bias=True)", 2 * 4 * 3),
+    (lambda: nn.Linear(4, 3, bias=False), (2, 4), "Linear(in_features=4, out_features=3, bias=False)", 2 * 4 * 3),
+    (lambda: nn.MaxPool2d(2), (1, 2, 6, 6), "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))", 0),
+    (lambda: nn.MaxPool2d(3, stride=2, padding=1, dilation=2, ceil_mode=True), (1, 2, 9, 9),
+     "MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(2, 2), ceil_mode=True)", 0),
+    (lambda: nn.MaxPool2d(2, padding=(1, 0, 0, 1)), (1, 2, 6, 6),
+     "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(1, 0, 0, 1))", 0),
+    (lambda: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False, divisor_override=2, ceil_mode=True),
+     (1, 2, 6, 6), "AvgPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True, "
+                   "count_include_pad=False, divisor_override=2)", 0),
+    (lambda: nn.AvgPool2d((2, 3)), (1, 2, 6, 6), "AvgPool2d(kernel_size=(2, 3), stride=(2, 3), padding=(0, 0))", 0),
+    (lambda: nn.GlobalAvgPool2d(), (1, 2, 6, 6), "GlobalAvgPool2d()", 0),
+    (lambda: nn.BatchNorm2d(3, eps=1e-3, momentum=0.2), (2, 3, 4, 4), "BatchNorm2d(3, eps=0.001, momentum=0.2)", 0),
+    (lambda: nn.LocalResponseNorm(3, alpha=1e-3, beta=0.5, k=2.0), (2, 5, 4, 4),
+     "LocalResponseNorm(size=3, alpha=0.001, beta=0.5, k=2.0)", 0),
+    (lambda: nn.LayerNorm2d(3), (2, 3, 4, 4), "LayerNorm2d(3, eps=1e-06)", 0),
+    (lambda: nn.SqueezeExcitation(8, 2), (2, 8, 4, 4),
+     "SqueezeExcitation(8, squeeze_channels=2\n  (pool): GlobalAvgPool2d()\n"
+     "  (fc1): Conv2d(8, 2, kernel_size=(1, 1), stride=(1, 1))\n  (activation): ReLU()\n"
+     "  (fc2): Conv2d(2, 8, kernel_size=(1, 1), stride=(1, 1))\n  (gate): Sigmoid()\n)", 2 * (8 * 2 + 2 * 8)),
+    (lambda: nn.LayerScale(3), (2, 3, 4, 4), "LayerScale()", 0),
+    (lambda: nn.Dropout(0.3), (2, 3), "Dropout(p=0.3)", 0),
+    (lambda: nn.Flatten(), (2, 3, 4, 4), "Flatten()", 0),
+    (lambda: nn.ChannelShuffle(2), (1, 4, 3, 3), "ChannelShuffle(groups=2)", 0),
+    (lambda: nn.ReflectionPad2d((1, 0, 2, 1)), (1, 2, 3, 3), "ReflectionPad2d(pad=(1, 0, 2, 1), mode='reflect')", 0),
+    (lambda: nn.ConstantPad2d(1, 0.5), (1, 2, 3, 3), "ConstantPad2d(pad=(1, 1, 1, 1), mode='constant', value=0.5)", 0),
+    (lambda: nn.Pad((1, 1), mode="reflect"), (1, 2, 3, 3), "Pad(pad=(1, 1), mode='reflect')", 0),
+]
+
+
+@pytest.mark.parametrize("make, shape, text, macs", LAYERS, ids=[case[2].split("(")[0] + str(i) for i, case in enumerate(LAYERS)])
+def test_repr_output_shape_and_macs_of_each_layer(make, shape, text, macs):
+    layer = make()
+    assert repr(layer) == text
+    y = layer(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    assert layer.output_shape(shape) == y.shape
+    assert layer.macs(shape) == macs and type(layer.macs(shape)) is int  # a count
+
+
+def _raises(kind, message):
+    """``pytest.raises`` for exactly this message (the user reads all of it, not a part)."""
+    return pytest.raises(kind, match="^" + re.escape(message) + "$")
+
+
+def test_output_shape_refuses_the_wrong_rank_or_channels_with_the_layer_s_name():
+    with _raises(ValueError, "LayerScale: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"):
+        nn.LayerScale(3).output_shape((2, 3, 4))
+    with _raises(ValueError, "LayerScale: expected 3 input channels (channels), got 4 in input of shape (2, 4, 4, 4)"):
+        nn.LayerScale(3).output_shape((2, 4, 4, 4))
+    with _raises(ValueError, "LayerNorm2d: expected 3 input channels (num_channels), got 4 in input of shape (2, 4, 4, 4)"):
+        nn.LayerNorm2d(3).output_shape((2, 4, 4, 4))
+    with _raises(ValueError, "Softmax: dim must lie in [-ndim, ndim) = [-2, 2) for a 2-D input, got 2"):
+        nn.Softmax(dim=2).output_shape((2, 3))
+    with _raises(ValueError, "Conv2d: expected 4 input channels (in_channels), got 3 in input of shape (1, 3, 5, 5)"):
+        nn.SeparableConv2d(4, 6, 3).output_shape((1, 3, 5, 5))
+
+
+def test_a_module_that_forgets_a_method_is_told_which():
+    class Half(nn.Module):
+        pass
+
+    class Square(nn.Elementwise):
+        pass
+
+    with _raises(NotImplementedError, "Half must define forward()"):
+        Half()(np.ones(2))
+    with _raises(NotImplementedError, "Half must define backward()"):
+        Half().backward(np.ones(2))
+    with _raises(NotImplementedError, "Half does not define output_shape(); define it to use it in summary()"):
+        Half().output_shape((2,))
+    with _raises(NotImplementedError, "Square must define f(x)"):
+        Square()(np.ones(2))
+    with _raises(NotImplementedError, "Square must define df(x) or df(y)"):
+        Square().df(np.ones(2))
+    assert repr(Half()) == "Half()" and Half().macs((2,)) == 0
+
+
+def test_parameter_repr_says_name_shape_dtype_and_whether_it_has_values():
+    assert repr(nn.Parameter(np.zeros((2, 3), np.float32), "w")) == "Parameter(name='w', shape=(2, 3), dtype=float32)"
+    assert repr(nn.Parameter(shape_only((2, 3)))) == "Parameter(name=None, shape=(2, 3), dtype=float32, shape-only)"
+
+
+def test_nested_containers_indent_each_level_by_two_spaces():
+    net = Sequential(nn.SeparableConv2d(4, 6, 3), nn.ReLU())
+    inner = repr(nn.SeparableConv2d(4, 6, 3)).replace("\n", "\n  ")
+    assert repr(net).splitlines()[1:] == ("  (0): " + inner).splitlines() + ["  (1): ReLU()", ")"]
+    assert repr(net).splitlines()[3] == "    (pointwise): PointwiseConv2d(4, 6, kernel_size=(1, 1), stride=(1, 1))"
+
+
+def test_softmax_of_the_loss_module_sums_to_one_and_matches_exp_of_log_softmax():
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    p = nn.softmax(logits)
+    e = np.exp([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(p[0], e / e.sum(), rtol=4 * np.finfo(np.float64).eps)
+    np.testing.assert_array_equal(p[1], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(p, np.exp(nn.log_softmax(logits)), rtol=4 * np.finfo(np.float64).eps)
+
+
+def test_load_state_dict_names_what_is_wrong_and_accepts_nested_lists():
+    net = Sequential(nn.Linear(2, 2, rng=0), nn.BatchNorm2d(2))
+    with _raises(TypeError, "load_state_dict: state must be a mapping name -> array, got list"):
+        net.load_state_dict([1, 2])
+    with _raises(ValueError, "load_state_dict: names do not match Sequential's: missing ['0.bias', '0.weight', '1.bias', "
+                             "'1.running_mean', '1.running_var', '1.weight'], unexpected ['x']"):
+        net.load_state_dict({"x": 1})
+    with _raises(TypeError, "load_state_dict: parameter 0.weight has dtype int64; expected float32 or float64 "
+                            "(the model's is float32)"):
+        net.load_state_dict({"0.weight": np.zeros((2, 2), np.int64)}, strict=False)
+    with _raises(TypeError, "load_state_dict: buffer 1.running_mean has dtype int64; expected float32 or float64 "
+                            "(the model's is float32)"):
+        net.load_state_dict({"1.running_mean": np.zeros(2, np.int64)}, strict=False)
+    with _raises(TypeError, "load_state_dict: parameter 0.weight must be an array, got list"):
+        net.load_state_dict({"0.weight": [[1.0], [2.0, 3.0]]}, strict=False)
+    with _raises(TypeError, "load_state_dict: buffer 1.running_var must be an array, got list"):
+        net.load_state_dict({"1.running_var": [[1.0], [2.0, 3.0]]}, strict=False)
+    net.load_state_dict({"0.weight": [[1.0, 2.0], [3.0, 4.0]], "1.running_var": [2.0, 3.0]}, strict=False)
+    assert net[0].weight.data.dtype == np.float32 and net[0].weight.data.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert net[1].running_var.dtype == np.float32 and net[1].running_var.tolist() == [2.0, 3.0]
+
+
+def test_layer_scale_gradients_accumulate_and_scale_dy_per_channel():
+    layer = nn.LayerScale(2, init_value=0.5)
+    x = np.arange(16, dtype=np.float32).reshape(1, 2, 2, 4)
+    dy = np.ones_like(x)
+    for _ in range(2):
+        layer(x)
+        dx = layer.backward(dy)
+    np.testing.assert_array_equal(dx, 0.5 * dy)
+    np.testing.assert_array_equal(layer.weight.grad, 2 * x.sum(axis=(0, 2, 3)))
+
+
+ELEMENTWISE = [nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ReLU6, nn.LeakyReLU, nn.HardSigmoid, nn.SiLU, nn.HardSwish, nn.GELU,
+               nn.Softmax, nn.LogSoftmax]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", ELEMENTWISE, ids=[m.__name__ for m in ELEMENTWISE])
+def test_activations_keep_the_dtype_forward_and_backward(make, dtype):
+    """float32 in, float32 out: a derivative mask of another dtype would promote dx to float64."""
+    layer = make()
+    x = np.linspace(-8, 8, 24, dtype=dtype).reshape(2, 12)
+    y = layer(x)
+    dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dtype and dx.dtype == dtype and dx.shape == x.shape
+
+
+#: (layer, shape of a wrong input, dtype, error, its whole message): the layer's own name, the layout it wants, the
+#: numbers it got (HELPER_RULES: bad input gets a clear error naming the argument and the numbers).
+BAD_INPUTS = [
+    ("LayerScale(3)", (2, 3, 4), np.float32, ValueError,
+     "LayerScale: input must be 4-D (N, C, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("LayerScale(3)", (2, 4, 4, 4), np.float32, ValueError,
+     "LayerScale: expected 3 input channels (channels), got 4 in input of shape (2, 4, 4, 4)"),
+    ("LayerScale(3)", (2, 3, 4, 4), np.int32, TypeError, "LayerScale: input must be float32 or float64, got dtype int32"),
+    ("LayerNorm2d(3)", (2, 3, 4), np.float32, ValueError,
+     "LayerNorm2d: input must be 4-D (N, C, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("LayerNorm2d(3)", (2, 4, 4, 4), np.float32, ValueError,
+     "LayerNorm2d: expected 3 input channels (num_channels), got 4 in input of shape (2, 4, 4, 4)"),
+    ("LayerNorm2d(3)", (2, 3, 4, 4), np.int32, TypeError, "LayerNorm2d: input must be float32 or float64, got dtype int32"),
+    ("BatchNorm2d(3)", (2, 3, 4), np.float32, ValueError,
+     "BatchNorm2d: input must be 4-D (N, C, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("BatchNorm2d(3)", (2, 4, 4, 4), np.float32, ValueError,
+     "BatchNorm2d: expected 3 channels (num_features), got 4 in input of shape (2, 4, 4, 4)"),
+    ("BatchNorm2d(3)", (2, 3, 4, 4), np.int32, TypeError, "BatchNorm2d: input must be float32 or float64, got dtype int32"),
+    ("LocalResponseNorm(3)", (2, 3), np.float32, ValueError,
+     "LocalResponseNorm: input must be (N, C, ...) with at least 3 axes, got (2, 3)"),
+    ("Conv2d(3, 4, 3)", (2, 3, 4), np.float32, ValueError,
+     "Conv2d: input must be 4-D (N, C_in, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("Conv2d(3, 4, 3)", (2, 4, 4, 4), np.float32, ValueError,
+     "Conv2d: expected 3 input channels (in_channels), got 4 in input of shape (2, 4, 4, 4)"),
+    ("Conv2d(3, 4, 3)", (2, 3, 4, 4), np.int32, TypeError, "Conv2d: input must be float32 or float64, got dtype int32"),
+    ("Linear(4, 3)", (2, 3, 4), np.float32, ValueError,
+     "Linear: input must be 2-D (N, in_features), got 3-D array of shape (2, 3, 4) (use Flatten first)"),
+    ("Linear(4, 3)", (2, 3), np.float32, ValueError,
+     "Linear: expected 4 input features (in_features), got 3 in input of shape (2, 3)"),
+    ("Linear(4, 3)", (2, 4), np.int32, TypeError, "Linear: input must be float32 or float64, got dtype int32"),
+    ("MaxPool2d(2)", (2, 3, 4), np.float32, ValueError,
+     "MaxPool2d: input must be 4-D (N, C, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("MaxPool2d(2)", (2, 3, 4, 4), np.int32, TypeError, "MaxPool2d: input must be float32 or float64, got dtype int32"),
+    ("AvgPool2d(2)", (2, 3, 4), np.float32, ValueError,
+     "AvgPool2d: input must be 4-D (N, C, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("AvgPool2d(2)", (2, 3, 4, 4), np.int32, TypeError, "AvgPool2d: input must be float32 or float64, got dtype int32"),
+    ("GlobalAvgPool2d()", (2, 3, 4), np.float32, ValueError,
+     "GlobalAvgPool2d: input must be 4-D (N, C, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("Softmax()", (2,), np.float32, ValueError, "Softmax: dim must lie in [-ndim, ndim) = [-1, 1) for a 1-D input, got 1"),
+    ("Softmax()", (2, 3), np.int32, TypeError, "Softmax: input must be a float32/float64 array, got int32"),
+    ("LogSoftmax()", (2, 3), np.int32, TypeError, "LogSoftmax: input must be a float32/float64 array, got int32"),
+    ("ReLU6()", (2, 3), np.int32, TypeError, "ReLU6: input must be a float32/float64 array, got int32"),
+    ("ConvTranspose2d(3, 2, 2)", (2, 3, 4), np.float32, ValueError,
+     "ConvTranspose2d: input must be 4-D (N, C_in, H, W), got 3-D array of shape (2, 3, 4)"),
+    ("ConvTranspose2d(3, 2, 2)", (2, 4, 4, 4), np.float32, ValueError,
+     "ConvTranspose2d: expected 3 input channels (in_channels), got 4 in input of shape (2, 4, 4, 4)"),
+    ("ConvTranspose2d(3, 2, 2)", (2, 3, 4, 4), np.int32, TypeError,
+     "ConvTranspose2d: input must be float32 or float64, got dtype int32"),
+    ("Conv1d(3, 4, 3)", (2, 3), np.float32, ValueError, "Conv1d: input must be 3-D (N, C_in, L), got 2-D array of shape (2, 3)"),
+    ("Conv1d(3, 4, 3)", (2, 4, 9), np.float32, ValueError,
+     "Conv1d: expected 3 input channels (in_channels), got 4 in input of shape (2, 4, 9)"),
+    ("Conv1d(3, 4, 3)", (2, 3, 9), np.int32, TypeError, "Conv1d: input must be float32 or float64, got dtype int32"),
+    ("Conv3d(2, 4, 3)", (2, 2, 4, 4), np.float32, ValueError,
+     "Conv3d: input must be 5-D (N, C_in, D, H, W), got 4-D array of shape (2, 2, 4, 4)"),
+    ("Conv3d(2, 4, 3)", (1, 3, 4, 4, 4), np.float32, ValueError,
+     "Conv3d: expected 2 input channels (in_channels), got 3 in input of shape (1, 3, 4, 4, 4)"),
+    ("Conv3d(2, 4, 3)", (1, 2, 4, 4, 4), np.int32, TypeError, "Conv3d: input must be float32 or float64, got dtype int32"),
+    ("SqueezeExcitation(8, 2)", (1, 8, 4), np.float32, ValueError,
+     "SqueezeExcitation: input must be 4-D (N, C, H, W), got 3-D array of shape (1, 8, 4)"),
+    ("SqueezeExcitation(8, 2)", (1, 4, 4, 4), np.float32, ValueError,
+     "SqueezeExcitation: expected 8 input channels (channels), got 4 in input of shape (1, 4, 4, 4)"),
+    ("ChannelShuffle(2)", (1, 4, 3), np.float32, ValueError,
+     "ChannelShuffle: input must be 4-D (N, C, H, W), got 3-D array of shape (1, 4, 3)"),
+    ("ChannelShuffle(2)", (1, 3, 3, 3), np.float32, ValueError,
+     "ChannelShuffle: channels C=3 must be divisible by groups=2 (C = groups * k)"),
+    ("ChannelShuffle(2)", (1, 4, 3, 3), np.int32, TypeError, "ChannelShuffle: input must be float32 or float64, got dtype int32"),
+]
+
+
+@pytest.mark.parametrize("layer, shape, dtype, kind, message", BAD_INPUTS, ids=[f"{c[0]}-{c[1]}-{c[2].__name__}" for c in BAD_INPUTS])
+def test_a_wrong_input_gets_the_whole_message(layer, shape, dtype, kind, message):
+    with _raises(kind, message):
+        eval("nn." + layer)(np.zeros(shape, dtype))  # noqa: S307 (a table of constructor calls)
+
+
+def test_relu6_slope_is_one_strictly_inside_zero_to_six():
+    """f'(x) = 1 for 0 < x < 6, else 0 (the kinks at 0 and 6 take the outer side, as torch)."""
+    layer = nn.ReLU6()
+    x = np.array([-1.0, 0.0, 3.0, 6.0, 7.0])
+    layer(x)
+    np.testing.assert_array_equal(layer.backward(np.ones(5)), [0, 0, 1, 0, 0])
+
+
+def test_softmax_defaults_to_the_channel_axis_and_wants_an_int_dim():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    np.testing.assert_allclose(nn.Softmax()(x).sum(axis=1), np.ones((2, 4)), rtol=8 * np.finfo(np.float64).eps)
+    with _raises(TypeError, "Softmax: dim must be an int, got float 1.0"):
+        nn.Softmax(1.0)
+    with _raises(TypeError, "LogSoftmax: dim must be an int, got bool True"):
+        nn.LogSoftmax(axis=True)

@@ -200,11 +200,17 @@ def _module_of(name):
     return "other"
 
 
-def _table(results, equivalent):
-    """Per module: mutants, killed, equivalent, gpu-only, survived, no tests, not run; and the unjustified survivors."""
+def _source_file(name):
+    """``minicnn.nn.conv.xǁConv2dǁforward__mutmut_3`` -> ``minicnn/nn/conv.py``."""
+    return name.split("__mutmut_")[0].rsplit(".x", 1)[0].replace(".", "/") + ".py"
+
+
+def _table(results, equivalent, key=None):
+    """Per module (or per ``key(name)``): mutants, killed, equivalent, gpu-only, survived, no tests, not run; and the
+    unjustified survivors."""
     table, unjustified = {}, []
     for name, status in results.items():
-        module = _module_of(name)
+        module = (key or _module_of)(name)
         row = table.setdefault(module, {"mutants": 0, "killed": 0, "equivalent": 0, "gpu-only": 0, "survived": 0,
                                         "no tests": 0, "not run": 0, "other": 0})
         row["mutants"] += 1
@@ -250,26 +256,40 @@ def report(workdir, as_json=None, write=False):
     stale = sorted(n for n in equivalent if _module_of(n) in table and results.get(n) not in ("survived", "no tests", "not run"))
     if stale:
         print("\nlisted in tools/mutation_equivalent.toml but not a survivor of this run (remove them):", ", ".join(stale))
+    # a package (nn/) file by file: how far a run in chunks got, and where the survivors are
+    files = {module: _table({n: s for n, s in results.items() if _module_of(n) == module}, equivalent, _source_file)[0]
+             for module in table if len(MODULES[module]) > 1 or MODULES[module][0].endswith("/*")}
+    for module, rows in files.items():
+        print(f"\n{module}, file by file:")
+        for name, row in sorted(rows.items()):
+            print(f"  {name:<28} {row['mutants']:>5} mutants, {row['run']:>5} run, {row['killed']:>5} killed, "
+                  f"{row['justified']:>4} justified, {row['unjustified']:>4} unjustified, score {_percent(row['score'])}")
     if as_json:
         Path(as_json).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     if write:
-        _write_scores(workdir, table)
+        _write_scores(workdir, table, files)
     return 1 if stale else 0
 
 
-def _write_scores(workdir, table):
-    """``tools/mutation_scores.json``: the table, each module with the commit and date it was measured at."""
+_COLUMNS = ("mutants", "run", "not run", "killed", "justified", "equivalent", "gpu-only", "unjustified", "killed_share",
+            "score")
+
+
+def _write_scores(workdir, table, files=None):
+    """``tools/mutation_scores.json``: the table, each module with the commit and date it was measured at (and, for a
+    package, each file's row). Modules not in this ``workdir`` keep the record already there (another workdir)."""
     import mutmut
 
-    modules = {}
+    modules = json.loads(SCORES.read_text(encoding="utf-8"))["modules"] if SCORES.is_file() else {}
     for module, row in sorted(table.items()):
         measured_file = Path(workdir) / module / "measured.json"
         measured = json.loads(measured_file.read_text(encoding="utf-8")) if measured_file.is_file() else {}
-        modules[module] = {**{k: row[k] for k in ("mutants", "run", "not run", "killed", "justified", "equivalent",
-                                                   "gpu-only", "unjustified", "killed_share", "score")}, **measured}
+        modules[module] = {**{k: row[k] for k in _COLUMNS}, **measured}
+        if files and module in files:
+            modules[module]["files"] = {name: {k: r[k] for k in _COLUMNS} for name, r in sorted(files[module].items())}
     record = {"tool": f"mutmut {mutmut.__version__}", "machine": _machine(),
               "score": "(killed + justified) / run; justified = listed in tools/mutation_equivalent.toml",
-              "modules": modules}
+              "modules": dict(sorted(modules.items()))}
     SCORES.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"\nwrote {SCORES.relative_to(ROOT)}")
 
