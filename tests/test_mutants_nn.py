@@ -220,6 +220,7 @@ BAD_INPUTS = [
     ("BatchNorm2d(3)", (2, 3, 4, 4), np.int32, TypeError, "BatchNorm2d: input must be float32 or float64, got dtype int32"),
     ("LocalResponseNorm(3)", (2, 3), np.float32, ValueError,
      "LocalResponseNorm: input must be (N, C, ...) with at least 3 axes, got (2, 3)"),
+    ("LocalResponseNorm(3)", (2, 3, 4), np.int32, TypeError, "LocalResponseNorm: input must be float32/float64, got dtype int32"),
     ("Conv2d(3, 4, 3)", (2, 3, 4), np.float32, ValueError,
      "Conv2d: input must be 4-D (N, C_in, H, W), got 3-D array of shape (2, 3, 4)"),
     ("Conv2d(3, 4, 3)", (2, 4, 4, 4), np.float32, ValueError,
@@ -290,3 +291,145 @@ def test_softmax_defaults_to_the_channel_axis_and_wants_an_int_dim():
         nn.Softmax(1.0)
     with _raises(TypeError, "LogSoftmax: dim must be an int, got bool True"):
         nn.LogSoftmax(axis=True)
+
+
+#: (constructor call, error, its whole message): a layer checks its hyper-parameters when it is built.
+BAD_ARGUMENTS = [
+    ("LayerScale(0)", ValueError, "LayerScale: channels must be >= 1, got 0"),
+    ("LayerScale(2, init_value='a')", TypeError, "LayerScale: init_value must be a number, got str 'a'"),
+    ("LayerScale(2, dtype=np.int32)", TypeError,
+     "LayerScale: dtype must be a floating-point type such as np.float32 or np.float64, got int32"),
+    ("LayerNorm2d(0)", ValueError, "LayerNorm2d: num_channels must be >= 1, got 0"),
+    ("LayerNorm2d(2, eps=0)", ValueError, "LayerNorm2d: eps must be a finite number > 0, got 0"),
+    ("LayerNorm2d(2, dtype=np.int32)", TypeError,
+     "LayerNorm2d: dtype must be a floating-point type such as np.float32 or np.float64, got int32"),
+    ("BatchNorm2d(0)", ValueError, "BatchNorm2d: num_features must be >= 1, got 0"),
+    ("BatchNorm2d(2, eps=-1)", ValueError, "BatchNorm2d: eps must be a finite number > 0, got -1"),
+    ("BatchNorm2d(2, momentum=2)", ValueError, "BatchNorm2d: momentum must be a finite number in [0, 1], got 2"),
+    ("BatchNorm2d(2, dtype='int8')", TypeError,
+     "BatchNorm2d: dtype must be a floating-point type such as np.float32 or np.float64, got int8"),
+    ("LocalResponseNorm(0)", ValueError, "LocalResponseNorm: size must be >= 1, got 0"),
+    ("LocalResponseNorm(2, alpha='a')", TypeError, "LocalResponseNorm: alpha must be a number >= 0, got str 'a'"),
+    ("LocalResponseNorm(2, beta=None)", TypeError, "LocalResponseNorm: beta must be a number, got NoneType None"),
+    ("LocalResponseNorm(2, k=None)", TypeError, "LocalResponseNorm: k must be a number > 0, got NoneType None"),
+    ("Linear(0, 2)", ValueError, "Linear: in_features must be >= 1, got 0"),
+    ("Linear(2, 0)", ValueError, "Linear: out_features must be >= 1, got 0"),
+    ("Linear(2, 2, bias=1)", TypeError, "Linear: bias must be True or False, got int 1"),
+    ("Linear(2, 2, dtype=np.int32)", TypeError,
+     "Linear: dtype must be a floating-point type such as np.float32 or np.float64, got int32"),
+    ("Conv2d(0, 2, 3)", ValueError, "Conv2d: in_channels must be >= 1, got 0"),
+    ("Conv2d(2, 0, 3)", ValueError, "Conv2d: out_channels must be >= 1, got 0"),
+    ("Conv2d(2, 2, 0)", ValueError, "Conv2d: kernel_size must be >= 1 along both axes, got kernel_size=0"),
+    ("Conv2d(2, 2, 3, stride=0)", ValueError, "Conv2d: stride must be >= 1 along both axes, got stride=0"),
+    ("Conv2d(2, 2, 3, padding=-1)", ValueError, "Conv2d: padding must be >= 0 along both axes, got padding=-1"),
+    ("Conv2d(2, 2, 3, dilation=0)", ValueError, "Conv2d: dilation must be >= 1 along both axes, got dilation=0"),
+    ("Conv2d(3, 2, 3, groups=2)", ValueError, "Conv2d: in_channels=3 and out_channels=2 must both be divisible by groups=2"),
+    ("Conv2d(2, 3, 3, groups=2)", ValueError, "Conv2d: in_channels=2 and out_channels=3 must both be divisible by groups=2"),
+    ("Conv2d(2, 2, 3, bias='x')", TypeError, "Conv2d: bias must be True or False, got str 'x'"),
+    ("Conv2d(2, 2, 3, groups=0)", ValueError, "Conv2d: groups must be >= 1, got 0"),
+    ("MaxPool2d(0)", ValueError, "MaxPool2d: kernel_size must be >= 1 along both axes, got kernel_size=0"),
+    ("MaxPool2d(2, stride=0)", ValueError, "MaxPool2d: stride must be >= 1 along both axes, got stride=0"),
+    ("MaxPool2d(2, padding=2)", ValueError, "MaxPool2d: padding must be at most half the window, padding <= "
+                                            "kernel_size//2 = 2//2 = 1 along height, got padding=2"),
+    ("MaxPool2d((4, 2), padding=(1, 2))", ValueError, "MaxPool2d: padding must be at most half the window, padding <= "
+                                                      "kernel_size//2 = 2//2 = 1 along width, got padding=(1, 2)"),
+    ("MaxPool2d(2, padding=-1)", ValueError, "MaxPool2d: padding must be >= 0 along both axes, got padding=-1"),
+    ("MaxPool2d(2, dilation=0)", ValueError, "MaxPool2d: dilation must be >= 1 along both axes, got dilation=0"),
+    ("MaxPool2d(2, return_indices=1)", TypeError, "MaxPool2d: return_indices must be True or False, got int 1"),
+    ("MaxPool2d(2, ceil_mode=1)", TypeError, "MaxPool2d: ceil_mode must be True or False, got int 1"),
+    ("AvgPool2d(2, divisor_override=0)", ValueError, "AvgPool2d: divisor_override must be >= 1, got 0"),
+    ("AvgPool2d(2, count_include_pad=1)", TypeError, "AvgPool2d: count_include_pad must be True or False, got int 1"),
+    ("AvgPool2d(2, ceil_mode='no')", TypeError, "AvgPool2d: ceil_mode must be True or False, got str 'no'"),
+    ("AvgPool2d(3, padding=(2, 1))", ValueError, "AvgPool2d: padding must be at most half the window, padding <= "
+                                                 "kernel_size//2 = 3//2 = 1 along height, got padding=(2, 1)"),
+    ("ReLU(inplace=1)", TypeError, "ReLU: inplace must be a bool, got int 1"),
+    ("LeakyReLU('a')", TypeError, "LeakyReLU: negative_slope must be a finite number, got 'a'"),
+    ("LeakyReLU(float('inf'))", TypeError, "LeakyReLU: negative_slope must be a finite number, got inf"),
+    ("LeakyReLU(True)", TypeError, "LeakyReLU: negative_slope must be a finite number, got True"),
+    ("GELU('x')", ValueError, "GELU: approximate must be 'none' or 'tanh', got 'x'"),
+    ("Dropout(1.5)", ValueError, "Dropout: p is a probability and must lie in [0, 1], got 1.5"),
+    ("Dropout('a')", TypeError, "Dropout: p must be a number in [0, 1], got str 'a'"),
+    ("ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)", ValueError,
+     "ConvTranspose2d: output_padding must be smaller than the stride or the dilation; along height output_padding=2 "
+     "but stride=2 and dilation=1"),
+    ("Conv1d(0, 2, 3)", ValueError, "Conv1d: in_channels must be >= 1, got 0"),
+    ("Conv3d(2, 2, 0)", ValueError, "Conv3d: kernel_size must be >= 1 along every axis, got kernel_size=(0, 0, 0)"),
+    ("SeparableConv2d(2, 3, 3, mode='x')", ValueError,
+     "SeparableConv2d: mode must be one of ('depthwise', 'spatial'), got 'x'"),
+    ("SqueezeExcitation(0, 2)", ValueError, "SqueezeExcitation: channels must be >= 1, got 0"),
+    ("ChannelShuffle(0)", ValueError, "ChannelShuffle: groups must be >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("call, kind, message", BAD_ARGUMENTS, ids=[c[0] for c in BAD_ARGUMENTS])
+def test_a_wrong_hyper_parameter_gets_the_whole_message(call, kind, message):
+    with _raises(kind, message):
+        eval("nn." + call)  # noqa: S307 (a table of constructor calls)
+
+
+WEIGHTED = [(make, shape) for make, shape, _, _ in LAYERS if next(make().parameters(), None) is not None]
+
+
+@pytest.mark.parametrize("make, shape", WEIGHTED, ids=[type(make()).__name__ + str(i) for i, (make, _) in enumerate(WEIGHTED)])
+def test_parameter_gradients_accumulate_over_backward_passes(make, shape):
+    """Module docstring: gradients accumulate (grad += ...), so two identical passes give twice one pass's."""
+    layer = make().to(dtype=np.float64)
+    params = dict(layer.named_parameters())
+    x = np.random.default_rng(1).standard_normal(shape)
+    y = layer(x)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
+    layer.backward(dy)
+    once = {name: p.grad.copy() for name, p in params.items()}
+    assert any(np.abs(g).max() > 0 for g in once.values())
+    layer(x)
+    layer.backward(dy)
+    for name, p in params.items():
+        np.testing.assert_allclose(p.grad, 2 * once[name], rtol=4 * np.finfo(np.float64).eps, atol=0, err_msg=name)
+
+
+def test_layer_scale_starts_at_one_millionth_and_names_its_weight():
+    layer = nn.LayerScale(3)
+    assert layer.weight.name == "weight" and layer.weight.data.dtype == np.float32
+    np.testing.assert_array_equal(layer.weight.data, np.full(3, 1e-6, np.float32))
+    assert [name for name, _ in nn.LayerNorm2d(2).named_parameters()] == ["weight", "bias"]
+    assert {p.name for p in nn.LayerNorm2d(2).parameters()} == {"weight", "bias"}
+
+
+#: (layer, shape, the whole message of output_shape): summary() refuses what forward would refuse.
+BAD_SHAPES = [
+    ("LayerScale(3)", (2, 3, 4), "LayerScale: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"),
+    ("LayerNorm2d(3)", (2, 3, 4), "LayerNorm2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"),
+    ("BatchNorm2d(3)", (2, 3, 4), "BatchNorm2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"),
+    ("BatchNorm2d(3)", (2, 4, 4, 4), "BatchNorm2d: expected 3 channels, got input shape (2, 4, 4, 4)"),
+    ("LocalResponseNorm(3)", (2, 3), "LocalResponseNorm: input must be (N, C, ...) with at least 3 axes, got (2, 3)"),
+    ("Conv2d(3, 4, 3)", (2, 3, 4), "Conv2d: input must be 4-D (N, C_in, H, W), got shape (2, 3, 4)"),
+    ("Conv2d(3, 4, 3)", (2, 4, 4, 4), "Conv2d: expected 3 input channels (in_channels), got 4 in input of shape (2, 4, 4, 4)"),
+    ("Linear(4, 3)", (2, 3, 4), "Linear: input must be 2-D (N, in_features), got shape (2, 3, 4)"),
+    ("Linear(4, 3)", (2, 3), "Linear: expected 4 input features (in_features), got 3 in input of shape (2, 3)"),
+    ("MaxPool2d(2)", (2, 3, 4), "MaxPool2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"),
+    ("AvgPool2d(2)", (2, 3, 4), "AvgPool2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"),
+    ("GlobalAvgPool2d()", (2, 3, 4), "GlobalAvgPool2d: input must be 4-D (N, C, H, W), got shape (2, 3, 4)"),
+    ("ConvTranspose2d(3, 2, 2)", (2, 3, 4), "ConvTranspose2d: input must be 4-D (N, C_in, H, W), got shape (2, 3, 4)"),
+    ("ConvTranspose2d(3, 2, 2)", (2, 4, 4, 4),
+     "ConvTranspose2d: expected 3 input channels (in_channels), got 4 in input of shape (2, 4, 4, 4)"),
+    ("Conv1d(3, 4, 3)", (2, 3), "Conv1d: input must be 3-D (N, C_in, L), got shape (2, 3)"),
+    ("Conv1d(3, 4, 3)", (2, 4, 9), "Conv1d: expected 3 input channels (in_channels), got 4 in input of shape (2, 4, 9)"),
+    ("Conv3d(2, 4, 3)", (2, 2, 4, 4), "Conv3d: input must be 5-D (N, C_in, D, H, W), got shape (2, 2, 4, 4)"),
+    ("SqueezeExcitation(8, 2)", (1, 8, 4), "SqueezeExcitation: input must be 4-D (N, C, H, W), got shape (1, 8, 4)"),
+    ("SqueezeExcitation(8, 2)", (1, 4, 4, 4),
+     "SqueezeExcitation: expected 8 input channels (channels), got 4 in input of shape (1, 4, 4, 4)"),
+    ("ChannelShuffle(2)", (1, 4, 3), "ChannelShuffle: input must be 4-D (N, C, H, W), got shape (1, 4, 3)"),
+    ("ChannelShuffle(2)", (1, 3, 3, 3), "ChannelShuffle: channels C=3 must be divisible by groups=2 (C = groups * k)"),
+]
+
+
+@pytest.mark.parametrize("layer, shape, message", BAD_SHAPES, ids=[f"{c[0]}-{c[1]}" for c in BAD_SHAPES])
+def test_output_shape_refuses_a_wrong_shape_with_the_whole_message(layer, shape, message):
+    with _raises(ValueError, message):
+        eval("nn." + layer).output_shape(shape)  # noqa: S307 (a table of constructor calls)
+
+
+def test_parameter_counts_follow_the_bias_flag():
+    assert nn.Linear(4, 3).num_parameters() == 4 * 3 + 3 and nn.Linear(4, 3, bias=False).num_parameters() == 4 * 3
+    assert nn.Conv2d(4, 6, 3).num_parameters() == 6 * 4 * 9 + 6
+    assert nn.Conv2d(4, 6, 3, groups=2, bias=False).num_parameters() == 6 * 2 * 9
