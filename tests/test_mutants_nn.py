@@ -200,6 +200,8 @@ def test_activations_keep_the_dtype_forward_and_backward(make, dtype):
     assert y.dtype == dtype and dx.dtype == dtype and dx.shape == x.shape
 
 
+CAST = ("input dtype float64 differs from the weights' dtype float32; cast the input (x.astype(np.float32)) or the model "
+        "(model.to(dtype=np.float64))")
 #: (layer, shape of a wrong input, dtype, error, its whole message): the layer's own name, the layout it wants, the
 #: numbers it got (HELPER_RULES: bad input gets a clear error naming the argument and the numbers).
 BAD_INPUTS = [
@@ -267,6 +269,13 @@ BAD_INPUTS = [
     ("ChannelShuffle(2)", (1, 3, 3, 3), np.float32, ValueError,
      "ChannelShuffle: channels C=3 must be divisible by groups=2 (C = groups * k)"),
     ("ChannelShuffle(2)", (1, 4, 3, 3), np.int32, TypeError, "ChannelShuffle: input must be float32 or float64, got dtype int32"),
+    ("LayerNorm2d(3)", (2, 3, 4, 4), np.float64, TypeError, f"LayerNorm2d: {CAST}"),
+    ("BatchNorm2d(3)", (2, 3, 4, 4), np.float64, TypeError, f"BatchNorm2d: {CAST}"),
+    ("Conv2d(3, 4, 3)", (2, 3, 4, 4), np.float64, TypeError, f"Conv2d: {CAST}"),
+    ("Linear(4, 3)", (2, 4), np.float64, TypeError, f"Linear: {CAST}"),
+    ("ConvTranspose2d(3, 2, 2)", (2, 3, 4, 4), np.float64, TypeError, f"ConvTranspose2d: {CAST}"),
+    ("Conv1d(3, 4, 3)", (2, 3, 9), np.float64, TypeError, f"Conv1d: {CAST}"),
+    ("Conv3d(2, 4, 3)", (1, 2, 4, 4, 4), np.float64, TypeError, f"Conv3d: {CAST}"),
 ]
 
 

@@ -3,6 +3,7 @@
     python tools/mutation.py run shapes            # mutate minicnn/shapes.py, run the tests on every mutant
     python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
     python tools/mutation.py run nn --retry        # after new tests: run the survivors not justified again
+    python tools/mutation.py run nn --only conv.py # only the mutants of nn/conv.py still without a verdict
     python tools/mutation.py report                # score per module, survivors not yet justified
     python tools/mutation.py report --write        # ... and record it in tools/mutation_scores.json
     python tools/mutation.py show shapes           # the diff of each such survivor
@@ -129,20 +130,17 @@ def run(module, workdir, minutes, children, retry=False, only=None):
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
+    names = []
     if retry:  # run the survivors not justified again, against the tests as they are now
         justified = _equivalents()
-        survivors = [name for name, status in _results(base).items()
-                     if status in ("survived", "no tests") and _module_of(name) == module and name not in justified]
-        if not survivors:
-            print(f"{module}: no survivors to run again")
-            return 0
-        command += survivors
-    elif only:  # these files first: mutmut otherwise orders all the module's mutants by the time of their tests
-        names = _only(base, module, only)
-        if not names:
-            print(f"{module}: every mutant of {', '.join(only)} has a verdict")
-            return 0
-        command += names
+        names += [name for name, status in _results(base).items()
+                  if status in ("survived", "no tests") and _module_of(name) == module and name not in justified]
+    if only:  # these files first: mutmut otherwise orders all the module's mutants by the time of their tests
+        names += _only(base, module, only)
+    if (retry or only) and not names:
+        print(f"{module}: no survivors to run again and no mutants without a verdict in the files named")
+        return 0
+    command += names
     try:
         subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
     except subprocess.TimeoutExpired:
