@@ -52,6 +52,10 @@ LAYERS = [
     (lambda: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), (2, 3, 9),
      "Conv1d(3, 4, kernel_size=(3,), stride=(2,), padding=(1,), dilation=(2,))", 2 * 4 * 4 * 3 * 3),
     (lambda: nn.Conv1d(3, 4, 3), (2, 3, 9), "Conv1d(3, 4, kernel_size=(3,), stride=(1,))", 2 * 4 * 7 * 3 * 3),
+    (lambda: nn.Conv1d(4, 6, 3, groups=2), (1, 4, 9), "Conv1d(4, 6, kernel_size=(3,), stride=(1,), groups=2)", 6 * 7 * 2 * 3),
+    (lambda: nn.Conv3d(4, 6, 3, stride=2, groups=2, dilation=2, padding=2), (1, 4, 9, 9, 9),
+     "Conv3d(4, 6, kernel_size=(3, 3, 3), stride=(2, 2, 2), padding=(2, 2, 2), dilation=(2, 2, 2), groups=2)",
+     6 * 125 * 2 * 27),
     (lambda: nn.Conv3d(2, 4, 3, padding=1), (1, 2, 4, 5, 5),
      "Conv3d(2, 4, kernel_size=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1))", 4 * 4 * 5 * 5 * 2 * 27),
     (lambda: nn.Linear(4, 3), (2, 4), "Linear(in_features=4, out_features=3, bias=True)", 2 * 4 * 3),
@@ -436,6 +440,11 @@ BAD_SHAPES = [
 def test_output_shape_refuses_a_wrong_shape_with_the_whole_message(layer, shape, message):
     with _raises(ValueError, message):
         eval("nn." + layer).output_shape(shape)  # noqa: S307 (a table of constructor calls)
+
+
+def test_macs_refuses_a_wrong_shape_as_output_shape_does():
+    with _raises(ValueError, "ConvTranspose2d: input must be 4-D (N, C_in, H, W), got shape (2, 3, 4)"):
+        nn.ConvTranspose2d(3, 2, 2).macs((2, 3, 4))
 
 
 def test_parameter_counts_follow_the_bias_flag():
