@@ -451,3 +451,31 @@ def test_parameter_counts_follow_the_bias_flag():
     assert nn.Linear(4, 3).num_parameters() == 4 * 3 + 3 and nn.Linear(4, 3, bias=False).num_parameters() == 4 * 3
     assert nn.Conv2d(4, 6, 3).num_parameters() == 6 * 4 * 9 + 6
     assert nn.Conv2d(4, 6, 3, groups=2, bias=False).num_parameters() == 6 * 2 * 9
+
+
+SKIPS_DX = [(lambda: nn.Conv1d(3, 4, 3, rng=0), (2, 3, 9)), (lambda: nn.Conv2d(3, 4, 3, rng=0), (2, 3, 6, 6)),
+            (lambda: nn.ConvTranspose2d(3, 2, 3, rng=0), (1, 3, 4, 4)), (lambda: nn.Linear(4, 3, rng=0), (2, 4)),
+            (lambda: nn.SeparableConv2d(4, 6, 3, rng=0), (1, 4, 5, 5)),
+            (lambda: nn.SeparableConv2d(4, 6, 3, mode="spatial", rng=0), (1, 4, 5, 5)),
+            (lambda: nn.DepthwiseConv2d(4, 3, rng=0), (1, 4, 5, 5))]
+
+
+@pytest.mark.parametrize("make, shape", SKIPS_DX, ids=[type(m()).__name__ + str(i) for i, (m, _) in enumerate(SKIPS_DX)])
+def test_need_dx_false_skips_dx_but_not_the_weight_gradients(make, shape):
+    """Module docstring: need_dx=False lets the first layer skip dx (these return None); its weights still learn."""
+    x = np.random.default_rng(0).standard_normal(shape)
+    full, first = make().to(dtype=np.float64), make().to(dtype=np.float64)
+    dy = np.random.default_rng(1).standard_normal(full(x).shape)
+    assert full.backward(dy) is not None
+    first(x)
+    assert first.backward(dy, need_dx=False) is None
+    for (name, p), q in zip(full.named_parameters(), first.parameters()):
+        # the same sums, maybe in another order (another kernel path): error <= terms * eps * magnitude, terms <= x.size
+        bound = x.size * np.finfo(np.float64).eps * float(np.abs(p.grad).max())
+        np.testing.assert_allclose(q.grad, p.grad, rtol=0, atol=bound, err_msg=name)
+
+
+def test_loss_repr_and_lrn_message_for_a_list():
+    assert repr(nn.SoftmaxCrossEntropy()) == "SoftmaxCrossEntropy()"
+    with _raises(ValueError, "LocalResponseNorm: input must be (N, C, ...) with at least 3 axes, got [1.0, 2.0]"):
+        nn.LocalResponseNorm(3)([1.0, 2.0])
