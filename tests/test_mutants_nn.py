@@ -479,3 +479,50 @@ def test_loss_repr_and_lrn_message_for_a_list():
     assert repr(nn.SoftmaxCrossEntropy()) == "SoftmaxCrossEntropy()"
     with _raises(ValueError, "LocalResponseNorm: input must be (N, C, ...) with at least 3 axes, got [1.0, 2.0]"):
         nn.LocalResponseNorm(3)([1.0, 2.0])
+
+
+def test_materialize_draws_seed_zero_by_default_with_each_layer_s_initializer():
+    """Module.materialize: rng defaults to 0, a layer's ``initializers`` names its rule, others get He normal."""
+    from minicnn.nn.init import get_initializer
+
+    def lazy():
+        net = Sequential(nn.Linear(4, 3, bias=False, init="shape_only"),
+                         nn.Linear(3, 2, bias=False, init="shape_only", dtype=np.float64))
+        net[1].initializers = {"weight": "glorot_uniform"}
+        return net
+
+    a, b = lazy().materialize(), lazy().materialize(0)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    rng = np.random.default_rng(0)
+    want = [get_initializer("kaiming_normal")((3, 4), rng, np.float32), get_initializer("glorot_uniform")((2, 3), rng, np.float64)]
+    for p, w in zip(a.parameters(), want):
+        assert p.data.dtype == w.dtype and p.grad.dtype == w.dtype
+        np.testing.assert_array_equal(p.data, w)
+
+
+def test_parameter_materialize_keeps_a_c_ordered_copy_in_its_dtype():
+    p = nn.Parameter(shape_only((2, 3)))
+    values = np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))
+    p.materialize(values)
+    values[0, 0] = 99.0
+    assert p.data.dtype == np.float32 and p.grad.dtype == np.float32 and p.data.flags.c_contiguous
+    assert p.data.tolist() == [[0, 1, 2], [3, 4, 5]] and not p.is_shape_only
+    with _raises(ValueError, "Parameter.materialize: None has shape (2, 3), got values of shape (3, 2)"):
+        nn.Parameter(shape_only((2, 3))).materialize(np.zeros((3, 2)))
+
+
+def test_conv_output_shape_with_dilated_same_padding_and_a_kernel_taller_than_the_input():
+    assert nn.Conv2d(3, 4, 3, padding="same", dilation=2).output_shape((1, 3, 7, 5)) == (1, 4, 7, 5)
+    with _raises(ValueError, "Conv2d: input (1, 3, 3, 8) is too small for kernel (5, 1) (dilation (1, 1), padding (0, 0), "
+                             "stride (1, 1)): output (H + 2P - D*(F-1) - 1)//S + 1 gives (-1, 8)"):
+        nn.Conv2d(3, 4, (5, 1)).output_shape((1, 3, 3, 8))
+    with _raises(ValueError, "MaxPool2d: output height (2 + 2*0 - 3)//3 + 1 = 0 < 1: the window (3) is larger than the "
+                             "padded input height (2)"):
+        nn.MaxPool2d(3).output_shape((1, 1, 2, 2))
+
+
+def test_local_response_norm_defaults_and_alpha_check():
+    assert repr(nn.LocalResponseNorm(3)) == "LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)"
+    with _raises(ValueError, "LocalResponseNorm: alpha must be a finite number >= 0, got -1"):
+        nn.LocalResponseNorm(3, alpha=-1)
