@@ -526,3 +526,10 @@ def test_local_response_norm_defaults_and_alpha_check():
     assert repr(nn.LocalResponseNorm(3)) == "LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)"
     with _raises(ValueError, "LocalResponseNorm: alpha must be a finite number >= 0, got -1"):
         nn.LocalResponseNorm(3, alpha=-1)
+
+
+def test_conv_too_small_message_shows_the_padded_input():
+    """Four F.pad numbers pad first: the message shows the padded (N, C, H, W) the kernel did not fit."""
+    with _raises(ValueError, "Conv2d: input (1, 3, 2, 10) is too small for kernel (5, 5) (dilation (1, 1), padding "
+                             "(1, 0, 0, 0), stride (1, 1)): output (H + 2P - D*(F-1) - 1)//S + 1 gives (-2, 6)"):
+        nn.Conv2d(3, 4, 5, padding=(1, 0, 0, 0)).output_shape((1, 3, 2, 9))
