@@ -418,8 +418,8 @@ def linear_grad(x, w, dy, *, input_grad=True, backend=None):
     dy = _check_dy(fn, dy, (x.shape[0], w.shape[0]), x)
     impl = _pick_backend(fn, x, backend)
     if x.shape[0] == 0 or min(w.shape) == 0:
-        xp = impl.xp
-        return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), xp.zeros(w.shape[0], dtype=x.dtype)
+        xp = impl.xp  # no product to compute; with no input feature y = b still, so db = Σ dy
+        return (xp.zeros_like(x) if input_grad else None), xp.zeros_like(w), dy.sum(axis=0)
     return impl.linear_grad(x, w, dy, bool(input_grad))
 
 

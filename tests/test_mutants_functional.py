@@ -350,3 +350,28 @@ def test_an_empty_batch_gives_zeros_of_the_input_dtype(name):
     out = _conv_call(name, x, w, dy, backend="numpy")
     for a in out if isinstance(out, tuple) else [out]:
         assert a is None or (a.dtype == np.float32 and not a.any())
+
+
+def test_linear_grad_computes_dx_unless_told_not_to():
+    rng = np.random.default_rng(9)
+    x, w, dy = rng.standard_normal((2, 5)), rng.standard_normal((3, 5)), rng.standard_normal((2, 3))
+    dx, dw, db = F.linear_grad(x, w, dy, backend="numpy")
+    np.testing.assert_allclose(dx, dy @ w, rtol=1e-12)
+    np.testing.assert_allclose(dw, dy.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(db, dy.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((0, 5), (3, 5)), ((2, 0), (3, 0)), ((2, 5), (0, 5))])
+def test_linear_grad_of_empty_operands_follows_the_formula(x_shape, w_shape):
+    """An empty batch, no input feature or no output: dx = dy W, dW = dyᵀ x, db = Σ dy, as for any size.
+    With no input feature y = b, so db is Σ dy, not zero (a bug mutation testing found: it was zeros)."""
+    import minicnn as mc
+
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    dy = rng.standard_normal((x_shape[0], w_shape[0])).astype(np.float32)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        dx, dw, db = F.linear_grad(x, w, dy, backend=backend)
+        for got, want in [(dx, dy @ w), (dw, dy.T @ x), (db, dy.sum(axis=0))]:
+            assert got.shape == want.shape and got.dtype == np.float32
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)

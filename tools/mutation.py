@@ -141,11 +141,12 @@ def run(module, workdir, minutes, children, retry=False, only=None):
         print(f"{module}: no survivors to run again and no mutants without a verdict in the files named")
         return 0
     command += names
+    measured = _measurement()  # the checkout as copied, before the run
     try:
         subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
     except subprocess.TimeoutExpired:
         print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
-    _record_measurement(workdir)
+    (workdir / "measured.json").write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
@@ -153,13 +154,12 @@ def _git(*args):
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
-def _record_measurement(workdir):
-    """Write ``workdir/measured.json``: the commit the mutants were run against (and whether the checkout had
-    changes on top of it) and when, for ``report --write``."""
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", "minicnn", "tests"))
-    record = {"commit": _git("rev-parse", "HEAD"), "uncommitted_changes": dirty,
-              "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    (workdir / "measured.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+def _measurement():
+    """The commit the mutants run against (and whether minicnn/ or tests/ had changes on top of it) and the date,
+    written to ``<workdir>/<module>/measured.json`` for ``report --write``."""
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=all", "--", "minicnn", "tests"))
+    return {"commit": _git("rev-parse", "HEAD"), "uncommitted_changes": dirty,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def _equivalents():
