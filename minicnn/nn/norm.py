@@ -141,7 +141,10 @@ class LocalResponseNorm(Module):
         return dy * scale - (2.0 * self.alpha * self.beta / n) * x * spread
 
     def output_shape(self, input_shape):
-        return tuple(int(s) for s in input_shape)
+        shape = tuple(int(s) for s in input_shape)
+        if len(shape) < 3:  # as forward: summary() must not accept a shape that running refuses
+            raise ValueError(f"LocalResponseNorm: input must be (N, C, ...) with at least 3 axes, got {shape!r}")
+        return shape
 
     def extra_repr(self):
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
