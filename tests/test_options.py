@@ -730,3 +730,16 @@ def test_an_index_outside_a_dilated_window_names_the_dilation():
     indices[0, 0, 0, 0] += 1  # the pixel between two taps of the window: inside its span, not one of its taps
     with pytest.raises(ValueError, match=r"covers rows i\*1 - 0 \+ 2\*\[0, 3\) and columns j\*1 - 0 \+ 2\*\[0, 3\)\)"):
         F.max_pool2d_grad(x, np.ones_like(y), 3, stride=1, dilation=2, indices=indices, backend="numpy")
+
+
+def test_dilated_2x2_windows_sharing_a_winner_add_their_errors(backend_name):
+    # Kernel 2, stride 2, dilation (1, 2) on a 2x4 plane: the two windows' columns {0, 2} and {2} (ceil_mode)
+    # share column 2, so the winner there gets both windows' dy. Looks like 2x2 tiles by its sizes, but is not.
+    x = np.array([[[[0.1, -0.1, 0.6, 0.1], [-0.5, 0.4, 1.3, 0.9]]]], dtype=np.float32)
+    kw = dict(stride=2, ceil_mode=True, dilation=(1, 2))
+    y = F.max_pool2d(x, 2, **kw, backend=backend_name)
+    assert y.shape == (1, 1, 1, 2) and y[0, 0, 0, 0] == y[0, 0, 0, 1] == np.float32(1.3)
+    dx = F.max_pool2d_grad(x, np.array([[[[0.25, 0.5]]]], dtype=np.float32), 2, **kw, backend=backend_name)
+    want = np.zeros_like(x)
+    want[0, 0, 1, 2] = 0.75
+    assert np.array_equal(dx, want)

@@ -62,13 +62,10 @@ SUITE = ["tests/test_spec.py", "tests/test_spec_architectures.py", "tests/test_s
 #: minute. Its mutants run against the tests that exercise the layers directly instead: a mutant killed by this
 #: subset is killed by the whole suite too, so the nn score is a lower bound of the score against tests/.
 #: ~40 s of tests in all (test_options.py 8 s, test_variants.py 6 s, test_nn.py 5 s, test_graph.py 5 s, the rest
-#: under 4 s each, on this 2-core Xeon); the cython case of the max-pool brute-force property is deselected: it
-#: fails on main (Hypothesis finds a dilated ceil_mode window whose gradient the Cython kernel gets wrong), and
-#: mutmut needs the unmutated tests to pass.
+#: under 4 s each, on this 2-core Xeon).
 NN_SUITE = ["tests/test_nn.py", "tests/test_variants.py", "tests/test_options.py", "tests/test_graph.py",
             "tests/test_spec_mutants.py", "tests/test_robustness.py", "tests/test_optim.py",
-            "tests/test_graph_summary.py", "tests/test_mutants_nn.py",
-            "--deselect=tests/test_options.py::test_max_pool_options_match_the_brute_force_windows[cython]"]
+            "tests/test_graph_summary.py", "tests/test_mutants_nn.py"]
 #: module name -> the tests its mutants run against (default: tests/ less IGNORED)
 SUITES = {"shapes": SUITE, "nn": NN_SUITE}
 #: module name -> files to mutate

@@ -549,7 +549,9 @@ class CythonBackend(NumpyBackend):
         if not self._pool_fits_int32(g):
             return self.reference.max_pool2d_grad(g, dy, argmax)
         dx = np.empty(g.x_shape, dtype=dy.dtype)
-        tiles_2x2 = g.kernel == (2, 2) and g.stride == (2, 2) and g.padding == (0, 0) and g.h == 2 * g.oh and g.w == 2 * g.ow
+        # 2x2 windows, stride 2, no padding, no dilation, covering the plane exactly: each pixel in one window
+        tiles_2x2 = (g.kernel == (2, 2) and g.stride == (2, 2) and g.padding == (0, 0) and g.dilation == (1, 1)
+                     and g.h == 2 * g.oh and g.w == 2 * g.ow)
         self._pool.max_pool2d_backward(
             dy.reshape(g.n * g.c, g.oh, g.ow),
             argmax.reshape(g.n * g.c, g.oh, g.ow),
