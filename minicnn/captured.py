@@ -297,8 +297,10 @@ class ConvBiasRelu:
 def _is_pool2x2(module):
     from .nn import MaxPool2d
 
+    # the fused kernel knows plain windows only: no dilation, ceil_mode or returned indices
     return (type(module) is MaxPool2d and tuple(module.kernel_size) == (2, 2) and tuple(module.stride) == (2, 2)
-            and tuple(module.padding) == (0, 0))
+            and tuple(module.padding) == (0, 0)
+            and all(getattr(module, name) == default for name, default in module._options.items()))
 
 
 def fused_stages(net, backend):

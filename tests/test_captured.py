@@ -334,6 +334,15 @@ def test_fused_relu_pool_stages_replace_both_pairs_of_lenet():
     assert fused_stages(net, None) is None and fused_stages(net, object()) is None
 
 
+def test_only_plain_2x2_max_pools_are_fused():
+    from minicnn.captured import _is_pool2x2
+
+    assert _is_pool2x2(mc.nn.MaxPool2d(2))
+    for pool in (mc.nn.MaxPool2d(2, dilation=2), mc.nn.MaxPool2d(2, ceil_mode=True),
+                 mc.nn.MaxPool2d(2, return_indices=True), mc.nn.MaxPool2d(2, padding=1), mc.nn.MaxPool2d(3, 2)):
+        assert not _is_pool2x2(pool), pool
+
+
 def test_the_step_with_fused_relu_pool_is_train_step_bit_for_bit():
     batches = _batches(4, 8, seed=9)
     net_r, opt_r, loss_r, correct_r = _reference(batches)
