@@ -542,7 +542,9 @@ def _non_integer_hyperparameter(draw):
     name = draw(st.sampled_from(["stride", "padding", "dilation"]))
     value = draw(st.sampled_from([1.5, 2.0, "2", (1, 2, 3), True]))
     x, w = _zeros((1, 1, 6, 6)), _zeros((1, 1, 3, 3))
-    return InvalidCall(f"{name} not an int", "conv2d", (x, w), {name: value}, TypeError, (name,))
+    # padding also takes the strings "same" and "valid": another string is a wrong value, not a wrong type
+    error = ValueError if name == "padding" and isinstance(value, str) else TypeError
+    return InvalidCall(f"{name} not an int", "conv2d", (x, w), {name: value}, error, (name,))
 
 
 def invalid_calls():

@@ -356,9 +356,9 @@ BAD_ARGUMENTS = [
     ("AvgPool2d(3, padding=(2, 1))", ValueError, "AvgPool2d: padding must be at most half the window, padding <= "
                                                  "kernel_size//2 = 3//2 = 1 along height, got padding=(2, 1)"),
     ("ReLU(inplace=1)", TypeError, "ReLU: inplace must be a bool, got int 1"),
-    ("LeakyReLU('a')", TypeError, "LeakyReLU: negative_slope must be a finite number, got 'a'"),
-    ("LeakyReLU(float('inf'))", TypeError, "LeakyReLU: negative_slope must be a finite number, got inf"),
-    ("LeakyReLU(True)", TypeError, "LeakyReLU: negative_slope must be a finite number, got True"),
+    ("LeakyReLU('a')", TypeError, "LeakyReLU: negative_slope must be a number, got str 'a'"),
+    ("LeakyReLU(float('inf'))", ValueError, "LeakyReLU: negative_slope must be finite, got inf"),
+    ("LeakyReLU(True)", TypeError, "LeakyReLU: negative_slope must be a number, got bool True"),
     ("GELU('x')", ValueError, "GELU: approximate must be 'none' or 'tanh', got 'x'"),
     ("Dropout(1.5)", ValueError, "Dropout: p is a probability and must lie in [0, 1], got 1.5"),
     ("Dropout('a')", TypeError, "Dropout: p must be a number in [0, 1], got str 'a'"),
