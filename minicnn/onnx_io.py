@@ -131,21 +131,22 @@ def _conv_pads(layer):
     return [ph + top, pw + left, ph + bottom, pw + right]
 
 
-def _export_conv(w, layer, x, path):
+def _weighted_inputs(w, layer, x, path):
+    """``[x, weight]`` (and the bias, where the layer has one) as the inputs of a Conv or ConvTranspose node."""
     p = _weights(layer, path)
     inputs = [x, w.constant(f"{path}.weight", p["weight"])]
     if "bias" in p:
         inputs.append(w.constant(f"{path}.bias", p["bias"]))
-    return w.op("Conv", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+    return inputs
+
+
+def _export_conv(w, layer, x, path):
+    return w.op("Conv", _weighted_inputs(w, layer, x, path), path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=_conv_pads(layer), dilations=list(layer.dilation), group=layer.groups)
 
 
 def _export_conv_transpose(w, layer, x, path):
-    p = _weights(layer, path)
-    inputs = [x, w.constant(f"{path}.weight", p["weight"])]
-    if "bias" in p:
-        inputs.append(w.constant(f"{path}.bias", p["bias"]))
-    return w.op("ConvTranspose", inputs, path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+    return w.op("ConvTranspose", _weighted_inputs(w, layer, x, path), path, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=_pads(layer.padding), dilations=list(layer.dilation), group=layer.groups,
                 output_padding=list(layer.output_padding))
 

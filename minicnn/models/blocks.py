@@ -25,7 +25,7 @@ feed ``summary()`` without computing anything.
 **Shape-only weights.** Every block can be built ``lazy=True``: its
 convolution and linear weights are then read-only zero-stride views
 (``shape_only``), which occupy no memory, so a 138M-parameter VGG-16 is built
-in milliseconds and its summary and parameter count are exact. ``materialize``
+in milliseconds and its summary and parameter count are exact. ``.materialize(seed)``
 gives such a module real, initialised weights (He for convolutions, as the
 ResNet paper does); ``lazy=False`` (the default for a block) does that at once.
 """
@@ -50,8 +50,6 @@ from ..nn.variants import (
 __all__ = [
     "shape_only",
     "is_shape_only",
-    "materialize",
-    "is_lazy",
     "layer_depth",
     "Block",
     "BasicBlock",
@@ -73,21 +71,8 @@ __all__ = [
 
 
 # ------------------------------------------------------------ lazy weights
-# Shape-only weights are a concept of minicnn.nn (init.shape_only, Parameter.is_shape_only,
-# Module.materialize/is_lazy/refuse_lazy); these names are kept for the blocks' users.
-def is_lazy(module):
-    """True if any parameter of ``module`` is still shape-only (``module.is_lazy``)."""
-    return module.is_lazy
-
-
-def materialize(module, rng=0):
-    """``module.materialize(rng)``: real initial values for every shape-only parameter; returns ``module``."""
-    return module.materialize(rng)
-
-
-def refuse_shape_only(module):
-    """``module.refuse_lazy()``: raise if ``module`` still has shape-only weights."""
-    module.refuse_lazy()
+# Shape-only weights are a concept of minicnn.nn: init.shape_only, Parameter.is_shape_only and
+# Module.is_lazy/materialize/refuse_lazy (shape_only and is_shape_only are re-exported here).
 
 
 def conv(in_channels, out_channels, kernel_size, stride=1, padding=0, *, groups=1, dilation=1, bias=False,

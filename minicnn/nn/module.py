@@ -179,7 +179,9 @@ class Module:
     @property
     def is_lazy(self):
         """True while some parameter is shape-only (``init.shape_only``): the module can be summarised, not run."""
-        return any(p.is_shape_only for p in self.parameters())
+        # every call of a module asks this: walk the parameters without building their dotted names
+        return any(module.__dict__[name] is not None and module.__dict__[name].is_shape_only
+                   for module in self.modules() for name in module._param_names)
 
     def materialize(self, rng=0):
         """Give every shape-only parameter real initial values, in place; returns ``self``.
@@ -202,6 +204,8 @@ class Module:
 
     def refuse_lazy(self):
         """Raise if some weights are still shape-only (running, training or saving would use zeros)."""
+        if not self.is_lazy:
+            return
         lazy = [name for name, p in self.named_parameters() if p.is_shape_only]
         if lazy:
             raise RuntimeError(
