@@ -65,7 +65,7 @@ IGNORED = ["tests/gpu", "tests/test_train.py", "tests/test_bench.py", "tests/tes
 #: under 4 s each, on this 2-core Xeon).
 NN_SUITE = ["tests/test_nn.py", "tests/test_variants.py", "tests/test_options.py", "tests/test_graph.py",
             "tests/test_spec_mutants.py", "tests/test_robustness.py", "tests/test_optim.py",
-            "tests/test_graph_summary.py", "tests/test_mutants_nn.py"]
+            "tests/test_graph_summary.py", "tests/test_mutants_nn.py", "tests/test_mutants_nn_conv.py"]
 #: module name -> the tests its mutants run against (default: tests/ less IGNORED)
 SUITES = {"nn": NN_SUITE}
 #: module name -> files to mutate
