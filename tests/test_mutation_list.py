@@ -3,6 +3,7 @@ names one mutant once, and names a function that still exists (a renamed or remo
 justifications stale; tools/mutation.py report then finds the rest, those whose mutant changed)."""
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -45,3 +46,26 @@ def test_every_justified_mutant_is_in_a_mutated_module_and_its_function_exists()
         for attribute in path:
             assert hasattr(owner, attribute), f"{m['name']}: {module.__name__} has no {'.'.join(path)} any more"
             owner = getattr(owner, attribute)
+
+
+def test_recorded_verdicts_go_back_where_mutmut_reads_them(tmp_path, monkeypatch):
+    """``report --write`` records each mutant's verdict and its function's hash; a run in a fresh workdir writes
+    them back as mutmut's ``.meta`` files, and leaves alone a file that workdir already has results for."""
+    monkeypatch.setattr(mutation, "RESULTS", tmp_path / "results")
+    first = tmp_path / "first"
+    meta = first / "optim" / "mutants" / "minicnn" / "optim.py.meta"
+    meta.parent.mkdir(parents=True)
+    verdicts = {"minicnn.optim.x_f__mutmut_1": 1, "minicnn.optim.x_f__mutmut_2": 0, "minicnn.optim.x_f__mutmut_3": None}
+    meta.write_text(json.dumps({"exit_code_by_key": verdicts, "hash_by_function_name": {"x_f": "abc"},
+                                "type_check_error_by_key": {}, "durations_by_key": {"minicnn.optim.x_f__mutmut_1": 0.5},
+                                "estimated_durations_by_key": {}}), encoding="utf-8")
+    (first / "optim" / "measured.json").write_text(json.dumps({"commit": "0" * 40, "date": "2026-12-02T00:00:00Z"}))
+    assert mutation.save_verdicts("optim", first) == 3
+    record = json.loads((tmp_path / "results" / "optim.json").read_text(encoding="utf-8"))
+    assert record["commit"] == "0" * 40 and record["files"]["minicnn/optim.py"]["exit_code_by_key"] == verdicts
+
+    fresh = tmp_path / "fresh" / "optim"
+    assert mutation.restore_verdicts("optim", fresh) == 2  # the two mutants with a verdict
+    restored = json.loads((fresh / "mutants" / "minicnn" / "optim.py.meta").read_text(encoding="utf-8"))
+    assert restored["exit_code_by_key"] == verdicts and restored["hash_by_function_name"] == {"x_f": "abc"}
+    assert mutation.restore_verdicts("optim", fresh) == 0  # results there now: nothing overwritten

@@ -27,6 +27,12 @@ under ``nice`` with ``--children 1`` and in chunks with ``--minutes`` (each
 start costs a full run of the suite, so chunks of 20 minutes or more). Every
 ``run`` records in ``<workdir>/<module>/measured.json`` the commit measured
 and the date, which ``report --write`` copies into ``tools/mutation_scores.json``.
+
+A run takes longer than a working session on two cores (about 8,800 mutants), and its workdir does not
+outlive the machine, so ``report --write`` also records every mutant's verdict, with mutmut's hash of
+each function's source, in ``tools/mutation_results/<module>.json``; ``run`` in a fresh workdir starts
+from that record, and mutmut tests again only the mutants of functions whose source changed (and those
+never run). ``--retry`` then runs the survivors against the tests as they are now.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = ROOT / "tools" / "mutation_equivalent"  # one <module>.toml per module of MODULES
 SCORES = ROOT / "tools" / "mutation_scores.json"
+#: Every mutant's verdict, one <module>.json per module (``report --write`` writes them): a later ``run`` on a
+#: fresh machine starts from them, and mutmut keeps a verdict only while its function's source hash is unchanged.
+RESULTS = ROOT / "tools" / "mutation_results"
 
 #: The tests mutants are run against: the whole tests/ folder but the slow end-to-end runs (training,
 #: benchmarks, the GPU and instruction-set builds, data downloads); mutmut runs, for each mutant, only
@@ -124,6 +133,10 @@ def run(module, workdir, minutes, children, retry=False, only=None):
     base, workdir = Path(workdir), Path(workdir) / module  # one copy per module: mutmut's cache is per configuration
     workdir.mkdir(parents=True, exist_ok=True)
     _copy_checkout(workdir)  # the checkout as it is now: mutmut copies it on into workdir/mutants
+    restored = restore_verdicts(module, workdir)
+    if restored:
+        print(f"{module}: {restored} verdicts from {RESULTS.relative_to(ROOT)}/{module}.json (mutmut runs again the "
+              "mutants of every function whose source changed since)")
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
@@ -145,6 +158,54 @@ def run(module, workdir, minutes, children, retry=False, only=None):
         print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
     (workdir / "measured.json").write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
     return 0
+
+
+def _module_files(module):
+    """The source files of ``module``, relative to the checkout."""
+    out = []
+    for pattern in MODULES[module]:
+        out += sorted(str(path.relative_to(ROOT)) for path in ROOT.glob(pattern) if path.suffix == ".py")
+    return out
+
+
+def save_verdicts(module, workdir):
+    """``tools/mutation_results/<module>.json``: per source file, mutmut's function hashes and each mutant's
+    exit code (null: not run yet), from ``<workdir>/<module>/mutants/<file>.meta``; plus the commit measured."""
+    files = {}
+    for name in _module_files(module):
+        meta = Path(workdir) / module / "mutants" / (name + ".meta")
+        if meta.is_file():
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            files[name] = {"hash_by_function_name": data.get("hash_by_function_name", {}),
+                           "exit_code_by_key": data.get("exit_code_by_key", {})}
+    if not files:
+        return 0
+    measured_file = Path(workdir) / module / "measured.json"
+    measured = json.loads(measured_file.read_text(encoding="utf-8")) if measured_file.is_file() else {}
+    RESULTS.mkdir(exist_ok=True)
+    record = {"module": module, **measured, "files": files}
+    (RESULTS / f"{module}.json").write_text(json.dumps(record, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+    return sum(len(f["exit_code_by_key"]) for f in files.values())
+
+
+def restore_verdicts(module, workdir):
+    """Before a run in a fresh ``workdir``: write the recorded verdicts where mutmut reads them
+    (``mutants/<file>.meta``), for the files that have no results there yet. Returns how many were written."""
+    record_file = RESULTS / f"{module}.json"
+    if not record_file.is_file():
+        return 0
+    record, count = json.loads(record_file.read_text(encoding="utf-8")), 0
+    for name, data in record.get("files", {}).items():
+        meta = Path(workdir) / "mutants" / (name + ".meta")
+        if meta.exists() or (Path(workdir) / "mutants" / name).exists():
+            continue  # this workdir has mutmut's own results for the file
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"exit_code_by_key": data["exit_code_by_key"],
+                                    "hash_by_function_name": data["hash_by_function_name"],
+                                    "type_check_error_by_key": {}, "durations_by_key": {},
+                                    "estimated_durations_by_key": {}}), encoding="utf-8")
+        count += sum(code is not None for code in data["exit_code_by_key"].values())
+    return count
 
 
 def _git(*args):
@@ -272,6 +333,9 @@ def report(workdir, as_json=None, write=False):
         Path(as_json).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     if write:
         _write_scores(workdir, table, files)
+        for module in table:
+            if module in MODULES and save_verdicts(module, workdir):
+                print(f"wrote {RESULTS.relative_to(ROOT)}/{module}.json")
     return 1 if stale else 0
 
 
@@ -330,7 +394,7 @@ def main(argv=None):
                    help="run only the mutants of these files of a package module (e.g. nn: module.py conv.py)")
     rep = sub.add_parser("report", help="score per module and the survivors not justified")
     rep.add_argument("--json", help="also write the table as JSON to this file")
-    rep.add_argument("--write", action="store_true", help="record the table in tools/mutation_scores.json")
+    rep.add_argument("--write", action="store_true", help="record the table in tools/mutation_scores.json and every verdict in tools/mutation_results/")
     sh = sub.add_parser("show", help="the diffs of a module's survivors not justified")
     sh.add_argument("module", choices=sorted(MODULES))
     for p in (r, rep, sh):
