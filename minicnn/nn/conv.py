@@ -407,7 +407,8 @@ class ConvTranspose2d(Module):
         return array_module(dx).ascontiguousarray(dx)
 
     def macs(self, input_shape):
-        n, c, h, w = check_shape_ndim("ConvTranspose2d", input_shape, 4, "(N, C_in, H, W)")
+        self.output_shape(input_shape)  # the same checks: rank, channels, an output of at least one pixel
+        n, c, h, w = input_shape
         # Every input pixel meets every tap of its group's filters once.
         return n * h * w * shapes.conv2d_params(self.in_channels, self.out_channels, self.kernel_size, self.groups, False)
 
@@ -564,5 +565,7 @@ class Conv3d(_ConvNd):
                 0, 2, 1, 3, 4
             )
         self.add_grads(weight=dw, bias=dy.sum(axis=(0, 2, 3, 4)))
+        if not need_dx:
+            return None
         p = self.padding[0]
         return xp.ascontiguousarray(dx_pad[:, :, p : p + x_shape[2]])
