@@ -69,3 +69,20 @@ def test_recorded_verdicts_go_back_where_mutmut_reads_them(tmp_path, monkeypatch
     restored = json.loads((fresh / "mutants" / "minicnn" / "optim.py.meta").read_text(encoding="utf-8"))
     assert restored["exit_code_by_key"] == verdicts and restored["hash_by_function_name"] == {"x_f": "abc"}
     assert mutation.restore_verdicts("optim", fresh) == 0  # results there now: nothing overwritten
+
+
+def test_a_first_pass_hands_on_its_kills_only_where_the_function_is_the_same(tmp_path):
+    """``run --first``: a mutant that the chosen test files kill is killed in the module's results; a survivor there,
+    a mutant the module's run already judged, or one of a function whose source differs keeps its own verdict."""
+    def meta(folder, codes, hashes):
+        path = folder / "mutants" / "minicnn" / "optim.py.meta"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"exit_code_by_key": codes, "hash_by_function_name": hashes, "type_check_error_by_key": {},
+                                    "durations_by_key": {}, "estimated_durations_by_key": {}}), encoding="utf-8")
+        return path
+
+    f, g = "minicnn.optim.x_f__mutmut_", "minicnn.optim.x_g__mutmut_"
+    meta(tmp_path / "first", {f + "1": 1, f + "2": 0, f + "3": 1, g + "1": 1}, {"x_f": "same", "x_g": "old"})
+    mine = meta(tmp_path / "module", {f + "1": None, f + "2": None, f + "3": 0, g + "1": None}, {"x_f": "same", "x_g": "new"})
+    assert mutation._merge_first(tmp_path / "first", tmp_path / "module") == 1
+    assert json.loads(mine.read_text(encoding="utf-8"))["exit_code_by_key"] == {f + "1": 1, f + "2": None, f + "3": 0, g + "1": None}

@@ -4,6 +4,7 @@
     python tools/mutation.py run nn --minutes 5    # stop after 5 minutes; the next run continues
     python tools/mutation.py run nn --retry        # after new tests: run the survivors not justified again
     python tools/mutation.py run nn --only conv.py # only the mutants of nn/conv.py still without a verdict
+    python tools/mutation.py run nn --first tests/test_mutants_nn.py  # those tests first, the suite for the rest
     python tools/mutation.py report                # score per module, survivors not yet justified
     python tools/mutation.py report --write        # ... and record it in tools/mutation_scores.json
     python tools/mutation.py show shapes           # the diff of each such survivor
@@ -102,9 +103,9 @@ def _copy_checkout(workdir):
             shutil.copy2(source, target)
 
 
-def _write_config(workdir, module):
+def _write_config(workdir, module, tests=None):
     files = MODULES[module]
-    tests = SUITES.get(module, ["tests/"] + [f"--ignore={path}" for path in IGNORED])
+    tests = tests or SUITES.get(module, ["tests/"] + [f"--ignore={path}" for path in IGNORED])
     lines = [
         "[mutmut]",
         "source_paths = minicnn/",
@@ -129,7 +130,59 @@ def _only(base, module, files):
     return [n for n, s in results.items() if s == "not run" and any(n.startswith(p) for p in prefixes)]
 
 
-def run(module, workdir, minutes, children, retry=False, only=None):
+def _run_first(module, base, workdir, first, children, env, minutes):
+    """The mutants without a verdict against the test files ``first`` alone, in a mutmut workdir of their own
+    (``<module>-first``: another test selection is another mutmut cache); those they kill (a test failed: exit
+    code 1) get that verdict in the module's workdir, so that its run against the whole suite has only the
+    rest to run. A mutant killed by a few tests is killed by the suite that holds them; a survivor here is
+    run again there."""
+    fast = base / f"{module}-first"
+    _merge_first(fast, workdir)  # what an interrupted first pass found
+    results = {n: s for n, s in _results(base).items() if _module_of(n) == module}
+    pending = [n for n, s in results.items() if s == "not run"] if results else []
+    if results and not pending:
+        return 0
+    fast.mkdir(parents=True, exist_ok=True)
+    _copy_checkout(fast)
+    _write_config(fast, module, tests=first)
+    try:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *pending], cwd=fast,
+                       env=env, timeout=None if minutes is None else minutes * 60)
+    except subprocess.TimeoutExpired:
+        print(f"stopped the first pass after {minutes} minutes", file=sys.stderr)
+    marked = _merge_first(fast, workdir)
+    print(f"{module}: {marked} mutants killed by {' '.join(first)} alone")
+    return marked
+
+
+def _merge_first(fast, workdir):
+    """Copy the kills of the first pass (``fast``) into ``workdir``'s mutmut results where it has no verdict yet."""
+    marked = 0
+    for meta in sorted((fast / "mutants").glob("**/*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        killed = {n for n, code in data.get("exit_code_by_key", {}).items() if code == 1}
+        target = workdir / meta.relative_to(fast)
+        if target.is_file():
+            mine = json.loads(target.read_text(encoding="utf-8"))
+        else:  # a fresh workdir: mutmut will merge this by the function hashes when it mutates the file
+            mine = {"exit_code_by_key": {n: None for n in data["exit_code_by_key"]},
+                    "hash_by_function_name": data.get("hash_by_function_name", {}),
+                    "type_check_error_by_key": {}, "durations_by_key": {}, "estimated_durations_by_key": {}}
+            target.parent.mkdir(parents=True, exist_ok=True)
+        if data.get("hash_by_function_name") != mine.get("hash_by_function_name"):
+            # the first pass mutated other source: keep only the kills of functions whose hash agrees
+            same = {f for f, h in data.get("hash_by_function_name", {}).items()
+                    if mine.get("hash_by_function_name", {}).get(f) == h}
+            killed = {n for n in killed if n.split("__mutmut_")[0].rsplit(".", 1)[-1] in same}
+        for name in killed:
+            if mine["exit_code_by_key"].get(name, 1) is None:
+                mine["exit_code_by_key"][name] = 1
+                marked += 1
+        target.write_text(json.dumps(mine, indent=4), encoding="utf-8")
+    return marked
+
+
+def run(module, workdir, minutes, children, retry=False, only=None, first=None):
     base, workdir = Path(workdir), Path(workdir) / module  # one copy per module: mutmut's cache is per configuration
     workdir.mkdir(parents=True, exist_ok=True)
     _copy_checkout(workdir)  # the checkout as it is now: mutmut copies it on into workdir/mutants
@@ -139,6 +192,8 @@ def run(module, workdir, minutes, children, retry=False, only=None):
               "mutants of every function whose source changed since)")
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
+    if first:
+        _run_first(module, base, workdir, first, children, env, minutes)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
     names = []
     if retry:  # run the survivors not justified again, against the tests as they are now
@@ -390,6 +445,9 @@ def main(argv=None):
     r.add_argument("--children", type=int, default=2, help="parallel mutants (default 2)")
     r.add_argument("--retry", action="store_true",
                    help="run only the module's survivors not justified again (after new tests)")
+    r.add_argument("--first", nargs="+", metavar="TESTFILE",
+                   help="run the mutants without a verdict against these test files first (tests/test_mutants_*.py): "
+                        "the ones they kill are done, only the rest run against the whole suite")
     r.add_argument("--only", nargs="+", metavar="FILE",
                    help="run only the mutants of these files of a package module (e.g. nn: module.py conv.py)")
     rep = sub.add_parser("report", help="score per module and the survivors not justified")
@@ -401,7 +459,7 @@ def main(argv=None):
         p.add_argument("--workdir", default="/tmp/minicnn-mutation", help="where the copy and mutmut's results live")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.module, args.workdir, args.minutes, args.children, args.retry, args.only)
+        return run(args.module, args.workdir, args.minutes, args.children, args.retry, args.only, args.first)
     if args.command == "show":
         return show(args.workdir, args.module)
     return report(args.workdir, args.json, args.write)
