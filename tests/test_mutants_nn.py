@@ -4,6 +4,7 @@ Each test asserts documented behaviour through the public API (the docstrings of
 stands on its own whatever mutmut later changes."""
 
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from minicnn import nn
 from minicnn.graph import Sequential
 from minicnn.nn.init import shape_only
+from minicnn.nn.module import NoForwardError
 
 
 def test_parameter_refuses_non_float_data_and_names_the_dtype():
@@ -533,3 +535,702 @@ def test_conv_too_small_message_shows_the_padded_input():
     with _raises(ValueError, "Conv2d: input (1, 3, 2, 10) is too small for kernel (5, 5) (dilation (1, 1), padding "
                              "(1, 0, 0, 0), stride (1, 1)): output (H + 2P - D*(F-1) - 1)//S + 1 gives (-2, 6)"):
         nn.Conv2d(3, 4, 5, padding=(1, 0, 0, 0)).output_shape((1, 3, 2, 9))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_keeps_an_element_where_its_draw_in_the_input_dtype_is_at_least_p(dtype):
+    """Dropout draws one uniform u in [0, 1) per element from its generator, in the input's dtype, and keeps the
+    element where u >= p (so P(keep) = 1 - p exactly), times 1/(1-p); after reseed(g) the draws come from g."""
+    u = np.random.default_rng(4).random((3, 5), dtype=dtype)
+    p = float(np.sort(u.ravel())[7])  # the 8th smallest draw: 7 elements dropped, the one equal to p kept
+    x = np.ones((3, 5), dtype)
+    want = np.where(u >= p, dtype(1.0 / (1.0 - p)), dtype(0))
+    assert (want == 0).sum() == 7
+    y = nn.Dropout(p, rng=4)(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, want)
+    layer = nn.Dropout(p, rng=0)
+    layer.reseed(np.random.default_rng(4))
+    np.testing.assert_array_equal(layer(x), want)
+
+
+def test_dropout_refuses_a_non_float_input_in_training_and_in_eval_mode():
+    with _raises(TypeError, "Dropout: input must be a float32/float64 array, got ndarray"):
+        nn.Dropout(0.5)(np.zeros(3, np.int64))
+    with _raises(TypeError, "Dropout: input must be a float32/float64 array, got ndarray"):
+        nn.Dropout(0.5).eval()(np.zeros(3, np.int64))
+    with _raises(TypeError, "Dropout: input must be a float32/float64 array, got list"):
+        nn.Dropout(0.5)([1.0, 2.0])
+
+
+def test_xavier_normal_scales_float64_draws_and_returns_the_requested_dtype():
+    """Glorot normal: std = gain * sqrt(2 / (fan_in + fan_out)) times standard normal draws, cast to dtype."""
+    from minicnn.nn.init import xavier_normal
+
+    w = xavier_normal((3, 4), np.random.default_rng(0), np.float32, gain=2.0)
+    draws = np.random.default_rng(0).standard_normal((3, 4), dtype=np.float64).astype(np.float32)
+    assert w.dtype == np.float32
+    np.testing.assert_array_equal(w, np.float32(2.0 * np.sqrt(2.0 / 7.0)) * draws)  # fan_in 4, fan_out 3
+
+
+def test_identity_and_local_response_norm_output_shapes():
+    """Identity's output_shape is its input's (as ints); LocalResponseNorm takes any (N, C, ...) with >= 3 axes."""
+    shape = nn.Identity().output_shape((np.int64(2), 3))
+    assert shape == (2, 3) and all(type(s) is int for s in shape)
+    x = np.ones((2, 5, 4), np.float32)
+    assert nn.LocalResponseNorm(3).output_shape((2, 5, 4)) == nn.LocalResponseNorm(3)(x).shape == (2, 5, 4)
+
+
+def test_flatten_and_pad_reprs_show_what_is_not_the_default():
+    assert repr(nn.Flatten(0, 2)) == "Flatten(start_dim=0, end_dim=2)"
+    assert repr(nn.Flatten(1, 2)) == "Flatten(start_dim=1, end_dim=2)"
+    assert repr(nn.ConstantPad2d(1, 0.0)) == "ConstantPad2d(pad=(1, 1, 1, 1), mode='constant')"
+    assert repr(nn.ZeroPad2d(1)) == "ZeroPad2d(pad=(1, 1, 1, 1), mode='constant')"
+    assert repr(nn.ConstantPad2d(1, 1.0)) == "ConstantPad2d(pad=(1, 1, 1, 1), mode='constant', value=1.0)"
+    assert repr(nn.ReplicationPad2d((1, 0, 2, 1))) == "ReplicationPad2d(pad=(1, 0, 2, 1), mode='replicate')"
+
+
+def test_replication_pad_repeats_the_edge_pixel():
+    x = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3)
+    y = nn.ReplicationPad2d((1, 0, 2, 1))(x)
+    np.testing.assert_array_equal(y, np.pad(x, ((0, 0), (0, 0), (2, 1), (1, 0)), mode="edge"))
+
+
+def test_inplace_relu_overwrites_x_forward_and_dy_backward():
+    """ReLU(inplace=True): forward writes max(0, x) into x, backward writes dy * (y > 0) into dy (a zero output,
+    x <= 0, gets no gradient), returning those same arrays."""
+    x = np.array([[-2.0, 0.0, 3.0, 0.5]])
+    dy = np.array([[5.0, 7.0, 2.0, -3.0]])
+    layer = nn.ReLU(inplace=True)
+    y = layer(x)
+    dx = layer.backward(dy)
+    assert y is x and dx is dy
+    np.testing.assert_array_equal(y, [[0.0, 0.0, 3.0, 0.5]])
+    np.testing.assert_array_equal(dx, [[0.0, 0.0, 2.0, -3.0]])
+    layer(np.ones((2, 3)))
+    with _raises(ValueError, "ReLU.backward: dy must have the shape of the forward output (2, 3), got (1, 3)"):
+        layer.backward(np.ones((1, 3)))  # checked first: (1, 3) would broadcast against the (2, 3) mask
+    with _raises(TypeError, "ReLU.backward: dy must have the dtype of the forward output (float64), got float32; "
+                            "cast it with dy.astype(np.float64)"):
+        layer.backward(np.ones((2, 3), np.float32))
+    out_of_place = nn.ReLU()
+    x, dy = np.array([[-2.0, 0.0, 3.0]]), np.array([[5.0, 7.0, 2.0]])
+    y = out_of_place(x)
+    dx = out_of_place.backward(dy)
+    assert y is not x and dx is not dy and x.tolist() == [[-2.0, 0.0, 3.0]] and dy.tolist() == [[5.0, 7.0, 2.0]]
+    np.testing.assert_array_equal(dx, [[0.0, 0.0, 2.0]])
+
+
+#: (join, its inputs, error, the whole message): Add and Concat name the input that is wrong and what they got.
+BAD_JOINS = [
+    ("Add()", [], TypeError, "Add: needs at least 1 inputs, got 0"),
+    ("Concat()", [], TypeError, "Concat: needs at least 1 inputs, got 0"),
+    ("Add()", [np.ones(2), [1.0, 2.0]], TypeError, "Add: input 1 must be an array, got list"),
+    ("Concat()", [np.ones((1, 2)), [1.0]], TypeError, "Concat: input 1 must be an array, got list"),
+    ("Add()", [np.ones(2), SimpleNamespace(shape=(2,))], TypeError, "Add: input 1 must be an array, got SimpleNamespace"),
+    ("Add()", [np.ones(2), SimpleNamespace(dtype=np.dtype(np.float64))], TypeError,
+     "Add: input 1 must be an array, got SimpleNamespace"),
+    ("Add()", [np.ones(2, np.float32), np.ones(2)], TypeError, "Add: input 1 has dtype float64 but input 0 has float32"),
+    ("Concat()", [np.ones((1, 2), np.float32)] * 2 + [np.ones((1, 2))], TypeError,
+     "Concat: input 2 has dtype float64 but input 0 has float32"),
+    ("Add()", [np.ones(2), np.ones(3)], ValueError, "Add: inputs must have equal shapes or shapes that broadcast (each axis "
+                                                     "equal or 1, counted from the last), got (2,), (3,)"),
+    ("Concat(2)", [np.ones((2, 3))], ValueError, "Concat: axis 2 does not exist in an input of shape (2, 3)"),
+    ("Concat()", [np.ones((1, 2)), np.ones((1,))], ValueError,
+     "Concat: inputs must agree on every axis except 1; input 0 has shape (1, 2), input 1 has shape (1,)"),
+    ("Concat()", [np.ones((1, 2, 3)), np.ones((1, 1, 3)), np.ones((1, 2, 4))], ValueError,
+     "Concat: inputs must agree on every axis except 1; input 0 has shape (1, 2, 3), input 2 has shape (1, 2, 4)"),
+    ("Concat()", [np.ones((1, 2, 3)), np.ones((2, 2, 3))], ValueError,
+     "Concat: inputs must agree on every axis except 1; input 0 has shape (1, 2, 3), input 1 has shape (2, 2, 3)"),
+]
+
+
+@pytest.mark.parametrize("join, xs, kind, message", BAD_JOINS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_JOINS)])
+def test_a_wrong_join_input_gets_the_whole_message(join, xs, kind, message):
+    with _raises(kind, message):
+        eval("nn." + join)(*xs)  # noqa: S307 (a table of constructor calls)
+
+
+@pytest.mark.parametrize("axis, text", [(0, "0"), (True, "True"), (1.0, "1.0"), ("a", "'a'"), (None, "None")])
+def test_concat_axis_must_be_an_int_from_one(axis, text):
+    with _raises(ValueError, f"Concat: axis must be an int >= 1 (axis 0 is the batch), got {text}"):
+        nn.Concat(axis)
+
+
+def test_add_sums_any_number_of_inputs_broadcasting_and_sends_dy_back_summed():
+    """Add: y = sum of the inputs (broadcast); backward gives dy itself to an input of y's shape and dy summed over
+    the broadcast axes to the others; a lone input comes back as a copy."""
+    x = np.arange(6.0).reshape(1, 2, 3)
+    y = nn.Add()(x)
+    assert y is not x and y.tolist() == x.tolist()
+    a, b, c = np.arange(6.0).reshape(1, 2, 3), np.array([10.0, 20.0, 30.0]), np.full((2, 2, 1), 100.0)
+    add = nn.Add()
+    y = add(a, b, c)  # a + b has shape (1, 2, 3), the output (2, 2, 3): the third term broadcasts it
+    np.testing.assert_array_equal(y, a + b + c)
+    assert a.tolist() == np.arange(6.0).reshape(1, 2, 3).tolist()  # the inputs are left alone
+    y = nn.Add()(c, a, b, c)  # c + a already has the output's shape
+    np.testing.assert_array_equal(y, c + a + b + c)
+    y = nn.Add()(a, b)
+    np.testing.assert_array_equal(y, a + b)
+    dy = np.arange(12.0).reshape(2, 2, 3)
+    add(a, b, c)
+    da, db, dc = add.backward(dy)
+    np.testing.assert_array_equal(da, dy.sum(axis=0, keepdims=True))
+    np.testing.assert_array_equal(db, dy.sum(axis=(0, 1)))
+    np.testing.assert_array_equal(dc, dy.sum(axis=2, keepdims=True))
+    same = nn.Add()
+    same(c, c + 1)
+    dy = np.ones((2, 2, 1))
+    assert all(g is dy for g in same.backward(dy))
+
+
+def test_add_backward_sums_over_leading_and_unit_axes_whatever_their_size():
+    """An input of shape (3, 1, 1) added to (1, 3, 2, 4): its gradient sums dy over the batch axis (missing from
+    it) and the two unit axes, also where dy has size 1 or 2 there."""
+    add = nn.Add()
+    x, bias, scale = np.ones((1, 3, 2, 4)), np.ones((3, 1, 1)), np.ones((1, 1, 1, 4))
+    add(x, bias, scale)
+    dy = np.arange(24.0).reshape(1, 3, 2, 4)
+    dx, dbias, dscale = add.backward(dy)
+    assert dx is dy
+    np.testing.assert_array_equal(dbias, dy.sum(axis=(0, 2, 3)).reshape(3, 1, 1))
+    np.testing.assert_array_equal(dscale, dy.sum(axis=(0, 1, 2)).reshape(1, 1, 1, 4))
+    add(x, bias, scale)
+    with _raises(ValueError, "Add.backward: dy must have the shape of the forward output (1, 3, 2, 4), got (1, 3, 1, 4)"):
+        add.backward(np.ones((1, 3, 1, 4)))
+
+
+def test_concat_joins_along_its_axis_and_splits_dy_back():
+    a, b, c = np.zeros((1, 2, 3)), np.ones((1, 1, 3)), np.full((1, 3, 3), 2.0)
+    join = nn.Concat()
+    y = join(a, b, c)
+    assert repr(join) == "Concat(axis=1)" and join.output_shape(a.shape, b.shape, c.shape) == y.shape == (1, 6, 3)
+    np.testing.assert_array_equal(y, np.concatenate([a, b, c], axis=1))
+    dy = np.arange(18.0).reshape(1, 6, 3)
+    parts = join.backward(dy)
+    assert [p.shape for p in parts] == [(1, 2, 3), (1, 1, 3), (1, 3, 3)]
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), dy)
+    pair = nn.Concat()
+    pair(a, b)
+    assert [p.shape for p in pair.backward(np.ones((1, 3, 3)))] == [(1, 2, 3), (1, 1, 3)]
+    wide = nn.Concat(axis=2)
+    y = wide(a, np.ones((1, 2, 1)))
+    assert repr(wide) == "Concat(axis=2)" and y.shape == (1, 2, 4)
+    np.testing.assert_array_equal(y[:, :, 3], np.ones((1, 2)))
+    with _raises(ValueError, "Concat.backward: dy must have the shape of the forward output (1, 2, 4), got (1, 2, 5)"):
+        wide.backward(np.ones((1, 2, 5)))
+
+
+#: (constructor call, error, its whole message): the shared argument checks (minicnn/nn/checks.py) name the layer,
+#: the argument, its type and its value.
+BAD_SHARED_ARGUMENTS = [
+    ("Linear(2.0, 3)", TypeError, "Linear: in_features must be an int, got float 2.0"),
+    ("Conv2d(2, 3, 3, groups='1')", TypeError, "Conv2d: groups must be an int, got str '1'"),
+    ("LocalResponseNorm(3, beta=float('inf'))", ValueError, "LocalResponseNorm: beta must be a finite number, got inf"),
+    ("BatchNorm2d(2, eps=float('nan'))", ValueError, "BatchNorm2d: eps must be a finite number > 0, got nan"),
+    ("Linear(2, 2, dtype='abc')", TypeError,
+     "Linear: dtype must be a floating-point type such as np.float32 or np.float64, got str 'abc'"),
+    ("Linear(2, 2, rng='x')", TypeError,
+     "Linear: rng must be None, a seed (an int >= 0) or a numpy.random.Generator, got str 'x'"),
+    ("Linear(2, 2, init='nope')", ValueError,
+     "Linear: init must be one of ['glorot_normal', 'glorot_uniform', 'he_normal', 'he_uniform', 'kaiming_normal', "
+     "'kaiming_uniform', 'shape_only', 'xavier_normal', 'xavier_uniform'] or a callable (shape, rng, dtype) -> array, "
+     "got 'nope'"),
+    ("Conv2d(2, 2, 2.5)", TypeError, "Conv2d: kernel_size must be an int or a pair (h, w) of ints, got float 2.5"),
+    ("MaxPool2d(2, stride=True)", TypeError, "MaxPool2d: stride must be an int or a pair of ints, got bool True"),
+    ("ConvTranspose2d(2, 2, True)", TypeError, "ConvTranspose2d: kernel_size must be an int or a tuple of 2 ints, got bool True"),
+    ("Conv3d(2, 2, (1, 2))", TypeError, "Conv3d: kernel_size must be an int or a tuple of 3 ints, got (1, 2)"),
+    ("ConvTranspose2d(2, 2, np.array([2, 2]))", TypeError,
+     "ConvTranspose2d: kernel_size must be an int or a tuple of 2 ints, got array([2, 2])"),
+    ("ConvTranspose2d(2, 2, (2, 2.0))", TypeError, "ConvTranspose2d: kernel_size must be an int or a tuple of 2 ints, got (2, 2.0)"),
+    ("ConvTranspose2d(2, 2, (2, True))", TypeError,
+     "ConvTranspose2d: kernel_size must be an int or a tuple of 2 ints, got (2, True)"),
+    ("SqueezeExcitation(4, 0)", ValueError, "SqueezeExcitation: squeeze_channels must be >= 1, got 0"),
+    ("SqueezeExcitation(4, 2.0)", TypeError, "SqueezeExcitation: squeeze_channels must be an int, got float 2.0"),
+    ("SqueezeExcitation(4, 2, nn.ReLU())", TypeError, "SqueezeExcitation: activation must be a layer class such as nn.ReLU "
+                                                       "or nn.SiLU (not an instance or a name), got ReLU ReLU()"),
+    ("SqueezeExcitation(4, 2, 'relu')", TypeError, "SqueezeExcitation: activation must be a layer class such as nn.ReLU "
+                                                    "or nn.SiLU (not an instance or a name), got str 'relu'"),
+    ("SqueezeExcitation(4, 2, rng=1.5)", TypeError,
+     "SqueezeExcitation: rng must be None, a seed (an int >= 0) or a numpy.random.Generator, got float 1.5"),
+]
+
+
+@pytest.mark.parametrize("call, kind, message", BAD_SHARED_ARGUMENTS, ids=[c[0] for c in BAD_SHARED_ARGUMENTS])
+def test_a_wrong_argument_gets_the_shared_checks_whole_message(call, kind, message):
+    with _raises(kind, message):
+        eval("nn." + call)  # noqa: S307 (a table of constructor calls)
+
+
+def test_an_input_with_a_shape_but_no_dtype_is_not_an_array():
+    with _raises(TypeError, "Linear: input must be a numpy.ndarray (or cupy.ndarray), got SimpleNamespace"):
+        nn.Linear(2, 2)(SimpleNamespace(shape=(1, 2), ndim=2))
+    with _raises(TypeError, "Conv2d: input must be a numpy.ndarray (or cupy.ndarray), got list"):
+        nn.Conv2d(1, 1, 1)([[[[1.0]]]])
+
+
+def test_conv_transpose_and_conv1d_take_a_tuple_or_list_per_axis():
+    layer = nn.ConvTranspose2d(3, 2, (3, 2), stride=(2, 1), padding=[1, 0], output_padding=(1, 0), dilation=(1, 2))
+    assert repr(layer) == ("ConvTranspose2d(3, 2, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), output_padding=(1, 0), "
+                           "dilation=(1, 2))")
+    assert layer.weight.data.shape == (3, 2, 3, 2)
+    assert layer.output_shape((1, 3, 4, 4)) == layer(np.ones((1, 3, 4, 4), np.float32)).shape == (1, 2, 8, 6)
+    assert repr(nn.Conv1d(3, 4, [3], stride=(2,))) == "Conv1d(3, 4, kernel_size=(3,), stride=(2,))"
+
+
+def test_conv1d_and_conv3d_output_sizes_down_to_one_and_the_too_small_message():
+    """(H + 2P - D*(F-1) - 1)//S + 1 per axis: an output of 1 is fine, 0 gets the formula with the numbers."""
+    assert nn.Conv1d(1, 1, 3).output_shape((1, 1, 3)) == (1, 1, 1)
+    assert nn.Conv3d(1, 1, 3, stride=2).output_shape((1, 1, 3, 4, 5)) == (1, 1, 1, 1, 2)
+    with _raises(ValueError, "Conv1d: output size (2 + 2*1 - 2*(3-1) - 1)//1 + 1 = 0 < 1: the kernel spans 5 samples but "
+                             "the padded input has 4"):
+        nn.Conv1d(1, 1, 3, padding=1, dilation=2).output_shape((1, 1, 2))
+    with _raises(ValueError, "Conv3d: output size (2 + 2*0 - 1*(3-1) - 1)//1 + 1 = 0 < 1: the kernel spans 3 samples but "
+                             "the padded input has 2"):
+        nn.Conv3d(1, 1, (1, 1, 3)).output_shape((1, 1, 1, 1, 2))
+
+
+def test_concat_of_one_input_is_a_copy_of_it():
+    x = np.arange(6.0).reshape(1, 2, 3)
+    join = nn.Concat()
+    y = join(x)
+    assert y is not x and y.tolist() == x.tolist()
+    (dx,) = join.backward(np.ones((1, 2, 3)))
+    assert dx.shape == (1, 2, 3)
+
+
+def test_constant_pad_fills_with_its_value_and_sends_back_the_inner_gradient():
+    x = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3)
+    layer = nn.ConstantPad2d((1, 0, 0, 2), 2.5)
+    y = layer(x)
+    np.testing.assert_array_equal(y, np.pad(x, ((0, 0), (0, 0), (0, 2), (1, 0)), constant_values=2.5))
+    dy = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(layer.backward(dy), dy[:, :, :2, 1:])
+
+
+#: (logits, labels, error, the whole message of SoftmaxCrossEntropy).
+BAD_LOSS_INPUTS = [
+    ([[1.0, 2.0]], [0], TypeError, "SoftmaxCrossEntropy: logits must be a float32/float64 array (N, K), got list"),
+    (np.ones((2, 3), np.int32), [0, 1], TypeError, "SoftmaxCrossEntropy: logits must be a float32/float64 array (N, K), got int32"),
+    (np.ones(3), [0], ValueError, "SoftmaxCrossEntropy: logits must be 2-D (N, K), got shape (3,)"),
+    (np.ones((2, 3)), [0.0, 1.0], TypeError,
+     "SoftmaxCrossEntropy: labels must be an integer array of class indices, got dtype float64"),
+    (np.ones((2, 3)), [0], ValueError,
+     "SoftmaxCrossEntropy: labels must have shape (N,) = (2,) to match logits (2, 3), got (1,)"),
+    (np.ones((0, 3)), np.zeros(0, np.int64), ValueError,
+     "SoftmaxCrossEntropy: the batch is empty (N = 0); the mean over the batch is undefined"),
+    (np.ones((2, 3)), [0, 3], ValueError, "SoftmaxCrossEntropy: labels must lie in [0, K) = [0, 3), got values in [0, 3]"),
+    (np.ones((2, 3)), np.array([-1, 2], np.int8), ValueError,
+     "SoftmaxCrossEntropy: labels must lie in [0, K) = [0, 3), got values in [-1, 2]"),
+]
+
+
+@pytest.mark.parametrize("logits, labels, kind, message", BAD_LOSS_INPUTS, ids=[c[3].split(": ")[1][:30] for c in BAD_LOSS_INPUTS])
+def test_softmax_cross_entropy_refuses_bad_inputs_with_the_whole_message(logits, labels, kind, message):
+    with _raises(kind, message):
+        nn.SoftmaxCrossEntropy()(logits, labels)
+
+
+def test_softmax_cross_entropy_value_gradient_and_one_backward_per_loss():
+    """J = -(1/N) sum_i log softmax(z_i)[y_i]; backward = (softmax - onehot) / N, once per call."""
+    from minicnn.nn.module import NoForwardError
+
+    logits = np.array([[0.0, np.log(3.0)], [np.log(2.0), np.log(2.0)], [1000.0, 0.0]])
+    loss_fn = nn.SoftmaxCrossEntropy()
+    assert loss_fn.probabilities is None  # until the first call
+    loss = loss_fn(logits, np.array([1, 0, 0], np.uint8))
+    assert type(loss) is float
+    np.testing.assert_allclose(loss, -(np.log(0.75) + np.log(0.5) + 0.0) / 3, rtol=8 * np.finfo(np.float64).eps)
+    p = np.array([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
+    np.testing.assert_allclose(loss_fn.probabilities, p, rtol=8 * np.finfo(np.float64).eps, atol=0)
+    np.testing.assert_allclose(loss_fn.backward(), (p - [[0, 1], [1, 0], [1, 0]]) / 3, rtol=8 * np.finfo(np.float64).eps,
+                               atol=np.finfo(np.float64).eps)
+    message = "SoftmaxCrossEntropy.backward() called before computing a loss: call loss_fn(logits, labels) first"
+    with _raises(NoForwardError, message):
+        loss_fn.backward()
+    with _raises(NoForwardError, message):
+        nn.SoftmaxCrossEntropy().backward()
+
+
+def test_fans_of_linear_and_conv_weights_and_the_message_for_a_vector():
+    from minicnn.nn.init import fans
+
+    assert fans((3, 4)) == (4, 3) and fans((6, 2, 3, 5)) == (2 * 15, 6 * 15)
+    with _raises(ValueError, "fans: a weight needs at least 2 dimensions (out, in, ...), got shape (3,)"):
+        fans([3])
+
+
+def test_is_shape_only_wants_read_only_zero_strides_one_axis_and_one_element():
+    from minicnn.nn.init import is_shape_only
+
+    zero = np.zeros((), np.float32)
+    read_only = np.zeros(3)
+    read_only.flags.writeable = False
+    writeable_view = np.lib.stride_tricks.as_strided(np.zeros(1), (3,), (0,), writeable=True)
+    assert is_shape_only(shape_only((2, 3))) and is_shape_only(np.broadcast_to(zero, (1,)))
+    assert is_shape_only(np.broadcast_to(zero, (4,)))
+    for array in (np.broadcast_to(zero, ()), np.broadcast_to(zero, (0, 3)), read_only, writeable_view, np.zeros(()),
+                  np.zeros((2, 3)), [[0.0]]):
+        assert not is_shape_only(array), array
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_he_and_glorot_initializers_scale_the_generator_s_draws_as_documented(dtype):
+    """He: std = gain/sqrt(fan_in), a = gain*sqrt(3/fan_in) (gain sqrt(2)); Glorot: a = gain*sqrt(6/(fan_in + fan_out)).
+    A (3, 2, 2, 2) weight has fan_in 2*4 = 8 and fan_out 3*4 = 12."""
+    from minicnn.nn import init
+
+    shape = (3, 2, 2, 2)
+
+    def rng():
+        return np.random.default_rng(5)
+
+    he = init.kaiming_normal(shape, rng(), dtype)
+    assert he.dtype == dtype
+    np.testing.assert_array_equal(he, dtype(np.sqrt(2.0) / np.sqrt(8.0)) * rng().standard_normal(shape).astype(dtype))
+    np.testing.assert_array_equal(init.kaiming_normal(shape, rng(), dtype, gain=3.0),
+                                  dtype(3.0 / np.sqrt(8.0)) * rng().standard_normal(shape).astype(dtype))
+    for fn, bound in ((init.kaiming_uniform, np.sqrt(2.0) * np.sqrt(3.0 / 8.0)), (init.xavier_uniform, np.sqrt(6.0 / 20.0))):
+        w = fn(shape, rng(), dtype)
+        assert w.dtype == dtype and -bound <= w.min() < 0 < w.max() <= bound, fn.__name__
+        np.testing.assert_array_equal(w, rng().uniform(-bound, bound, size=shape).astype(dtype), err_msg=fn.__name__)
+
+
+def test_squeeze_excitation_draws_both_convolutions_from_its_init_and_one_seeded_generator():
+    """fc1 then fc2 take their weights from the one generator ``rng`` seeds, with the layer's ``init``."""
+    from minicnn.nn.init import kaiming_uniform
+
+    se = nn.SqueezeExcitation(4, 2, rng=3)
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(se.fc1.weight.data, kaiming_uniform((2, 4, 1, 1), rng))
+    np.testing.assert_array_equal(se.fc2.weight.data, kaiming_uniform((4, 2, 1, 1), rng))
+    half = nn.SqueezeExcitation(4, 2, init=lambda shape, rng, dtype: np.full(shape, 0.5, dtype), dtype=np.float64)
+    for conv in (half.fc1, half.fc2):
+        assert conv.weight.data.dtype == np.float64 and (conv.weight.data == 0.5).all()
+
+
+BAD_BATCH_NORM = [
+    ("BatchNorm2d(2.0)", TypeError, "BatchNorm2d: num_features must be an int, got float 2.0"),
+    ("BatchNorm2d(2, eps=0)", ValueError, "BatchNorm2d: eps must be a finite number > 0, got 0"),
+    ("BatchNorm2d(2, eps='a')", TypeError, "BatchNorm2d: eps must be a number > 0, got str 'a'"),
+    ("BatchNorm2d(2, momentum=-0.1)", ValueError, "BatchNorm2d: momentum must be a finite number in [0, 1], got -0.1"),
+    ("BatchNorm2d(2, momentum=None)", TypeError, "BatchNorm2d: momentum must be a number in [0, 1], got NoneType None"),
+    ("BatchNorm2d(2)(np.ones((1, 2, 1, 1), np.float32))", ValueError,
+     "BatchNorm2d: training needs more than one value per channel, got input (1, 2, 1, 1)"),
+    ("BatchNorm2d(2)(np.ones((1, 3, 4, 5), np.float32))", ValueError,
+     "BatchNorm2d: expected 2 channels (num_features), got 3 in input of shape (1, 3, 4, 5)"),
+]
+
+
+@pytest.mark.parametrize("call, kind, message", BAD_BATCH_NORM, ids=[c[0] for c in BAD_BATCH_NORM])
+def test_batch_norm_refuses_bad_arguments_with_the_whole_message(call, kind, message):
+    with _raises(kind, message):
+        eval("nn." + call)  # noqa: S307 (a table of constructor calls)
+
+
+def test_batch_norm_starts_as_the_identity_with_unit_running_variance():
+    bn = nn.BatchNorm2d(3)
+    assert repr(bn) == "BatchNorm2d(3, eps=1e-05, momentum=0.1)"
+    assert bn.num_features == 3 and bn.eps == 1e-5 and bn.momentum == 0.1
+    assert [name for name, _ in bn.named_parameters()] == ["weight", "bias"]
+    assert bn.weight.name == "weight" and bn.bias.name == "bias"  # the Parameter's own name (its repr)
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var"]
+    for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+        array = bn.state_dict()[name]
+        assert array.dtype == np.float32 and array.shape == (3,) and (array == value).all(), name
+    assert nn.BatchNorm2d(2, momentum=0).momentum == 0.0 and nn.BatchNorm2d(2, momentum=1).momentum == 1.0
+    assert nn.BatchNorm2d(2, dtype=np.float64).running_var.dtype == np.float64
+    assert nn.BatchNorm2d(2)(np.ones((2, 2, 1, 1), np.float32)).shape == (2, 2, 1, 1)  # two values per channel suffice
+    assert nn.BatchNorm2d(2).eval()(np.ones((1, 2, 1, 1), np.float32)).shape == (1, 2, 1, 1)  # evaluation needs one
+
+
+def _batch_norm(momentum=0.25, dtype=np.float64):
+    bn = nn.BatchNorm2d(2, eps=0.5, momentum=momentum, dtype=dtype)
+    bn.weight.data[:] = [2.0, -1.0]
+    bn.bias.data[:] = [0.5, 3.0]
+    return bn
+
+
+def test_batch_norm_training_uses_the_batch_statistics_and_moves_the_running_ones():
+    """y = γ (x - μ_B) / sqrt(σ²_B + ε) + β over N, H, W; running ← (1 - m) running + m batch (unbiased variance)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 1, 4)) * [[[[2.0]], [[0.5]]]] + [[[[1.0]], [[-3.0]]]]  # N*H*W = 12 values per channel
+    dy = rng.standard_normal(x.shape)
+    bn = _batch_norm()
+    y = bn(x)
+    mean, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
+    x_hat = (x - mean) / np.sqrt(var + 0.5)
+    gamma = np.array([2.0, -1.0]).reshape(1, 2, 1, 1)
+    tol = 64 * np.finfo(np.float64).eps
+    np.testing.assert_allclose(y, gamma * x_hat + np.array([0.5, 3.0]).reshape(1, 2, 1, 1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(bn.running_mean, 0.25 * mean.ravel(), rtol=tol)
+    np.testing.assert_allclose(bn.running_var, 0.75 + 0.25 * x.var(axis=(0, 2, 3), ddof=1), rtol=tol)
+    dx = bn.backward(dy)
+    dgamma, dbeta = (dy * x_hat).sum(axis=(0, 2, 3)), dy.sum(axis=(0, 2, 3))
+    want = gamma / np.sqrt(var + 0.5) * (dy - dbeta.reshape(1, 2, 1, 1) / 12 - x_hat * dgamma.reshape(1, 2, 1, 1) / 12)
+    np.testing.assert_allclose(dx, want, rtol=tol * 16, atol=tol)
+    np.testing.assert_allclose(bn.weight.grad, dgamma, rtol=tol, atol=tol)
+    np.testing.assert_allclose(bn.bias.grad, dbeta, rtol=tol, atol=tol)
+
+
+def test_batch_norm_evaluation_uses_the_running_statistics_and_keeps_them():
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((2, 2, 3, 1)), rng.standard_normal((2, 2, 3, 1))
+    bn = _batch_norm().eval()
+    bn.running_mean[:] = [0.5, -1.0]
+    bn.running_var[:] = [2.0, 0.25]
+    y = bn(x)
+    scale = (np.array([2.0, -1.0]) / np.sqrt(np.array([2.0, 0.25]) + 0.5)).reshape(1, 2, 1, 1)
+    tol = 16 * np.finfo(np.float64).eps
+    np.testing.assert_allclose(y, (x - np.array([0.5, -1.0]).reshape(1, 2, 1, 1)) * scale + np.array([0.5, 3.0]).reshape(1, 2, 1, 1),
+                               rtol=tol, atol=tol)
+    assert bn.running_mean.tolist() == [0.5, -1.0] and bn.running_var.tolist() == [2.0, 0.25]
+    with _raises(ValueError, "BatchNorm2d.backward: dy must have the shape of the forward output (2, 2, 3, 1), got (2, 2, 3, 2)"):
+        bn.backward(np.ones((2, 2, 3, 2)))  # it would broadcast against the per-channel scale
+    np.testing.assert_allclose(bn.backward(dy), dy * scale, rtol=tol, atol=tol)
+    x_hat = (x - np.array([0.5, -1.0]).reshape(1, 2, 1, 1)) / np.sqrt(np.array([2.0, 0.25]) + 0.5).reshape(1, 2, 1, 1)
+    np.testing.assert_allclose(bn.weight.grad, (dy * x_hat).sum(axis=(0, 2, 3)), rtol=tol, atol=tol)
+    np.testing.assert_allclose(bn.bias.grad, dy.sum(axis=(0, 2, 3)), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 1.0])
+def test_batch_norm_momentum_zero_keeps_and_one_replaces_the_running_statistics(momentum):
+    x = np.arange(16, dtype=np.float32).reshape(2, 2, 2, 2)
+    bn = _batch_norm(momentum, np.float32)
+    bn(x)
+    mean = x.mean(axis=(0, 2, 3))
+    var = x.var(axis=(0, 2, 3), ddof=1)
+    assert bn.running_mean.dtype == np.float32 and bn.running_var.dtype == np.float32
+    np.testing.assert_allclose(bn.running_mean, mean if momentum else [0.0, 0.0], rtol=4 * np.finfo(np.float32).eps)
+    np.testing.assert_allclose(bn.running_var, var if momentum else [1.0, 1.0], rtol=4 * np.finfo(np.float32).eps)
+
+
+def test_dropout_defaults_to_one_half_and_takes_both_ends_of_zero_to_one():
+    assert repr(nn.Dropout()) == "Dropout(p=0.5)" and nn.Dropout(0).p == 0.0 and nn.Dropout(1).p == 1.0
+    with _raises(TypeError, "Dropout: rng must be None, a seed (an int >= 0) or a numpy.random.Generator, got str 'x'"):
+        nn.Dropout(rng="x")
+
+
+BAD_FLATTEN = [
+    ("Flatten(1.0)", TypeError, "Flatten: start_dim must be an int, got float 1.0"),
+    ("Flatten(0, True)", TypeError, "Flatten: end_dim must be an int, got bool True"),
+    ("Flatten(3).output_shape((2, 3))", ValueError, "Flatten: start_dim=3 is not an axis of an input of shape (2, 3) (axes [-2, 2))"),
+    ("Flatten(-3).output_shape((2, 3))", ValueError,
+     "Flatten: start_dim=-3 is not an axis of an input of shape (2, 3) (axes [-2, 2))"),
+    ("Flatten(0, 2).output_shape((2, 3))", ValueError, "Flatten: end_dim=2 is not an axis of an input of shape (2, 3) (axes [-2, 2))"),
+    ("Flatten(0, -4).output_shape((2, 3))", ValueError,
+     "Flatten: end_dim=-4 is not an axis of an input of shape (2, 3) (axes [-2, 2))"),
+    ("Flatten(2, 1).output_shape((2, 3, 4))", ValueError, "Flatten: start_dim=2 comes after end_dim=1 for shape (2, 3, 4)"),
+    ("Flatten(-1, 1).output_shape((2, 3, 4))", ValueError, "Flatten: start_dim=-1 comes after end_dim=1 for shape (2, 3, 4)"),
+    ("Flatten().output_shape((2,))", ValueError, "Flatten: start_dim=1 is not an axis of an input of shape (2,) (axes [-1, 1))"),
+    ("Flatten()(np.float32(1.0))", ValueError, "Flatten: input must have a batch axis and at least one more, got ()"),
+    ("Flatten()(3)", ValueError, "Flatten: input must have a batch axis and at least one more, got 3"),
+]
+
+
+@pytest.mark.parametrize("call, kind, message", BAD_FLATTEN, ids=[c[0] for c in BAD_FLATTEN])
+def test_flatten_refuses_bad_dims_with_the_whole_message(call, kind, message):
+    with _raises(kind, message):
+        eval("nn." + call)  # noqa: S307 (a table of calls)
+
+
+@pytest.mark.parametrize("start, end, shape, out", [
+    (1, -1, (2, 3, 4, 5), (2, 60)), (0, 1, (2, 3, 4), (6, 4)), (-2, -1, (2, 3, 4), (2, 12)), (1, 2, (2, 3, 4, 5), (2, 12, 5)),
+    (0, 0, (5,), (5,)), (0, -1, (3,), (3,)), (2, 2, (2, 3, 4), (2, 3, 4)), (np.int64(1), np.int64(2), (2, 3, 4, 5), (2, 12, 5)),
+])
+def test_flatten_joins_start_dim_to_end_dim_and_backward_restores_the_shape(start, end, shape, out):
+    layer = nn.Flatten(start, end)
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    y = layer(x)
+    assert layer.output_shape(shape) == y.shape == out and all(type(s) is int for s in layer.output_shape(shape))
+    np.testing.assert_array_equal(y.ravel(), x.ravel())
+    dx = layer.backward(y + 1)
+    assert dx.shape == shape
+    np.testing.assert_array_equal(dx, x + 1)
+
+
+def test_linear_draws_he_uniform_weights_from_its_seed_and_zero_biases():
+    from minicnn.nn.init import kaiming_uniform
+
+    layer = nn.Linear(4, 3, rng=2)
+    np.testing.assert_array_equal(layer.weight.data, kaiming_uniform((3, 4), np.random.default_rng(2)))
+    assert layer.weight.name == "weight" and layer.bias.name == "bias" and layer.bias.data.dtype == np.float32
+    assert layer.bias.data.tolist() == [0.0, 0.0, 0.0] and layer.weight.grad.tolist() == [[0.0] * 4] * 3
+    wide = nn.Linear(2, 2, bias=False, init=lambda shape, rng, dtype: np.full(shape, 0.25, dtype), dtype=np.float64)
+    assert wide.bias is None and wide.weight.data.dtype == np.float64 and (wide.weight.data == 0.25).all()
+    x = np.array([[1.0, 2.0]])
+    np.testing.assert_array_equal(wide(x), [[0.75, 0.75]])
+    assert wide.backward(np.ones((1, 2)), need_dx=False) is None
+    np.testing.assert_array_equal(wide.weight.grad, [[1.0, 2.0], [1.0, 2.0]])
+
+
+BAD_POOLS = [
+    ("MaxPool2d(2, padding='x')", TypeError, "MaxPool2d: padding must be an int or a pair (h, w) of ints, got str 'x'"),
+    ("AvgPool2d(2, padding=1.5)", TypeError, "AvgPool2d: padding must be an int or a pair (h, w) of ints, got float 1.5"),
+    ("AvgPool2d(2, divisor_override=2.0)", TypeError, "AvgPool2d: divisor_override must be an int, got float 2.0"),
+    ("MaxPool2d(2.0)", TypeError, "MaxPool2d: kernel_size must be an int or a pair (h, w) of ints, got float 2.0"),
+    ("MaxPool2d(2, padding=(1, 0, 0, -1))", ValueError, "MaxPool2d: padding must be >= 0 along both axes, got padding=(1, 0, 0, -1)"),
+    ("MaxPool2d(2, padding=(1, 2, 0, 0))", ValueError, "MaxPool2d: padding must be at most half the window, padding <= "
+                                                       "kernel_size//2 = 2//2 = 1 along width, got padding=(1, 2, 0, 0)"),
+]
+
+
+@pytest.mark.parametrize("call, kind, message", BAD_POOLS, ids=[c[0] for c in BAD_POOLS])
+def test_pools_refuse_bad_windows_with_the_whole_message(call, kind, message):
+    with _raises(kind, message):
+        eval("nn." + call)  # noqa: S307 (a table of constructor calls)
+
+
+def test_max_pool_returns_the_winners_indices_on_request_and_routes_dy_to_them():
+    x = np.array([[[[1.0, 5.0, 2.0, 0.0], [3.0, 4.0, 8.0, 7.0]]]])
+    pool = nn.MaxPool2d(2, return_indices=True)
+    assert repr(pool) == "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), return_indices=True)"
+    y, indices = pool(x)
+    np.testing.assert_array_equal(y, [[[[5.0, 8.0]]]])
+    assert pool.output_shape(x.shape) == y.shape == indices.shape
+    np.testing.assert_array_equal(pool.backward(np.array([[[[10.0, 20.0]]]])), [[[[0, 10.0, 0, 0], [0, 0, 20.0, 0]]]])
+    plain = nn.MaxPool2d(2, stride=(1, 2))
+    assert plain.stride == (1, 2) and plain(x).shape == (1, 1, 1, 2)
+
+
+def test_average_pools_and_global_average_pool_values_and_gradients():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    avg = nn.AvgPool2d(2)
+    np.testing.assert_array_equal(avg(x), [[[[2.5, 4.5], [10.5, 12.5]]]])
+    np.testing.assert_array_equal(avg.backward(np.full((1, 1, 2, 2), 4.0)), np.ones((1, 1, 4, 4)))
+    gap = nn.GlobalAvgPool2d()
+    assert gap.output_shape((2, 3, 5, 4)) == (2, 3, 1, 1)
+    np.testing.assert_array_equal(gap(x), [[[[7.5]]]])
+    np.testing.assert_array_equal(gap.backward(np.full((1, 1, 1, 1), 32.0)), np.full((1, 1, 4, 4), 2.0))
+    padded = nn.AvgPool2d(2, padding=(0, 1, 0, 1), count_include_pad=False)
+    y = padded(np.ones((1, 1, 3, 3)))
+    assert padded.output_shape((1, 1, 3, 3)) == y.shape == (1, 1, 2, 2)
+    np.testing.assert_array_equal(y, np.ones((1, 1, 2, 2)))  # the padded zeros are not counted
+    halved = nn.AvgPool2d(2, divisor_override=2)
+    np.testing.assert_array_equal(halved(np.ones((1, 1, 2, 2))), [[[[2.0]]]])
+
+
+def test_module_to_checks_device_and_dtype_and_casts_parameters_gradients_and_buffers():
+    with _raises(ValueError, "to: device must be 'cpu' or 'gpu', got 'tpu'"):
+        nn.ReLU().to("tpu")
+    with _raises(ValueError, "to: device must be 'cpu' or 'gpu', got 5"):
+        nn.ReLU().to(5)
+    with _raises(TypeError, "to: dtype must be a floating-point type such as float32, got int32"):
+        nn.Linear(2, 2).to(dtype=np.int32)
+    net = Sequential(nn.Linear(2, 2, rng=0), nn.BatchNorm2d(2), nn.Linear(2, 2, init="shape_only"))
+    net[0](np.ones((1, 2), np.float32))
+    assert net.to("CPU") is net and net.to(dtype="float64") is net
+    for name, p in net.named_parameters():
+        assert p.data.dtype == np.float64, name
+    assert net[1].running_mean.dtype == np.float64 and net[1].running_var.dtype == np.float64
+    assert net[0].weight.grad.dtype == np.float64 and net[2].weight.is_shape_only and net[2].weight.grad is None
+    assert net[2].weight.data.shape == (2, 2)
+    with _raises(NoForwardError, "Linear.backward() called before forward(): run forward(x) first (each backward uses what "
+                                 "one forward saved)"):
+        net[0].backward(np.ones((1, 2)))  # to() drops what the last forward saved
+    net.to()
+    assert net[1].running_var.dtype == np.float64 and net[2].weight.data.dtype == np.float64
+
+
+def test_module_messages_for_a_lazy_model_a_missing_super_init_and_a_non_array_dy():
+    lazy = Sequential(*[nn.Linear(2, 2, init="shape_only", bias=False) for _ in range(4)])
+    with _raises(RuntimeError, "Sequential was built lazy (shape-only weights, for summary() and parameter counts: 0.weight, "
+                               "1.weight, 2.weight, ...); call .materialize(seed) first, load weights with load_state_dict, "
+                               "or build it with lazy=False"):
+        lazy.refuse_lazy()
+    with _raises(RuntimeError, "Sequential was built lazy (shape-only weights, for summary() and parameter counts: 0.weight); "
+                               "call .materialize(seed) first, load weights with load_state_dict, or build it with lazy=False"):
+        Sequential(nn.Linear(2, 2, init="shape_only", bias=False), nn.Linear(2, 2, rng=0)).refuse_lazy()
+    Sequential(nn.Linear(2, 2, rng=0)).refuse_lazy()  # nothing lazy: no error
+
+    class Forgetful(nn.Module):
+        def __init__(self):
+            self.x = 1
+
+    with _raises(RuntimeError, "Forgetful.__init__ must call super().__init__() before setting attributes"):
+        Forgetful()
+    relu = nn.ReLU()
+    relu(np.ones((2, 3)))
+    with _raises(TypeError, "ReLU.backward: dy must be a numpy.ndarray of the forward output's shape (2, 3), got list"):
+        relu.backward([1.0])
+    net = Sequential(nn.Dropout(), Sequential(nn.Dropout()))
+    assert net.train(0) is net and all(m.training is False for m in net.modules())
+    assert net.train() is net and all(m.training is True for m in net.modules())
+
+
+def test_elementwise_refuses_a_list_and_keeps_what_its_derivative_reads():
+    with _raises(TypeError, "ReLU: input must be a float32/float64 array, got list"):
+        nn.ReLU()([1.0, -1.0])
+    with _raises(TypeError, "Tanh: input must be a float32/float64 array, got int64"):
+        nn.Tanh()(np.zeros(2, np.int64))
+    x = np.array([-1.0, 0.0, 2.0])
+    for make, slope in ((nn.Sigmoid, lambda y: y * (1 - y)), (nn.Tanh, lambda y: 1 - y * y), (nn.ReLU, lambda y: y > 0)):
+        layer = make()
+        y = layer(x)
+        np.testing.assert_array_equal(layer.backward(np.full(3, 2.0)), 2.0 * slope(y), err_msg=make.__name__)
+
+
+class _CupyLike:
+    """Stands in for a cupy.ndarray: minicnn tells a CuPy array by its type's module (minicnn.arrays.is_cupy)."""
+
+    __module__ = "cupy"
+
+    def __init__(self, shape):
+        self.shape, self.dtype = shape, np.dtype(np.float64)
+
+
+def test_backward_names_the_array_kind_dy_must_be_and_how_to_move_it():
+    relu = nn.ReLU()
+    relu(np.ones((2, 3)))
+    with _raises(TypeError, "ReLU.backward: dy must be a numpy.ndarray like the forward output, got a cupy.ndarray; move "
+                            "it with dy.get()"):
+        relu.backward(_CupyLike((2, 3)))
+    with _raises(TypeError, "ReLU.backward: dy must be a numpy.ndarray of the forward output's shape (2, 3), got "
+                            "SimpleNamespace"):
+        relu.backward(SimpleNamespace(shape=(2, 3)))
+
+    class Keep(nn.Module):
+        def forward(self, x):
+            self.save(None)
+            return self._keep_output(x)
+
+        def backward(self, dy, *, need_dx=True):
+            self.saved(dy)
+            return dy
+
+    keep = Keep()
+    keep(_CupyLike((2, 3)))
+    with _raises(TypeError, "Keep.backward: dy must be a cupy.ndarray like the forward output, got a numpy.ndarray; move "
+                            "it with cupy.asarray(dy)"):
+        keep.backward(np.ones((2, 3)))
+    with _raises(TypeError, "Keep.backward: dy must be a cupy.ndarray of the forward output's shape (2, 3), got list"):
+        keep.backward([1.0])
+    dy = _CupyLike((2, 3))
+    assert keep.backward(dy) is dy
+
+
+def test_batch_norm_running_statistics_are_a_moving_average_of_the_previous_ones():
+    x = np.random.default_rng(2).standard_normal((2, 2, 1, 3))
+    bn = _batch_norm(0.25)
+    bn.running_mean[:] = [1.0, -2.0]
+    bn.running_var[:] = [4.0, 0.5]
+    bn(x)
+    tol = 16 * np.finfo(np.float64).eps
+    np.testing.assert_allclose(bn.running_mean, 0.75 * np.array([1.0, -2.0]) + 0.25 * x.mean(axis=(0, 2, 3)), rtol=tol)
+    np.testing.assert_allclose(bn.running_var, 0.75 * np.array([4.0, 0.5]) + 0.25 * x.var(axis=(0, 2, 3), ddof=1), rtol=tol)
+
+
+def test_softmax_cross_entropy_names_an_array_of_another_library_instead_of_failing_on_its_dtype():
+    """A tensor of another library has a dtype without NumPy's ``kind``: a TypeError that says what to pass."""
+    class Tensor:
+        __module__ = "otherlib"
+        dtype, shape, ndim = "otherlib.int64", (2,), 1
+
+    loss = nn.SoftmaxCrossEntropy()
+    with pytest.raises(TypeError, match=r"^SoftmaxCrossEntropy: labels must be a NumPy or CuPy integer array \(or a list\) "
+                                        r"of class indices, got otherlib\.Tensor with dtype otherlib\.int64$"):
+        loss(np.zeros((2, 3)), Tensor())
+    with pytest.raises(TypeError, match=r"^SoftmaxCrossEntropy: logits must be a float32/float64 array \(N, K\), got "
+                                        r"otherlib\.int64$"):
+        loss(Tensor(), np.zeros(2, np.int64))
+    assert np.isclose(loss(np.zeros((2, 3)), [0, 2]), np.log(3))  # a list is still taken

@@ -42,7 +42,7 @@ class SoftmaxCrossEntropy:
         return self.forward(logits, labels)
 
     def forward(self, logits, labels):
-        if not hasattr(logits, "dtype") or logits.dtype.kind != "f":
+        if getattr(getattr(logits, "dtype", None), "kind", None) != "f":  # a tensor of another library has no dtype.kind
             raise TypeError(
                 f"SoftmaxCrossEntropy: logits must be a float32/float64 array (N, K), got "
                 f"{getattr(logits, 'dtype', type(logits).__name__)}"
@@ -52,6 +52,11 @@ class SoftmaxCrossEntropy:
         xp = array_module(logits)
         if not hasattr(labels, "dtype"):
             labels = xp.asarray(labels)
+        if not hasattr(labels.dtype, "kind"):
+            raise TypeError(
+                f"SoftmaxCrossEntropy: labels must be a NumPy or CuPy integer array (or a list) of class indices, got "
+                f"{type(labels).__module__}.{type(labels).__name__} with dtype {labels.dtype}"
+            )
         if labels.dtype.kind not in "iu":
             raise TypeError(f"SoftmaxCrossEntropy: labels must be an integer array of class indices, got dtype {labels.dtype}")
         n, k = logits.shape
