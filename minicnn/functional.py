@@ -82,7 +82,7 @@ def _check_same(fn, names, arrays):
     for name, a in zip(names[1:], arrays[1:]):
         if a.dtype != first.dtype:
             raise TypeError(f"{fn}: {name} has dtype {a.dtype} but {names[0]} has dtype {first.dtype}; use one dtype")
-        if type(a) is not type(first):
+        if array_module(a) is not array_module(first):  # a subclass (np.memmap, ...) lives where its base does
             raise TypeError(
                 f"{fn}: {name} is a {type(a).__module__}.{type(a).__name__} but {names[0]} is a "
                 f"{type(first).__module__}.{type(first).__name__}; put both on the same device"
@@ -243,8 +243,9 @@ def conv2d_weight_grad(x, w_shape, dy, *, stride=1, padding=0, dilation=1, group
     fn = "conv2d_weight_grad"
     x = _as_array(fn, "x", x)
     _check_ndim(fn, "x", x, 4, "(N, C_in, H, W)")
-    x, padding, _ = _pad_asymmetric(fn, x, _shape(fn, "w_shape", w_shape), stride, padding, dilation)
-    geometry = _shape_geometry(fn, x.shape, _shape(fn, "w_shape", w_shape), stride, padding, dilation, groups)
+    w_shape = _shape(fn, "w_shape", w_shape)  # once: an iterator is read once
+    x, padding, _ = _pad_asymmetric(fn, x, w_shape, stride, padding, dilation)
+    geometry = _shape_geometry(fn, x.shape, w_shape, stride, padding, dilation, groups)
     dy = _check_dy(fn, dy, geometry.y_shape, x)
     impl = _pick_backend(fn, x, backend)
     if plan is not None:

@@ -375,3 +375,479 @@ def test_linear_grad_of_empty_operands_follows_the_formula(x_shape, w_shape):
         for got, want in [(dx, dy @ w), (dw, dy.T @ x), (db, dy.sum(axis=0))]:
             assert got.shape == want.shape and got.dtype == np.float32
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------ pad_grad
+PAD_X = np.zeros((2, 3))
+PAD_MESSAGES = [
+    ("x type", lambda: F.pad_grad([1], np.zeros((2, 5)), (1, 1)), TypeError, f"pad_grad: x {ARRAY} list"),
+    ("pad type", lambda: F.pad_grad(PAD_X, np.zeros((2, 5)), 3), TypeError,
+     "pad_grad: pad must be a tuple of ints (before, after) per axis, last axis first, got 3"),
+    ("mode", lambda: F.pad_grad(PAD_X, np.zeros((2, 5)), (1, 1), mode="edge"), ValueError,
+     "pad_grad: mode must be one of ['constant', 'reflect', 'replicate', 'circular'], got 'edge'"),
+    ("dy shape", lambda: F.pad_grad(PAD_X, np.zeros((2, 4)), (1, 1)), ValueError,
+     "pad_grad: dy must have the output's shape (2, 5), got (2, 4)"),
+    ("dy dtype", lambda: F.pad_grad(PAD_X, np.zeros((2, 5), np.float32), (1, 1)), TypeError,
+     "pad_grad: dy has dtype float32 but x has dtype float64; use one dtype"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in PAD_MESSAGES], ids=[m[0] for m in PAD_MESSAGES])
+def test_pad_grad_bad_argument_message_is_complete(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_pad_grad_default_mode_is_constant():
+    """As ``pad``: without ``mode`` the padding is constant, so dx is dy without the padded rim."""
+    dy = np.arange(10.0).reshape(2, 5)
+    got = F.pad_grad(PAD_X, dy, (1, 1), backend="numpy")
+    np.testing.assert_array_equal(got, dy[:, 1:4])
+    np.testing.assert_array_equal(F.pad_grad(PAD_X, dy, (1, 1), "constant", backend="numpy"), got)
+
+
+def test_pad_grad_uses_the_backend_it_is_given():
+    dy = np.zeros((2, 5))
+    F.pad_grad(PAD_X, dy, (1, 1), backend="numpy")
+    with pytest.raises(ValueError, match=r"^unknown backend 'fortran'; choose one of \['numpy', 'cython', 'cupy'\]$"):
+        F.pad_grad(PAD_X, dy, (1, 1), backend="fortran")
+
+
+@pytest.mark.parametrize("x_shape, pad", [((2, 3), (-2, -1)), ((2, 0), (1, 1)), ((0, 3), (1, 1))])
+def test_pad_grad_of_an_empty_input_or_output_is_zeros_of_x(x_shape, pad):
+    """Cropped to nothing, or padding an empty input: no output comes from x, so dx is zeros of x's shape."""
+    import minicnn as mc
+
+    x = np.ones(x_shape, np.float32)
+    dy = np.ones(F.pad(x, pad, backend="numpy").shape, np.float32)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        dx = F.pad_grad(x, dy, pad, backend=backend)
+        assert dx.shape == x_shape and dx.dtype == np.float32 and not dx.any()
+
+
+def test_explain_conv2d_refuses_a_bad_padding_by_name():
+    with pytest.raises(ValueError) as info:
+        F.explain_conv2d((1, 2, 5, 5), (3, 2, 3, 3), padding="bogus", backend="numpy")
+    assert str(info.value) == "explain_conv2d: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'bogus'"
+
+
+# A dilated pooling, 2x2 windows and stride 1: dilation (2, 1) makes window (0, 0) rows {0, 2} and columns {0, 1}.
+DILATED_X = np.zeros((1, 1, 9, 9))
+
+
+def _dilated_window_message(dilation):
+    taps = [f"{d}*[0, 2)" if d != 1 else "[0, 2)" for d in dilation]
+    return (f"max_pool2d_grad: 1 of the indices point outside their own 2x2 window (window (i, j) covers rows "
+            f"i*1 - 0 + {taps[0]} and columns j*1 - 0 + {taps[1]}); pass the indices returned by "
+            f"max_pool2d_with_indices for the same arguments")
+
+
+@pytest.mark.parametrize("dilation, row, col", [
+    ((2, 1), 1, 0),  # between the two taps of a dilated row
+    ((1, 2), 0, 1),  # between the two taps of a dilated column
+    ((2, 1), 4, 0),  # past the window's rows, on a multiple of the dilation
+    ((1, 2), 0, 4),  # past the window's columns, on a multiple of the dilation
+])
+def test_a_dilated_window_refuses_an_index_that_is_not_one_of_its_taps(dilation, row, col):
+    pool = dict(kernel_size=2, stride=1, dilation=dilation)
+    y, indices = F.max_pool2d_with_indices(DILATED_X, **pool, backend="numpy")
+    dy = np.ones(y.shape)
+    tap = indices.copy()
+    tap[0, 0, 0, 0] = dilation[0] * DILATED_X.shape[3] + dilation[1]  # the window's last tap is its own
+    F.max_pool2d_grad(DILATED_X, dy, **pool, indices=tap)
+    bad = indices.copy()
+    bad[0, 0, 0, 0] = row * DILATED_X.shape[3] + col
+    with pytest.raises(ValueError) as info:
+        F.max_pool2d_grad(DILATED_X, dy, **pool, indices=bad)
+    assert str(info.value) == _dilated_window_message(dilation)
+
+
+def _grad_calls(x, w, dy):
+    return {
+        "conv2d_grad": lambda plan: F.conv2d_grad(x, w, dy, plan=plan, backend="cython"),
+        "conv2d_input_grad": lambda plan: F.conv2d_input_grad(x.shape, w, dy, plan=plan, backend="cython"),
+        "conv2d_weight_grad": lambda plan: F.conv2d_weight_grad(x, w.shape, dy, plan=plan, backend="cython"),
+        "conv2d_and_weight_grad": lambda plan: F.conv2d_and_weight_grad(x, w, dy, plan=plan, backend="cython"),
+    }
+
+
+def _planned_dtypes(monkeypatch):
+    """The dtypes the cython backend is asked to plan for, recorded as each call completes its plan."""
+    from minicnn.backends import get_backend
+
+    impl, asked = get_backend("cython"), []
+    plan_conv2d = impl.plan_conv2d
+
+    def recording(geometry, dtype, plan=None):
+        asked.append(np.dtype(dtype))
+        return plan_conv2d(geometry, dtype, plan)
+
+    monkeypatch.setattr(impl, "plan_conv2d", recording)
+    return asked
+
+
+@pytest.mark.parametrize("name", sorted(_grad_calls(None, None, None)))
+def test_a_partial_plan_is_completed_for_the_dtype_of_the_call(name, monkeypatch):
+    """A dict plan forces the operations it names; the others come from the plan for this layer and the arrays'
+    dtype (float32 here), never for another dtype (the paths that take a layer, and their limits, depend on it)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 4, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((8, 4, 8, 8)).astype(np.float32)
+    asked = _planned_dtypes(monkeypatch)
+    _grad_calls(x, w, dy)[name]({"forward": "im2col"})
+    assert asked and set(asked) == {np.dtype(np.float32)}
+
+
+PAD_SHAPE_MESSAGES = [
+    ("pad x type", lambda: F.pad([1], (1, 1)), TypeError, f"pad: x {ARRAY} list"),
+    ("pad too many pairs", lambda: F.pad(PAD_X, (1, 1, 1, 1, 1, 1)), ValueError,
+     "pad: pad must have an even length of at most 2*ndim = 4 (pairs for the last axes, last axis first), "
+     "got 6 values for an input of shape (2, 3)"),
+    ("pad_grad too many pairs", lambda: F.pad_grad(PAD_X, np.zeros((2, 5)), (1, 1, 1, 1, 1, 1)), ValueError,
+     "pad_grad: pad must have an even length of at most 2*ndim = 4 (pairs for the last axes, last axis first), "
+     "got 6 values for an input of shape (2, 3)"),
+    ("pad_grad crop below zero", lambda: F.pad_grad(PAD_X, np.zeros((2, 0)), (-2, -2)), ValueError,
+     "pad_grad: axis 1 would have size 3 + -2 + -2 = -1 < 0"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in PAD_SHAPE_MESSAGES],
+                         ids=[m[0] for m in PAD_SHAPE_MESSAGES])
+def test_pad_shape_message_is_complete(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_pad_uses_the_backend_it_is_given():
+    F.pad(PAD_X, (1, 1), backend="numpy")
+    with pytest.raises(ValueError, match=r"^unknown backend 'fortran'; choose one of \['numpy', 'cython', 'cupy'\]$"):
+        F.pad(PAD_X, (1, 1), backend="fortran")
+
+
+@pytest.mark.parametrize("x_shape, pad, out_shape", [((2, 3), (-2, -1), (2, 0)), ((2, 0), (1, 1), (2, 2)),
+                                                     ((0, 3), (1, 1), (0, 5))])
+def test_pad_of_an_empty_input_or_output_is_the_value_in_x_dtype(x_shape, pad, out_shape):
+    """Padding an empty axis fills the output with ``value`` alone; cropping to nothing leaves an empty output."""
+    import minicnn as mc
+
+    x = np.ones(x_shape, np.float32)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        y = F.pad(x, pad, value=2.5, backend=backend)
+        assert y.shape == out_shape and y.dtype == np.float32
+        np.testing.assert_array_equal(y, np.full(out_shape, 2.5, np.float32))
+
+
+def test_a_partial_forward_plan_is_completed_for_the_dtype_of_the_call(monkeypatch):
+    """As for the gradients: ``conv2d`` with a dict plan that names no forward path plans it for x's dtype."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    asked = _planned_dtypes(monkeypatch)
+    F.conv2d(x, w, padding=1, plan={"input_grad": "reference"}, backend="cython")
+    assert asked and set(asked) == {np.dtype(np.float32)}
+
+
+# ------------------------------------------------------------------------------------ conv2d_and_weight_grad
+AND_MESSAGES = [
+    ("x type", lambda: F.conv2d_and_weight_grad([1], W, DY), TypeError, f"conv2d_and_weight_grad: x {ARRAY} list"),
+    ("w type", lambda: F.conv2d_and_weight_grad(X, [1], DY), TypeError, f"conv2d_and_weight_grad: w {ARRAY} list"),
+    ("x ndim", lambda: F.conv2d_and_weight_grad(X3, W, DY), ValueError, f"conv2d_and_weight_grad: {X_4D}"),
+    ("w ndim", lambda: F.conv2d_and_weight_grad(X, W3, DY), ValueError, f"conv2d_and_weight_grad: {W_4D}"),
+    ("w dtype", lambda: F.conv2d_and_weight_grad(X, W.astype(np.float64), DY), TypeError,
+     "conv2d_and_weight_grad: w has dtype float64 but x has dtype float32; use one dtype"),
+    ("padding", lambda: F.conv2d_and_weight_grad(X, W, DY, padding="bogus"), ValueError,
+     "conv2d_and_weight_grad: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'bogus'"),
+    ("dy shape", lambda: F.conv2d_and_weight_grad(X, W, DY, padding=(0, 1, 0, 1)), ValueError,
+     "conv2d_and_weight_grad: dy must have the output's shape (2, 6, 7, 7), got (2, 6, 6, 6)"),
+    ("weight_grad padding", lambda: F.conv2d_weight_grad(X, W.shape, DY, padding="bogus"), ValueError,
+     "conv2d_weight_grad: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'bogus'"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in AND_MESSAGES], ids=[m[0] for m in AND_MESSAGES])
+def test_conv2d_and_weight_grad_bad_argument_message_is_complete(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_conv2d_and_weight_grad_geometry_errors_carry_its_name():
+    x, w = np.zeros((1, 4, 4, 4)), np.zeros((4, 4, 5, 5))
+    with pytest.raises(ValueError) as info:
+        F.conv2d_and_weight_grad(x, w, np.zeros((1, 4, 1, 1)), backend="numpy")
+    assert str(info.value).startswith("conv2d_and_weight_grad: output height (4 + 2*0 - 1*(5-1) - 1)//1 + 1 = 0 < 1")
+
+
+def test_conv2d_and_weight_grad_uses_the_backend_and_plan_it_is_given():
+    """As every entry point: an unknown backend is refused, and so is a path name on the one-path reference."""
+    import minicnn as mc
+
+    x, w, dy = np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3)), np.zeros((1, 3, 3, 3))
+    F.conv2d_and_weight_grad(x, w, dy, backend="numpy")
+    with pytest.raises(ValueError, match=r"^unknown backend 'fortran'; choose one of \['numpy', 'cython', 'cupy'\]$"):
+        F.conv2d_and_weight_grad(x, w, dy, backend="fortran")
+    for current in [b for b in mc.available_backends() if b != "cupy"]:
+        with mc.use_backend(current):
+            with pytest.raises(ValueError, match=r"^plan: the numpy backend has no kernel paths to choose from"):
+                F.conv2d_and_weight_grad(x, w, dy, plan="im2col", backend="numpy")
+
+
+def test_conv2d_and_weight_grad_of_an_empty_batch_gives_zeros_of_the_input_dtype():
+    import minicnn as mc
+
+    x, w, dy = np.zeros((0, 3, 6, 6), np.float32), np.ones((4, 3, 3, 3), np.float32), np.zeros((0, 4, 4, 4), np.float32)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        y, dw, db = F.conv2d_and_weight_grad(x, w, dy, backend=backend)
+        for a, shape in [(y, (0, 4, 4, 4)), (dw, (4, 3, 3, 3)), (db, (4,))]:
+            assert a.shape == shape and a.dtype == np.float32 and not a.any()
+
+
+# ------------------------------------------------------------------------------------- pad's other checks
+PAD_MODE_MESSAGES = [
+    ("value type", lambda: F.pad(PAD_X, (1, 1), value="a"), TypeError, "pad: value must be a number, got str 'a'"),
+    ("circular", lambda: F.pad(PAD_X, (4, 0), mode="circular"), ValueError,
+     "pad: circular padding (4, 0) of axis 1 (size 3) is impossible: it needs 0 <= padding and padding <= size"),
+    ("replicate", lambda: F.pad(np.zeros((2, 0)), (1, 1), mode="replicate"), ValueError,
+     "pad: replicate padding (1, 1) of axis 1 (size 0) is impossible: it needs 0 <= padding and size >= 1"),
+    ("reflect", lambda: F.pad(PAD_X, (3, 0), mode="reflect"), ValueError,
+     "pad: reflect padding (3, 0) of axis 1 (size 3) is impossible: it needs 0 <= padding and padding < size "
+     "(the edge is not repeated)"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in PAD_MODE_MESSAGES],
+                         ids=[m[0] for m in PAD_MODE_MESSAGES])
+def test_pad_mode_message_is_complete(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_check_pad_spec_without_a_value_takes_every_mode(mode):
+    """The value defaults to 0, the fill every mode allows (a non-zero one is constant mode's alone)."""
+    assert F.check_pad_spec("Pad", [1, np.int64(2)], mode) == (1, 2)
+
+
+# --------------------------------------------------------------------- conv2d_input_grad: padding, plan, batch
+INPUT_GRAD_MESSAGES = [
+    ("padding", lambda: F.conv2d_input_grad((1, 2, 5, 5), np.zeros((3, 2, 3, 3)), np.zeros((1, 3, 5, 5)),
+                                            padding="bogus"), ValueError,
+     "conv2d_input_grad: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'bogus'"),
+    ("same strided", lambda: F.conv2d_input_grad((1, 2, 6, 6), np.zeros((3, 2, 3, 3)), np.zeros((1, 3, 3, 3)),
+                                                 padding="same", stride=2), ValueError,
+     "conv2d_input_grad: padding='same' is not supported for strided convolutions (stride=(2, 2)), as in PyTorch: "
+     "with stride S the output is ceil(H/S), not H; give the padding as numbers"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in INPUT_GRAD_MESSAGES],
+                         ids=[m[0] for m in INPUT_GRAD_MESSAGES])
+def test_conv2d_input_grad_padding_message_is_complete(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+INPUT_GRAD_LAYERS = [
+    ((2, 4, 7, 8), (6, 2, 3, 2), dict(padding=(1, 0, 2, 1), groups=2)),  # F.pad (left, right, top, bottom)
+    ((2, 3, 6, 8), (4, 3, 3, 2), dict(padding=(0, 2, 1, 3))),  # more after than before on both axes
+    ((2, 3, 7, 8), (4, 3, 3, 2), dict(padding="same", dilation=(2, 1))),  # "same" pads by the dilated kernel
+    ((1, 3, 9, 8), (4, 3, 2, 3), dict(stride=(2, 1), padding=(0, 1), dilation=(1, 2))),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", INPUT_GRAD_LAYERS)
+def test_conv2d_input_grad_is_the_dx_of_conv2d_grad_for_every_padding(x_shape, w_shape, kwargs):
+    """dX alone, from x's shape only, is conv2d_grad's dX: the asymmetric part of the padding is undone, "same"
+    resolved from the filter, its dilation and the stride."""
+    import minicnn as mc
+
+    rng = np.random.default_rng(13)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    dy = rng.standard_normal(F.conv2d(x, w, **kwargs, backend="numpy").shape)
+    want = F.conv2d_grad(x, w, dy, **kwargs, backend="numpy")[0]
+    assert want.shape == x_shape
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        got = F.conv2d_input_grad(x_shape, w, dy, **kwargs, backend=backend)
+        assert got.shape == x_shape and got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_input_grad_of_an_empty_batch_has_the_unpadded_shape():
+    dx = F.conv2d_input_grad((0, 2, 5, 6), np.ones((3, 2, 3, 3)), np.zeros((0, 3, 6, 5)), padding=(1, 0, 2, 1),
+                             backend="numpy")
+    assert dx.shape == (0, 2, 5, 6) and dx.dtype == np.float64
+
+
+def test_conv2d_input_grad_checks_a_forced_path():
+    """A path that cannot compute this dX is refused, not replaced by the backend's own choice."""
+    import minicnn as mc
+
+    if "cython" not in mc.available_backends():
+        pytest.skip("the cython backend is not built here")
+    w, dy = np.zeros((3, 2, 3, 3), np.float32), np.zeros((1, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"^plan: path 'direct' does not take the input_grad of conv2d x 1x2x5x5, "
+                                         r"w 3x2x3x3 \(float32\): "):
+        F.conv2d_input_grad((1, 2, 5, 5), w, dy, plan="direct", backend="cython")
+
+
+PLAN_MESSAGES = [
+    ("padding", lambda: F.conv2d_plan((1, 2, 5, 5), (3, 2, 3, 3), padding="bogus"), ValueError,
+     "conv2d_plan: padding must be an int, a pair, 4 ints, 'same' or 'valid', got 'bogus'"),
+    ("same strided", lambda: F.conv2d_plan((1, 2, 6, 6), (3, 2, 3, 3), padding="same", stride=2), ValueError,
+     "conv2d_plan: padding='same' is not supported for strided convolutions (stride=(2, 2)), as in PyTorch: "
+     "with stride S the output is ceil(H/S), not H; give the padding as numbers"),
+    ("dilated kernel", lambda: F.conv2d_plan((1, 1, 4, 4), (1, 1, 3, 3), dilation=2, backend="numpy"), ValueError,
+     "conv2d_plan: output height (4 + 2*0 - 2*(3-1) - 1)//1 + 1 = 0 < 1: the kernel spans 5 pixels (dilation 2) "
+     "but the padded input height is 4"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in PLAN_MESSAGES], ids=[m[0] for m in PLAN_MESSAGES])
+def test_conv2d_plan_refuses_a_bad_layer_by_name(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_conv2d_plan_takes_a_dilated_grouped_same_layer():
+    """padding="same" of a 3x3 filter with dilation 2 pads 2 on each side, so a 2x2 input keeps its size;
+    with groups 2 the filters hold C_in/2 channels."""
+    import minicnn as mc
+
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        plan = F.conv2d_plan((1, 4, 2, 2), (4, 2, 3, 3), padding="same", dilation=2, groups=2, backend=backend)
+        assert plan is None if backend == "numpy" else plan.backend == backend
+
+
+def test_a_shape_may_be_given_as_text():
+    """``minicnn backends --explain`` passes the shapes as typed: "1x2x5x5" or "3,2,3,3"."""
+    text = F.explain_conv2d("1x2x5x5", "3,2,3,3", backend="numpy")
+    assert text == "conv2d x 1x2x5x5, w 3x2x3x3: the numpy backend has one path for every layer"
+    with pytest.raises(ValueError) as info:
+        F.explain_conv2d("1xbx5x5", (3, 2, 3, 3), backend="numpy")
+    assert str(info.value) == "x_shape must be sizes joined by 'x', e.g. 64x6x14x14, got '1xbx5x5'"
+
+
+@pytest.mark.parametrize("x_shape, w_shape, name, got", [
+    ((1, 2, 5.0, 5), (3, 2, 3, 3), "x_shape", "(1, 2, 5.0, 5)"),
+    ((1, 2, 5, 5), (3, 2, 3, True), "w_shape", "(3, 2, 3, True)"),
+])
+def test_a_shape_of_other_than_ints_is_refused(x_shape, w_shape, name, got):
+    with pytest.raises(ValueError) as info:
+        F.conv2d_plan(x_shape, w_shape, backend="numpy")
+    assert str(info.value) == (f"conv2d_plan: {name} must be 4 ints (N, C, H, W) or (C_out, C_in/groups, F_H, F_W), "
+                               f"got {got}")
+
+
+class _DeviceArray:
+    """What another GPU library's array exposes (numba, a torch CUDA tensor): the CUDA array interface, not CuPy's type."""
+
+    __cuda_array_interface__ = {"shape": (2, 3), "typestr": "<f4", "data": (0, False), "version": 3}
+    shape, dtype = (2, 3), np.dtype(np.float32)
+
+
+@pytest.mark.parametrize("x, message", [
+    (_DeviceArray(), f"pad: x {ARRAY} _DeviceArray"),
+    (np.zeros(3, np.float16), "pad: x must have dtype float32 or float64, got float16"),
+    (np.zeros(3, np.int32), "pad: x must have dtype float32 or float64, got int32"),
+])
+def test_only_float32_and_float64_numpy_or_cupy_arrays_are_taken(x, message):
+    with pytest.raises(TypeError) as info:
+        F.pad(x, (1, 1))
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("padding", [(0, 30000), (30000, 0)])
+def test_much_padding_on_one_axis_only_is_taken(padding):
+    """The padded input is N*C*(H + 2P_H)*(W + 2P_W) = 60,001 values here, far under the limit: each axis by its own P."""
+    y = F.conv2d(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), padding=padding, backend="numpy")
+    assert y.shape == (1, 1, 1 + 2 * padding[0], 1 + 2 * padding[1]) and y.sum() == 1.0
+
+
+@pytest.mark.parametrize("name", ["max_pool2d", "avg_pool2d"])
+def test_too_much_padding_for_a_ceil_mode_window_is_refused_with_the_stride_it_adds(name):
+    """A partial last window (ceil_mode) may reach one stride past the padded input: N*C*(H + 2P + S)*(W + 2P + S)."""
+    x = np.zeros((1, 2, 2, 3))
+    with pytest.raises(ValueError) as info:
+        getattr(F, name)(x, (60001, 60001), stride=(2, 3), padding=30000, ceil_mode=True, backend="numpy")
+    assert str(info.value) == (
+        f"{name}: padding (30000, 30000) makes the padded input N*C*(H + 2P + S)*(W + 2P + S) = "
+        "1*2*(2 + 2*30000 + 2)*(3 + 2*30000 + 3) = 7,201,200,048 values, more than 2,147,483,647; use less padding")
+
+
+def test_conv2d_and_conv2d_grad_of_an_empty_batch_have_the_shapes_of_a_full_one():
+    """y (0, C_out, H_out, W_out) of the padded input; dx of x's own, unpadded shape (or None), dW of w's, db (C_out,)."""
+    import minicnn as mc
+
+    x, w = np.zeros((0, 3, 5, 6), np.float32), np.ones((4, 3, 3, 3), np.float32)
+    dy = np.zeros((0, 4, 6, 5), np.float32)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        y = F.conv2d(x, w, padding=(1, 0, 2, 1), backend=backend)
+        assert y.shape == dy.shape and y.dtype == np.float32
+        for input_grad in (True, False):
+            dx, dw, db = F.conv2d_grad(x, w, dy, padding=(1, 0, 2, 1), input_grad=input_grad, backend=backend)
+            assert dx is None if not input_grad else (dx.shape == x.shape and dx.dtype == np.float32)
+            assert dw.shape == w.shape and db.shape == (4,) and dw.dtype == db.dtype == np.float32
+            assert not dw.any() and not db.any()
+
+
+def test_the_padded_size_limit_counts_padding_on_one_axis_and_is_inclusive():
+    """x's shape alone is enough to be refused (dy is never read, so a wrong one shows which check ran first):
+    padding on W alone can pass the limit, and exactly 2**31 - 1 padded values are still allowed."""
+    w, dy = np.zeros((1, 65536, 1, 1)), np.zeros((1, 1, 1, 1))
+    with pytest.raises(ValueError) as info:
+        F.conv2d_input_grad((1, 65536, 1, 1), w, dy, padding=(0, 16384), backend="numpy")
+    assert str(info.value) == (
+        "conv2d_input_grad: padding (0, 16384) makes the padded input N*C*(H + 2P)*(W + 2P) = "
+        "1*65536*(1 + 2*0)*(1 + 2*16384) = 2,147,549,184 values, more than 2,147,483,647; use less padding")
+    with pytest.raises(ValueError) as info:  # 1*1*1*(1 + 2*(2**30 - 1)) = 2**31 - 1: taken, then dy is checked
+        F.conv2d_input_grad((1, 1, 1, 1), np.zeros((1, 1, 1, 1)), dy, padding=(0, 2**30 - 1), backend="numpy")
+    assert str(info.value) == "conv2d_input_grad: dy must have the output's shape (1, 1, 1, 2147483647), got (1, 1, 1, 1)"
+
+
+def test_conv2d_refuses_a_bias_of_the_wrong_length_by_name():
+    with pytest.raises(ValueError) as info:
+        F.conv2d(X, W, np.zeros(5, np.float32))
+    assert str(info.value) == "conv2d: b must have shape (C_out,) = (6,), got (5,)"
+
+
+def test_the_padded_size_limit_of_f_pad_amounts_counts_each_side():
+    """Four F.pad amounts: the input is padded by the uneven part first, so the limit counts H + top + bottom and
+    W + left + right; exactly 2**31 - 1 values are still allowed (then dy, wrong here on purpose, is checked)."""
+    with pytest.raises(ValueError) as info:
+        F.conv2d(np.zeros((1, 2, 1, 1)), np.zeros((1, 2, 1, 1)), padding=(30000, 30001, 20000, 20001), backend="numpy")
+    assert str(info.value) == (
+        "conv2d: padding (30000, 30001, 20000, 20001) makes the padded input N*C*(H + top + bottom)*(W + left + right) "
+        "= 1*2*40002*60002 = 4,800,400,008 values, more than 2,147,483,647; use less padding")
+    with pytest.raises(ValueError) as info:  # 1*1*1*(2 + (2**30 - 2) + (2**30 - 1)) = 2**31 - 1
+        F.conv2d_grad(np.zeros((1, 1, 1, 2)), np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)),
+                      padding=(2**30 - 2, 2**30 - 1, 0, 0), backend="numpy")
+    assert str(info.value) == "conv2d_grad: dy must have the output's shape (1, 1, 1, 2147483647), got (1, 1, 1, 1)"
+
+
+def test_the_filter_shape_may_be_any_iterable_of_four_ints():
+    """``w_shape`` is read once, as ``conv2d_plan`` and ``conv2d_input_grad`` read theirs: an iterator is taken."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 5, 5))
+    dy = rng.standard_normal((2, 3, 3, 3))
+    want = F.conv2d_weight_grad(x, (3, 2, 3, 3), dy, backend="numpy")
+    got = F.conv2d_weight_grad(x, iter((3, 2, 3, 3)), dy, backend="numpy")
+    for g, r in zip(got, want):
+        np.testing.assert_array_equal(g, r)
+
+
+def test_arrays_of_one_library_go_together_whatever_their_subclass(tmp_path):
+    """x memory-mapped from a file (np.memmap, an ndarray subclass) with a plain w: the same device, so taken; the
+    result is the convolution of the same values."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((3, 2, 3, 3))
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    np.testing.assert_array_equal(F.conv2d(mapped, w, backend="numpy"), F.conv2d(x, w, backend="numpy"))
