@@ -176,3 +176,14 @@ def test_sgd_checkpoint_velocity_key_must_end_in_a_parameter_index(key):
     state = {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.0, key: np.zeros(3)}
     with pytest.raises(ValueError, match=re.escape(f"SGD.load_state_dict: {key!r} is not 'velocity.<parameter index>'")):
         _sgd().load_state_dict(state)
+
+
+def test_sgd_refuses_a_shape_only_parameter_by_index_name_and_shape():
+    """A lazy model's parameters have a shape but no values: SGD says which one and how to give it values."""
+    from minicnn.nn.init import shape_only
+
+    params = [nn.Parameter(np.zeros(3), "fc.b"), nn.Parameter(shape_only((4, 2)), "fc.w")]
+    message = ("SGD: parameter 1 ('fc.w', shape (4, 2)) is shape-only (its model was built lazy); "
+               "call model.materialize(seed) or load weights first")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        SGD(params, lr=0.1)
