@@ -29,7 +29,7 @@ def test_every_justification_has_a_reason_and_a_kind():
     names = [m["name"] for m in LISTED]
     assert len(names) == len(set(names)), "a mutant is listed twice"
     for m in LISTED:
-        assert m.get("kind", "equivalent") in ("equivalent", "gpu-only") and len(m["reason"]) > 20, m
+        assert m.get("kind", "equivalent") in mutation.KINDS and len(m["reason"]) > 20, m
 
 
 def test_every_module_has_its_file_and_every_entry_is_in_its_module_file():
@@ -86,3 +86,10 @@ def test_a_first_pass_hands_on_its_kills_only_where_the_function_is_the_same(tmp
     mine = meta(tmp_path / "module", {f + "1": None, f + "2": None, f + "3": 0, g + "1": None}, {"x_f": "same", "x_g": "new"})
     assert mutation._merge_first(tmp_path / "first", tmp_path / "module") == 1
     assert json.loads(mine.read_text(encoding="utf-8"))["exit_code_by_key"] == {f + "1": 1, f + "2": None, f + "3": 0, g + "1": None}
+
+
+def test_a_first_pass_takes_only_tests_of_the_module_s_mutation_suite():
+    assert mutation._in_suite("nn", "tests/test_mutants_nn.py") and not mutation._in_suite("nn", "tests/test_models.py")
+    assert mutation._in_suite("functional", "tests/test_mutants_functional.py")
+    assert not mutation._in_suite("functional", "tests/test_models.py")  # left out of the suite: not a kill there
+    assert not mutation._in_suite("functional", "tests/gpu/test_cupy.py")

@@ -54,6 +54,8 @@ SCORES = ROOT / "tools" / "mutation_scores.json"
 #: Every mutant's verdict, one <module>.json per module (``report --write`` writes them): a later ``run`` on a
 #: fresh machine starts from them, and mutmut keeps a verdict only while its function's source hash is unchanged.
 RESULTS = ROOT / "tools" / "mutation_results"
+#: the kinds of justified survivors (see _equivalents)
+KINDS = ("equivalent", "gpu-only", "rounding-only")
 
 #: The tests mutants are run against: the whole tests/ folder but the slow end-to-end runs (training,
 #: benchmarks, the GPU and instruction-set builds, data downloads); mutmut runs, for each mutant, only
@@ -130,6 +132,14 @@ def _only(base, module, files):
     return [n for n, s in results.items() if s == "not run" and any(n.startswith(p) for p in prefixes)]
 
 
+def _in_suite(module, test_file):
+    """Whether ``test_file`` is one of the tests ``module``'s mutants run against."""
+    name = test_file.removeprefix("./")
+    if module in SUITES:
+        return name in SUITES[module]
+    return name.startswith("tests/") and not any(name == p or name.startswith(p + "/") for p in IGNORED)
+
+
 def _run_first(module, base, workdir, first, children, env, minutes):
     """The mutants without a verdict against the test files ``first`` alone, in a mutmut workdir of their own
     (``<module>-first``: another test selection is another mutmut cache); those they kill (a test failed: exit
@@ -193,6 +203,10 @@ def run(module, workdir, minutes, children, retry=False, only=None, first=None):
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
     if first:
+        outside = [f for f in first if not _in_suite(module, f)]
+        if outside:
+            raise SystemExit(f"--first: {', '.join(outside)} not in the {module} mutation suite: a kill there would "
+                             "not be a kill by the suite the score is over")
         _run_first(module, base, workdir, first, children, env, minutes)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
     names = []
@@ -285,12 +299,14 @@ def _listed():
 
 
 def _equivalents():
-    """``{mutant name: kind}`` of the justified survivors: "equivalent", or "gpu-only" (it changes CuPy code paths
-    only, which the CPU suite cannot reach; tests/gpu runs them where a GPU is)."""
+    """``{mutant name: kind}`` of the justified survivors: "equivalent"; "gpu-only" (it changes CuPy code paths
+    only, which the CPU suite cannot reach; tests/gpu runs them where a GPU is); or "rounding-only" (the same
+    formula summed in another order: the results agree up to rounding, whose last bits depend on the CPU and BLAS,
+    so no test that holds on every machine can tell them apart; counted apart from the equivalent ones)."""
     out = {}
     for module, m in _listed():
-        if not m.get("reason") or m.get("kind", "equivalent") not in ("equivalent", "gpu-only"):
-            raise ValueError(f"{module}.toml: {m.get('name')!r} needs a reason and a kind (equivalent or gpu-only)")
+        if not m.get("reason") or m.get("kind", "equivalent") not in KINDS:
+            raise ValueError(f"{module}.toml: {m.get('name')!r} needs a reason and a kind ({', '.join(KINDS)})")
         if _module_of(m["name"]) != module:
             raise ValueError(f"{module}.toml: {m['name']!r} is a mutant of {_module_of(m['name'])}, not of {module}")
         out[m["name"]] = m.get("kind", "equivalent")
@@ -331,7 +347,7 @@ def _table(results, equivalent, key=None):
     table, unjustified = {}, []
     for name, status in results.items():
         module = (key or _module_of)(name)
-        row = table.setdefault(module, {"mutants": 0, "killed": 0, "equivalent": 0, "gpu-only": 0, "survived": 0,
+        row = table.setdefault(module, {"mutants": 0, "killed": 0, "equivalent": 0, "gpu-only": 0, "rounding-only": 0, "survived": 0,
                                         "no tests": 0, "not run": 0, "other": 0})
         row["mutants"] += 1
         if status in ("killed", "timeout", "caught by type check", "segfault"):
@@ -345,7 +361,7 @@ def _table(results, equivalent, key=None):
         else:
             row["other"] += 1
     for row in table.values():
-        row["justified"] = row["equivalent"] + row["gpu-only"]
+        row["justified"] = sum(row[kind] for kind in KINDS)
         row["unjustified"] = row["survived"] + row["no tests"]
         row["run"] = row["killed"] + row["justified"] + row["unjustified"]
         row["killed_share"] = round(row["killed"] / row["run"], 4) if row["run"] else None
@@ -360,11 +376,11 @@ def _percent(share):
 def report(workdir, as_json=None, write=False):
     results, equivalent = _results(workdir), _equivalents()
     table, unjustified = _table(results, equivalent)
-    print(f"{'module':<15} {'mutants':>7} {'run':>5} {'killed':>7} {'equiv.':>7} {'gpu-only':>8} {'survived':>8} "
+    print(f"{'module':<15} {'mutants':>7} {'run':>5} {'killed':>7} {'equiv.':>7} {'gpu-only':>8} {'rounding':>8} {'survived':>8} "
           f"{'no tests':>8} {'not run':>7} {'killed':>7} {'score':>7}")
     for module, row in sorted(table.items()):
         print(f"{module:<15} {row['mutants']:>7} {row['run']:>5} {row['killed']:>7} {row['equivalent']:>7} "
-              f"{row['gpu-only']:>8} {row['survived']:>8} {row['no tests']:>8} {row['not run']:>7} "
+              f"{row['gpu-only']:>8} {row['rounding-only']:>8} {row['survived']:>8} {row['no tests']:>8} {row['not run']:>7} "
               f"{_percent(row['killed_share']):>7} {_percent(row['score']):>7}")
     print("run: mutants with a verdict; killed: killed / run; score: (killed + justified) / run, justified = listed in "
           "tools/mutation_equivalent/<module>.toml")
@@ -394,7 +410,8 @@ def report(workdir, as_json=None, write=False):
     return 1 if stale else 0
 
 
-_COLUMNS = ("mutants", "run", "not run", "killed", "justified", "equivalent", "gpu-only", "unjustified", "killed_share",
+_COLUMNS = ("mutants", "run", "not run", "killed", "justified", "equivalent", "gpu-only", "rounding-only", "unjustified",
+            "killed_share",
             "score")
 
 
