@@ -851,3 +851,83 @@ def test_arrays_of_one_library_go_together_whatever_their_subclass(tmp_path):
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
     assert isinstance(mapped, np.memmap)
     np.testing.assert_array_equal(F.conv2d(mapped, w, backend="numpy"), F.conv2d(x, w, backend="numpy"))
+
+
+# ------------------------------------------------------------------------------------------------ linear
+LINEAR_MESSAGES = [
+    ("linear features", lambda: F.linear(np.zeros((1, 3)), np.zeros((2, 4))), ValueError,
+     "linear: x has 3 features but w expects in_features = w.shape[1] = 4"),
+    ("linear_grad features", lambda: F.linear_grad(np.zeros((1, 3)), np.zeros((2, 4)), np.zeros((1, 2))), ValueError,
+     "linear_grad: x has 3 features but w expects in_features = w.shape[1] = 4"),
+    ("linear b shape", lambda: F.linear(np.zeros((1, 3)), np.zeros((2, 3)), np.zeros(3)), ValueError,
+     "linear: b must have shape (out_features,) = (2,), got (3,)"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [m[1:] for m in LINEAR_MESSAGES], ids=[m[0] for m in LINEAR_MESSAGES])
+def test_linear_bad_argument_message_is_complete(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((0, 5), (3, 5)), ((2, 0), (3, 0)), ((2, 5), (0, 5)), ((2, 5), (1, 5))])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_linear_of_empty_or_thin_operands_follows_the_formula(x_shape, w_shape, with_bias):
+    """y = x Wᵀ + b for any size: an empty batch, no input feature (y = b), no output, a single output."""
+    import minicnn as mc
+
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(w_shape).astype(np.float32)
+    b = (rng.standard_normal(w_shape[0]) + 2).astype(np.float32) if with_bias else None
+    want = x @ w.T + (b if with_bias else 0)
+    for backend in [b for b in mc.available_backends() if b != "cupy"]:
+        got = F.linear(x, w, b, backend=backend)
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((0, 5), (3, 5)), ((2, 0), (3, 0)), ((2, 5), (0, 5)), ((2, 5), (1, 5))])
+def test_linear_grad_leaves_dx_out_when_told_for_any_size(x_shape, w_shape):
+    """input_grad=False: dx is None, whatever the sizes; dW and db follow the formula (a single output too)."""
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    dy = rng.standard_normal((x_shape[0], w_shape[0]))
+    dx, dw, db = F.linear_grad(x, w, dy, input_grad=False, backend="numpy")
+    assert dx is None
+    np.testing.assert_allclose(dw, dy.T @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, dy.sum(axis=0), rtol=1e-12, atol=1e-12)
+    dx, _, _ = F.linear_grad(x, w, dy, backend="numpy")
+    np.testing.assert_allclose(dx, dy @ w, rtol=1e-12, atol=1e-12)
+    assert dx.shape == x.shape
+
+
+# ------------------------------------------------------------------------------------------------ pooling
+FORWARD_INDICES_MESSAGES = [
+    ("not an array", [1, 2], TypeError,
+     "max_pool2d_grad: indices must be the int64 ndarray of shape (2, 3, 3, 3) that max_pool2d_with_indices "
+     "returned, got list  ()"),
+    ("out of range", np.full((2, 3, 3, 3), 36, np.int64), ValueError,
+     "max_pool2d_grad: indices must lie in [0, H*W) = [0, 36), got values in [36, 36]"),
+]
+
+
+@pytest.mark.parametrize("indices, error, message", [m[1:] for m in FORWARD_INDICES_MESSAGES],
+                         ids=[m[0] for m in FORWARD_INDICES_MESSAGES])
+def test_max_pool2d_grad_from_forward_refuses_bad_indices_by_name(indices, error, message):
+    x, dy = np.zeros((2, 3, 6, 6)), np.zeros((2, 3, 3, 3))
+    with pytest.raises(error) as info:
+        F.max_pool2d_grad_from_forward(x, dy, 2, indices=indices, backend="numpy")
+    assert str(info.value) == message
+
+
+def test_pooling_of_an_empty_batch_gives_zeros_of_the_input_dtype_and_shape():
+    """N = 0: every pooling result is empty, of the output's (or, for a gradient, the input's) shape and dtype."""
+    x, dy = np.zeros((0, 3, 6, 6), np.float32), np.zeros((0, 3, 3, 3), np.float32)
+    y, indices = F.max_pool2d_with_indices(x, 2, backend="numpy")
+    assert (y.shape, y.dtype, indices.shape, indices.dtype) == ((0, 3, 3, 3), np.float32, (0, 3, 3, 3), np.int64)
+    y = F.avg_pool2d(x, 2, backend="numpy")
+    assert (y.shape, y.dtype) == ((0, 3, 3, 3), np.float32)
+    for dx in [F.max_pool2d_grad(x, dy, 2, backend="numpy"), F.avg_pool2d_grad(x, dy, 2, backend="numpy"),
+               F.max_pool2d_grad_from_forward(x, dy, 2, indices=indices, backend="numpy")]:
+        assert (dx.shape, dx.dtype) == ((0, 3, 6, 6), np.float32)
