@@ -88,6 +88,24 @@ def test_a_first_pass_hands_on_its_kills_only_where_the_function_is_the_same(tmp
     assert json.loads(mine.read_text(encoding="utf-8"))["exit_code_by_key"] == {f + "1": 1, f + "2": None, f + "3": 0, g + "1": None}
 
 
+def test_a_first_pass_of_a_retry_replaces_the_verdict_of_the_survivors_it_kills(tmp_path):
+    """``run --retry --first``: a survivor run again is killed by the tests as they are now; a survivor not run again,
+    and a killed mutant, keep their verdicts."""
+    def meta(folder, codes):
+        path = folder / "mutants" / "minicnn" / "optim.py.meta"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"exit_code_by_key": codes, "hash_by_function_name": {"x_f": "h"},
+                                    "type_check_error_by_key": {}, "durations_by_key": {}, "estimated_durations_by_key": {}}),
+                        encoding="utf-8")
+        return path
+
+    f = "minicnn.optim.x_f__mutmut_"
+    meta(tmp_path / "first", {f + "1": 1, f + "2": 1, f + "3": 1, f + "4": 0})
+    mine = meta(tmp_path / "module", {f + "1": 0, f + "2": 0, f + "3": 33, f + "4": 0})
+    assert mutation._merge_first(tmp_path / "first", tmp_path / "module", retried={f + "1", f + "3", f + "4"}) == 2
+    assert json.loads(mine.read_text(encoding="utf-8"))["exit_code_by_key"] == {f + "1": 1, f + "2": 0, f + "3": 1, f + "4": 0}
+
+
 def test_a_first_pass_takes_only_tests_of_the_module_s_mutation_suite():
     assert mutation._in_suite("nn", "tests/test_mutants_nn.py") and not mutation._in_suite("nn", "tests/test_models.py")
     assert mutation._in_suite("functional", "tests/test_mutants_functional.py")

@@ -140,16 +140,17 @@ def _in_suite(module, test_file):
     return name.startswith("tests/") and not any(name == p or name.startswith(p + "/") for p in IGNORED)
 
 
-def _run_first(module, base, workdir, first, children, env, minutes):
+def _run_first(module, base, workdir, first, children, env, minutes, retried=()):
     """The mutants without a verdict against the test files ``first`` alone, in a mutmut workdir of their own
     (``<module>-first``: another test selection is another mutmut cache); those they kill (a test failed: exit
     code 1) get that verdict in the module's workdir, so that its run against the whole suite has only the
     rest to run. A mutant killed by a few tests is killed by the suite that holds them; a survivor here is
-    run again there."""
+    run again there. ``retried``: survivors (``--retry``) run here too, and a kill here replaces their verdict."""
     fast = base / f"{module}-first"
-    _merge_first(fast, workdir)  # what an interrupted first pass found
+    _merge_first(fast, workdir, retried)  # what an interrupted first pass found
     results = {n: s for n, s in _results(base).items() if _module_of(n) == module}
     pending = [n for n, s in results.items() if s == "not run"] if results else []
+    pending += [n for n in retried if n not in pending]
     if results and not pending:
         return 0
     fast.mkdir(parents=True, exist_ok=True)
@@ -160,13 +161,14 @@ def _run_first(module, base, workdir, first, children, env, minutes):
                        env=env, timeout=None if minutes is None else minutes * 60)
     except subprocess.TimeoutExpired:
         print(f"stopped the first pass after {minutes} minutes", file=sys.stderr)
-    marked = _merge_first(fast, workdir)
+    marked = _merge_first(fast, workdir, retried)
     print(f"{module}: {marked} mutants killed by {' '.join(first)} alone")
     return marked
 
 
-def _merge_first(fast, workdir):
-    """Copy the kills of the first pass (``fast``) into ``workdir``'s mutmut results where it has no verdict yet."""
+def _merge_first(fast, workdir, retried=()):
+    """Copy the kills of the first pass (``fast``) into ``workdir``'s mutmut results where it has no verdict yet, or
+    where it has survived and is one of ``retried`` (run again against the tests as they are now)."""
     marked = 0
     for meta in sorted((fast / "mutants").glob("**/*.py.meta")):
         data = json.loads(meta.read_text(encoding="utf-8"))
@@ -185,7 +187,8 @@ def _merge_first(fast, workdir):
                     if mine.get("hash_by_function_name", {}).get(f) == h}
             killed = {n for n in killed if n.split("__mutmut_")[0].rsplit(".", 1)[-1] in same}
         for name in killed:
-            if mine["exit_code_by_key"].get(name, 1) is None:
+            verdict = mine["exit_code_by_key"].get(name, 1)
+            if verdict is None or (name in retried and STATUS.get(verdict) in ("survived", "no tests")):
                 mine["exit_code_by_key"][name] = 1
                 marked += 1
         target.write_text(json.dumps(mine, indent=4), encoding="utf-8")
@@ -202,18 +205,21 @@ def run(module, workdir, minutes, children, retry=False, only=None, first=None):
               "mutants of every function whose source changed since)")
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
+    def survivors():  # not justified: run again, against the tests as they are now
+        justified = _equivalents()
+        return [name for name, status in _results(base).items()
+                if status in ("survived", "no tests") and _module_of(name) == module and name not in justified]
+
     if first:
         outside = [f for f in first if not _in_suite(module, f)]
         if outside:
             raise SystemExit(f"--first: {', '.join(outside)} not in the {module} mutation suite: a kill there would "
                              "not be a kill by the suite the score is over")
-        _run_first(module, base, workdir, first, children, env, minutes)
+        _run_first(module, base, workdir, first, children, env, minutes, survivors() if retry else ())
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
     names = []
-    if retry:  # run the survivors not justified again, against the tests as they are now
-        justified = _equivalents()
-        names += [name for name, status in _results(base).items()
-                  if status in ("survived", "no tests") and _module_of(name) == module and name not in justified]
+    if retry:
+        names += survivors()
     if only:  # these files first: mutmut otherwise orders all the module's mutants by the time of their tests
         names += _only(base, module, only)
     if (retry or only) and not names:
