@@ -157,3 +157,88 @@ def test_pool_geometry_padding_end_defaults_to_the_padding_and_describe_names_th
     assert pool2d_geometry((2, 3, 7, 8), (3, 2), (2, 1), (0, 1, 1, 0), dilation=(1, 2), ceil_mode=True).describe() == (
         "x 2x3x7x8, kernel (3, 2), stride (2, 1), padding (1, 0), padding_end (0, 1), dilation (1, 2), ceil_mode True")
     assert pool2d_geometry((1, 1, 4, 4), 2).describe() == "x 1x1x4x4, kernel (2, 2), stride (2, 2)"
+
+
+# ------------------------------------------------------------------ conv2d_padding, pad_output_shape, pair
+@pytest.mark.parametrize("padding, kernel_size, expected", [
+    ("same", 3, ((1, 1), None)),
+    ("same", 1, ((0, 0), None)),
+    ("same", (2, 3), ((0, 1), (0, 0, 0, 1))),
+    ((1, 1, 1, 1), 3, ((1, 1), None)),
+    ((1, 2, 0, 1), 3, ((0, 1), (0, 1, 0, 1))),
+])
+def test_conv_padding_defaults_give_same_padding_and_no_extra_when_symmetric(padding, kernel_size, expected):
+    """With the default stride 1 and dilation 1, ``"same"`` pads ``F - 1`` pixels per axis, half before and the odd
+    one after (a 1x1 kernel needs none); the F.pad extra is ``None`` whenever both sides of every axis agree."""
+    from minicnn.shapes import conv2d_padding
+
+    assert conv2d_padding(padding, kernel_size) == expected
+
+
+@pytest.mark.parametrize("args, kwargs, error, message", [
+    (("same", 3), dict(stride=0), ValueError, "conv2d: stride must be >= 1 along both axes, got stride=0"),
+    (("same", 3), dict(stride="a"), TypeError, "conv2d: stride must be an int or a pair (h, w) of ints, got str 'a'"),
+    (("same", 0), {}, ValueError, "conv2d: kernel_size must be >= 1 along both axes, got kernel_size=0"),
+    (("same", 1.5), {}, TypeError,
+     "conv2d: kernel_size must be an int or a pair (h, w) of ints, got float 1.5"),
+    (("same", 3), dict(dilation=0), ValueError, "conv2d: dilation must be >= 1 along both axes, got dilation=0"),
+    (("same", 3), dict(dilation=(1, 2, 3)), TypeError,
+     "conv2d: dilation must be an int or a pair (h, w) of ints, got a sequence of length 3: (1, 2, 3)"),
+    ((-1, 3), {}, ValueError, "conv2d: padding must be >= 0 along both axes, got padding=-1"),
+    (((0, 0, -1, 0), 3), {}, ValueError,
+     "conv2d: padding must be >= 0 on every side, got (left, right, top, bottom) = (0, 0, -1, 0)"),
+    (((-1, 0, 0, 0), 3), {}, ValueError,
+     "conv2d: padding must be >= 0 on every side, got (left, right, top, bottom) = (-1, 0, 0, 0)"),
+])
+def test_conv_padding_errors_name_the_default_function_and_the_argument(args, kwargs, error, message):
+    """Each wrong stride, kernel size, dilation or padding (each of F.pad's four sides, top and left too) is refused
+    with a message that starts with the default function name ``conv2d`` and names the argument and its value."""
+    from minicnn.shapes import conv2d_padding
+
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        conv2d_padding(*args, **kwargs)
+
+
+@pytest.mark.parametrize("shape, pad, message", [
+    ((2,), (1,), "pad: pad must have an even length of at most 2*ndim = 2 (pairs for the last axes, last axis "
+                 "first), got 1 values for an input of shape (2,)"),
+    ((2, 3), (0, 0, -5, 1), "pad: axis 0 would have size 2 + -5 + 1 = -2 < 0"),
+    ((2, 3), (-2, -4, 0, 0), "pad: axis 1 would have size 3 + -2 + -4 = -3 < 0"),
+])
+def test_pad_output_shape_errors_name_pad_and_the_axis_amounts(shape, pad, message):
+    """F.pad's shape check names the default function ``pad``; an axis cropped below 0 is shown with its size and
+    its own two amounts (before, after), for the last axis and the one before it."""
+    from minicnn.shapes import pad_output_shape
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        pad_output_shape(shape, pad)
+
+
+def test_pair_default_name_and_numpy_integers_inside_a_pair():
+    """``pair`` names its argument ``value`` by default, and takes NumPy integers inside an ``(h, w)`` pair as ints."""
+    import numpy as np
+
+    from minicnn.shapes import pair
+
+    with pytest.raises(TypeError, match=r"^value must be an int or a pair \(h, w\) of ints, got str 'a'$"):
+        pair("a")
+    got = pair((np.int64(3), np.int32(5)))
+    assert got == (3, 5) and all(type(v) is int for v in got)
+
+
+def test_pair_without_numpy_refuses_a_float(monkeypatch):
+    """Where NumPy cannot be imported, nothing is a NumPy integer: a float is still refused, not truncated."""
+    import sys
+
+    from minicnn.shapes import pair
+
+    monkeypatch.setitem(sys.modules, "numpy", None)
+    with pytest.raises(TypeError, match=r"^value must be an int or a pair \(h, w\) of ints, got float 1\.5$"):
+        pair(1.5)
+
+
+def test_dilated_extent_default_is_undilated():
+    """Without a dilation a kernel of F taps spans F pixels; with rate 2 a 3-tap kernel spans 5."""
+    from minicnn.shapes import dilated_extent
+
+    assert (dilated_extent(3), dilated_extent(1), dilated_extent(3, 2)) == (3, 1, 5)
