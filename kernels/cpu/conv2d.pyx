@@ -973,3 +973,200 @@ def conv2d_grad_lanes(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                 minicnn_lanes_input_grad_f64(dyL, &w_l[0, 0, 0, 0], xL, channels, height, width, out_ch, kh, kw)
                 minicnn_lanes_unpack_f64(xL, count, x_plane, &dx[n0, 0, 0, 0])
     return others
+
+
+# ---------------------------------------------------------------------------------------------
+# Polyphase: a strided layer whose filter is a whole number of strides (F_H = M_H*S_H, F_W = M_W*S_W:
+# the 4x4 stride-2 filters of a transposed convolution, a patchify stem) without a column matrix.
+#
+# The formula of deck 003_7c437a475fa69432.txt ("Correlación cruzada", "Stride") with tap
+# p = a*S_H + r, q = b*S_W + t (0 <= r < S_H, 0 <= t < S_W) reads pixel ((i + a)*S_H + r - P_H, ...):
+#
+#     phase[(c, r, t), m, n] = X[c, m*S_H + r - P_H, n*S_W + t - P_W]        (0 outside the image)
+#     Y[o, i, j] = sum_{a, b} sum_{(c, r, t)} W[o, c, a*S_H + r, b*S_W + t] * phase[(c, r, t), i + a, j + b]
+#
+# so the layer is M_H*M_W stride-1 products over the S_H*S_W phase images. Each phase image is laid out
+# H_S x W_S (H_S = H_out + M_H - 1, W_S = W_out + M_W - 1), so pixel (i + a, j + b) lies a*W_S + b entries
+# after (i, j): the product of tap (a, b) reads the phase images at that offset, onto output positions
+# on the same W_S-wide grid, L = (H_out - 1)*W_S + W_out of them (the W_S - W_out extra ones of each row
+# are dropped from Y, and carry zeros in dY). The phase images hold as many entries as the padded input;
+# im2col's column matrix holds M_H*M_W times more, written and read once per product.
+#
+# ``wr`` is W reordered tap by tap, (M_H*M_W, C_out, C*S_H*S_W): wr[a*M_W + b, o, (c*S_H + r)*S_W + t].
+
+
+cdef void phase_split(const floating* image, floating* phase, Py_ssize_t channels, Py_ssize_t height,
+                      Py_ssize_t width, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                      Py_ssize_t hs, Py_ssize_t ws) noexcept nogil:
+    """The phase images of one (C, H, W) image, ``phase[(c, r, t), m, n]`` (zeros in the padding)."""
+    cdef Py_ssize_t c, r, t, m, n, row_in, n_lo, n_hi
+    cdef floating* dst = phase
+    cdef const floating* src
+    for c in range(channels):
+        for r in range(sh):
+            for t in range(sw):
+                tap_columns(t, width, sw, pw, 1, ws, &n_lo, &n_hi)
+                for m in range(hs):
+                    row_in = m * sh + r - ph
+                    if row_in < 0 or row_in >= height:
+                        memset(dst, 0, ws * sizeof(floating))
+                    else:
+                        src = image + (c * height + row_in) * width - pw + t
+                        for n in range(n_lo):
+                            dst[n] = 0
+                        for n in range(n_lo, n_hi):
+                            dst[n] = src[n * sw]
+                        for n in range(n_hi, ws):
+                            dst[n] = 0
+                    dst += ws
+
+
+cdef void phase_merge(const floating* phase, floating* image, Py_ssize_t channels, Py_ssize_t height,
+                      Py_ssize_t width, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                      Py_ssize_t hs, Py_ssize_t ws) noexcept nogil:
+    """The adjoint of ``phase_split``: every pixel of the image is one entry of one phase image (or of none,
+    a pixel no window reads, which gets 0), so the entries are written back, not added."""
+    cdef Py_ssize_t c, r, t, m, n, row_in, n_lo, n_hi
+    cdef const floating* src = phase
+    cdef floating* dst
+    memset(image, 0, channels * height * width * sizeof(floating))
+    for c in range(channels):
+        for r in range(sh):
+            for t in range(sw):
+                tap_columns(t, width, sw, pw, 1, ws, &n_lo, &n_hi)
+                for m in range(hs):
+                    row_in = m * sh + r - ph
+                    if 0 <= row_in < height:
+                        dst = image + (c * height + row_in) * width - pw + t
+                        for n in range(n_lo, n_hi):
+                            dst[n * sw] = src[n]
+                    src += ws
+
+
+cdef void phase_products(const floating* wr, const floating* phase, floating* out, int out_ch, int kp,
+                         int ma, int mb, int hs, int ws, int grid) noexcept nogil:
+    """``out(C_out x L) = sum_{a, b} W_ab @ phase[:, shifted by a*W_S + b]``."""
+    cdef int a, b
+    for a in range(ma):
+        for b in range(mb):
+            gemm_rowmajor(c'N', c'N', out_ch, grid, kp, <floating>1.0, wr + (a * mb + b) * out_ch * kp, kp,
+                          phase + a * ws + b, hs * ws, <floating>(0.0 if a == 0 and b == 0 else 1.0), out, grid)
+
+
+cdef void grid_to_image(const floating* out, floating* y_image, const floating* bias, Py_ssize_t out_ch,
+                        Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t ws, Py_ssize_t grid) noexcept nogil:
+    """Y[o, i, j] = out[o, i*W_S + j] (+ b[o]): the output positions of the W_S-wide grid."""
+    cdef Py_ssize_t o, i, j
+    cdef floating* dst
+    cdef const floating* src
+    for o in range(out_ch):
+        for i in range(oh):
+            dst = y_image + (o * oh + i) * ow
+            src = out + o * grid + i * ws
+            if bias == NULL:
+                memcpy(dst, src, ow * sizeof(floating))
+            else:
+                for j in range(ow):
+                    dst[j] = src[j] + bias[o]
+
+
+cdef void image_to_grid(const floating* dy_image, floating* out, Py_ssize_t out_ch, Py_ssize_t oh,
+                        Py_ssize_t ow, Py_ssize_t ws, Py_ssize_t grid) noexcept nogil:
+    """out[o, i*W_S + j] = dY[o, i, j], zeros on the grid's extra positions (j >= W_out)."""
+    cdef Py_ssize_t o, i
+    for o in range(out_ch):
+        for i in range(oh):
+            memcpy(out + o * grid + i * ws, dy_image + (o * oh + i) * ow, ow * sizeof(floating))
+            if i + 1 < oh and ws > ow:
+                memset(out + o * grid + i * ws + ow, 0, (ws - ow) * sizeof(floating))
+
+
+cdef void phase_input_grad(const floating* wr, const floating* grid_dy, floating* dphase, floating* dx_image,
+                           Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t sh,
+                           Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int out_ch, int kp, int ma, int mb,
+                           int hs, int ws, int grid) noexcept nogil:
+    """dX of one image: ``dphase[:, shifted by a*W_S + b] += W_ab^T @ dY`` for every tap, then merged back."""
+    cdef int a, b
+    memset(dphase, 0, kp * hs * ws * sizeof(floating))
+    for a in range(ma):
+        for b in range(mb):
+            gemm_rowmajor(c'T', c'N', kp, grid, out_ch, <floating>1.0, wr + (a * mb + b) * out_ch * kp, kp,
+                          grid_dy, grid, <floating>1.0, dphase + a * ws + b, hs * ws)
+    phase_merge(dphase, dx_image, channels, height, width, sh, sw, ph, pw, hs, ws)
+
+
+def conv2d_polyphase_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] wr, const floating[::1] b,
+                             floating[:, :, :, ::1] y, floating[:, ::1] phase_workspace,
+                             floating[:, ::1] grid_workspace, int sh, int sw, int ph, int pw, int ma, int mb,
+                             int num_threads):
+    """Y (+ b) of a strided layer with F = M*S, image by image: phase images, M_H*M_W products."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = y.shape[1], oh = y.shape[2], ow = y.shape[3]
+    cdef int kp = <int>(channels * sh * sw), hs = <int>(oh + ma - 1), ws = <int>(ow + mb - 1)
+    cdef int grid = <int>((oh - 1) * ws + ow)
+    cdef const floating* bias = &b[0] if b is not None else NULL
+    cdef Py_ssize_t n
+    cdef int t
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        phase_split(&x[n, 0, 0, 0], &phase_workspace[t, 0], channels, height, width, sh, sw, ph, pw, hs, ws)
+        phase_products(&wr[0, 0, 0], &phase_workspace[t, 0], &grid_workspace[t, 0], <int>out_ch, kp, ma, mb, hs,
+                       ws, grid)
+        grid_to_image(&grid_workspace[t, 0], &y[n, 0, 0, 0], bias, out_ch, oh, ow, ws, grid)
+
+
+def conv2d_polyphase_input_grad(const floating[:, :, ::1] wr, const floating[:, :, :, ::1] dy,
+                                floating[:, :, :, ::1] dx, floating[:, ::1] phase_workspace,
+                                floating[:, ::1] grid_workspace, int sh, int sw, int ph, int pw, int ma, int mb,
+                                int num_threads):
+    """dX alone, image by image: dY on the W_S-wide grid, M_H*M_W products into the phase images, merged."""
+    cdef Py_ssize_t n_images = dx.shape[0], channels = dx.shape[1], height = dx.shape[2], width = dx.shape[3]
+    cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    cdef int kp = <int>(channels * sh * sw), hs = <int>(oh + ma - 1), ws = <int>(ow + mb - 1)
+    cdef int grid = <int>((oh - 1) * ws + ow)
+    cdef Py_ssize_t n
+    cdef int t
+    for n in prange(n_images, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        image_to_grid(&dy[n, 0, 0, 0], &grid_workspace[t, 0], out_ch, oh, ow, ws, grid)
+        phase_input_grad(&wr[0, 0, 0], &grid_workspace[t, 0], &phase_workspace[t, 0], &dx[n, 0, 0, 0], channels,
+                         height, width, sh, sw, ph, pw, <int>out_ch, kp, ma, mb, hs, ws, grid)
+
+
+def conv2d_polyphase_backward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] wr,
+                              const floating[:, :, :, ::1] dy, floating[:, :, :, ::1] dx,
+                              floating[:, :, :, ::1] dwr_workspace, floating[:, ::1] phase_workspace,
+                              floating[:, ::1] grid_workspace, floating[:, ::1] dphase_workspace,
+                              int sh, int sw, int ph, int pw, int ma, int mb, int num_threads,
+                              floating[:, :, :, ::1] y=None):
+    """The weight gradients of fixed groups of images, tap by tap and transposed, ``dwr_workspace[g, a*M_W + b]``
+    (C*S_H*S_W, C_out) += phase[:, shifted] @ dY^T (zeroed by the caller, summed over g in order: the same bits
+    with any number of threads, as ``conv2d_backward``); ``dx`` too when given, and with ``y`` given the forward
+    product from the same phase images (a transposed convolution's backward). ``grid_workspace`` holds two
+    C_out x L grids per thread (dY's, and Y's when ``y`` is given)."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t image_groups = dwr_workspace.shape[0]
+    cdef int kp = <int>(channels * sh * sw), hs = <int>(oh + ma - 1), ws = <int>(ow + mb - 1)
+    cdef int grid = <int>((oh - 1) * ws + ow)
+    cdef bint input_grad = dx is not None, forward = y is not None
+    cdef Py_ssize_t n, part
+    cdef int a, bb
+    cdef floating* phase
+    cdef floating* grid_dy
+    for part in prange(image_groups, nogil=True, schedule="static", num_threads=num_threads):
+        phase = &phase_workspace[threadid(), 0]
+        grid_dy = &grid_workspace[threadid(), 0]
+        for n in range(n_images * part // image_groups, n_images * (part + 1) // image_groups):
+            phase_split(&x[n, 0, 0, 0], phase, channels, height, width, sh, sw, ph, pw, hs, ws)
+            image_to_grid(&dy[n, 0, 0, 0], grid_dy, out_ch, oh, ow, ws, grid)
+            if forward:
+                phase_products(&wr[0, 0, 0], phase, grid_dy + out_ch * grid, <int>out_ch, kp, ma, mb, hs, ws, grid)
+                grid_to_image(grid_dy + out_ch * grid, &y[n, 0, 0, 0], NULL, out_ch, oh, ow, ws, grid)
+            for a in range(ma):
+                for bb in range(mb):
+                    gemm_rowmajor(c'N', c'T', kp, <int>out_ch, grid, <floating>1.0, phase + a * ws + bb, hs * ws,
+                                  grid_dy, grid, <floating>1.0, &dwr_workspace[part, a * mb + bb, 0, 0], <int>out_ch)
+            if input_grad:
+                phase_input_grad(&wr[0, 0, 0], grid_dy, &dphase_workspace[threadid(), 0], &dx[n, 0, 0, 0],
+                                 channels, height, width, sh, sw, ph, pw, <int>out_ch, kp, ma, mb, hs, ws, grid)
