@@ -931,3 +931,50 @@ def test_pooling_of_an_empty_batch_gives_zeros_of_the_input_dtype_and_shape():
     for dx in [F.max_pool2d_grad(x, dy, 2, backend="numpy"), F.avg_pool2d_grad(x, dy, 2, backend="numpy"),
                F.max_pool2d_grad_from_forward(x, dy, 2, indices=indices, backend="numpy")]:
         assert (dx.shape, dx.dtype) == ((0, 3, 6, 6), np.float32)
+
+
+class _Tagged(np.ndarray):
+    """A user's ndarray subclass (as an array carrying units or axis names would be)."""
+
+
+EMPTY_PRODUCTS = [((0, 3), (2, 3)), ((2, 0), (3, 0)), ((2, 3), (0, 3))]
+EMPTY_PRODUCT_IDS = ["no sample", "no input feature", "no output"]
+
+
+def _cpu_backends():
+    import minicnn as mc
+
+    return [b for b in mc.available_backends() if b != "cupy"]
+
+
+@pytest.mark.parametrize("x_shape, w_shape", EMPTY_PRODUCTS, ids=EMPTY_PRODUCT_IDS)
+@pytest.mark.parametrize("tagged", ["x", "w"])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_linear_of_an_empty_product_is_a_plain_array_of_the_bias_on_every_backend(x_shape, w_shape, tagged,
+                                                                                   with_bias):
+    """No sample, no input feature or no output: y = 0 + b, answered by minicnn itself, so every CPU backend
+    gives the same plain ndarray of x's dtype, even when x or w is an ndarray subclass."""
+    x, w = np.ones(x_shape), np.ones(w_shape)
+    x, w = (x.view(_Tagged), w) if tagged == "x" else (x, w.view(_Tagged))
+    b = np.arange(1.0, w_shape[0] + 1) if with_bias else None
+    want = np.zeros((x_shape[0], w_shape[0])) + (b if with_bias else 0.0)
+    for backend in _cpu_backends():
+        y = F.linear(x, w, b, backend=backend)
+        assert type(y) is np.ndarray and y.dtype == np.float64
+        np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", EMPTY_PRODUCTS, ids=EMPTY_PRODUCT_IDS)
+@pytest.mark.parametrize("tagged", ["x", "w"])
+def test_linear_grad_of_an_empty_product_gives_zeros_like_each_operand_on_every_backend(x_shape, w_shape, tagged):
+    """No sample, no input feature or no output: dx = zeros_like(x), dw = zeros_like(w) (an ndarray subclass of
+    x or w kept, as zeros_like keeps it) and db = Σ dy, the same on every CPU backend."""
+    x, w = np.ones(x_shape), np.ones(w_shape)
+    x, w = (x.view(_Tagged), w) if tagged == "x" else (x, w.view(_Tagged))
+    dy = np.arange(1.0, x_shape[0] * w_shape[0] + 1).reshape(x_shape[0], w_shape[0])
+    for backend in _cpu_backends():
+        dx, dw, db = F.linear_grad(x, w, dy, backend=backend)
+        assert (type(dx), type(dw), type(db)) == (type(x), type(w), np.ndarray)
+        np.testing.assert_array_equal(dx, np.zeros(x_shape))
+        np.testing.assert_array_equal(dw, np.zeros(w_shape))
+        np.testing.assert_array_equal(db, dy.sum(axis=0))
