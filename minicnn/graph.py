@@ -210,9 +210,6 @@ class Sequential(Module):
             shape = layer.output_shape(shape)
         return total
 
-    def num_parameters(self):
-        return sum(layer.num_parameters() for _, layer in self._layers)
-
     def output_shapes(self, input_shape):
         """Per-sample output shape of every layer for one sample of ``input_shape`` (no batch axis), e.g. (1, 32, 32)."""
         shape, out = _with_batch(input_shape), []
@@ -454,9 +451,6 @@ class Graph(Module):
 
     def macs(self, *input_shapes):
         return sum(macs for _, _, macs in self._propagate(input_shapes)[1])
-
-    def num_parameters(self):
-        return sum(node.module.num_parameters() for node in self._nodes if node.module is not None)
 
     def output_shapes(self, *input_shapes):
         """``{node name: per-sample output shape}`` for one sample per input (shapes without the batch axis)."""

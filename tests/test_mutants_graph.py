@@ -126,3 +126,15 @@ def test_sequential_backward_tells_its_first_layer_whether_a_dx_is_needed(need_d
     dx = net.backward(np.ones((1, 4)), need_dx=need_dx)
     assert first.told == [need_dx] and second.told == [True]
     assert (dx is None) == (not need_dx)
+
+
+def test_a_weight_shared_by_two_layers_is_counted_once_by_sequential_and_graph():
+    """Tied weights (one Parameter in two layers) are one set of learnable scalars: ``num_parameters`` counts
+    what ``parameters()`` lists, each Parameter once, in a Sequential and in a Graph alike."""
+    a, b, c = nn.Linear(3, 4, rng=0), nn.Linear(4, 4, rng=0), nn.Linear(4, 4, rng=0)
+    c.weight = b.weight  # 12 + 4, 16 + 4, and c's own bias 4: 40 scalars, not 56
+    net = Sequential(a, b, c)
+    g = Graph()
+    g.output(g.add(c, g.add(b, g.add(a, g.input()))))
+    for model in (net, g):
+        assert model.num_parameters() == sum(p.data.size for p in model.parameters()) == 40

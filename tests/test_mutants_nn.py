@@ -1236,3 +1236,169 @@ def test_softmax_cross_entropy_names_an_array_of_another_library_instead_of_fail
                                         r"otherlib\.int64$"):
         loss(Tensor(), np.zeros(2, np.int64))
     assert np.isclose(loss(np.zeros((2, 3)), [0, 2]), np.log(3))  # a list is still taken
+
+
+def test_a_parameter_shared_by_two_layers_is_listed_and_counted_once():
+    first, second = nn.Linear(2, 3, rng=0), nn.Linear(3, 3, rng=1)
+    second.weight = nn.Linear(3, 3, rng=2).weight
+    third = nn.Linear(3, 3, rng=3)
+    third.weight = second.weight  # tied weights
+    net = Sequential(first, second, third)
+    assert [name for name, _ in net.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias", "2.bias"]
+    assert sum(p.data.size for p in net.parameters()) == 6 + 3 + 9 + 3 + 3
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias", "2.bias"]
+
+
+def test_a_lazy_model_with_exactly_three_shape_only_weights_names_all_three_without_dots():
+    lazy = Sequential(*[nn.Linear(2, 2, init="shape_only", bias=False) for _ in range(3)])
+    with _raises(RuntimeError, "Sequential was built lazy (shape-only weights, for summary() and parameter counts: 0.weight, "
+                               "1.weight, 2.weight); call .materialize(seed) first, load weights with load_state_dict, "
+                               "or build it with lazy=False"):
+        lazy.refuse_lazy()
+
+
+class _TwoHeads(nn.Module):
+    """A layer with two outputs, as a graph with two heads: backward checks the gradient of output ``index``."""
+
+    def forward(self, x):
+        self.save(x)
+        return self._keep_output((x, x.sum(axis=1)))
+
+    def backward(self, dy, *, need_dx=True, index=0):
+        self.saved(dy, index)
+        return dy
+
+
+def test_saved_checks_dy_against_the_output_it_is_the_gradient_of():
+    heads = _TwoHeads()
+    heads(np.ones((2, 3)))
+    with _raises(ValueError, "_TwoHeads.backward: dy[1] must have the shape of the forward output (2,), got (2, 3)"):
+        heads.backward(np.ones((2, 3)), index=1)
+    with _raises(TypeError, "_TwoHeads.backward: dy[0] must have the dtype of the forward output (float64), got float32; "
+                            "cast it with dy.astype(np.float64)"):
+        heads.backward(np.ones((2, 3), np.float32), index=0)
+    dy = np.ones(2)
+    assert heads.backward(dy, index=1) is dy
+    heads(np.ones((2, 3)))
+    dy = np.ones((2, 3))
+    assert heads.backward(dy, index=0) is dy
+
+
+def test_a_forward_output_that_is_not_an_array_leaves_dy_unchecked():
+    """Something without both a shape and a dtype is no array: nothing is recorded, so backward checks nothing."""
+    class Keep(nn.Module):
+        def forward(self, x):
+            self.save(None)
+            return self._keep_output(x)
+
+        def backward(self, dy, *, need_dx=True):
+            self.saved(dy)
+            return dy
+
+    keep = Keep()
+    for output in (SimpleNamespace(shape=(2, 3)), SimpleNamespace(dtype=np.dtype(np.float64))):
+        assert keep(output) is output
+        dy = np.ones(5, np.float32)
+        assert keep.backward(dy) is dy
+
+
+@pytest.mark.parametrize("name", ["training", "_param_names", "_buffer_names", "_child_names", "_output_spec", "_saved"])
+def test_a_layer_cannot_take_the_name_of_the_container_s_own_state(name):
+    with _raises(ValueError, f"Sequential: the name {name!r} is already taken; choose another"):
+        Sequential({name: nn.ReLU()})
+
+
+def test_to_drops_the_record_of_the_last_output_so_dy_of_the_new_dtype_is_taken():
+    identity = nn.Identity()
+    identity(np.ones((2, 3), np.float32))
+    with _raises(TypeError, "Identity.backward: dy must have the dtype of the forward output (float32), got float64; "
+                            "cast it with dy.astype(np.float32)"):
+        identity.backward(np.ones((2, 3)))
+    identity.to(dtype=np.float64)
+    dy = np.ones((2, 3))
+    assert identity.backward(dy) is dy
+
+
+def test_to_keeps_the_dtype_of_a_shape_only_weight_unless_told_another():
+    layer = nn.Linear(2, 3, init="shape_only", bias=False)
+    assert layer.to("cpu").weight.data.dtype == np.float32
+    assert layer.weight.is_shape_only and layer.weight.data.shape == (3, 2)
+    assert layer.to(dtype=np.float64).weight.data.dtype == np.float64
+    assert layer.to(dtype=np.float32).weight.data.dtype == np.float32
+
+
+def test_to_casts_floating_buffers_and_leaves_integer_buffers_alone():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("seen", np.array([3, 4], np.int64))
+            self.register_buffer("mean", np.array([0.5, 1.5], np.float32))
+
+    counter = Counter().to(dtype=np.float64)
+    assert counter.seen.dtype == np.int64 and counter.seen.tolist() == [3, 4]
+    assert counter.mean.dtype == np.float64 and counter.mean.tolist() == [0.5, 1.5]
+
+
+def _cupy_imports():
+    try:
+        import cupy  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_cupy_imports(), reason="CuPy is installed: to('gpu') can succeed")
+def test_to_gpu_without_cupy_refuses_and_changes_nothing():
+    gpu_message = r"^to\('gpu'\) needs CuPy and a CUDA GPU, but CuPy could not be imported "
+    layer = nn.Linear(2, 3, rng=0)
+    weight = layer.weight.data.copy()
+    with pytest.raises(RuntimeError, match=gpu_message):
+        layer.to("gpu", dtype=np.float64)
+    assert layer.weight.data.dtype == np.float32 and layer.weight.grad.dtype == np.float32
+    np.testing.assert_array_equal(layer.weight.data, weight)
+
+    class Buffers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", np.zeros(2, np.float32))
+
+    with pytest.raises(RuntimeError, match=gpu_message):
+        Buffers().to("gpu")
+
+
+def test_max_pool_backward_routes_dy_to_the_winners_of_its_own_forward():
+    """The winners' indices are kept from forward: changing the input array afterwards does not move the gradient."""
+    pool = nn.MaxPool2d(2)
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    assert pool(x).tolist() == [[[[4.0]]]]
+    x[...] = [[5.0, 2.0], [3.0, 4.0]]  # the input is reused in place: a different pixel would now win
+    assert pool.backward(np.array([[[[7.0]]]])).tolist() == [[[[0.0, 0.0], [0.0, 7.0]]]]
+
+
+@pytest.mark.parametrize("layer", [nn.MaxPool2d, nn.AvgPool2d])
+@pytest.mark.parametrize("padding, message", [
+    ((2, 0, 0, 0), "padding must be at most half the window, padding <= kernel_size//2 = 2//2 = 1 along width, "
+                   "got padding=(2, 0, 0, 0)"),
+    ((0, 0, 3, 1), "padding must be at most half the window, padding <= kernel_size//2 = 2//2 = 1 along height, "
+                   "got padding=(0, 0, 3, 1)"),
+    ((-1, 0, 0, 0), "padding must be >= 0 along both axes, got padding=(-1, 0, 0, 0)"),
+    ((0, 0, -1, 1), "padding must be >= 0 along both axes, got padding=(0, 0, -1, 1)"),
+])
+def test_pooling_checks_the_padding_before_each_axis_as_well_as_after(layer, padding, message):
+    with _raises(ValueError, f"{layer.__name__}: {message}"):
+        layer(2, padding=padding)
+
+
+@pytest.mark.parametrize("flatten, shape, out", [
+    (nn.Flatten(), (4, 3), (4, 3)),
+    (nn.Flatten(), (4, 1), (4, 1)),
+    (nn.Flatten(-1, -1), (4, 3), (4, 3)),
+    (nn.Flatten(0, -1), (4, 3), (12,)),
+    (nn.Flatten(0), (5,), (5,)),
+])
+def test_flatten_of_an_input_with_nothing_left_to_merge_keeps_its_shape(flatten, shape, out):
+    assert flatten.output_shape(shape) == out
+    x = np.arange(float(np.prod(shape))).reshape(shape)
+    y = flatten(x)
+    assert y.shape == out and y.ravel().tolist() == x.ravel().tolist()
+    assert flatten.backward(np.ones(out)).shape == shape

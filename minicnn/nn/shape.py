@@ -55,8 +55,6 @@ class Flatten(Module):
         start, end = start % ndim, end % ndim
         if start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} for shape {shape}")
-        if self.start_dim == 1 and self.end_dim == -1 and len(shape) < 2:
-            raise ValueError(f"Flatten: input must have a batch axis and at least one more, got shape {shape}")
         return shape[:start] + (shapes.numel(shape[start : end + 1]),) + shape[end + 1 :]
 
     def forward(self, x):
