@@ -595,8 +595,7 @@ def path_conv_configs(draw, path, op, dtype=np.float64):
     its input; ``direct`` stride 1 and 16 or 32 maps on the side it vectorises,
     rows of 8+ pixels; the ``winograd*`` paths 3x3 at stride 1; ``rows`` and ``lanes``
     stride 1 without padding, rows of one vector or more (``rows``) and whole
-    groups of images in the vector lanes (``lanes``); ``polyphase`` a stride above 1 and a filter of a
-    whole number of strides; ``batched``, ``im2col``
+    groups of images in the vector lanes (``lanes``); ``batched``, ``im2col``
     and ``reference`` any layer (strides, dilations and groups included).
     """
     paths = cython_paths()
@@ -641,13 +640,5 @@ def path_conv_configs(draw, path, op, dtype=np.float64):
         h, w = _sides(kernel, (0, 0), draw(st.integers(1, 8)), draw(st.integers(1, 10)))
         return _config(draw(st.integers(group, 2 * group)), draw(st.integers(2, 7)), draw(st.integers(1, 9)), h, w,
                        kernel)
-    if path == "polyphase":  # a stride of 2 or 3 per axis and a filter of 1-3 strides on it
-        stride = (draw(st.integers(2, 3)), draw(st.integers(2, 3)))
-        kernel = (stride[0] * draw(st.integers(1, 3)), stride[1] * draw(st.integers(1, 3)))
-        padding = (draw(st.integers(0, kernel[0] - 1)), draw(st.integers(0, kernel[1] - 1)))
-        h = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), kernel[0] + 12))
-        w = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), kernel[1] + 12))
-        return _config(draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 16)), h, w, kernel,
-                       stride=stride, padding=padding)
     # batched, im2col, reference: any layer
     return draw(conv_configs(kernels=st.integers(1, 3), dilations=st.integers(1, 2), groups=st.sampled_from([1, 2])))

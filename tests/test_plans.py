@@ -146,20 +146,6 @@ def winograd_layers(draw):
 
 
 @st.composite
-def polyphase_layers(draw):
-    """Strided layers whose filter is a whole number of strides (F = M*S per axis, M = 1-3, S = 2-3, the two
-    axes apart), any padding below the filter: odd and even phase counts, windows that leave the input's last
-    rows unread."""
-    (sh, sw), (mh, mw) = (draw(st.integers(2, 3)), draw(st.integers(2, 3))), (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    kh, kw = mh * sh, mw * sw
-    ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
-    h = draw(st.integers(max(1, kh - 2 * ph), kh + 12))
-    w = draw(st.integers(max(1, kw - 2 * pw), kw + 12))
-    return ((draw(st.integers(1, 4)), draw(st.integers(1, 5)), h, w), (draw(st.integers(1, 8)), None, kh, kw),
-            dict(stride=(sh, sw), padding=(ph, pw)))
-
-
-@st.composite
 def any_layers(draw):
     stride, padding, dilation = draw(st.integers(1, 3)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
     groups = draw(st.sampled_from([1, 1, 2]))
@@ -195,7 +181,6 @@ CASES = {
     ("lanes", "input_grad"): lanes_layers,
     ("lanes", "weight_grad"): lanes_layers,
     **{("batched", op): s for op, s in _each(batched_layers).items()},
-    **{("polyphase", op): s for op, s in _each(polyphase_layers).items()},
     **{("im2col", op): s for op, s in _each(any_layers).items()},
     **{("reference", op): s for op, s in _each(any_layers).items()},
 }
@@ -309,7 +294,6 @@ THREAD_CASES = {
     "lanes": ((64, 6, 14, 14), (16, 6, 5, 5), {}),
     "batched": ((32, 16, 6, 6), (32, 16, 3, 3), {}),
     "im2col": ((16, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),
-    "polyphase": ((16, 8, 20, 20), (16, 8, 4, 4), dict(stride=2, padding=1)),
 }
 
 

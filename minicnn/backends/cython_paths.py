@@ -642,87 +642,6 @@ class Im2colPath(FusedPath):
         return dx
 
 
-class PolyphasePath(FusedPath):
-    name = "polyphase"
-    ops = ("forward", "input_grad", "weight_grad")
-    note = ("a strided layer whose filter is a whole number of strides (F = M*S: a transposed convolution's "
-            "4x4 stride-2 filters, patchify stems) as M_H*M_W products over the S_H*S_W phase images, read at "
-            "shifted offsets: no column matrix (conv2d.pyx, Polyphase)")
-
-    def _takes(self, op, g, dtype):
-        sh, sw = g.stride
-        if (sh, sw) == (1, 1):
-            return "stride 1: a single phase, the layer itself"
-        if g.kh % sh or g.kw % sw:
-            return f"the filter ({g.kh}x{g.kw}) is not a whole number of strides ({sh}x{sw})"
-        if g.dilation != (1, 1):
-            return f"dilation {g.dilation[0]}x{g.dilation[1]}: the taps of a phase are not adjacent"
-        if g.groups != 1:
-            return f"{g.groups} groups"
-        return ""
-
-    def _prefers(self, op, g, dtype):
-        if g.kh == g.stride[0] and g.kw == g.stride[1]:
-            return "the filter is one stride (F = S): the phase images are im2col's column matrix itself"
-        return ""
-
-    def _sizes(self, g):
-        """(M_H, M_W, H_S, W_S, L): taps per phase, the phase images' rows and columns, the grid's positions."""
-        ma, mb = g.kh // g.stride[0], g.kw // g.stride[1]
-        hs, ws = g.oh + ma - 1, g.ow + mb - 1
-        return ma, mb, hs, ws, (g.oh - 1) * ws + g.ow
-
-    def _taps(self, w, g):
-        """W tap by tap: wr[a*M_W + b, o, (c*S_H + r)*S_W + t] = W[o, c, a*S_H + r, b*S_W + t]."""
-        (sh, sw), (ma, mb) = g.stride, (g.kh // g.stride[0], g.kw // g.stride[1])
-        return np.ascontiguousarray(w.reshape(g.o, g.c, ma, sh, mb, sw).transpose(2, 4, 0, 1, 3, 5)
-                                    .reshape(ma * mb, g.o, g.c * sh * sw))
-
-    def _workspaces(self, g, threads, dtype, grids):
-        ma, mb, hs, ws, grid = self._sizes(g)
-        phases = self.workspace("phase", (threads, g.c * g.stride[0] * g.stride[1] * hs * ws), dtype)
-        return phases, self.workspace("grid", (threads, grids * g.o * grid), dtype)
-
-    def forward(self, x, w, b, g, threads):
-        ma, mb = self._sizes(g)[:2]
-        y = np.empty(g.y_shape, dtype=x.dtype)
-        phases, grids = self._workspaces(g, threads, x.dtype, 1)
-        self.conv.conv2d_polyphase_forward(x, self._taps(w, g), b, y, phases, grids, *g.stride, *g.padding, ma, mb,
-                                           threads)
-        return y
-
-    def input_grad(self, x, w, dy, g, threads):
-        ma, mb = self._sizes(g)[:2]
-        dx = np.empty_like(x)
-        phases, grids = self._workspaces(g, threads, x.dtype, 1)
-        self.conv.conv2d_polyphase_input_grad(self._taps(w, g), dy, dx, phases, grids, *g.stride, *g.padding, ma,
-                                              mb, threads)
-        return dx
-
-    def grad(self, x, w, dy, g, threads, input_grad=True):
-        dx = np.empty_like(x) if input_grad else None
-        return (dx, *self._backward(x, w, dy, g, threads, dx, None))
-
-    def forward_and_weight_grad(self, x, w, dy, g, threads):
-        """``y = conv2d(x, w)`` (no bias) and ``(dW, db)`` from one set of phase images of ``x``."""
-        y = np.empty(g.y_shape, dtype=x.dtype)
-        return (y, *self._backward(x, w, dy, g, threads, None, y))
-
-    def _backward(self, x, w, dy, g, threads, dx, y):
-        (sh, sw), (ma, mb, hs, ws, grid) = g.stride, self._sizes(g)
-        kp = g.c * sh * sw
-        parts = self.b.image_groups(g.n, g.k * g.o * x.itemsize)
-        dwr_parts = self.workspace("dw", (parts, ma * mb, kp, g.o), x.dtype, zero=True)
-        threads = min(threads, parts)
-        phases, grids = self._workspaces(g, threads, x.dtype, 1 if y is None else 2)
-        dphases = self.workspace("dphase", (threads, kp * hs * ws), x.dtype) if dx is not None else None
-        self.conv.conv2d_polyphase_backward(x, self._taps(w, g), dy, dx, dwr_parts, phases, grids, dphases,
-                                            *g.stride, *g.padding, ma, mb, threads, y)
-        # dwr^T (taps, C*S_H*S_W, C_out) summed over the image groups, back to W's (C_out, C, F_H, F_W)
-        dwr = dwr_parts.sum(axis=0).reshape(ma, mb, g.c, sh, sw, g.o)
-        return np.ascontiguousarray(dwr.transpose(5, 2, 0, 3, 1, 4)).reshape(w.shape), bias_grad(dy)
-
-
 class ReferencePath(FusedPath):
     name = "reference"
     ops = ("forward", "input_grad", "weight_grad")
@@ -739,4 +658,4 @@ class ReferencePath(FusedPath):
 
 
 #: The table, in the static order of preference of the forward pass.
-PATH_CLASSES = (DensePath, DirectPath, WinogradPath, Winograd4Path, WinogradWidePath, Winograd4WidePath, RowsPath, LanesPath, BatchedPath, PolyphasePath, Im2colPath, ReferencePath)
+PATH_CLASSES = (DensePath, DirectPath, WinogradPath, Winograd4Path, WinogradWidePath, Winograd4WidePath, RowsPath, LanesPath, BatchedPath, Im2colPath, ReferencePath)
