@@ -222,11 +222,12 @@ def run(module, workdir, minutes, children, retry=False, only=None, first=None):
         names += survivors()
     if only:  # these files first: mutmut otherwise orders all the module's mutants by the time of their tests
         names += _only(base, module, only)
+    measured = _measurement()  # the checkout as copied
     if (retry or only) and not names:
         print(f"{module}: no survivors to run again and no mutants without a verdict in the files named")
+        (workdir / "measured.json").write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
         return 0
     command += names
-    measured = _measurement()  # the checkout as copied, before the run
     try:
         subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
     except subprocess.TimeoutExpired:
