@@ -1181,6 +1181,19 @@ class _CupyLike:
         self.shape, self.dtype = shape, np.dtype(np.float64)
 
 
+
+class Keep(nn.Module):
+    """A layer that records its output for backward's dy checks and saves nothing else."""
+
+    def forward(self, x):
+        self.save(None)
+        return self._keep_output(x)
+
+    def backward(self, dy, *, need_dx=True):
+        self.saved(dy)
+        return dy
+
+
 def test_backward_names_the_array_kind_dy_must_be_and_how_to_move_it():
     relu = nn.ReLU()
     relu(np.ones((2, 3)))
@@ -1190,15 +1203,6 @@ def test_backward_names_the_array_kind_dy_must_be_and_how_to_move_it():
     with _raises(TypeError, "ReLU.backward: dy must be a numpy.ndarray of the forward output's shape (2, 3), got "
                             "SimpleNamespace"):
         relu.backward(SimpleNamespace(shape=(2, 3)))
-
-    class Keep(nn.Module):
-        def forward(self, x):
-            self.save(None)
-            return self._keep_output(x)
-
-        def backward(self, dy, *, need_dx=True):
-            self.saved(dy)
-            return dy
 
     keep = Keep()
     keep(_CupyLike((2, 3)))
@@ -1286,15 +1290,6 @@ def test_saved_checks_dy_against_the_output_it_is_the_gradient_of():
 
 def test_a_forward_output_that_is_not_an_array_leaves_dy_unchecked():
     """Something without both a shape and a dtype is no array: nothing is recorded, so backward checks nothing."""
-    class Keep(nn.Module):
-        def forward(self, x):
-            self.save(None)
-            return self._keep_output(x)
-
-        def backward(self, dy, *, need_dx=True):
-            self.saved(dy)
-            return dy
-
     keep = Keep()
     for output in (SimpleNamespace(shape=(2, 3)), SimpleNamespace(dtype=np.dtype(np.float64))):
         assert keep(output) is output
