@@ -4,6 +4,7 @@ Each test asserts documented behaviour through the public API (the docstrings of
 stands on its own whatever mutmut later changes."""
 
 import re
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -1334,16 +1335,10 @@ def test_to_casts_floating_buffers_and_leaves_integer_buffers_alone():
     assert counter.mean.dtype == np.float64 and counter.mean.tolist() == [0.5, 1.5]
 
 
-def _cupy_imports():
-    try:
-        import cupy  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-@pytest.mark.skipif(_cupy_imports(), reason="CuPy is installed: to('gpu') can succeed")
-def test_to_gpu_without_cupy_refuses_and_changes_nothing():
+def test_to_gpu_without_cupy_refuses_and_changes_nothing(monkeypatch):
+    """Where CuPy cannot be imported (here made so, as on a machine without it), to('gpu') refuses before it
+    touches any parameter or buffer."""
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ImportError, CuPy installed or not
     gpu_message = r"^to\('gpu'\) needs CuPy and a CUDA GPU, but CuPy could not be imported "
     layer = nn.Linear(2, 3, rng=0)
     weight = layer.weight.data.copy()
