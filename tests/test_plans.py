@@ -484,6 +484,62 @@ def test_autotune_keeps_a_fused_gradient_when_it_beats_the_two_separately(tmp_pa
     assert ("lanes", "grad") in timed
 
 
+# A transposed convolution's backward: Y and dW of one strided convolution (only batched and im2col take it)
+STRIDED = shapes.conv2d_geometry((32, 16, 32, 32), (32, 16, 4, 4), stride=2, padding=1)
+
+
+@pytest.mark.parametrize("pair_cost, paired", [(4e-4, "im2col"), (7e-4, "")])
+def test_autotune_keeps_the_one_pass_of_y_and_dw_only_when_it_beats_the_two_apart(tmp_path, pair_cost, paired):
+    """im2col forms Y and dW from one column matrix (``forward_and_weight_grad``); the autotuner keeps that pass
+    when it is faster than the best forward and the best weight gradient one after the other (here 3e-4 + 3e-4),
+    and the choice is cached with the plan."""
+    backend, timed = _fake_backend(tmp_path, {"im2col": 3e-4, "batched": 5e-4})
+
+    def pair(*args):
+        backend.autotuner.clock.now += pair_cost
+        timed.append(("im2col", "forward_and_weight_grad"))
+
+    backend.paths["im2col"].forward_and_weight_grad = pair
+    plan = backend.plan_conv2d(STRIDED, np.float32)
+    assert (plan.forward, plan.weight_grad, plan.paired) == ("im2col", "im2col", paired)
+    assert plan.times["forward_and_weight_grad"]["im2col"] == pytest.approx(pair_cost)
+    again, timed_again = _fake_backend(tmp_path, {})
+    cached = again.plan_conv2d(STRIDED, np.float32)
+    assert (cached.source, cached.paired, timed_again) == ("cache", paired, [])
+
+
+def test_a_cached_plan_from_before_the_paired_pass_is_measured_again(tmp_path):
+    """An entry without ``paired`` was measured without timing the one pass of Y and dW: it is not trusted."""
+    backend, _ = _fake_backend(tmp_path, {"im2col": 3e-4, "batched": 5e-4})
+    key = backend._plan_key(STRIDED, np.float32)
+    backend.plan_cache.store(key, {"forward": "batched", "input_grad": "batched", "weight_grad": "batched",
+                                   "fused": "", "times": {}})
+    plan = backend.plan_conv2d(STRIDED, np.float32)
+    assert plan.source == "measured" and plan.forward == "im2col"
+
+
+@pytest.mark.parametrize("plan, one_pass", [
+    ("im2col", True),  # forced on one path that pairs them
+    ({"forward": "batched", "weight_grad": "im2col"}, False),
+    (ConvPlan("im2col", "im2col", "im2col", source="measured", paired="im2col"), True),
+    (ConvPlan("im2col", "im2col", "im2col", source="measured", paired=""), False),  # measured slower together
+])
+def test_conv2d_and_weight_grad_takes_one_pass_only_where_the_plan_pairs_it(cython, monkeypatch, plan, one_pass):
+    from minicnn.backends.cython_paths import Im2colPath
+
+    calls, real = [], Im2colPath.forward_and_weight_grad
+    monkeypatch.setattr(Im2colPath, "forward_and_weight_grad", lambda self, *a: calls.append(1) or real(self, *a))
+    rng = np.random.default_rng(3)
+    x, w = rng.integers(-3, 4, (2, 3, 9, 8)).astype(np.float64), rng.integers(-3, 4, (4, 3, 4, 4)).astype(np.float64)
+    dy = rng.integers(-3, 4, (2, 4, 4, 4)).astype(np.float64)
+    y, dw, db = F.conv2d_and_weight_grad(x, w, dy, stride=2, padding=1, plan=plan, backend="cython")
+    assert calls == ([1] if one_pass else [])
+    np.testing.assert_array_equal(y, F.conv2d(x, w, stride=2, padding=1, backend="numpy"))
+    want_dw, want_db = F.conv2d_weight_grad(x, w.shape, dy, stride=2, padding=1, backend="numpy")
+    np.testing.assert_array_equal(dw, want_dw)
+    np.testing.assert_array_equal(db, want_db)
+
+
 def test_cache_file_is_rewritten_atomically_and_keeps_other_entries(tmp_path):
     path = plan_cache_path("cpu", "isa", "v", tmp_path)
     cache = PlanCache(path, {"cpu": "cpu", "isa": "isa", "minicnn": "v"})

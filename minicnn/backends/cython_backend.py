@@ -357,7 +357,17 @@ class CythonBackend(NumpyBackend):
             if name not in self.paths:
                 raise ValueError(f"plan: unknown path {name!r}; the cython backend's paths are {list(self.paths)}")
             chosen[op] = name
-        return ConvPlan(**chosen, source="forced", backend=self.name)
+        return ConvPlan(**chosen, source="forced", backend=self.name,
+                        paired=self._same_pair(chosen["forward"], chosen["weight_grad"]))
+
+    def _same_pair(self, forward, weight_grad):
+        """The path itself when it runs both Y and dW and can form them from one column matrix, else ""."""
+        return forward if forward == weight_grad and hasattr(self.paths[forward], "forward_and_weight_grad") else ""
+
+    def _pairs(self, g, dtype):
+        """The paths that form Y and dW of this layer in one pass (``forward_and_weight_grad``)."""
+        return [n for n in self.STATIC_ORDER["forward"] if hasattr(self.paths[n], "forward_and_weight_grad")
+                and not self.paths[n].takes("forward", g, dtype) and not self.paths[n].takes("weight_grad", g, dtype)]
 
     def _check_forced(self, plan, op, g, dtype):
         if plan.source != "forced":
@@ -374,15 +384,18 @@ class CythonBackend(NumpyBackend):
             # development machine: the batch-in-lanes kernel packs dY once for dX and dW)
             same = static["input_grad"] if static["input_grad"] == static["weight_grad"] else ""
             fused = same if same and self.paths[same].fused else ""
-            return ConvPlan(**static, source="static", backend=self.name, fused=fused)
+            return ConvPlan(**static, source="static", backend=self.name, fused=fused,
+                            paired=self._same_pair(static["forward"], static["weight_grad"]))
         cached = self.plan_cache.load().get(key)
         fused = cached.get("fused", "") if cached else ""
-        if cached is not None and all(
+        paired = cached.get("paired", "") if cached else ""
+        if cached is not None and "paired" in cached and all(
             cached[op] in self.paths and not self.paths[cached[op]].takes(op, g, dtype) for op in OPS
         ) and (not fused or (fused in self.paths and self.paths[fused].fused and not any(
-            self.paths[fused].takes(op, g, dtype) for op in ("input_grad", "weight_grad")))):
+            self.paths[fused].takes(op, g, dtype) for op in ("input_grad", "weight_grad")))
+        ) and (not paired or paired in self._pairs(g, dtype)):
             return ConvPlan(cached["forward"], cached["input_grad"], cached["weight_grad"], source="cache",
-                            backend=self.name, times=cached.get("times", {}), fused=cached.get("fused", ""))
+                            backend=self.name, times=cached.get("times", {}), fused=fused, paired=paired)
         plan = self._measure(g, dtype)
         self.plan_cache.store(key, plan.as_dict())
         return plan
@@ -395,6 +408,9 @@ class CythonBackend(NumpyBackend):
         b = rng.standard_normal(g.o).astype(dtype)
         dy = rng.standard_normal(g.y_shape).astype(dtype)
         chosen, times = {}, {}
+        # paths that form Y and dW from one column matrix (a transposed convolution's backward): timed against
+        # the best forward and weight gradient one after the other, so even a lone candidate for either is timed
+        pairs = self._pairs(g, dtype)
         # paths that compute dX and dW in one pass: then even a lone candidate for dX or dW is timed,
         # to compare that one pass with the two separate ones
         both = [n for n in self.STATIC_ORDER["input_grad"]
@@ -406,7 +422,8 @@ class CythonBackend(NumpyBackend):
                 chosen[op] = "reference"
                 continue
             runs = {name: self._runner(name, op, x, w, b, dy, g, self._path_threads(name, op, g)) for name in names}
-            chosen[op], times[op] = self.autotuner.choose(runs, time_alone=bool(both) and op != "forward")
+            alone = (bool(both) and op != "forward") or (bool(pairs) and op != "input_grad")
+            chosen[op], times[op] = self.autotuner.choose(runs, time_alone=alone)
         fused = ""
         separate = times.get("input_grad", {}).get(chosen["input_grad"]), times.get("weight_grad", {}).get(chosen["weight_grad"])
         if both and None not in separate:
@@ -414,11 +431,20 @@ class CythonBackend(NumpyBackend):
             # images once): the best such pass against the best dX and dW run one after the other
             runs = {name: self._runner(name, "grad", x, w, b, dy, g, self._path_threads(name, "grad", g, 2 * g.macs))
                     for name in both}
-            best, fused_times = self.autotuner.choose(runs)
+            best, fused_times = self.autotuner.choose(runs, time_alone=True)  # a lone one too: against the two
             times["grad"] = fused_times
             if fused_times.get(best, float("inf")) < sum(separate) * (1 - self.autotuner.tie):
                 fused = best
-        return ConvPlan(**chosen, source="measured", backend=self.name, times=times, fused=fused)
+        paired = ""
+        apart = times.get("forward", {}).get(chosen["forward"]), times.get("weight_grad", {}).get(chosen["weight_grad"])
+        if pairs and None not in apart:
+            runs = {name: self._runner(name, "forward_and_weight_grad", x, w, b, dy, g,
+                                       self._path_threads(name, "grad", g, 2 * g.macs)) for name in pairs}
+            best, pair_times = self.autotuner.choose(runs, time_alone=True)
+            times["forward_and_weight_grad"] = pair_times
+            if pair_times.get(best, float("inf")) < sum(apart) * (1 - self.autotuner.tie):
+                paired = best
+        return ConvPlan(**chosen, source="measured", backend=self.name, times=times, fused=fused, paired=paired)
 
     def _runner(self, name, op, x, w, b, dy, g, threads):
         path = self.paths[name]
@@ -426,6 +452,8 @@ class CythonBackend(NumpyBackend):
             return lambda: self._run(path.forward, x, w, b, g, threads)
         if op == "grad":
             return lambda: self._run(path.grad, x, w, dy, g, threads)
+        if op == "forward_and_weight_grad":
+            return lambda: self._run(path.forward_and_weight_grad, x, w, dy, g, threads)
         return lambda: self._run(getattr(path, op), x, w, dy, g, threads)
 
     def _run(self, fn, *args):
@@ -453,6 +481,11 @@ class CythonBackend(NumpyBackend):
                 lines.append(f"  {mark} {name:<9} {verdict}{timing}")
         if chosen.fused:
             lines.append(f"dX and dW together: {chosen.fused} (one pass, measured faster than the two separately)")
+        if chosen.paired:
+            how = ("measured faster than the two separately" if "forward_and_weight_grad" in chosen.times
+                   else "the plan runs both on it")
+            lines.append(f"Y and dW together (a transposed convolution's backward): {chosen.paired} (one column "
+                         f"matrix, {how})")
         if chosen.source == "cache":
             lines.append(f"cache: {self.plan_cache.path}")
         return "\n".join(lines)
@@ -502,17 +535,17 @@ class CythonBackend(NumpyBackend):
         return self._run(self.paths[plan.weight_grad].weight_grad, x, w, dy, g, self._threads(g.n, g.macs))
 
     def conv2d_and_weight_grad(self, x, w, dy, geometry, plan=None):
-        """``(Y, dW, db)`` from one column matrix of ``x`` when the plan runs both on a path that can
-        (im2col: ``Im2colPath.forward_and_weight_grad``); the two primitives one after the other otherwise."""
+        """``(Y, dW, db)`` from one column matrix of ``x`` on the plan's ``paired`` path (im2col:
+        ``Im2colPath.forward_and_weight_grad``), chosen when the plan runs both on it or the autotuner measured
+        that pass faster than the best two apart; the two primitives one after the other otherwise."""
         g = geometry
         plan = self.plan_conv2d(g, x.dtype, plan)
         self._check_forced(plan, "forward", g, x.dtype)
         self._check_forced(plan, "weight_grad", g, x.dtype)
-        path = self.paths[plan.forward]
-        if plan.forward != plan.weight_grad or not hasattr(path, "forward_and_weight_grad"):
+        if not plan.paired:
             return super().conv2d_and_weight_grad(x, w, dy, geometry, plan)
-        return self._run(path.forward_and_weight_grad, x, w, dy, g,
-                         self._path_threads(plan.forward, "grad", g, 2 * g.macs))
+        return self._run(self.paths[plan.paired].forward_and_weight_grad, x, w, dy, g,
+                         self._path_threads(plan.paired, "grad", g, 2 * g.macs))
 
     # ------------------------------------------------------------------ pooling
     @staticmethod

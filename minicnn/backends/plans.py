@@ -120,13 +120,16 @@ class ConvPlan:
     backend: str = "cython"
     times: dict = field(default_factory=dict, compare=False, hash=False)
     fused: str = ""  # a path that computes dX and dW in one pass, when that measured faster
+    #: a path that computes Y and dW from one column matrix (conv2d_and_weight_grad: a transposed convolution's
+    #: backward), when the plan runs both on it or that pass measured faster than the two apart
+    paired: str = ""
 
     def path(self, op):
         return getattr(self, op)
 
     def as_dict(self):
         return {"forward": self.forward, "input_grad": self.input_grad, "weight_grad": self.weight_grad,
-                "fused": self.fused, "times": self.times}
+                "fused": self.fused, "paired": self.paired, "times": self.times}
 
 
 class PlanCache:
