@@ -612,7 +612,7 @@ def test_real_autotune_measures_the_real_kernels_and_reuses_the_cache(tmp_path):
         assert plan.path(op) in plan.times[op]
     again = CythonBackend(autotune=True, cache_dir=tmp_path)
     assert again.plan_conv2d(C3, np.float32) == ConvPlan(plan.forward, plan.input_grad, plan.weight_grad,
-                                                           source="cache", fused=plan.fused)
+                                                           source="cache", fused=plan.fused, paired=plan.paired)
     x = np.random.default_rng(1).standard_normal(C3.x_shape).astype(np.float32)
     w = np.random.default_rng(2).standard_normal(C3.w_shape).astype(np.float32)
     np.testing.assert_allclose(again.conv2d(x, w, None, C3), F.conv2d(x, w, backend="numpy"), rtol=2e-3, atol=2e-3)
