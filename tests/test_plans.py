@@ -508,6 +508,23 @@ def test_autotune_keeps_the_one_pass_of_y_and_dw_only_when_it_beats_the_two_apar
     assert (cached.source, cached.paired, timed_again) == ("cache", paired, [])
 
 
+def test_a_lone_one_pass_candidate_is_still_timed_against_the_two_apart(tmp_path):
+    """A layer only im2col takes (its batch's column matrix is beyond the batched path's limit): its one pass of
+    dX and dW, and of Y and dW, are each timed against its own two passes apart (3e-4 each here), not skipped
+    for being the only candidate."""
+    large = shapes.conv2d_geometry((64, 64, 64, 64), (64, 64, 4, 4), stride=2, padding=1)
+    backend, timed = _fake_backend(tmp_path, {"im2col": 3e-4})
+    assert [n for n, r in backend.takes("weight_grad", large, np.float32).items() if not r] == ["im2col", "reference"]
+
+    def pair(*args):
+        backend.autotuner.clock.now += 4e-4
+
+    backend.paths["im2col"].forward_and_weight_grad = pair
+    plan = backend.plan_conv2d(large, np.float32)
+    assert (plan.fused, plan.paired) == ("im2col", "im2col")
+    assert ("im2col", "grad") in timed
+
+
 def test_a_cached_plan_from_before_the_paired_pass_is_measured_again(tmp_path):
     """An entry without ``paired`` was measured without timing the one pass of Y and dW: it is not trusted."""
     backend, _ = _fake_backend(tmp_path, {"im2col": 3e-4, "batched": 5e-4})

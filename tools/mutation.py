@@ -205,6 +205,7 @@ def run(module, workdir, minutes, children, retry=False, only=None, first=None):
               "mutants of every function whose source changed since)")
     _write_config(workdir, module)
     env = dict(os.environ, MINICNN_AUTOTUNE="0", MINICNN_HYPOTHESIS_PROFILE="dev")
+
     def survivors():  # not justified: run again, against the tests as they are now
         justified = _equivalents()
         return [name for name, status in _results(base).items()
@@ -225,13 +226,11 @@ def run(module, workdir, minutes, children, retry=False, only=None, first=None):
     measured = _measurement()  # the checkout as copied
     if (retry or only) and not names:
         print(f"{module}: no survivors to run again and no mutants without a verdict in the files named")
-        (workdir / "measured.json").write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
-        return 0
-    command += names
-    try:
-        subprocess.run(command, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
-    except subprocess.TimeoutExpired:
-        print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
+    else:
+        try:
+            subprocess.run(command + names, cwd=workdir, env=env, timeout=None if minutes is None else minutes * 60)
+        except subprocess.TimeoutExpired:
+            print(f"stopped after {minutes} minutes; run again to continue", file=sys.stderr)
     (workdir / "measured.json").write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
     return 0
 
