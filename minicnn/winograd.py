@@ -106,7 +106,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "MATRICES", "POINTS", "multiplications",
-           "winograd_conv2d", "winograd_input_grad", "winograd_weight_grad", "error_bound"]
+           "winograd_conv2d", "winograd_input_grad", "winograd_weight_grad", "error_bound",
+           "PHASE_TAPS", "phase_tiles", "phase_conv2d", "phase_input_grad", "phase_weight_grad"]
 
 #: Input transform B^T (4x4), Lavin and Gray 2016, section 4.1, for F(2x2, 3x3).
 BT = np.array([[1, 0, -1, 0],
@@ -274,3 +275,125 @@ def error_bound(x, w, padding=0, m=2, dtype=np.float32):
     u = np.finfo(dtype).eps / 2
     gamma = k * u / (1 - k * u)
     return gamma * _correlate(x, w, padding, None, m, np.abs(at), np.abs(g_mat), np.abs(bt))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The four stride-2 phases of a 4x4, stride-2, padding-1 layer: F(3x3, 2x2)
+#
+# Deck 000_5f24bd8423292174.txt, "Convolución transpuesta (1)": a transposed convolution k4 s2 p1 (the
+# input gradient of this layer) spreads each input pixel over a 4x4 patch of the output, 2 pixels apart.
+# Along one axis, output pixel y = 2s - p (phase p = 0 for even y, 1 for odd) receives exactly two taps:
+#
+#     dX[2s]     = W[3] dY[s - 1] + W[1] dY[s]        (phase 0)
+#     dX[2s - 1] = W[2] dY[s - 1] + W[0] dY[s]        (phase 1)
+#
+# so every phase is a 2-tap correlation of the *same* window (dY[s - 1], dY[s]): the tap of phase p and
+# window offset a is PHASE_TAPS[p][a] = 3 - p - 2a. In 2-D the four phases are 2x2 correlations of dY, and
+# three positions s of a phase are F(3, 2), the weight gradient's algorithm above with the roles renamed:
+# ``z = G^T [(A f) ⊙ (B^T d)]`` for a 4-pixel window d and a 2-tap filter f (A = AT.T). The input
+# transform B^T d B of a 4x4 window of dY serves all four phases: per tile of 3x3 positions and channel
+# pair, 4 x 16 products give 36 pixels of dX, against 4 x 36 multiply-adds.
+#
+# The forward pass Y = conv2d(X) is the adjoint (the transpose of each step, in reverse order): gather
+# each phase's 3x3 pixels of X, E = G e G^T, the products U[ξ]^T E[ξ] summed over phases and channels,
+# then B Ŷ B^T, whose 4x4 windows overlap their neighbours by one row and column and are added up. The
+# weight gradient pairs the two transforms: dU = sum over tiles E ⊙ V, and df = A^T dU A for each phase.
+
+#: PHASE_TAPS[p][a]: the filter row (or column) that phase p reads at window offset a.
+PHASE_TAPS = np.array([[3, 1], [2, 0]])
+
+
+def phase_tiles(size):
+    """Tiles of 3 phase positions along an axis of X of ``size`` pixels: s runs over 0 .. size // 2."""
+    return -(-(size // 2 + 1) // 3)
+
+
+def _phase_filters(w):
+    """U[p, q, c, o] = A f A^T of the 2x2 filters f[a, b] = w[o, c, PHASE_TAPS[p][a], PHASE_TAPS[q][b]]."""
+    f = np.asarray(w)[:, :, PHASE_TAPS][:, :, :, :, PHASE_TAPS]  # (O, C, p, a, q, b)
+    a_mat = AT.T.astype(f.dtype)
+    return np.einsum("ia,pqcoab,jb->pqcoij", a_mat, f.transpose(2, 4, 1, 0, 3, 5), a_mat)
+
+
+def _dy_windows(dy, tiles_high, tiles_wide):
+    """V = B^T d B of the 4x4 windows of dY at rows 3ti - 1 .., columns 3tj - 1 .. (zero outside)."""
+    n, o, oh, ow = dy.shape
+    padded = np.zeros((n, o, 3 * tiles_high + 1, 3 * tiles_wide + 1), dtype=dy.dtype)
+    padded[:, :, 1:1 + oh, 1:1 + ow] = dy
+    d = np.lib.stride_tricks.sliding_window_view(padded, (4, 4), axis=(2, 3))[:, :, ::3, ::3]
+    bt = BT.astype(dy.dtype)
+    return np.einsum("ij,notsjk,lk->notsil", bt, d, bt)
+
+
+def _x_phases(x, tiles_high, tiles_wide):
+    """E = G e G^T of each phase's 3x3 tiles e of X: e[p, q][s, s'] = X[2s - p, 2s' - q] (zero outside)."""
+    n, c, h, w = x.shape
+    e = np.zeros((n, 2, 2, c, 3 * tiles_high, 3 * tiles_wide), dtype=x.dtype)
+    for p in range(2):
+        for q in range(2):
+            phase = x[:, :, p::2, q::2]  # pixels 2s - p: s from p on
+            e[:, p, q, :, p:p + phase.shape[2], q:q + phase.shape[3]] = phase
+    e = e.reshape(n, 2, 2, c, tiles_high, 3, tiles_wide, 3).transpose(0, 1, 2, 3, 4, 6, 5, 7)
+    g_mat = G.astype(x.dtype)
+    return np.einsum("ia,npqctsab,jb->npqctsij", g_mat, e, g_mat)
+
+
+def _check_phase_layer(x_shape, w_shape, dy_shape=None):
+    n, c, h, w = x_shape
+    if len(w_shape) != 4 or tuple(w_shape[1:]) != (c, 4, 4):
+        raise ValueError(f"needs filters (C_out, {c}, 4, 4) for an input {tuple(x_shape)}, got {tuple(w_shape)}")
+    if h % 2 or w % 2:
+        raise ValueError(f"needs an even input size (H, W), got {(h, w)}")
+    want = (n, w_shape[0], h // 2, w // 2)
+    if dy_shape is not None and tuple(dy_shape) != want:
+        raise ValueError(f"dY must have the output's shape (N, C_out, H/2, W/2) = {want}, got {tuple(dy_shape)}")
+    return phase_tiles(h), phase_tiles(w)
+
+
+def phase_input_grad(w, dy, x_shape):
+    """dX of ``y = conv2d(x, w, stride=2, padding=1)`` for 4x4 filters (a transposed convolution k4 s2 p1 of dY)
+    by F(3x3, 2x2) on the four phases: ``z = G^T [U ⊙ V] G``, V of dY's windows shared by the phases."""
+    dy = np.asarray(dy)
+    n, c, h, wd = x_shape
+    th, tw = _check_phase_layer(x_shape, np.shape(w), dy.shape)
+    prod = np.einsum("pqcoij,notsij->npqctsij", _phase_filters(w), _dy_windows(dy, th, tw))
+    gt = G.T.astype(prod.dtype)
+    z = np.einsum("ai,npqctsij,bj->npqctsab", gt, prod, gt)
+    z = z.transpose(0, 1, 2, 3, 4, 6, 5, 7).reshape(n, 2, 2, c, 3 * th, 3 * tw)
+    dx = np.empty(x_shape, dtype=prod.dtype)
+    for p in range(2):
+        for q in range(2):
+            rows, cols = dx[:, :, p::2, q::2].shape[2:]
+            dx[:, :, p::2, q::2] = z[:, p, q, :, p:p + rows, q:q + cols]
+    return dx
+
+
+def phase_conv2d(x, w, b=None):
+    """``conv2d(x, w, b, stride=2, padding=1)`` for 4x4 filters: the adjoint of ``phase_input_grad``, step by step."""
+    x = np.asarray(x)
+    n, c, h, wd = x.shape
+    th, tw = _check_phase_layer(x.shape, np.shape(w))
+    prod = np.einsum("pqcoij,npqctsij->notsij", _phase_filters(w), _x_phases(x, th, tw))
+    bt = BT.astype(prod.dtype)
+    windows = np.einsum("ia,notsij,jb->notsab", bt, prod, bt)  # B Ŷ B^T: 4x4 windows of Y, one row/column shared
+    y = np.zeros((n, prod.shape[1], 3 * th + 1, 3 * tw + 1), dtype=prod.dtype)
+    for ti in range(th):
+        for tj in range(tw):
+            y[:, :, 3 * ti:3 * ti + 4, 3 * tj:3 * tj + 4] += windows[:, :, ti, tj]
+    y = y[:, :, 1:1 + h // 2, 1:1 + wd // 2]
+    return y if b is None else y + np.asarray(b).reshape(1, -1, 1, 1)
+
+
+def phase_weight_grad(x, dy):
+    """dW of ``y = conv2d(x, w, stride=2, padding=1)`` for 4x4 filters: ``df = A^T [sum over tiles E ⊙ V] A`` per
+    phase, E of X's phase tiles and V of dY's windows (the two transforms above)."""
+    x, dy = np.asarray(x), np.asarray(dy)
+    th, tw = _check_phase_layer(x.shape, (dy.shape[1], x.shape[1], 4, 4), dy.shape)
+    du = np.einsum("npqctsij,notsij->pqcoij", _x_phases(x, th, tw), _dy_windows(dy, th, tw))
+    at = AT.astype(du.dtype)
+    df = np.einsum("ai,pqcoij,bj->pqcoab", at, du, at)
+    dw = np.empty((dy.shape[1], x.shape[1], 4, 4), dtype=du.dtype)
+    for p in range(2):
+        for q in range(2):
+            dw[:, :, PHASE_TAPS[p][:, None], PHASE_TAPS[q][None, :]] = df[p, q].transpose(1, 0, 2, 3)
+    return dw

@@ -146,6 +146,14 @@ def winograd_layers(draw):
 
 
 @st.composite
+def phase_layers(draw):
+    """4x4 filters, stride 2, padding 1 on even sizes (a transposed convolution k4 s2 p1's layer), down to 2x2."""
+    h, w = 2 * draw(st.integers(1, 9)), 2 * draw(st.integers(1, 9))
+    return ((draw(st.integers(1, 3)), draw(st.integers(1, 12)), h, w), (draw(st.integers(1, 12)), None, 4, 4),
+            dict(stride=2, padding=1))
+
+
+@st.composite
 def any_layers(draw):
     stride, padding, dilation = draw(st.integers(1, 3)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
     groups = draw(st.sampled_from([1, 1, 2]))
@@ -175,6 +183,7 @@ CASES = {
     ("winograd4", "weight_grad"): lambda dt: winograd_layers(),
     **{(name, op): (lambda dt: winograd_layers()) for name in ("winograd_wide", "winograd4_wide")
        for op in ("forward", "input_grad")},
+    **{("winograd_phases", op): (lambda dt: phase_layers()) for op in OPS},
     ("rows", "forward"): lambda dt: rows_forward_layers(),
     ("rows", "input_grad"): lambda dt: rows_input_grad_layers(),
     ("rows", "weight_grad"): rows_weight_grad_layers,
@@ -291,6 +300,7 @@ THREAD_CASES = {
     "winograd4": ((16, 16, 15, 14), (24, 16, 3, 3), dict(padding=1)),
     "winograd_wide": ((2, 16, 15, 14), (96, 16, 3, 3), dict(padding=1)),
     "winograd4_wide": ((2, 16, 15, 14), (96, 16, 3, 3), dict(padding=1)),
+    "winograd_phases": ((16, 8, 16, 16), (12, 8, 4, 4), dict(stride=2, padding=1)),
     "lanes": ((64, 6, 14, 14), (16, 6, 5, 5), {}),
     "batched": ((32, 16, 6, 6), (32, 16, 3, 3), {}),
     "im2col": ((16, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),
@@ -440,7 +450,7 @@ def _fake_backend(tmp_path, costs, autotune=True):
     timed = []
     for name, path in backend.paths.items():
         cost = costs.get(name, 1.0)
-        for op in ("forward", "input_grad", "weight_grad", "grad"):
+        for op in ("forward", "input_grad", "weight_grad", "grad", "forward_and_weight_grad"):
             if hasattr(path, op):
                 def fake(*args, _cost=cost, _name=name, _op=op):
                     clock.now += _cost
@@ -484,7 +494,8 @@ def test_autotune_keeps_a_fused_gradient_when_it_beats_the_two_separately(tmp_pa
     assert ("lanes", "grad") in timed
 
 
-# A transposed convolution's backward: Y and dW of one strided convolution (only batched and im2col take it)
+# A transposed convolution's backward: Y and dW of one strided convolution (batched, winograd_phases and
+# im2col take it; the fake paths cost 1 s but those the test times)
 STRIDED = shapes.conv2d_geometry((32, 16, 32, 32), (32, 16, 4, 4), stride=2, padding=1)
 
 
@@ -512,7 +523,7 @@ def test_a_lone_one_pass_candidate_is_still_timed_against_the_two_apart(tmp_path
     """A layer only im2col takes (its batch's column matrix is beyond the batched path's limit): its one pass of
     dX and dW, and of Y and dW, are each timed against its own two passes apart (3e-4 each here), not skipped
     for being the only candidate."""
-    large = shapes.conv2d_geometry((64, 64, 64, 64), (64, 64, 4, 4), stride=2, padding=1)
+    large = shapes.conv2d_geometry((64, 64, 64, 64), (64, 64, 4, 4), stride=2)  # no padding: not the phases
     backend, timed = _fake_backend(tmp_path, {"im2col": 3e-4})
     assert [n for n, r in backend.takes("weight_grad", large, np.float32).items() if not r] == ["im2col", "reference"]
 

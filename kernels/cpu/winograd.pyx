@@ -431,3 +431,400 @@ def weight_output_transform(const floating[:, :, :, ::1] m_parts, floating[:, :,
                 filter_gradient4(mp + o * channels + c, parts, 36 * xi_stride, xi_stride, dwp + (o * channels + c) * 9)
             else:
                 filter_gradient(mp + o * channels + c, parts, 16 * xi_stride, xi_stride, dwp + (o * channels + c) * 9)
+
+
+# Winograd F(3x3, 2x2) on the four stride-2 phases of a 4x4, stride-2, padding-1 convolution (the layer
+# a transposed convolution k4 s2 p1 is the input gradient of; minicnn/winograd.py derives it). Tiles of
+# 3x3 phase positions s, numbered image by image, row by row; tile (ti, tj) reads the 4x4 window of dY
+# at rows 3ti - 1.., columns 3tj - 1.., and stands for the pixels 2s - p of X in each phase (p, q).
+# The transformed rows of X's side are (2p + q) * C + c: the four phases stacked, C channels each.
+
+cdef inline floating plane_at(const floating* src, Py_ssize_t r, Py_ssize_t c, Py_ssize_t height,
+                              Py_ssize_t width) noexcept nogil:
+    if r < 0 or r >= height or c < 0 or c >= width:
+        return 0
+    return src[r * width + c]
+
+
+cdef inline Py_ssize_t phase_stride(Py_ssize_t rows, Py_ssize_t ld) noexcept nogil:
+    """Entries between two positions xi of a block's transforms or products: ``rows * ld`` plus one cache
+    line, so that the 16 streams a transform writes never fall into the same cache sets (a power-of-two
+    stride made them evict each other: the tile block of 64 on 64 maps ran the transforms 3x slower)."""
+    return rows * ld + 16
+
+
+def phase_workspace(Py_ssize_t rows, Py_ssize_t tile_block):
+    """Entries per thread of a workspace for 16 positions of ``rows`` x ``tile_block`` (``phase_stride``)."""
+    return 16 * phase_stride(rows, tile_block)
+
+
+def phase_tiles(Py_ssize_t height, Py_ssize_t width):
+    """(rows, columns) of 3x3 tiles of phase positions for X of height x width: s runs over 0 .. H//2."""
+    return (height // 2 + 3) // 3, (width // 2 + 3) // 3
+
+
+def phase_filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
+    """``u[xi, (2p + q) * C + c, o] = (A f A^T)[xi]`` for the 2x2 phase filters ``f[a, b] = w[o, c, 3 - p - 2a,
+    3 - q - 2b]`` of ``w`` (C_out, C_in, 4, 4); A = [[1, 0], [1, 1], [1, -1], [0, -1]]."""
+    cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o, c
+    if w.shape[2] != 4 or w.shape[3] != 4 or u.shape[0] != 16 or u.shape[1] != 4 * channels or u.shape[2] != out_ch:
+        raise ValueError(f"w {tuple(w.shape)[:4]} needs 4x4 filters and u the shape (16, {4 * channels}, {out_ch}), "
+                         f"got {tuple(u.shape)[:3]}")
+    cdef const floating* wp = &w[0, 0, 0, 0]
+    cdef floating* up = &u[0, 0, 0]
+    for c in prange(channels, nogil=True, schedule="static", num_threads=num_threads):
+        for o in range(out_ch):  # neighbouring o: neighbouring entries of u
+            phase_filter(wp + (o * channels + c) * 16, up + c * out_ch + o, channels * out_ch, 4 * channels * out_ch)
+
+
+cdef void phase_filter(const floating* w, floating* u, Py_ssize_t phase_stride, Py_ssize_t xi_stride) noexcept nogil:
+    """The four phases' ``A f A^T`` of one 4x4 kernel ``w`` into ``u[xi * xi_stride + (2p + q) * phase_stride]``."""
+    cdef floating t[4][2]
+    cdef floating f0, f1
+    cdef Py_ssize_t p, q, i
+    cdef floating* up
+    for p in range(2):
+        for q in range(2):
+            for i in range(2):  # t = A f over the rows a: f0, f0 + f1, f0 - f1, -f1
+                f0 = w[(3 - p) * 4 + 3 - q - 2 * i]
+                f1 = w[(1 - p) * 4 + 3 - q - 2 * i]
+                t[0][i] = f0
+                t[1][i] = f0 + f1
+                t[2][i] = f0 - f1
+                t[3][i] = -f1
+            up = u + (2 * p + q) * phase_stride
+            for i in range(4):  # (A f) A^T, the same over the columns b
+                up[(4 * i) * xi_stride] = t[i][0]
+                up[(4 * i + 1) * xi_stride] = t[i][0] + t[i][1]
+                up[(4 * i + 2) * xi_stride] = t[i][0] - t[i][1]
+                up[(4 * i + 3) * xi_stride] = -t[i][1]
+
+
+cdef void phase_v_tiles(const floating* dy, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
+                        Py_ssize_t maps, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_wide,
+                        Py_ssize_t tiles_per_image) noexcept nogil:
+    """``V[xi, o, l] = (B^T d B)[xi]`` for the 4x4 windows d of dY (rows 3ti - 1 .. 3ti + 2, zero outside) of
+    the block's tiles ``first + l``."""
+    cdef floating d[4][4]
+    cdef floating s[4][4]
+    cdef Py_ssize_t o, l, img, ti, tj, r0, c0, i, j
+    cdef Py_ssize_t stride = phase_stride(maps, ld)
+    cdef const floating* src
+    cdef floating* vp
+    for o in range(maps):
+        locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
+        for l in range(count):
+            src = dy + (img * maps + o) * oh * ow
+            r0 = 3 * ti - 1
+            c0 = 3 * tj - 1
+            if r0 >= 0 and r0 + 4 <= oh and c0 >= 0 and c0 + 4 <= ow:
+                for i in range(4):
+                    for j in range(4):
+                        d[i][j] = src[(r0 + i) * ow + c0 + j]
+            else:
+                for i in range(4):
+                    for j in range(4):
+                        d[i][j] = plane_at(src, r0 + i, c0 + j, oh, ow)
+            for j in range(4):  # s = B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                s[0][j] = d[0][j] - d[2][j]
+                s[1][j] = d[1][j] + d[2][j]
+                s[2][j] = d[2][j] - d[1][j]
+                s[3][j] = d[1][j] - d[3][j]
+            vp = v + o * ld + l
+            for i in range(4):  # (B^T d) B, the same over the columns
+                vp[(4 * i) * stride] = s[i][0] - s[i][2]
+                vp[(4 * i + 1) * stride] = s[i][1] + s[i][2]
+                vp[(4 * i + 2) * stride] = s[i][2] - s[i][1]
+                vp[(4 * i + 3) * stride] = s[i][1] - s[i][3]
+            next_segment(1, tiles_wide, tiles_per_image, &img, &ti, &tj)
+
+
+cdef void phase_e_tiles(const floating* x, floating* e, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
+                        Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t tiles_wide,
+                        Py_ssize_t tiles_per_image) noexcept nogil:
+    """``E[xi, (2p + q) * C + c, l] = (G e G^T)[xi]`` for the 3x3 phase tiles ``e[a, b] = X[c, 2(3ti + a) - p,
+    2(3tj + b) - q]`` (zero outside X) of the block's tiles: the adjoint of the output transform G^T M G.
+    The four phases of a tile are the 6x6 pixels of X at rows 6ti - 1 .., columns 6tj - 1 .., read once."""
+    cdef floating px[6][6]
+    cdef floating s[4][3]
+    cdef Py_ssize_t pq, c, l, img, ti, tj, r0, c0, a, b, j, p, q
+    cdef Py_ssize_t stride = phase_stride(4 * channels, ld)
+    cdef const floating* src
+    cdef floating* ep
+    for c in range(channels):
+        locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
+        for l in range(count):
+            src = x + (img * channels + c) * height * width
+            r0 = 6 * ti - 1
+            c0 = 6 * tj - 1
+            if r0 >= 0 and r0 + 6 <= height and c0 >= 0 and c0 + 6 <= width:
+                for a in range(6):
+                    for b in range(6):
+                        px[a][b] = src[(r0 + a) * width + c0 + b]
+            else:
+                for a in range(6):
+                    for b in range(6):
+                        px[a][b] = plane_at(src, r0 + a, c0 + b, height, width)
+            for pq in range(4):  # phase (p, q), position (a, b): pixel 1 + 2a - p, 1 + 2b - q of the 6x6
+                p = 1 - (pq >> 1)
+                q = 1 - (pq & 1)
+                for j in range(3):  # s = G e: rows e0, (e0 + e1 + e2)/2, (e0 - e1 + e2)/2, e2
+                    s[0][j] = px[p][q + 2 * j]
+                    s[1][j] = (px[p][q + 2 * j] + px[p + 2][q + 2 * j] + px[p + 4][q + 2 * j]) * <floating>0.5
+                    s[2][j] = (px[p][q + 2 * j] - px[p + 2][q + 2 * j] + px[p + 4][q + 2 * j]) * <floating>0.5
+                    s[3][j] = px[p + 4][q + 2 * j]
+                ep = e + (pq * channels + c) * ld + l
+                for a in range(4):  # (G e) G^T, the same over the columns
+                    ep[(4 * a) * stride] = s[a][0]
+                    ep[(4 * a + 1) * stride] = (s[a][0] + s[a][1] + s[a][2]) * <floating>0.5
+                    ep[(4 * a + 2) * stride] = (s[a][0] - s[a][1] + s[a][2]) * <floating>0.5
+                    ep[(4 * a + 3) * stride] = s[a][2]
+            next_segment(1, tiles_wide, tiles_per_image, &img, &ti, &tj)
+
+
+cdef void phase_z_tiles(const floating* prod, floating* dx, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
+                        Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width, Py_ssize_t tiles_wide,
+                        Py_ssize_t tiles_per_image) noexcept nogil:
+    """``dX[c, 2(3ti + a) - p, 2(3tj + b) - q] = (G^T M G)[a, b]`` of the products ``M[xi, (2p + q) * C + c, l]``
+    of the block's tiles, cropped to X: the four phases fill the 6x6 pixels at rows 6ti - 1 .., columns
+    6tj - 1 .. (every pixel of X belongs to exactly one tile and phase)."""
+    cdef floating px[6][6]
+    cdef floating m[16]
+    cdef floating s[3][4]
+    cdef Py_ssize_t pq, c, l, img, ti, tj, r0, c0, a, b, j, p, q, lo, hi
+    cdef Py_ssize_t stride = phase_stride(4 * channels, ld)
+    cdef floating* dst
+    for c in range(channels):
+        locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
+        for l in range(count):
+            for pq in range(4):
+                p = 1 - (pq >> 1)
+                q = 1 - (pq & 1)
+                for j in range(16):
+                    m[j] = prod[j * stride + (pq * channels + c) * ld + l]
+                for j in range(4):  # s = G^T M: rows m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3
+                    s[0][j] = m[j] + (m[4 + j] + m[8 + j]) * <floating>0.5
+                    s[1][j] = (m[4 + j] - m[8 + j]) * <floating>0.5
+                    s[2][j] = (m[4 + j] + m[8 + j]) * <floating>0.5 + m[12 + j]
+                for a in range(3):  # (G^T M) G, the same over the columns
+                    px[p + 2 * a][q] = s[a][0] + (s[a][1] + s[a][2]) * <floating>0.5
+                    px[p + 2 * a][q + 2] = (s[a][1] - s[a][2]) * <floating>0.5
+                    px[p + 2 * a][q + 4] = (s[a][1] + s[a][2]) * <floating>0.5 + s[a][3]
+            dst = dx + (img * channels + c) * height * width
+            r0 = 6 * ti - 1
+            c0 = 6 * tj - 1
+            if r0 >= 0 and r0 + 6 <= height and c0 >= 0 and c0 + 6 <= width:
+                for a in range(6):
+                    for b in range(6):
+                        dst[(r0 + a) * width + c0 + b] = px[a][b]
+            else:
+                lo = max(0, -c0)
+                hi = min(6, width - c0)
+                for a in range(max(0, -r0), min(6, height - r0)):
+                    for b in range(lo, hi):
+                        dst[(r0 + a) * width + c0 + b] = px[a][b]
+            next_segment(1, tiles_wide, tiles_per_image, &img, &ti, &tj)
+
+
+cdef void phase_q_tiles(const floating* prod, floating* q, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
+                        Py_ssize_t maps, Py_ssize_t tiles_per_image) noexcept nogil:
+    """``Q[img, o, tile] = B Y B^T`` (4x4, row-major) of the products ``Y[xi, o, l]`` of the block's tiles: the
+    adjoint of the input transform; neighbouring tiles' windows share a row or column, summed by ``phase_fold``."""
+    cdef floating m[16]
+    cdef floating s[4][4]
+    cdef Py_ssize_t o, l, j, i, img, tile
+    cdef Py_ssize_t stride = phase_stride(maps, ld)
+    cdef floating* dst
+    for o in range(maps):
+        for l in range(count):
+            for j in range(16):
+                m[j] = prod[j * stride + o * ld + l]
+            for j in range(4):  # s = B M: rows m0, m1 - m2 + m3, m1 + m2 - m0, -m3
+                s[0][j] = m[j]
+                s[1][j] = m[4 + j] - m[8 + j] + m[12 + j]
+                s[2][j] = m[4 + j] + m[8 + j] - m[j]
+                s[3][j] = -m[12 + j]
+            img = (first + l) // tiles_per_image
+            tile = first + l - img * tiles_per_image
+            dst = q + ((img * maps + o) * tiles_per_image + tile) * 16
+            for i in range(4):  # (B M) B^T, the same over the columns
+                dst[4 * i] = s[i][0]
+                dst[4 * i + 1] = s[i][1] - s[i][2] + s[i][3]
+                dst[4 * i + 2] = s[i][1] + s[i][2] - s[i][0]
+                dst[4 * i + 3] = -s[i][3]
+
+
+def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, ::1] u, floating[:, :, :, ::1] dx,
+                     int tile_block, floating[:, ::1] v_workspace, floating[:, ::1] m_workspace, int num_threads):
+    """``dx`` = dX of the 4x4, stride-2, padding-1 convolution whose output gradient is ``dy``, given
+    ``u = phase_filter_transform(w)``: per block of tiles, V = B^T d B of dY's windows, 16 products
+    ``M[xi] = U[xi] @ V[xi]`` (4 C_in x C_out by C_out x tiles) on one BLAS thread, then ``G^T M G`` into
+    each phase. ``v_workspace`` needs ``phase_workspace(C_out, tile_block)`` entries per thread, ``m_workspace``
+    ``phase_workspace(4 C_in, tile_block)``."""
+    cdef Py_ssize_t n_images = dy.shape[0], maps = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    cdef Py_ssize_t channels = dx.shape[1], height = dx.shape[2], width = dx.shape[3]
+    cdef Py_ssize_t tiles_high, tiles_wide
+    tiles_high, tiles_wide = phase_tiles(height, width)
+    cdef Py_ssize_t tiles_per_image = tiles_high * tiles_wide, total = n_images * tiles_per_image
+    cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block, blk, first, count, xi
+    cdef int t, ncols, rows = <int>(4 * channels), k = <int>maps, ld = tile_block
+    cdef floating* v
+    cdef floating* prod
+    if tile_block < 1:
+        raise ValueError(f"tile_block must be at least 1, got {tile_block}")
+    if dx.shape[0] != n_images or u.shape[0] != 16 or u.shape[1] != rows or u.shape[2] != maps:
+        raise ValueError(f"u {tuple(u.shape)[:3]} and dx {tuple(dx.shape)[:4]} do not match dy {tuple(dy.shape)[:4]}")
+    if oh != height // 2 or ow != width // 2:
+        raise ValueError(f"dy {(oh, ow)} is not the output of a 4x4 stride-2 padding-1 layer on {(height, width)}")
+    if v_workspace.shape[1] < phase_workspace(maps, tile_block) or m_workspace.shape[1] < phase_workspace(rows, tile_block) \
+            or min(v_workspace.shape[0], m_workspace.shape[0]) < num_threads:
+        raise ValueError("the workspaces are too small for the tile block")
+    cdef const floating* dyp = &dy[0, 0, 0, 0]
+    cdef const floating* up = &u[0, 0, 0]
+    cdef floating* dxp = &dx[0, 0, 0, 0]
+    for blk in prange(blocks, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        v = &v_workspace[t, 0]
+        prod = &m_workspace[t, 0]
+        first = blk * tile_block
+        count = min(<Py_ssize_t>tile_block, total - first)
+        ncols = <int>count
+        phase_v_tiles(dyp, v, first, count, ld, maps, oh, ow, tiles_wide, tiles_per_image)
+        for xi in range(16):
+            gemm_rowmajor(c'N', c'N', rows, ncols, k, <floating>1.0, up + xi * rows * maps, k,
+                          v + xi * phase_stride(maps, ld), ld, <floating>0.0, prod + xi * phase_stride(rows, ld), ld)
+        phase_z_tiles(prod, dxp, first, count, ld, channels, height, width, tiles_wide, tiles_per_image)
+
+
+def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
+                                  const floating[:, :, :, ::1] dy, floating[::1] q, floating[:, :, :, ::1] m_parts,
+                                  int tile_block, int blocks_per_part, floating[:, ::1] e_workspace,
+                                  floating[:, ::1] v_workspace, floating[:, ::1] y_workspace, int num_threads):
+    """The forward products of the 4x4, stride-2, padding-1 convolution of ``x`` (when ``q`` is given: its
+    tiles ``Q = B (U[xi]^T @ E[xi]) B^T``, for ``phase_fold``) and the sums of its weight gradient (when
+    ``m_parts`` is: ``m_parts[part, xi] = sum of E[xi] @ V[xi]^T`` over the part's blocks, in block order),
+    both from one transform E = G e G^T of x's phase tiles per block. ``dy`` (read for the weight gradient
+    only) has the output's shape. Part ``p`` holds the blocks ``p * blocks_per_part`` up to the next part's;
+    each part runs on one thread: the same bits on any thread count."""
+    cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t maps = u.shape[2], oh = height // 2, ow = width // 2
+    cdef Py_ssize_t tiles_high, tiles_wide
+    tiles_high, tiles_wide = phase_tiles(height, width)
+    cdef Py_ssize_t tiles_per_image = tiles_high * tiles_wide, total = n_images * tiles_per_image
+    cdef Py_ssize_t blocks = (total + tile_block - 1) // tile_block, parts, part, blk, first, count, xi
+    cdef int t, ncols, rows = <int>(4 * channels), k = <int>maps, ld = tile_block
+    cdef bint forward = q is not None, weight_grad = m_parts is not None
+    cdef floating beta
+    cdef floating* e
+    cdef floating* v
+    cdef floating* yh
+    cdef floating* mp
+    cdef floating* qp = NULL
+    cdef const floating* dyp = NULL
+    if tile_block < 1 or blocks_per_part < 1:
+        raise ValueError(f"tile_block and blocks_per_part must be at least 1, got {tile_block}, {blocks_per_part}")
+    if u.shape[0] != 16 or u.shape[1] != rows:
+        raise ValueError(f"u {tuple(u.shape)[:3]} does not match x {tuple(x.shape)[:4]}")
+    parts = (blocks + blocks_per_part - 1) // blocks_per_part
+    if forward:
+        if q.shape[0] < n_images * maps * tiles_per_image * 16:
+            raise ValueError(f"q needs {n_images * maps * tiles_per_image * 16} entries, got {q.shape[0]}")
+        qp = &q[0]
+    if weight_grad:
+        if dy is None or tuple(dy.shape)[:4] != (n_images, maps, oh, ow):
+            raise ValueError(f"dy must have the output's shape {(n_images, maps, oh, ow)}")
+        if tuple(m_parts.shape)[:4] != (parts, 16, rows, maps):
+            raise ValueError(f"m_parts must have the shape {(parts, 16, rows, maps)}, got {tuple(m_parts.shape)[:4]}")
+        dyp = &dy[0, 0, 0, 0]
+    if e_workspace.shape[1] < phase_workspace(rows, tile_block) or v_workspace.shape[1] < phase_workspace(maps, tile_block) \
+            or y_workspace.shape[1] < phase_workspace(maps, tile_block) \
+            or min(e_workspace.shape[0], v_workspace.shape[0], y_workspace.shape[0]) < num_threads:
+        raise ValueError("the workspaces are too small for the tile block")
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* up = &u[0, 0, 0]
+    for part in prange(parts, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        e = &e_workspace[t, 0]
+        v = &v_workspace[t, 0]
+        yh = &y_workspace[t, 0]
+        for blk in range(part * blocks_per_part, min((part + 1) * blocks_per_part, blocks)):
+            first = blk * tile_block
+            count = min(<Py_ssize_t>tile_block, total - first)
+            ncols = <int>count
+            phase_e_tiles(xp, e, first, count, ld, channels, height, width, tiles_wide, tiles_per_image)
+            if forward:
+                for xi in range(16):
+                    gemm_rowmajor(c'T', c'N', k, ncols, rows, <floating>1.0, up + xi * rows * maps, k,
+                                  e + xi * phase_stride(rows, ld), ld, <floating>0.0, yh + xi * phase_stride(maps, ld), ld)
+                phase_q_tiles(yh, qp, first, count, ld, maps, tiles_per_image)
+            if weight_grad:
+                mp = &m_parts[part, 0, 0, 0]
+                phase_v_tiles(dyp, v, first, count, ld, maps, oh, ow, tiles_wide, tiles_per_image)
+                beta = 0.0 if blk == part * blocks_per_part else 1.0
+                for xi in range(16):
+                    gemm_rowmajor(c'N', c'T', rows, k, ncols, <floating>1.0, e + xi * phase_stride(rows, ld), ld,
+                                  v + xi * phase_stride(maps, ld), ld, beta, mp + xi * rows * maps, k)
+
+
+def phase_fold(const floating[::1] q, const floating[::1] b, floating[:, :, :, ::1] y, int num_threads):
+    """``y[n, o, i, j] = b[o] + the sum of the tiles' 4x4 windows over (i, j)`` from ``phase_forward_and_weight_grad``'s
+    ``q``: window (ti, tj) covers rows 3ti - 1 .. 3ti + 2, so a row 3ti - 1 also gets row 3 of tile ti - 1 (added
+    in that fixed order)."""
+    cdef Py_ssize_t n_images = y.shape[0], maps = y.shape[1], oh = y.shape[2], ow = y.shape[3]
+    cdef Py_ssize_t tiles_high, tiles_wide
+    tiles_high, tiles_wide = phase_tiles(2 * oh, 2 * ow)
+    cdef Py_ssize_t tiles_per_image = tiles_high * tiles_wide, plane, i, j, ti, tj, r, s
+    cdef floating acc, bias
+    cdef const floating* tq
+    if q.shape[0] < n_images * maps * tiles_per_image * 16:
+        raise ValueError(f"q needs {n_images * maps * tiles_per_image * 16} entries, got {q.shape[0]}")
+    if b is not None and b.shape[0] != maps:
+        raise ValueError(f"b needs {maps} entries, got {b.shape[0]}")
+    cdef bint has_bias = b is not None
+    for plane in prange(n_images * maps, nogil=True, schedule="static", num_threads=num_threads):
+        tq = &q[plane * tiles_per_image * 16]
+        bias = b[plane % maps] if has_bias else 0
+        for i in range(oh):
+            ti = (i + 1) // 3
+            r = i + 1 - 3 * ti
+            for j in range(ow):
+                tj = (j + 1) // 3
+                s = j + 1 - 3 * tj
+                acc = tq[(ti * tiles_wide + tj) * 16 + 4 * r + s]
+                if r == 0 and ti > 0:
+                    acc = acc + tq[((ti - 1) * tiles_wide + tj) * 16 + 12 + s]
+                if s == 0 and tj > 0:
+                    acc = acc + tq[(ti * tiles_wide + tj - 1) * 16 + 4 * r + 3]
+                    if r == 0 and ti > 0:
+                        acc = acc + tq[((ti - 1) * tiles_wide + tj - 1) * 16 + 15]
+                y[plane // maps, plane % maps, i, j] = acc + bias
+
+
+def phase_weight_output(const floating[:, :, ::1] m, floating[:, :, :, ::1] dw, int num_threads):
+    """``dw[o, c, 3 - p - 2a, 3 - q - 2b] = (A^T M A)[a, b]`` with ``M[xi] = m[xi, (2p + q) * C + c, o]`` (the
+    parts of ``phase_forward_and_weight_grad`` summed in order); A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    cdef Py_ssize_t out_ch = dw.shape[0], channels = dw.shape[1], o, c
+    if m.shape[0] != 16 or m.shape[1] != 4 * channels or m.shape[2] != out_ch or dw.shape[2] != 4 or dw.shape[3] != 4:
+        raise ValueError(f"m {tuple(m.shape)[:3]} does not match dw {tuple(dw.shape)[:4]}")
+    cdef const floating* mp = &m[0, 0, 0]
+    cdef floating* dwp = &dw[0, 0, 0, 0]
+    for c in prange(channels, nogil=True, schedule="static", num_threads=num_threads):
+        for o in range(out_ch):
+            phase_filter_gradient(mp + c * out_ch + o, 4 * channels * out_ch, channels * out_ch,
+                                  dwp + (o * channels + c) * 16)
+
+
+cdef void phase_filter_gradient(const floating* m, Py_ssize_t xi_stride, Py_ssize_t phase_stride,
+                                floating* dw) noexcept nogil:
+    """The 4x4 kernel ``dw`` of one (filter, channel) pair from its four phases' ``M[xi * xi_stride]``."""
+    cdef floating s[2][4]
+    cdef Py_ssize_t pq, j, a
+    cdef const floating* mp
+    for pq in range(4):
+        mp = m + pq * phase_stride
+        for j in range(4):  # s = A^T M: rows m0 + m1 + m2, m1 - m2 - m3
+            s[0][j] = mp[j * xi_stride] + mp[(4 + j) * xi_stride] + mp[(8 + j) * xi_stride]
+            s[1][j] = mp[(4 + j) * xi_stride] - mp[(8 + j) * xi_stride] - mp[(12 + j) * xi_stride]
+        for a in range(2):  # (A^T M) A, the same over the columns: the taps 3 - q and 1 - q of row 3 - p - 2a
+            dw[(3 - (pq >> 1) - 2 * a) * 4 + 3 - (pq & 1)] = s[a][0] + s[a][1] + s[a][2]
+            dw[(3 - (pq >> 1) - 2 * a) * 4 + 1 - (pq & 1)] = s[a][1] - s[a][2] - s[a][3]

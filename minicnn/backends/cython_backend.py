@@ -146,11 +146,14 @@ class CythonBackend(NumpyBackend):
 
     #: The order in which paths are preferred for each operation when nothing is measured.
     STATIC_ORDER = {
-        "forward": ("dense", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide", "rows", "batched",
+        "forward": ("dense", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide", "winograd_phases",
+                    "rows", "batched",
                     "im2col", "reference"),
-        "input_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide", "rows",
+        "input_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide",
+                       "winograd_phases", "rows",
                        "batched", "im2col", "reference"),
-        "weight_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "rows", "batched", "im2col", "reference"),
+        "weight_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "winograd_phases", "rows", "batched", "im2col",
+                        "reference"),
     }
     #: Layers with fewer multiply-adds than this are planned by the static order, never timed.
     AUTOTUNE_MIN_MACS = 1_000_000
