@@ -127,7 +127,7 @@ def test_the_path_takes_only_its_layer_and_says_why(cython):
 def test_the_kernels_check_the_shapes_they_are_given(cython):
     kernels = cython._winograd
     dy = np.zeros((1, 3, 4, 4), np.float32)
-    u = np.zeros((16, 8, 3), np.float32)
+    u = np.zeros((16, 8 * 3), np.float32)  # 16 positions of (4 C_in) x C_out
     ws = np.zeros((1, kernels.phase_workspace(8, 16)), np.float32)
     with pytest.raises(ValueError, match="is not the output of a 4x4 stride-2 padding-1 layer on"):
         kernels.phase_input_grad(dy, u, np.zeros((1, 2, 10, 8), np.float32), 16, ws, ws, 1)

@@ -30,6 +30,7 @@ xi, measured 1.4x slower on the deep layer: the threads' products then read each
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 
@@ -463,18 +464,21 @@ def phase_tiles(Py_ssize_t height, Py_ssize_t width):
     return (height // 2 + 3) // 3, (width // 2 + 3) // 3
 
 
-def phase_filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads):
-    """``u[xi, (2p + q) * C + c, o] = (A f A^T)[xi]`` for the 2x2 phase filters ``f[a, b] = w[o, c, 3 - p - 2a,
-    3 - q - 2b]`` of ``w`` (C_out, C_in, 4, 4); A = [[1, 0], [1, 1], [1, -1], [0, -1]]."""
+def phase_filter_transform(const floating[:, :, :, ::1] w, floating[:, ::1] u, int num_threads):
+    """``u[xi, ((2p + q) * C + c) * C_out + o] = (A f A^T)[xi]`` for the 2x2 phase filters ``f[a, b] = w[o, c,
+    3 - p - 2a, 3 - q - 2b]`` of ``w`` (C_out, C_in, 4, 4); A = [[1, 0], [1, 1], [1, -1], [0, -1]]. Each row of
+    ``u`` is one position's matrix (4 C_in x C_out), longer where the rows are padded (``phase_stride``:
+    32 KB apart, the 16 matrices shared cache sets and the transform ran 2x slower)."""
     cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o, c
-    if w.shape[2] != 4 or w.shape[3] != 4 or u.shape[0] != 16 or u.shape[1] != 4 * channels or u.shape[2] != out_ch:
-        raise ValueError(f"w {tuple(w.shape)[:4]} needs 4x4 filters and u the shape (16, {4 * channels}, {out_ch}), "
-                         f"got {tuple(u.shape)[:3]}")
+    if w.shape[2] != 4 or w.shape[3] != 4 or u.shape[0] != 16 or u.shape[1] < 4 * channels * out_ch:
+        raise ValueError(f"w {tuple(w.shape)[:4]} needs 4x4 filters and u 16 rows of {4 * channels * out_ch} entries "
+                         f"at least, got {tuple(u.shape)[:2]}")
+    cdef Py_ssize_t xi_stride = u.shape[1]
     cdef const floating* wp = &w[0, 0, 0, 0]
-    cdef floating* up = &u[0, 0, 0]
+    cdef floating* up = &u[0, 0]
     for c in prange(channels, nogil=True, schedule="static", num_threads=num_threads):
         for o in range(out_ch):  # neighbouring o: neighbouring entries of u
-            phase_filter(wp + (o * channels + c) * 16, up + c * out_ch + o, channels * out_ch, 4 * channels * out_ch)
+            phase_filter(wp + (o * channels + c) * 16, up + c * out_ch + o, channels * out_ch, xi_stride)
 
 
 cdef void phase_filter(const floating* w, floating* u, Py_ssize_t phase_stride, Py_ssize_t xi_stride) noexcept nogil:
@@ -654,7 +658,7 @@ cdef void phase_q_tiles(const floating* prod, floating* q, Py_ssize_t first, Py_
                 dst[4 * i + 3] = -s[i][3]
 
 
-def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, ::1] u, floating[:, :, :, ::1] dx,
+def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, ::1] u, floating[:, :, :, ::1] dx,
                      int tile_block, floating[:, ::1] v_workspace, floating[:, ::1] m_workspace, int num_threads):
     """``dx`` = dX of the 4x4, stride-2, padding-1 convolution whose output gradient is ``dy``, given
     ``u = phase_filter_transform(w)``: per block of tiles, V = B^T d B of dY's windows, 16 products
@@ -672,15 +676,16 @@ def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, ::1] 
     cdef floating* prod
     if tile_block < 1:
         raise ValueError(f"tile_block must be at least 1, got {tile_block}")
-    if dx.shape[0] != n_images or u.shape[0] != 16 or u.shape[1] != rows or u.shape[2] != maps:
-        raise ValueError(f"u {tuple(u.shape)[:3]} and dx {tuple(dx.shape)[:4]} do not match dy {tuple(dy.shape)[:4]}")
+    if dx.shape[0] != n_images or u.shape[0] != 16 or u.shape[1] < rows * maps:
+        raise ValueError(f"u {tuple(u.shape)[:2]} and dx {tuple(dx.shape)[:4]} do not match dy {tuple(dy.shape)[:4]}")
     if oh != height // 2 or ow != width // 2:
         raise ValueError(f"dy {(oh, ow)} is not the output of a 4x4 stride-2 padding-1 layer on {(height, width)}")
     if v_workspace.shape[1] < phase_workspace(maps, tile_block) or m_workspace.shape[1] < phase_workspace(rows, tile_block) \
             or min(v_workspace.shape[0], m_workspace.shape[0]) < num_threads:
         raise ValueError("the workspaces are too small for the tile block")
+    cdef Py_ssize_t u_stride = u.shape[1]
     cdef const floating* dyp = &dy[0, 0, 0, 0]
-    cdef const floating* up = &u[0, 0, 0]
+    cdef const floating* up = &u[0, 0]
     cdef floating* dxp = &dx[0, 0, 0, 0]
     for blk in prange(blocks, nogil=True, schedule="dynamic", num_threads=num_threads):
         t = threadid()
@@ -691,13 +696,13 @@ def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, :, ::1] 
         ncols = <int>count
         phase_v_tiles(dyp, v, first, count, ld, maps, oh, ow, tiles_wide, tiles_per_image)
         for xi in range(16):
-            gemm_rowmajor(c'N', c'N', rows, ncols, k, <floating>1.0, up + xi * rows * maps, k,
+            gemm_rowmajor(c'N', c'N', rows, ncols, k, <floating>1.0, up + xi * u_stride, k,
                           v + xi * phase_stride(maps, ld), ld, <floating>0.0, prod + xi * phase_stride(rows, ld), ld)
         phase_z_tiles(prod, dxp, first, count, ld, channels, height, width, tiles_wide, tiles_per_image)
 
 
-def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u,
-                                  const floating[:, :, :, ::1] dy, floating[::1] q, floating[:, :, :, ::1] m_parts,
+def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating[:, ::1] u, int maps,
+                                  const floating[:, :, :, ::1] dy, floating[::1] q, floating[:, :, ::1] m_parts,
                                   int tile_block, int blocks_per_part, floating[:, ::1] e_workspace,
                                   floating[:, ::1] v_workspace, floating[:, ::1] y_workspace, int num_threads):
     """The forward products of the 4x4, stride-2, padding-1 convolution of ``x`` (when ``q`` is given: its
@@ -707,7 +712,7 @@ def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating
     only) has the output's shape. Part ``p`` holds the blocks ``p * blocks_per_part`` up to the next part's;
     each part runs on one thread: the same bits on any thread count."""
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
-    cdef Py_ssize_t maps = u.shape[2], oh = height // 2, ow = width // 2
+    cdef Py_ssize_t oh = height // 2, ow = width // 2
     cdef Py_ssize_t tiles_high, tiles_wide
     tiles_high, tiles_wide = phase_tiles(height, width)
     cdef Py_ssize_t tiles_per_image = tiles_high * tiles_wide, total = n_images * tiles_per_image
@@ -723,8 +728,8 @@ def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating
     cdef const floating* dyp = NULL
     if tile_block < 1 or blocks_per_part < 1:
         raise ValueError(f"tile_block and blocks_per_part must be at least 1, got {tile_block}, {blocks_per_part}")
-    if u.shape[0] != 16 or u.shape[1] != rows:
-        raise ValueError(f"u {tuple(u.shape)[:3]} does not match x {tuple(x.shape)[:4]}")
+    if maps < 1 or u.shape[0] != 16 or u.shape[1] < rows * maps:
+        raise ValueError(f"u {tuple(u.shape)[:2]} does not hold the filters of {maps} maps over x {tuple(x.shape)[:4]}")
     parts = (blocks + blocks_per_part - 1) // blocks_per_part
     if forward:
         if q.shape[0] < n_images * maps * tiles_per_image * 16:
@@ -733,15 +738,17 @@ def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating
     if weight_grad:
         if dy is None or tuple(dy.shape)[:4] != (n_images, maps, oh, ow):
             raise ValueError(f"dy must have the output's shape {(n_images, maps, oh, ow)}")
-        if tuple(m_parts.shape)[:4] != (parts, 16, rows, maps):
-            raise ValueError(f"m_parts must have the shape {(parts, 16, rows, maps)}, got {tuple(m_parts.shape)[:4]}")
+        if m_parts.shape[0] != parts or m_parts.shape[1] != 16 or m_parts.shape[2] < rows * maps:
+            raise ValueError(f"m_parts must hold {parts} parts of 16 rows of {rows * maps} entries at least, "
+                             f"got {tuple(m_parts.shape)[:3]}")
         dyp = &dy[0, 0, 0, 0]
     if e_workspace.shape[1] < phase_workspace(rows, tile_block) or v_workspace.shape[1] < phase_workspace(maps, tile_block) \
             or y_workspace.shape[1] < phase_workspace(maps, tile_block) \
             or min(e_workspace.shape[0], v_workspace.shape[0], y_workspace.shape[0]) < num_threads:
         raise ValueError("the workspaces are too small for the tile block")
+    cdef Py_ssize_t u_stride = u.shape[1], m_stride = m_parts.shape[2] if weight_grad else 0
     cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef const floating* up = &u[0, 0, 0]
+    cdef const floating* up = &u[0, 0]
     for part in prange(parts, nogil=True, schedule="dynamic", num_threads=num_threads):
         t = threadid()
         e = &e_workspace[t, 0]
@@ -754,63 +761,82 @@ def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating
             phase_e_tiles(xp, e, first, count, ld, channels, height, width, tiles_wide, tiles_per_image)
             if forward:
                 for xi in range(16):
-                    gemm_rowmajor(c'T', c'N', k, ncols, rows, <floating>1.0, up + xi * rows * maps, k,
+                    gemm_rowmajor(c'T', c'N', k, ncols, rows, <floating>1.0, up + xi * u_stride, k,
                                   e + xi * phase_stride(rows, ld), ld, <floating>0.0, yh + xi * phase_stride(maps, ld), ld)
                 phase_q_tiles(yh, qp, first, count, ld, maps, tiles_per_image)
             if weight_grad:
-                mp = &m_parts[part, 0, 0, 0]
+                mp = &m_parts[part, 0, 0]
                 phase_v_tiles(dyp, v, first, count, ld, maps, oh, ow, tiles_wide, tiles_per_image)
                 beta = 0.0 if blk == part * blocks_per_part else 1.0
                 for xi in range(16):
                     gemm_rowmajor(c'N', c'T', rows, k, ncols, <floating>1.0, e + xi * phase_stride(rows, ld), ld,
-                                  v + xi * phase_stride(maps, ld), ld, beta, mp + xi * rows * maps, k)
+                                  v + xi * phase_stride(maps, ld), ld, beta, mp + xi * m_stride, k)
+
+
+cdef void fold_plane(const floating* tq, floating* dst, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_wide,
+                     floating bias, floating* row) noexcept nogil:
+    """One map of Y from its tiles' 4x4 windows ``tq[tile * 16 + 4r + s]``: output row i is row r = (i + 1) mod 3
+    of the windows of tile row (i + 1) // 3, plus row 3 of the tile row above when r = 0; along the row, the
+    windows overlap the same way. ``row`` holds 3 * tiles_wide + 1 entries: column j of Y is entry j + 1."""
+    cdef Py_ssize_t i, j, k, ti, r, tj
+    cdef const floating* t
+    for i in range(oh):
+        ti = (i + 1) // 3
+        r = i + 1 - 3 * ti
+        for k in range(3 * tiles_wide + 1):
+            row[k] = 0
+        if r == 0 and ti > 0:
+            t = tq + (ti - 1) * tiles_wide * 16 + 12
+            for tj in range(tiles_wide):
+                for k in range(4):
+                    row[3 * tj + k] += t[tj * 16 + k]
+        t = tq + ti * tiles_wide * 16 + 4 * r
+        for tj in range(tiles_wide):
+            for k in range(4):
+                row[3 * tj + k] += t[tj * 16 + k]
+        for j in range(ow):
+            dst[i * ow + j] = row[j + 1] + bias
 
 
 def phase_fold(const floating[::1] q, const floating[::1] b, floating[:, :, :, ::1] y, int num_threads):
     """``y[n, o, i, j] = b[o] + the sum of the tiles' 4x4 windows over (i, j)`` from ``phase_forward_and_weight_grad``'s
-    ``q``: window (ti, tj) covers rows 3ti - 1 .. 3ti + 2, so a row 3ti - 1 also gets row 3 of tile ti - 1 (added
-    in that fixed order)."""
+    ``q``: window (ti, tj) covers rows 3ti - 1 .. 3ti + 2 and columns 3tj - 1 .. 3tj + 2, so neighbouring windows
+    share a row or a column (added in a fixed order: the same bits on any thread count)."""
     cdef Py_ssize_t n_images = y.shape[0], maps = y.shape[1], oh = y.shape[2], ow = y.shape[3]
     cdef Py_ssize_t tiles_high, tiles_wide
     tiles_high, tiles_wide = phase_tiles(2 * oh, 2 * ow)
-    cdef Py_ssize_t tiles_per_image = tiles_high * tiles_wide, plane, i, j, ti, tj, r, s
-    cdef floating acc, bias
-    cdef const floating* tq
+    cdef Py_ssize_t tiles_per_image = tiles_high * tiles_wide, plane
+    cdef floating bias
+    cdef floating* row
     if q.shape[0] < n_images * maps * tiles_per_image * 16:
         raise ValueError(f"q needs {n_images * maps * tiles_per_image * 16} entries, got {q.shape[0]}")
     if b is not None and b.shape[0] != maps:
         raise ValueError(f"b needs {maps} entries, got {b.shape[0]}")
     cdef bint has_bias = b is not None
+    cdef const floating* qp = &q[0]
+    cdef floating* yp = &y[0, 0, 0, 0]
     for plane in prange(n_images * maps, nogil=True, schedule="static", num_threads=num_threads):
-        tq = &q[plane * tiles_per_image * 16]
+        row = <floating*>malloc(sizeof(floating) * (3 * tiles_wide + 1))
+        if row == NULL:
+            with gil:
+                raise MemoryError("phase_fold: no memory for a row of windows")
         bias = b[plane % maps] if has_bias else 0
-        for i in range(oh):
-            ti = (i + 1) // 3
-            r = i + 1 - 3 * ti
-            for j in range(ow):
-                tj = (j + 1) // 3
-                s = j + 1 - 3 * tj
-                acc = tq[(ti * tiles_wide + tj) * 16 + 4 * r + s]
-                if r == 0 and ti > 0:
-                    acc = acc + tq[((ti - 1) * tiles_wide + tj) * 16 + 12 + s]
-                if s == 0 and tj > 0:
-                    acc = acc + tq[(ti * tiles_wide + tj - 1) * 16 + 4 * r + 3]
-                    if r == 0 and ti > 0:
-                        acc = acc + tq[((ti - 1) * tiles_wide + tj - 1) * 16 + 15]
-                y[plane // maps, plane % maps, i, j] = acc + bias
+        fold_plane(qp + plane * tiles_per_image * 16, yp + plane * oh * ow, oh, ow, tiles_wide, bias, row)
+        free(row)
 
 
-def phase_weight_output(const floating[:, :, ::1] m, floating[:, :, :, ::1] dw, int num_threads):
-    """``dw[o, c, 3 - p - 2a, 3 - q - 2b] = (A^T M A)[a, b]`` with ``M[xi] = m[xi, (2p + q) * C + c, o]`` (the
-    parts of ``phase_forward_and_weight_grad`` summed in order); A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+def phase_weight_output(const floating[:, ::1] m, floating[:, :, :, ::1] dw, int num_threads):
+    """``dw[o, c, 3 - p - 2a, 3 - q - 2b] = (A^T M A)[a, b]`` with ``M[xi] = m[xi, ((2p + q) * C + c) * C_out + o]``
+    (the parts of ``phase_forward_and_weight_grad`` summed in order); A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
     cdef Py_ssize_t out_ch = dw.shape[0], channels = dw.shape[1], o, c
-    if m.shape[0] != 16 or m.shape[1] != 4 * channels or m.shape[2] != out_ch or dw.shape[2] != 4 or dw.shape[3] != 4:
-        raise ValueError(f"m {tuple(m.shape)[:3]} does not match dw {tuple(dw.shape)[:4]}")
-    cdef const floating* mp = &m[0, 0, 0]
+    if m.shape[0] != 16 or m.shape[1] < 4 * channels * out_ch or dw.shape[2] != 4 or dw.shape[3] != 4:
+        raise ValueError(f"m {tuple(m.shape)[:2]} does not hold the sums for dw {tuple(dw.shape)[:4]}")
+    cdef Py_ssize_t xi_stride = m.shape[1]
+    cdef const floating* mp = &m[0, 0]
     cdef floating* dwp = &dw[0, 0, 0, 0]
     for c in prange(channels, nogil=True, schedule="static", num_threads=num_threads):
         for o in range(out_ch):
-            phase_filter_gradient(mp + c * out_ch + o, 4 * channels * out_ch, channels * out_ch,
+            phase_filter_gradient(mp + c * out_ch + o, xi_stride, channels * out_ch,
                                   dwp + (o * channels + c) * 16)
 
 

@@ -445,8 +445,13 @@ class WinogradPhasesPath(WinogradPath):
             blocks = min(_blocks(blocks, self.SHARES) * self.SHARES, _blocks(tiles, self.MIN_TILE_BLOCK))
         return _blocks(tiles, blocks), tiles
 
+    def _positions(self, name, lead, rows, cols, dtype):
+        """``lead`` x 16 rows, each a position's matrix (rows x cols), one cache line longer (winograd.pyx,
+        ``phase_stride``)."""
+        return self.workspace(name, (lead, self.POSITIONS, self.kernels.phase_workspace(rows, cols) // self.POSITIONS), dtype)
+
     def _filters(self, w, threads):
-        u = self.workspace("phase_u", (self.POSITIONS, 4 * w.shape[1], w.shape[0]), w.dtype)
+        u = self._positions("phase_u", 1, 4 * w.shape[1], w.shape[0], w.dtype)[0]
         self.kernels.phase_filter_transform(w, u, threads)
         return u
 
@@ -468,11 +473,11 @@ class WinogradPhasesPath(WinogradPath):
         u = self._filters(w, threads)
         tiles_per_map = tiles // g.n
         q = self.workspace("phase_q", (g.n * g.o * tiles_per_map * self.POSITIONS,), x.dtype) if forward else None
-        m_parts = self.workspace("phase_dw", (parts, self.POSITIONS, 4 * g.c, g.o), x.dtype) if weight_grad else None
+        m_parts = self._positions("phase_dw", parts, 4 * g.c, g.o, x.dtype) if weight_grad else None
         e = self.workspace("phase_e", (threads, self.kernels.phase_workspace(4 * g.c, block)), x.dtype)
         v = self.workspace("phase_v", (threads, self.kernels.phase_workspace(g.o, block)), x.dtype)
         yh = self.workspace("phase_y", (threads, self.kernels.phase_workspace(g.o, block)), x.dtype)
-        self.kernels.phase_forward_and_weight_grad(x, u, dy, q, m_parts, block, per_part, e, v, yh, threads)
+        self.kernels.phase_forward_and_weight_grad(x, u, g.o, dy, q, m_parts, block, per_part, e, v, yh, threads)
         y = None
         if forward:
             y = np.empty(g.y_shape, dtype=x.dtype)
