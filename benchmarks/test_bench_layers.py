@@ -1,8 +1,10 @@
 """pytest-benchmark suites for composed layers: ConvTranspose2d, built from the gradient-alone primitives.
 
 Its forward pass is ``conv2d_input_grad`` (dX alone) and its backward pass
-``conv2d_and_weight_grad`` (the convolution of dY and that convolution's dW,
-from one column matrix). ``full-gradients`` is the composition it replaced,
+``conv2d_and_weight_grad`` (the convolution of dY and that convolution's dW
+in one pass: one column matrix on im2col, one transform of dY's stride-2
+phases on winograd_phases, which the autotuner picks for this k4 s2 p1 layer
+where it measures it faster). ``full-gradients`` is the composition it replaced,
 kept as the baseline: the forward pass as ``conv2d_grad`` on zeros (dX kept,
 dW thrown away) and the backward pass as ``conv2d`` plus a whole ``conv2d_grad``
 (dW kept, dX thrown away), on the im2col path it ran then. Run with

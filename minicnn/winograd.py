@@ -1,4 +1,5 @@
-"""Winograd's minimal filtering, F(2x2, 3x3) and F(4x4, 3x3): the textbook version in NumPy.
+"""Winograd's minimal filtering, F(2x2, 3x3) and F(4x4, 3x3), and F(3x3, 2x2) on the four phases of a
+stride-2 layer (the end of this module): the textbook version in NumPy.
 
 Reference: A. Lavin and S. Gray, "Fast Algorithms for Convolutional Neural
 Networks", CVPR 2016 (arXiv:1509.09308), sections 4.1 and 4.2. The cython
@@ -107,7 +108,8 @@ import numpy as np
 
 __all__ = ["BT", "G", "AT", "BT4", "G4", "AT4", "MATRICES", "POINTS", "multiplications",
            "winograd_conv2d", "winograd_input_grad", "winograd_weight_grad", "error_bound",
-           "PHASE_TAPS", "phase_tiles", "phase_conv2d", "phase_input_grad", "phase_weight_grad"]
+           "PHASE_TAPS", "phase_tiles", "phase_multiplications", "phase_conv2d", "phase_input_grad",
+           "phase_weight_grad"]
 
 #: Input transform B^T (4x4), Lavin and Gray 2016, section 4.1, for F(2x2, 3x3).
 BT = np.array([[1, 0, -1, 0],
@@ -306,6 +308,15 @@ PHASE_TAPS = np.array([[3, 1], [2, 0]])
 def phase_tiles(size):
     """Tiles of 3 phase positions along an axis of X of ``size`` pixels: s runs over 0 .. size // 2."""
     return -(-(size // 2 + 1) // 3)
+
+
+def phase_multiplications():
+    """(Winograd, direct) multiplications per tile of 3x3 phase positions (36 pixels of dX) and channel pair:
+    the four phases' elementwise products, B^T's size squared each (64), against the 4 taps of each pixel
+    (144), counted from the matrices and PHASE_TAPS."""
+    positions = G.T.shape[0] ** 2  # the 3x3 outputs of G^T M G per phase
+    taps = PHASE_TAPS.shape[1] ** 2  # the 2x2 filter of a phase
+    return 4 * BT.shape[0] ** 2, 4 * positions * taps
 
 
 def _phase_filters(w):

@@ -287,7 +287,18 @@ def test_the_spec_entries_beyond_the_decks():
             np.testing.assert_allclose(y, entry["expected"], atol=1e-12)
             d, g = entry["d"], entry["g"]
             assert [d[0] * g[0] + d[1] * g[1] + d[2] * g[2], d[1] * g[0] + d[2] * g[1] + d[3] * g[2]] == entry["expected"]
+        elif entry["check"] == "phase_multiplications":
+            from minicnn.winograd import phase_multiplications
+
+            fast, direct = phase_multiplications()
+            assert [fast, direct] == entry["expected"] and direct / fast == entry["reduction"]
+            # the direct count is the work of the double sum: every pixel of a 6x6 block of a transposed
+            # convolution k4 s2 p1 receives 4 of the 16 taps
+            def taps(y):  # the taps k of one axis that reach output pixel y = 2i + k - 1
+                return sum(1 for k in range(4) if (y + 1 - k) % 2 == 0)
+
+            assert sum(taps(y) * taps(x) for y in range(6) for x in range(6)) == direct
         else:
             pytest.fail(f"{entry['id']}: unknown check {entry['check']!r}")
         checked += 1
-    assert checked == 3
+    assert checked == 4
