@@ -504,36 +504,39 @@ cdef void phase_filter(const floating* w, floating* u, Py_ssize_t phase_stride, 
                 up[(4 * i + 3) * xi_stride] = -t[i][1]
 
 
+cdef inline void load_block(const floating* src, Py_ssize_t r0, Py_ssize_t c0, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t height, Py_ssize_t width, floating* out) noexcept nogil:
+    """``out[i * cols + j] = src[(r0 + i) * width + c0 + j]``, zero outside the height x width plane."""
+    cdef Py_ssize_t i, j
+    if r0 >= 0 and r0 + rows <= height and c0 >= 0 and c0 + cols <= width:
+        for i in range(rows):
+            for j in range(cols):
+                out[i * cols + j] = src[(r0 + i) * width + c0 + j]
+    else:
+        for i in range(rows):
+            for j in range(cols):
+                out[i * cols + j] = plane_at(src, r0 + i, c0 + j, height, width)
+
+
 cdef void phase_v_tiles(const floating* dy, floating* v, Py_ssize_t first, Py_ssize_t count, Py_ssize_t ld,
                         Py_ssize_t maps, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_wide,
                         Py_ssize_t tiles_per_image) noexcept nogil:
     """``V[xi, o, l] = (B^T d B)[xi]`` for the 4x4 windows d of dY (rows 3ti - 1 .. 3ti + 2, zero outside) of
     the block's tiles ``first + l``."""
-    cdef floating d[4][4]
+    cdef floating d[16]
     cdef floating s[4][4]
-    cdef Py_ssize_t o, l, img, ti, tj, r0, c0, i, j
+    cdef Py_ssize_t o, l, img, ti, tj, i, j
     cdef Py_ssize_t stride = phase_stride(maps, ld)
-    cdef const floating* src
     cdef floating* vp
     for o in range(maps):
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         for l in range(count):
-            src = dy + (img * maps + o) * oh * ow
-            r0 = 3 * ti - 1
-            c0 = 3 * tj - 1
-            if r0 >= 0 and r0 + 4 <= oh and c0 >= 0 and c0 + 4 <= ow:
-                for i in range(4):
-                    for j in range(4):
-                        d[i][j] = src[(r0 + i) * ow + c0 + j]
-            else:
-                for i in range(4):
-                    for j in range(4):
-                        d[i][j] = plane_at(src, r0 + i, c0 + j, oh, ow)
+            load_block(dy + (img * maps + o) * oh * ow, 3 * ti - 1, 3 * tj - 1, 4, 4, oh, ow, d)
             for j in range(4):  # s = B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
-                s[0][j] = d[0][j] - d[2][j]
-                s[1][j] = d[1][j] + d[2][j]
-                s[2][j] = d[2][j] - d[1][j]
-                s[3][j] = d[1][j] - d[3][j]
+                s[0][j] = d[j] - d[8 + j]
+                s[1][j] = d[4 + j] + d[8 + j]
+                s[2][j] = d[8 + j] - d[4 + j]
+                s[3][j] = d[4 + j] - d[12 + j]
             vp = v + o * ld + l
             for i in range(4):  # (B^T d) B, the same over the columns
                 vp[(4 * i) * stride] = s[i][0] - s[i][2]
@@ -551,24 +554,13 @@ cdef void phase_e_tiles(const floating* x, floating* e, Py_ssize_t first, Py_ssi
     The four phases of a tile are the 6x6 pixels of X at rows 6ti - 1 .., columns 6tj - 1 .., read once."""
     cdef floating px[6][6]
     cdef floating s[4][3]
-    cdef Py_ssize_t pq, c, l, img, ti, tj, r0, c0, a, b, j, p, q
+    cdef Py_ssize_t pq, c, l, img, ti, tj, a, j, p, q
     cdef Py_ssize_t stride = phase_stride(4 * channels, ld)
-    cdef const floating* src
     cdef floating* ep
     for c in range(channels):
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         for l in range(count):
-            src = x + (img * channels + c) * height * width
-            r0 = 6 * ti - 1
-            c0 = 6 * tj - 1
-            if r0 >= 0 and r0 + 6 <= height and c0 >= 0 and c0 + 6 <= width:
-                for a in range(6):
-                    for b in range(6):
-                        px[a][b] = src[(r0 + a) * width + c0 + b]
-            else:
-                for a in range(6):
-                    for b in range(6):
-                        px[a][b] = plane_at(src, r0 + a, c0 + b, height, width)
+            load_block(x + (img * channels + c) * height * width, 6 * ti - 1, 6 * tj - 1, 6, 6, height, width, &px[0][0])
             for pq in range(4):  # phase (p, q), position (a, b): pixel 1 + 2a - p, 1 + 2b - q of the 6x6
                 p = 1 - (pq >> 1)
                 q = 1 - (pq & 1)
