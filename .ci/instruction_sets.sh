@@ -9,7 +9,8 @@ for target in x86-64-v3 x86-64; do
     echo "== kernels built for $target only"
     MINICNN_SINGLE_TARGET="$target" python -m pip install -q --no-deps -e .
     python -m pytest -q -p no:cacheprovider tests/test_functional.py tests/test_properties.py tests/test_graph.py \
-        tests/test_plans.py tests/test_winograd.py tests/test_kernel_isa.py tests/test_api_fuzz.py
+        tests/test_plans.py tests/test_winograd.py tests/test_winograd_phases.py tests/test_kernel_isa.py \
+        tests/test_api_fuzz.py
 done
 echo "== kernels built for AVX-512, AVX2 and baseline, chosen at run time"
 python -m pip install -q --no-deps -e .
