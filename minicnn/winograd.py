@@ -353,11 +353,11 @@ def _check_phase_layer(x_shape, w_shape, dy_shape=None):
     n, c, h, w = x_shape
     if len(w_shape) != 4 or tuple(w_shape[1:]) != (c, 4, 4):
         raise ValueError(f"needs filters (C_out, {c}, 4, 4) for an input {tuple(x_shape)}, got {tuple(w_shape)}")
-    if h % 2 or w % 2:
-        raise ValueError(f"needs an even input size (H, W), got {(h, w)}")
+    if h < 2 or w < 2:
+        raise ValueError(f"needs an input of 2x2 pixels at least (H, W), got {(h, w)}")
     want = (n, w_shape[0], h // 2, w // 2)
     if dy_shape is not None and tuple(dy_shape) != want:
-        raise ValueError(f"dY must have the output's shape (N, C_out, H/2, W/2) = {want}, got {tuple(dy_shape)}")
+        raise ValueError(f"dY must have the output's shape (N, C_out, H // 2, W // 2) = {want}, got {tuple(dy_shape)}")
     return phase_tiles(h), phase_tiles(w)
 
 

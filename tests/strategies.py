@@ -594,7 +594,7 @@ def path_conv_configs(draw, path, op, dtype=np.float64):
     needs (``minicnn/backends/cython_paths.py``): ``dense`` a filter as large as
     its input; ``direct`` stride 1 and 16 or 32 maps on the side it vectorises,
     rows of 8+ pixels; the ``winograd*`` paths 3x3 at stride 1 (``winograd_phases`` 4x4 at
-    stride 2, padding 1, even sizes); ``rows`` and ``lanes``
+    stride 2, padding 1); ``rows`` and ``lanes``
     stride 1 without padding, rows of one vector or more (``rows``) and whole
     groups of images in the vector lanes (``lanes``); ``batched``, ``im2col``
     and ``reference`` any layer (strides, dilations and groups included).
@@ -618,8 +618,8 @@ def path_conv_configs(draw, path, op, dtype=np.float64):
         padding = (0, 0) if op == "weight_grad" else (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
         h, w = _sides(kernel, padding, draw(st.integers(2, 10)), draw(st.integers(8, 24)))
         return _config(draw(st.integers(1, 4)), narrow, wide, h, w, kernel, padding=padding)
-    if path == "winograd_phases":  # 4x4, stride 2, padding 1 on even sizes (a transposed convolution k4 s2 p1's layer)
-        h, w = 2 * draw(st.integers(1, 10)), 2 * draw(st.integers(1, 10))
+    if path == "winograd_phases":  # 4x4, stride 2, padding 1 (a transposed convolution k4 s2 p1's layer)
+        h, w = draw(st.integers(2, 21)), draw(st.integers(2, 21))
         return _config(draw(st.integers(1, 4)), draw(st.integers(1, 20)), draw(st.integers(1, 20)), h, w, (4, 4),
                        stride=(2, 2), padding=(1, 1))
     if path.startswith("winograd"):  # winograd, winograd4 and their shared-block (wide) variants

@@ -147,8 +147,8 @@ def winograd_layers(draw):
 
 @st.composite
 def phase_layers(draw):
-    """4x4 filters, stride 2, padding 1 on even sizes (a transposed convolution k4 s2 p1's layer), down to 2x2."""
-    h, w = 2 * draw(st.integers(1, 9)), 2 * draw(st.integers(1, 9))
+    """4x4 filters, stride 2, padding 1 (a transposed convolution k4 s2 p1's layer), odd sizes and 2x2 included."""
+    h, w = draw(st.integers(2, 18)), draw(st.integers(2, 18))
     return ((draw(st.integers(1, 3)), draw(st.integers(1, 12)), h, w), (draw(st.integers(1, 12)), None, 4, 4),
             dict(stride=2, padding=1))
 

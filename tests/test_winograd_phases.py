@@ -19,7 +19,7 @@ LAYER = dict(stride=2, padding=1)
 
 @st.composite
 def phase_layers(draw):
-    h, w = 2 * draw(st.integers(1, 10)), 2 * draw(st.integers(1, 10))
+    h, w = draw(st.integers(2, 21)), draw(st.integers(2, 21))  # odd sizes too (output_padding=1)
     return (draw(st.integers(1, 3)), draw(st.integers(1, 6)), h, w), draw(st.integers(1, 6))
 
 
@@ -74,9 +74,9 @@ def test_the_numpy_phases_refuse_other_layers_by_name():
     x = np.zeros((1, 2, 6, 6))
     with pytest.raises(ValueError, match=r"needs filters \(C_out, 2, 4, 4\) for an input \(1, 2, 6, 6\), got \(3, 2, 3, 3\)"):
         phase_conv2d(x, np.zeros((3, 2, 3, 3)))
-    with pytest.raises(ValueError, match=r"needs an even input size \(H, W\), got \(5, 6\)"):
-        phase_conv2d(np.zeros((1, 2, 5, 6)), np.zeros((3, 2, 4, 4)))
-    with pytest.raises(ValueError, match=r"dY must have the output's shape \(N, C_out, H/2, W/2\) = \(1, 3, 3, 3\), got \(1, 3, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"needs an input of 2x2 pixels at least \(H, W\), got \(1, 6\)"):
+        phase_conv2d(np.zeros((1, 2, 1, 6)), np.zeros((3, 2, 4, 4)))
+    with pytest.raises(ValueError, match=r"dY must have the output's shape \(N, C_out, H // 2, W // 2\) = \(1, 3, 3, 3\), got \(1, 3, 4, 4\)"):
         phase_input_grad(np.zeros((3, 2, 4, 4)), np.zeros((1, 3, 4, 4)), x.shape)
 
 
@@ -90,7 +90,10 @@ def cython():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("x_shape, o", [((2, 3, 8, 8), 5), ((1, 2, 2, 4), 3), ((3, 5, 14, 10), 4), ((2, 32, 32, 32), 16)])
+@pytest.mark.parametrize("x_shape, o", [((2, 3, 8, 8), 5), ((1, 2, 2, 4), 3), ((3, 5, 14, 10), 4), ((2, 32, 32, 32), 16),
+                                        ((2, 3, 9, 7), 4), ((1, 1, 2, 3), 1), ((1, 3, 17, 2), 2),
+                                        # many blocks of tiles, a partial last block, parts of several blocks
+                                        ((90, 2, 16, 16), 2)])
 def test_the_compiled_phases_match_the_numpy_phases(cython, x_shape, o, dtype):
     x, w, b, dy = _data(x_shape, o, 3, dtype)
     tol = dict(rtol=2e-5, atol=2e-5 * np.sqrt(x_shape[1] * o)) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
@@ -121,37 +124,66 @@ def test_the_path_takes_only_its_layer_and_says_why(cython):
     assert "needs a 4x4 filter, stride 2 and padding 1" in path.takes("forward", geometry((2, 4, 16, 16), stride=1, padding=1), np.float32)
     assert "needs no dilation and one group" in path.takes(
         "forward", shapes.conv2d_geometry((2, 4, 16, 16), (8, 2, 4, 4), stride=2, padding=1, groups=2), np.float32)
-    assert "needs an even input size" in path.takes("weight_grad", geometry((2, 4, 15, 16), stride=2, padding=1), np.float32)
+    # odd sizes too: a transposed convolution with output_padding=1, or a stride-2 layer on an odd map
+    assert path.takes("weight_grad", geometry((2, 4, 15, 16), stride=2, padding=1), np.float32) == ""
 
 
 def test_the_kernels_check_the_shapes_they_are_given(cython):
+    """The kernels run without bounds checks, so what reaches them from Python is checked first (the
+    workspaces here are only for the refusals: one array as both V and M would give a wrong dX)."""
     kernels = cython._winograd
     dy = np.zeros((1, 3, 4, 4), np.float32)
     u = np.zeros((16, 8 * 3), np.float32)  # 16 positions of (4 C_in) x C_out
     ws = np.zeros((1, kernels.phase_workspace(8, 16)), np.float32)
+    dx = np.zeros((1, 2, 8, 8), np.float32)
     with pytest.raises(ValueError, match="is not the output of a 4x4 stride-2 padding-1 layer on"):
         kernels.phase_input_grad(dy, u, np.zeros((1, 2, 10, 8), np.float32), 16, ws, ws, 1)
     with pytest.raises(ValueError, match="the workspaces are too small"):
-        kernels.phase_input_grad(dy, u, np.zeros((1, 2, 8, 8), np.float32), 16, ws[:, :10], ws, 1)
+        kernels.phase_input_grad(dy, u, dx, 16, ws[:, :10], ws, 1)
     with pytest.raises(ValueError, match="needs 4x4 filters"):
         kernels.phase_filter_transform(np.zeros((3, 2, 3, 3), np.float32), u, 1)
+    # a tile block of 0 (it divides the tiles into blocks) and 0 threads (OpenMP would take all the cores)
+    with pytest.raises(ValueError, match="tile_block must be at least 1, got 0"):
+        kernels.phase_input_grad(dy, u, dx, 0, ws, ws, 1)
+    with pytest.raises(ValueError, match="num_threads must be at least 1, got 0"):
+        kernels.phase_input_grad(dy, u, dx, 16, ws, ws, 0)
+    x = np.zeros((1, 2, 8, 8), np.float32)
+    q = np.zeros(1, np.float32)
+    with pytest.raises(ValueError, match="tile_block must be at least 1, got 0"):
+        kernels.phase_forward_and_weight_grad(x, u, 3, None, q, None, 0, 1, ws, ws, ws, 1)
+    with pytest.raises(ValueError, match="num_threads must be at least 1, got -1"):
+        kernels.phase_fold(q, None, np.zeros((1, 3, 4, 4), np.float32), -1)
+    # 4 C_in x C_out beyond 32 bits: refused before it could wrap around and let a small u through
+    wide = np.zeros((1, 32768, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="exceed the 32-bit sizes of BLAS"):
+        kernels.phase_forward_and_weight_grad(wide, np.zeros((16, 1), np.float32), 16384, None, q, None, 16, 1, ws, ws, ws, 1)
+    # the F(2x2, 3x3) kernels check their thread count the same way
+    with pytest.raises(ValueError, match="num_threads must be at least 1, got 0"):
+        kernels.filter_transform(np.zeros((1, 1, 3, 3), np.float32), np.zeros((16, 1, 1), np.float32), 0)
+    with pytest.raises(ValueError, match="num_threads must be at least 1, got 0"):
+        kernels.weight_output_transform(np.zeros((1, 16, 1, 1), np.float32), np.zeros((1, 1, 3, 3), np.float32), 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_transposed_convolution_k4_s2_p1_runs_on_the_phases_and_matches_the_reference(cython, dtype, monkeypatch):
     """The layer the path is for: the static table sends its forward (the phases' input gradient) and its
-    weight gradient there (not Y alone, measured slower than im2col), and the results are the reference's."""
-    g = shapes.conv2d_geometry((4, 5, 14, 18), (6, 5, 4, 4), stride=2, padding=1)
-    plan = cython.plan_conv2d(g, dtype)
-    assert (plan.input_grad, plan.weight_grad) == ("winograd_phases", "winograd_phases")
-    assert plan.forward != "winograd_phases"
+    backward (Y and dW in one pass) there, and the results are the reference's; with output_padding=1 too
+    (an odd output)."""
     monkeypatch.setenv("MINICNN_AUTOTUNE", "0")
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 6, 7, 9)).astype(dtype)
-    dy = rng.standard_normal((4, 5, 14, 18)).astype(dtype)
+    for output_padding in (0, 1):
+        out_hw = (14 + output_padding, 18 + output_padding)
+        g = shapes.conv2d_geometry((4, 5, *out_hw), (6, 5, 4, 4), stride=2, padding=1)
+        plan = cython.plan_conv2d(g, dtype)
+        assert (plan.forward, plan.input_grad, plan.weight_grad, plan.paired) == ("winograd_phases",) * 4
+        _check_layer_against_the_reference(x, rng.standard_normal((4, 5, *out_hw)).astype(dtype), output_padding, dtype)
+
+
+def _check_layer_against_the_reference(x, dy, output_padding, dtype):
     out = {}
     for name in ("numpy", "cython"):
-        layer = mc.nn.ConvTranspose2d(6, 5, 4, 2, 1, rng=0, dtype=dtype)
+        layer = mc.nn.ConvTranspose2d(6, 5, 4, 2, 1, output_padding=output_padding, rng=0, dtype=dtype)
         with mc.use_backend(name):
             out[name] = (layer(x), layer.backward(dy), layer.weight.grad, layer.bias.grad)
     tol = 1e-4 if dtype == np.float32 else 1e-11

@@ -33,6 +33,8 @@ from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+cdef Py_ssize_t _INT_MAX = 2147483647
+
 
 cdef inline void gemm_rowmajor(char trans_a, char trans_b, int m, int n, int k, floating alpha,
                                const floating* a, int lda, const floating* b, int ldb,
@@ -80,6 +82,7 @@ cdef extern from "winograd.h" nogil:
 def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int num_threads, int m=2):
     """``u[xi, o, c] = (G w[o, c] G^T)[xi]`` for filters ``w`` (C_out, C_in, 3, 3) and F(m x m, 3x3); ``u`` is
     ((m + 2)**2, C_out, C_in) (winograd.h: one filter's channels at a time)."""
+    check_blocking(1, num_threads)
     cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o
     cdef Py_ssize_t stride = out_ch * channels
     check_tile(m)
@@ -95,6 +98,15 @@ def filter_transform(const floating[:, :, :, ::1] w, floating[:, :, ::1] u, int 
             minicnn_wino_filter_f32(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
         else:
             minicnn_wino_filter_f64(&w[o, 0, 0, 0], <int>channels, &u[0, o, 0], stride)
+
+
+cdef check_blocking(int tile_block, int num_threads):
+    """The tile block divides the tiles into blocks and OpenMP reads ``num_threads`` as the thread count (0
+    would mean "all the cores", past the workspaces' rows): both must be checked before either is used."""
+    if tile_block < 1:
+        raise ValueError(f"tile_block must be at least 1, got {tile_block}")
+    if num_threads < 1:
+        raise ValueError(f"num_threads must be at least 1, got {num_threads}")
 
 
 cdef check_tile(int m):
@@ -232,6 +244,7 @@ def winograd_forward(const floating[:, :, :, ::1] x, const floating[:, :, ::1] u
     """``y = conv2d(x, w, padding=(ph, pw)) + b`` for 3x3 filters by F(m x m, 3x3) given
     ``u = filter_transform(w, m=m)``; ``b`` may be None. ``v_workspace`` needs (m+2)**2 * C_in * tile_block
     entries per thread, ``m_workspace`` (m+2)**2 * C_out * tile_block (``num_threads`` rows at least)."""
+    check_blocking(tile_block, num_threads)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = u.shape[1], oh = y.shape[2], ow = y.shape[3]
     cdef Py_ssize_t tiles_wide = (ow + m - 1) // m
@@ -279,6 +292,7 @@ def winograd_forward_wide(const floating[:, :, :, ::1] x, const floating[:, :, :
     the output transform by filter), so that each thread reads only its share of U. Every product
     has a shape fixed by the layer: the same bits on any number of threads. ``v_workspace`` needs
     (m+2)**2 * C_in * tile_block entries, ``m_workspace`` (m+2)**2 * C_out * tile_block."""
+    check_blocking(tile_block, num_threads)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = u.shape[1], oh = y.shape[2], ow = y.shape[3]
     cdef Py_ssize_t tiles_wide = (ow + m - 1) // m
@@ -332,6 +346,7 @@ def winograd_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     ``tile_block`` tiles numbered ``p * blocks_per_part`` up to the next part's (every part one at
     least), summed in block order by one thread. ``v_workspace`` needs 16*C_in*tile_block entries per
     thread, ``e_workspace`` 16*C_out*tile_block."""
+    check_blocking(tile_block, num_threads)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_ch = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
     cdef Py_ssize_t tiles_wide = (ow + m - 1) // m
@@ -419,6 +434,7 @@ cdef void filter_gradient4(const floating* m_parts, Py_ssize_t parts, Py_ssize_t
 def weight_output_transform(const floating[:, :, :, ::1] m_parts, floating[:, :, :, ::1] dw, int num_threads):
     """``dw[o, c] = G^T M G`` with ``M[xi] = sum of m_parts[part, xi, o, c]`` over the parts, in order (F(3x3, 2x2)
     for 16 positions, F(3x3, 4x4) for 36)."""
+    check_blocking(1, num_threads)
     cdef Py_ssize_t parts = m_parts.shape[0], positions = m_parts.shape[1], out_ch = dw.shape[0], channels = dw.shape[1]
     cdef Py_ssize_t o, c
     cdef Py_ssize_t xi_stride = out_ch * channels
@@ -448,10 +464,20 @@ cdef inline floating plane_at(const floating* src, Py_ssize_t r, Py_ssize_t c, P
 
 
 cdef inline Py_ssize_t phase_stride(Py_ssize_t rows, Py_ssize_t ld) noexcept nogil:
-    """Entries between two positions xi of a block's transforms or products: ``rows * ld`` plus one cache
-    line, so that the 16 streams a transform writes never fall into the same cache sets (a power-of-two
-    stride made them evict each other: the tile block of 64 on 64 maps ran the transforms 3x slower)."""
+    """Entries between two positions xi of a block's transforms or products, or of the transformed filters:
+    ``rows * ld`` plus 16 (a cache line of float32, two of float64), so that the 16 streams a transform
+    writes do not fall into the same cache sets (at a power-of-two distance they evicted each other: the
+    filter transform took 0.47 ms instead of 0.07 ms on one thread, AMD Zen 4)."""
     return rows * ld + 16
+
+
+cdef check_phase_sizes(Py_ssize_t rows, Py_ssize_t maps, Py_ssize_t tile_block):
+    """BLAS takes 32-bit sizes: the products' dimensions (4 C_in, C_out, tiles) and a transformed filter's
+    4 C_in x C_out entries must fit, checked in 64 bits before any cast."""
+    if maps < 1 or rows < 4:
+        raise ValueError(f"needs one filter and one channel at least, got C_out = {maps}, C_in = {rows // 4}")
+    if rows * maps > _INT_MAX or rows * tile_block > _INT_MAX or maps * tile_block > _INT_MAX:
+        raise ValueError(f"4 C_in = {rows}, C_out = {maps} and the tile block {tile_block} exceed the 32-bit sizes of BLAS")
 
 
 def phase_workspace(Py_ssize_t rows, Py_ssize_t tile_block):
@@ -467,8 +493,8 @@ def phase_tiles(Py_ssize_t height, Py_ssize_t width):
 def phase_filter_transform(const floating[:, :, :, ::1] w, floating[:, ::1] u, int num_threads):
     """``u[xi, ((2p + q) * C + c) * C_out + o] = (A f A^T)[xi]`` for the 2x2 phase filters ``f[a, b] = w[o, c,
     3 - p - 2a, 3 - q - 2b]`` of ``w`` (C_out, C_in, 4, 4); A = [[1, 0], [1, 1], [1, -1], [0, -1]]. Each row of
-    ``u`` is one position's matrix (4 C_in x C_out), longer where the rows are padded (``phase_stride``:
-    32 KB apart, the 16 matrices shared cache sets and the transform ran 2x slower)."""
+    ``u`` is one position's matrix (4 C_in x C_out), longer where the rows are padded (``phase_stride``)."""
+    check_blocking(1, num_threads)
     cdef Py_ssize_t out_ch = w.shape[0], channels = w.shape[1], o, c
     if w.shape[2] != 4 or w.shape[3] != 4 or u.shape[0] != 16 or u.shape[1] < 4 * channels * out_ch:
         raise ValueError(f"w {tuple(w.shape)[:4]} needs 4x4 filters and u 16 rows of {4 * channels * out_ch} entries "
@@ -554,21 +580,21 @@ cdef void phase_e_tiles(const floating* x, floating* e, Py_ssize_t first, Py_ssi
     The four phases of a tile are the 6x6 pixels of X at rows 6ti - 1 .., columns 6tj - 1 .., read once."""
     cdef floating px[6][6]
     cdef floating s[4][3]
-    cdef Py_ssize_t pq, c, l, img, ti, tj, a, j, p, q
+    cdef Py_ssize_t pq, c, l, img, ti, tj, a, j, row0, col0
     cdef Py_ssize_t stride = phase_stride(4 * channels, ld)
     cdef floating* ep
     for c in range(channels):
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         for l in range(count):
             load_block(x + (img * channels + c) * height * width, 6 * ti - 1, 6 * tj - 1, 6, 6, height, width, &px[0][0])
-            for pq in range(4):  # phase (p, q), position (a, b): pixel 1 + 2a - p, 1 + 2b - q of the 6x6
-                p = 1 - (pq >> 1)
-                q = 1 - (pq & 1)
+            for pq in range(4):  # phase (p, q), position (a, b): pixel (row0 + 2a, col0 + 2b) of the 6x6, row0 = 1 - p
+                row0 = 1 - (pq >> 1)
+                col0 = 1 - (pq & 1)
                 for j in range(3):  # s = G e: rows e0, (e0 + e1 + e2)/2, (e0 - e1 + e2)/2, e2
-                    s[0][j] = px[p][q + 2 * j]
-                    s[1][j] = (px[p][q + 2 * j] + px[p + 2][q + 2 * j] + px[p + 4][q + 2 * j]) * <floating>0.5
-                    s[2][j] = (px[p][q + 2 * j] - px[p + 2][q + 2 * j] + px[p + 4][q + 2 * j]) * <floating>0.5
-                    s[3][j] = px[p + 4][q + 2 * j]
+                    s[0][j] = px[row0][col0 + 2 * j]
+                    s[1][j] = (px[row0][col0 + 2 * j] + px[row0 + 2][col0 + 2 * j] + px[row0 + 4][col0 + 2 * j]) * <floating>0.5
+                    s[2][j] = (px[row0][col0 + 2 * j] - px[row0 + 2][col0 + 2 * j] + px[row0 + 4][col0 + 2 * j]) * <floating>0.5
+                    s[3][j] = px[row0 + 4][col0 + 2 * j]
                 ep = e + (pq * channels + c) * ld + l
                 for a in range(4):  # (G e) G^T, the same over the columns
                     ep[(4 * a) * stride] = s[a][0]
@@ -587,15 +613,15 @@ cdef void phase_z_tiles(const floating* prod, floating* dx, Py_ssize_t first, Py
     cdef floating px[6][6]
     cdef floating m[16]
     cdef floating s[3][4]
-    cdef Py_ssize_t pq, c, l, img, ti, tj, r0, c0, a, b, j, p, q, lo, hi
+    cdef Py_ssize_t pq, c, l, img, ti, tj, r0, c0, a, b, j, row0, col0, lo, hi
     cdef Py_ssize_t stride = phase_stride(4 * channels, ld)
     cdef floating* dst
     for c in range(channels):
         locate_tile(first, tiles_wide, tiles_per_image, &img, &ti, &tj)
         for l in range(count):
             for pq in range(4):
-                p = 1 - (pq >> 1)
-                q = 1 - (pq & 1)
+                row0 = 1 - (pq >> 1)
+                col0 = 1 - (pq & 1)
                 for j in range(16):
                     m[j] = prod[j * stride + (pq * channels + c) * ld + l]
                 for j in range(4):  # s = G^T M: rows m0 + (m1 + m2)/2, (m1 - m2)/2, (m1 + m2)/2 + m3
@@ -603,9 +629,9 @@ cdef void phase_z_tiles(const floating* prod, floating* dx, Py_ssize_t first, Py
                     s[1][j] = (m[4 + j] - m[8 + j]) * <floating>0.5
                     s[2][j] = (m[4 + j] + m[8 + j]) * <floating>0.5 + m[12 + j]
                 for a in range(3):  # (G^T M) G, the same over the columns
-                    px[p + 2 * a][q] = s[a][0] + (s[a][1] + s[a][2]) * <floating>0.5
-                    px[p + 2 * a][q + 2] = (s[a][1] - s[a][2]) * <floating>0.5
-                    px[p + 2 * a][q + 4] = (s[a][1] + s[a][2]) * <floating>0.5 + s[a][3]
+                    px[row0 + 2 * a][col0] = s[a][0] + (s[a][1] + s[a][2]) * <floating>0.5
+                    px[row0 + 2 * a][col0 + 2] = (s[a][1] - s[a][2]) * <floating>0.5
+                    px[row0 + 2 * a][col0 + 4] = (s[a][1] + s[a][2]) * <floating>0.5 + s[a][3]
             dst = dx + (img * channels + c) * height * width
             r0 = 6 * ti - 1
             c0 = 6 * tj - 1
@@ -657,6 +683,8 @@ def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, ::1] u, 
     ``M[xi] = U[xi] @ V[xi]`` (4 C_in x C_out by C_out x tiles) on one BLAS thread, then ``G^T M G`` into
     each phase. ``v_workspace`` needs ``phase_workspace(C_out, tile_block)`` entries per thread, ``m_workspace``
     ``phase_workspace(4 C_in, tile_block)``."""
+    check_blocking(tile_block, num_threads)
+    check_phase_sizes(4 * dx.shape[1], dy.shape[1], tile_block)
     cdef Py_ssize_t n_images = dy.shape[0], maps = dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
     cdef Py_ssize_t channels = dx.shape[1], height = dx.shape[2], width = dx.shape[3]
     cdef Py_ssize_t tiles_high, tiles_wide
@@ -666,8 +694,6 @@ def phase_input_grad(const floating[:, :, :, ::1] dy, const floating[:, ::1] u, 
     cdef int t, ncols, rows = <int>(4 * channels), k = <int>maps, ld = tile_block
     cdef floating* v
     cdef floating* prod
-    if tile_block < 1:
-        raise ValueError(f"tile_block must be at least 1, got {tile_block}")
     if dx.shape[0] != n_images or u.shape[0] != 16 or u.shape[1] < rows * maps:
         raise ValueError(f"u {tuple(u.shape)[:2]} and dx {tuple(dx.shape)[:4]} do not match dy {tuple(dy.shape)[:4]}")
     if oh != height // 2 or ow != width // 2:
@@ -703,6 +729,8 @@ def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating
     both from one transform E = G e G^T of x's phase tiles per block. ``dy`` (read for the weight gradient
     only) has the output's shape. Part ``p`` holds the blocks ``p * blocks_per_part`` up to the next part's;
     each part runs on one thread: the same bits on any thread count."""
+    check_blocking(tile_block, num_threads)
+    check_phase_sizes(4 * x.shape[1], maps, tile_block)
     cdef Py_ssize_t n_images = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t oh = height // 2, ow = width // 2
     cdef Py_ssize_t tiles_high, tiles_wide
@@ -718,8 +746,8 @@ def phase_forward_and_weight_grad(const floating[:, :, :, ::1] x, const floating
     cdef floating* mp
     cdef floating* qp = NULL
     cdef const floating* dyp = NULL
-    if tile_block < 1 or blocks_per_part < 1:
-        raise ValueError(f"tile_block and blocks_per_part must be at least 1, got {tile_block}, {blocks_per_part}")
+    if blocks_per_part < 1:
+        raise ValueError(f"blocks_per_part must be at least 1, got {blocks_per_part}")
     if maps < 1 or u.shape[0] != 16 or u.shape[1] < rows * maps:
         raise ValueError(f"u {tuple(u.shape)[:2]} does not hold the filters of {maps} maps over x {tuple(x.shape)[:4]}")
     parts = (blocks + blocks_per_part - 1) // blocks_per_part
@@ -794,6 +822,7 @@ def phase_fold(const floating[::1] q, const floating[::1] b, floating[:, :, :, :
     """``y[n, o, i, j] = b[o] + the sum of the tiles' 4x4 windows over (i, j)`` from ``phase_forward_and_weight_grad``'s
     ``q``: window (ti, tj) covers rows 3ti - 1 .. 3ti + 2 and columns 3tj - 1 .. 3tj + 2, so neighbouring windows
     share a row or a column (added in a fixed order: the same bits on any thread count)."""
+    check_blocking(1, num_threads)
     cdef Py_ssize_t n_images = y.shape[0], maps = y.shape[1], oh = y.shape[2], ow = y.shape[3]
     cdef Py_ssize_t tiles_high, tiles_wide
     tiles_high, tiles_wide = phase_tiles(2 * oh, 2 * ow)
@@ -820,6 +849,7 @@ def phase_fold(const floating[::1] q, const floating[::1] b, floating[:, :, :, :
 def phase_weight_output(const floating[:, ::1] m, floating[:, :, :, ::1] dw, int num_threads):
     """``dw[o, c, 3 - p - 2a, 3 - q - 2b] = (A^T M A)[a, b]`` with ``M[xi] = m[xi, ((2p + q) * C + c) * C_out + o]``
     (the parts of ``phase_forward_and_weight_grad`` summed in order); A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    check_blocking(1, num_threads)
     cdef Py_ssize_t out_ch = dw.shape[0], channels = dw.shape[1], o, c
     if m.shape[0] != 16 or m.shape[1] < 4 * channels * out_ch or dw.shape[2] != 4 or dw.shape[3] != 4:
         raise ValueError(f"m {tuple(m.shape)[:2]} does not hold the sums for dw {tuple(dw.shape)[:4]}")

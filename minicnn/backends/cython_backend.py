@@ -487,8 +487,7 @@ class CythonBackend(NumpyBackend):
         if chosen.paired:
             how = ("measured faster than the two separately" if "forward_and_weight_grad" in chosen.times
                    else "the plan runs both on it")
-            lines.append(f"Y and dW together (a transposed convolution's backward): {chosen.paired} (one column "
-                         f"matrix, {how})")
+            lines.append(f"Y and dW together (a transposed convolution's backward): {chosen.paired} (one pass, {how})")
         if chosen.source == "cache":
             lines.append(f"cache: {self.plan_cache.path}")
         return "\n".join(lines)

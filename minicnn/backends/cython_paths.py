@@ -410,12 +410,14 @@ class WinogradPhasesPath(WinogradPath):
             "stride 2, padding 1, the layer whose input gradient is a transposed convolution k4 s2 p1 (DCGAN's "
             "upsampling). Each phase of X is a 2x2 correlation of dY, so one transform B^T d B of dY's 4x4 windows "
             "serves the four phases: 16 products per tile of 3x3 positions instead of 36 multiply-adds (2.25x "
-            "fewer; 1.78x counting the padded edge tiles of 16x16 maps). dX: U[xi] @ V[xi], then G^T M G into "
-            "each phase; Y and dW: one transform G e G^T of X's phase tiles for both (forward_and_weight_grad)")
+            "fewer; 1.78x counting the padded edge tiles when dY's maps are 16x16). dX: U[xi] @ V[xi], then "
+            "G^T M G into each phase; Y and dW: one transform G e G^T of X's phase tiles for both "
+            "(forward_and_weight_grad). Odd sizes too (a transposed convolution with output_padding=1)")
 
     TILE = 3
-    #: Measured on AMD Zen 4 (2 threads, the DCGAN layer 64 -> 32 channels on 16x16, batch 32): Y and dW
-    #: 6.7 ms at 64 tiles per block, 6.9 at 96, 7.7 at 144 (the winograd path's 256 fit the caches less).
+    #: Measured on AMD Zen 4 (2 threads, the DCGAN layer 64 -> 32 channels on 16x16, batch 32, Y and dW
+    #: together): 64 and 96 tiles per block within noise of each other (6.70 and 6.87 ms; 8.43 and 7.97 in
+    #: an earlier run), 144 slower (7.71 ms; benchmarks/results/cpu-2core-amd-epyc-zen4-conv-transpose.txt).
     MAX_TILE_BLOCK = 96
 
     def _takes(self, op, g, dtype):
@@ -423,16 +425,14 @@ class WinogradPhasesPath(WinogradPath):
             return "needs a 4x4 filter, stride 2 and padding 1"
         if g.dilation != (1, 1) or g.groups != 1:
             return "needs no dilation and one group"
-        if g.h % 2 or g.w % 2:
-            return f"needs an even input size (a transposed convolution's output), not {g.h}x{g.w}"
         if self.POSITIONS * 4 * g.c * g.o > _INT_MAX:
             return "the transformed filters exceed 2**31 entries"
         return ""
 
     def _prefers(self, op, g, dtype):
-        # Measured on AMD Zen 4 (native and x86-64-v3 builds): faster than im2col for the DCGAN layer's dX and
-        # its Y and dW together, slower for Y alone (the 4x4 windows' overlap is summed in a second pass).
-        return "Y alone measured slower than im2col (its windows' overlap is summed in a second pass)" if op == "forward" else ""
+        # Measured on AMD Zen 4 by the autotuner (benchmarks/results/cpu-2core-amd-epyc-zen4-conv-transpose.txt):
+        # faster than im2col for the DCGAN layer's Y, dX and dW, and for Y and dW in one pass.
+        return ""
 
     def _tile_block(self, g, op, itemsize):
         """(tiles per block, tiles in all): the tiles of 3x3 phase positions, sized as the winograd path's."""
@@ -450,6 +450,12 @@ class WinogradPhasesPath(WinogradPath):
         ``phase_stride``)."""
         return self.workspace(name, (lead, self.POSITIONS, self.kernels.phase_workspace(rows, cols) // self.POSITIONS), dtype)
 
+    def parallel_items(self, op, g):
+        """The blocks of tiles (Y and dW: the parts of the sum), as the kernels split them among threads."""
+        block, tiles = self._tile_block(g, op, np.dtype(np.float32).itemsize)
+        blocks = _blocks(tiles, block)
+        return blocks if op == "input_grad" else self._parts(g, blocks, 4, 4 * g.c)[0]
+
     def _filters(self, w, threads):
         u = self._positions("phase_u", 1, 4 * w.shape[1], w.shape[0], w.dtype)[0]
         self.kernels.phase_filter_transform(w, u, threads)
@@ -465,10 +471,10 @@ class WinogradPhasesPath(WinogradPath):
         self.kernels.phase_input_grad(dy, u, dx, block, v, m, threads)
         return dx
 
-    def _pass(self, x, w, dy, g, threads, forward, weight_grad):
-        """Y (no bias; None unless ``forward``) and the weight gradient's sum M (None unless ``weight_grad``)."""
+    def _pass(self, x, w, dy, g, threads, forward, weight_grad, bias=None):
+        """Y (plus ``bias``; None unless ``forward``) and the weight gradient's sum M (None unless ``weight_grad``)."""
         block, tiles = self._tile_block(g, "weight_grad", x.itemsize)
-        parts, per_part = self._parts(g, _blocks(tiles, block), x.itemsize, 4 * g.c)
+        parts, per_part = self._parts(g, _blocks(tiles, block), x.itemsize, 4 * g.c)  # Y alone: the same parts
         threads = max(1, min(threads, parts))
         u = self._filters(w, threads)
         tiles_per_map = tiles // g.n
@@ -481,8 +487,9 @@ class WinogradPhasesPath(WinogradPath):
         y = None
         if forward:
             y = np.empty(g.y_shape, dtype=x.dtype)
-            self.kernels.phase_fold(q, None, y, threads)
-        return y, (m_parts.sum(axis=0) if weight_grad else None)
+            self.kernels.phase_fold(q, bias, y, threads)
+        # the parts' sums, without the padding at the end of each position's row (never written)
+        return y, (m_parts[:, :, :4 * g.c * g.o].sum(axis=0) if weight_grad else None)
 
     def _weight_grad(self, m, w, threads):
         dw = np.empty_like(w)
@@ -490,10 +497,7 @@ class WinogradPhasesPath(WinogradPath):
         return dw
 
     def forward(self, x, w, b, g, threads):
-        y, _ = self._pass(x, w, None, g, threads, True, False)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return y
+        return self._pass(x, w, None, g, threads, True, False, b)[0]
 
     def weight_grad(self, x, w, dy, g, threads):
         _, m = self._pass(x, w, dy, g, threads, False, True)
