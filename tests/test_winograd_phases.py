@@ -152,7 +152,7 @@ def test_the_kernels_check_the_shapes_they_are_given(cython):
     with pytest.raises(ValueError, match="tile_block must be at least 1, got 0"):
         kernels.phase_forward_and_weight_grad(x, u, 3, None, q, None, 0, 1, ws, ws, ws, 1)
     with pytest.raises(ValueError, match="num_threads must be at least 1, got -1"):
-        kernels.phase_fold(q, None, np.zeros((1, 3, 4, 4), np.float32), -1)
+        kernels.phase_fold(q, None, np.zeros((1, 3, 4, 4), np.float32), ws, -1)
     # 4 C_in x C_out beyond 32 bits: refused before it could wrap around and let a small u through
     wide = np.zeros((1, 32768, 2, 2), np.float32)
     with pytest.raises(ValueError, match="exceed the 32-bit sizes of BLAS"):

@@ -147,11 +147,9 @@ class CythonBackend(NumpyBackend):
     #: The order in which paths are preferred for each operation when nothing is measured.
     STATIC_ORDER = {
         "forward": ("dense", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide", "winograd_phases",
-                    "rows", "batched",
-                    "im2col", "reference"),
+                    "rows", "batched", "im2col", "reference"),
         "input_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "winograd_wide", "winograd4_wide",
-                       "winograd_phases", "rows",
-                       "batched", "im2col", "reference"),
+                       "winograd_phases", "rows", "batched", "im2col", "reference"),
         "weight_grad": ("dense", "lanes", "direct", "winograd", "winograd4", "winograd_phases", "rows", "batched", "im2col",
                         "reference"),
     }

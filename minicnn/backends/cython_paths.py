@@ -274,11 +274,20 @@ class WinogradPath(Path):
     def _prefers(self, op, g, dtype):
         return "not measured on the development machine; chosen only by measurement"
 
+    def _tiles(self, g, op):
+        """Tiles in all of the correlation the kernel runs for ``op``."""
+        out_h, out_w = (g.h, g.w) if op == "input_grad" else (g.oh, g.ow)
+        return self.kernels.tile_count(g.n, out_h, out_w, self.TILE)
+
+    def _rows_per_tile(self, g):
+        """Rows of a block's transforms and products per tile and position: V's C_in and M's C_out."""
+        return g.c + g.o
+
     def _tile_block(self, g, op, itemsize):
         """(tiles per block, tiles in all) of the correlation the kernel runs for ``op``."""
-        out_h, out_w = (g.h, g.w) if op == "input_grad" else (g.oh, g.ow)
-        tiles = self.kernels.tile_count(g.n, out_h, out_w, self.TILE)
-        fit = max(self.MIN_TILE_BLOCK, min(self.MAX_TILE_BLOCK, self.BLOCK_BYTES // (self.POSITIONS * (g.c + g.o) * itemsize)))
+        tiles = self._tiles(g, op)
+        fit = max(self.MIN_TILE_BLOCK, min(self.MAX_TILE_BLOCK,
+                                           self.BLOCK_BYTES // (self.POSITIONS * self._rows_per_tile(g) * itemsize)))
         blocks = _blocks(tiles, fit)
         if blocks > 1:
             blocks = min(_blocks(blocks, self.SHARES) * self.SHARES, _blocks(tiles, self.MIN_TILE_BLOCK))
@@ -434,16 +443,14 @@ class WinogradPhasesPath(WinogradPath):
         # faster than im2col for the DCGAN layer's Y, dX and dW, and for Y and dW in one pass.
         return ""
 
-    def _tile_block(self, g, op, itemsize):
-        """(tiles per block, tiles in all): the tiles of 3x3 phase positions, sized as the winograd path's."""
+    def _tiles(self, g, op):
+        """Tiles of 3x3 phase positions in all, the same for every operation."""
         tiles_high, tiles_wide = self.kernels.phase_tiles(g.h, g.w)
-        tiles = g.n * tiles_high * tiles_wide
-        fit = max(self.MIN_TILE_BLOCK, min(self.MAX_TILE_BLOCK, self.BLOCK_BYTES // (
-            self.POSITIONS * (4 * g.c + 2 * g.o) * itemsize)))
-        blocks = _blocks(tiles, fit)
-        if blocks > 1:
-            blocks = min(_blocks(blocks, self.SHARES) * self.SHARES, _blocks(tiles, self.MIN_TILE_BLOCK))
-        return _blocks(tiles, blocks), tiles
+        return g.n * tiles_high * tiles_wide
+
+    def _rows_per_tile(self, g):
+        """E's 4 C_in rows (or M's), and V's and Y's C_out each."""
+        return 4 * g.c + 2 * g.o
 
     def _positions(self, name, lead, rows, cols, dtype):
         """``lead`` x 16 rows, each a position's matrix (rows x cols), one cache line longer (winograd.pyx,
@@ -487,7 +494,8 @@ class WinogradPhasesPath(WinogradPath):
         y = None
         if forward:
             y = np.empty(g.y_shape, dtype=x.dtype)
-            self.kernels.phase_fold(q, bias, y, threads)
+            row = self.workspace("phase_row", (threads, 3 * self.kernels.phase_tiles(g.h, g.w)[1] + 1), x.dtype)
+            self.kernels.phase_fold(q, bias, y, row, threads)
         # the parts' sums, without the padding at the end of each position's row (never written)
         return y, (m_parts[:, :, :4 * g.c * g.o].sum(axis=0) if weight_grad else None)
 
